@@ -1,0 +1,85 @@
+"""The device's context at measuring time: what makes two measurements comparable.
+
+nn-Meter's most-cited user issue was a 1.5x gap caused by an unrecorded binary, affinity and
+frequency; every result carries this fingerprint so such gaps can be explained afterwards.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import platform
+import socket
+import sys
+
+from agents import AGENT_VERSION
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def cpu_model() -> str:
+    text = _read("/proc/cpuinfo") or ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Hardware", "Model", "cpu model"):
+            return value.strip()
+    return platform.processor() or platform.machine()
+
+
+def cpu_affinity() -> list[int] | None:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def frequencies_khz() -> dict[str, int]:
+    """Current frequency per CPU where cpufreq exposes it (VMs often do not)."""
+    out = {}
+    for path in sorted(glob.glob("/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq")):
+        value = _read(path)
+        if value and value.isdigit():
+            out[path.split("/")[5]] = int(value)
+    return out
+
+
+def temperatures_c() -> dict[str, float]:
+    out = {}
+    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*")):
+        value = _read(zone + "/temp")
+        if value and value.lstrip("-").isdigit():
+            out[_read(zone + "/type") or os.path.basename(zone)] = int(value) / 1000.0
+    return out
+
+
+def fingerprint(runtime_info: dict | None = None) -> dict:
+    """Static facts plus the moment's frequencies and temperatures."""
+    import numpy
+
+    return {
+        "hostname": socket.gethostname(),
+        "cpu_model": cpu_model(),
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "affinity": cpu_affinity(),
+        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "freq_khz": frequencies_khz(),
+        "temp_c": temperatures_c(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "numpy": numpy.__version__,
+        "agent_version": AGENT_VERSION,
+        "runtime": runtime_info or {},
+    }
+
+
+def moment() -> dict:
+    """What may change between cases: frequencies and temperatures."""
+    return {"freq_khz": frequencies_khz(), "temp_c": temperatures_c()}

@@ -1,0 +1,59 @@
+"""The job protocol between controller and agent (the same for ``local`` and SSH devices).
+
+Invocation: ``python -m agents [--job FILE]`` reads one JSON job (from FILE or stdin) and writes
+one JSON object per line to stdout, flushed as soon as it is known:
+
+Job::
+
+    {"job_id": "c12-local",
+     "runtime": {"name": "onnxruntime", "threads": 1, "provider": "CPUExecutionProvider",
+                 "affinity": [0]},                       # affinity optional (Linux)
+     "timing": {...TimingSettings fields...},            # optional, defaults otherwise
+     "cases": [{"key": "ConvBlock_H32_…", "model": "/path/m.onnx", "sha256": "…"}, …]}
+
+Events, in order::
+
+    {"event": "hello", "job_id": …, "agent_version": …, "context": {fingerprint}}
+    {"event": "result", "key": …, "status": "ok", "init_ms": …, "first_ms": …, "batch": …,
+     "attempts": …, "converged": …, "warmup_calls": …, "sampling_s": …,
+     "stats": {count, min, max, mean, std, median, p90, p95, p99, ci_lo, ci_hi, rel_ci, cv},
+     "samples_ms": [...], "moment": {freq_khz, temp_c}}
+    {"event": "result", "key": …, "status": "failed", "error": "one line"}
+    {"event": "done", "measured": n, "failed": m}
+
+A job-level problem (unknown or missing runtime, unreadable job) is one
+``{"event": "fatal", "error": …}`` line and exit status 2. Times are milliseconds. A controller
+that sees the stream end without ``done`` knows the agent died: every case without a result
+line was not measured.
+
+``python -m agents --describe`` prints one JSON object: agent version, context and, per known
+runtime, its version or why it cannot be used.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import IO
+
+
+def emit(stream: IO[str], event: str, **fields) -> None:
+    fields["event"] = event
+    stream.write(json.dumps(fields, separators=(",", ":")) + "\n")
+    stream.flush()
+
+
+def parse_line(line: str) -> dict:
+    """One protocol line -> dict (controller side)."""
+    obj = json.loads(line)
+    if not isinstance(obj, dict) or "event" not in obj:
+        raise ValueError("not an agent event: " + line[:80])
+    return obj
+
+
+def read_job(path: str) -> dict:
+    text = sys.stdin.read() if path == "-" else open(path).read()
+    job = json.loads(text)
+    if not isinstance(job, dict) or "cases" not in job or "runtime" not in job:
+        raise ValueError("a job needs 'runtime' and 'cases'")
+    return job

@@ -1,0 +1,38 @@
+"""Runtimes the agent can time, registered by name and imported only when asked for.
+
+A runtime module provides ``info(settings) -> dict`` (name, version, what it will use) and
+``load(path, settings) -> Loaded``. Adding a runtime = one module + one line in RUNTIMES.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable, NamedTuple
+
+# name -> (module, pip package that provides it)
+RUNTIMES: dict[str, tuple[str, str]] = {
+    "onnxruntime": ("agents.runtimes.onnxruntime_rt", "onnxruntime"),
+}
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The device lacks the runtime or cannot use it."""
+
+
+class Loaded(NamedTuple):
+    """A model ready to run: ``run()`` makes one inference on pre-made inputs."""
+
+    run: Callable[[], object]
+    inputs: list[dict]   # name, shape, dtype of each input
+
+
+def get_runtime(name: str):
+    if name not in RUNTIMES:
+        raise RuntimeUnavailable("unknown runtime {!r}; this agent knows: {}".format(
+            name, ", ".join(RUNTIMES)))
+    module, package = RUNTIMES[name]
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise RuntimeUnavailable(f"runtime {name!r} is not installed on this device ({exc}); "
+                                 f"install it with: pip install {package}") from exc

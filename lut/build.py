@@ -1,0 +1,45 @@
+"""Build a LUT from the measurement store (median of the newest good measurement by default)."""
+
+from __future__ import annotations
+
+import time
+
+from lut.table import LUT, LUTError
+from profiler.store import Measurement, Store
+from spaces import get_layout
+
+STATISTICS = ("median", "mean", "min", "p90")
+
+
+def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
+              layout: str | None = None, classes: int | None = None,
+              statistic: str = "median") -> LUT:
+    """The LUT of one (device, runtime) for a layout; the layout defaults to the one profiled."""
+    if statistic not in STATISTICS:
+        raise LUTError(f"unknown statistic {statistic!r}; choose one of {', '.join(STATISTICS)}")
+    found = store.latest(device, runtime)
+    if not found:
+        known = ", ".join(f"--device {d} --runtime {r}" for d, r, _ in store.configurations())
+        raise LUTError(f"the store {store.path} has no measurements for device {device!r} with "
+                       f"runtime {runtime!r}" + (f"; it has: {known}" if known else
+                                                 "; run 'lutfarm profile' first"))
+    if layout is None:
+        last = store.last_campaign_layout(device, runtime)
+        space, layout, classes = last if last else ("fbnet", "cifar", classes)
+    lay = get_layout(space or "fbnet", layout, classes)
+    keys = [lay.overhead_case().key] + [c.key for c in lay.unique_cases()]
+    rows: dict[str, Measurement] = {k: found[k] for k in keys if k in found}
+    if not rows:
+        raise LUTError(f"no measured case of layout {lay.space}/{lay.name} for device {device!r} "
+                       f"with {runtime!r}; profile it with --layout {lay.name}")
+    contexts = sorted({m.context_id for m in rows.values() if m.context_id is not None})
+    meta = {"source": f"lutfarm store {store.path}", "created": time.time(),
+            "overhead_case": lay.overhead_case().key,
+            "context": store.context(contexts[-1]) if contexts else {},
+            "missing": [k for k in keys if k not in rows]}
+    return LUT(space=lay.space, layout_name=lay.name, classes=lay.classes, device=device,
+               runtime=runtime, statistic=statistic,
+               latency_ms={k: getattr(m, f"{statistic}_ms") for k, m in rows.items()},
+               extra={k: {"std_ms": m.std_ms, "ci_lo_ms": m.ci_lo_ms, "ci_hi_ms": m.ci_hi_ms,
+                          "count": m.count, "cv": m.cv} for k, m in rows.items()},
+               meta=meta)

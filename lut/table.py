@@ -1,0 +1,53 @@
+"""The LUT record: case key -> latency (ms) for one device and runtime configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from spaces import get_layout
+from spaces.fbnet import FBNetLayout
+
+# Optional per-case columns a LUT may carry next to its latency, in file order.
+EXTRA_COLUMNS = ("std_ms", "ci_lo_ms", "ci_hi_ms", "count", "cv")
+
+
+class LUTError(ValueError):
+    """A LUT that cannot answer the question asked of it."""
+
+
+@dataclass
+class LUT:
+    """FBNet-style lookup table; ``layout`` says which networks its sums describe."""
+
+    space: str
+    layout_name: str
+    classes: int
+    device: str
+    runtime: str
+    latency_ms: dict[str, float]
+    statistic: str = "median"
+    extra: dict[str, dict[str, float]] = field(default_factory=dict)  # key -> EXTRA_COLUMNS
+    meta: dict = field(default_factory=dict)   # source, created, overhead case, context, …
+
+    @property
+    def layout(self) -> FBNetLayout:
+        return get_layout(self.space, self.layout_name, self.classes)
+
+    @property
+    def header(self) -> dict:
+        """Everything but the rows: what a file stores above them."""
+        return {"space": self.space, "layout": self.layout_name, "classes": self.classes,
+                "device": self.device, "runtime": self.runtime, "statistic": self.statistic,
+                **self.meta}
+
+    def missing_cases(self) -> list[str]:
+        """Cases of the layout this LUT cannot price."""
+        return [c.key for c in self.layout.unique_cases() if c.key not in self.latency_ms]
+
+    @property
+    def overhead_ms(self) -> float | None:
+        """The measured cost of an empty model (per-call overhead), when the LUT has it."""
+        return self.latency_ms.get(self.layout.overhead_case().key)
+
+    def __len__(self) -> int:
+        return len(self.latency_ms)

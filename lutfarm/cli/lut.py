@@ -1,0 +1,120 @@
+"""``lutfarm lut …``: export, import, query and inspect LUTs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from lut import LatencyTable, build_lut, import_hwnasbench, load_lut, save_lut
+from lut.build import STATISTICS
+from lut.hwnasbench import BUNDLED, DEVICES
+from lutfarm.cli import cli
+from lutfarm.cli.options import db_option, open_store, runtime_options
+from lutfarm.cli.output import err, lut_table, out
+from spaces import ArchError, parse_arch
+
+
+@cli.group()
+def lut() -> None:
+    """Build, import, query and inspect latency LUTs."""
+
+
+@lut.command("export")
+@click.option("--device", default="local", show_default=True)
+@runtime_options
+@db_option
+@click.option("--layout", default=None, help="layout to export (default: the one profiled last)")
+@click.option("--classes", type=int, default=None)
+@click.option("--statistic", type=click.Choice(STATISTICS), default="median", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="LUT file to write: .csv or .json")
+def export_cmd(device, runtime_config, db, layout, classes, statistic, output):
+    """Write a device's LUT from the store to CSV or JSON."""
+    with open_store(db) as store:
+        table = build_lut(store, device, runtime_config.key, "fbnet" if layout else None,
+                          layout, classes, statistic)
+    save_lut(table, output)
+    missing = table.missing_cases()
+    err.print(f"wrote {output}: {len(table)} cases for {table.device} / {table.runtime} / "
+              f"{table.space}-{table.layout_name}")
+    if missing:
+        err.print(f"[yellow]{len(missing)} cases of the layout are not measured yet (e.g. "
+                  f"{missing[0]}); 'lutfarm profile' measures them")
+
+
+@lut.command("import-hwnasbench")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), default=BUNDLED)
+@click.option("--device", type=click.Choice(DEVICES), required=True)
+@click.option("--layout", default="cifar", show_default=True, help="cifar|imagenet")
+@click.option("--classes", type=int, default=None, help="classifier width (cifar: 100)")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def import_cmd(path, device, layout, classes, output):
+    """Convert HW-NAS-Bench's FBNet LUT (PATH, default: the bundled copy) for one device."""
+    table = import_hwnasbench(path, device, layout, classes)
+    save_lut(table, output)
+    err.print(f"wrote {output}: {len(table)} cases of HW-NAS-Bench {device} "
+              f"({table.layout_name}, {table.classes} classes)")
+
+
+def _read_archs(archs: tuple[str, ...], archs_file: Path | None, num_layers: int) -> list:
+    rows = [parse_arch(a, num_layers) for a in archs]
+    if archs_file:
+        for n, line in enumerate(archs_file.read_text().splitlines(), start=1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                try:
+                    rows.append(parse_arch(line, num_layers))
+                except ArchError as exc:
+                    raise ArchError(f"{archs_file} line {n}: {exc}") from None
+    if not rows:
+        raise ArchError("give at least one --arch (22 comma-separated op indices) or --archs-file")
+    return rows
+
+
+@lut.command("query")
+@click.option("--lut", "lut_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--arch", "archs", multiple=True, metavar="OPS",
+              help="22 op indices 0-8, comma-separated (repeatable)")
+@click.option("--archs-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="one arch per line")
+@click.option("--breakdown", is_flag=True, help="per-layer latencies of each arch")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def query_cmd(lut_path, archs, archs_file, breakdown, as_json):
+    """Latency of architectures (ms) under a LUT; the layout is read from the LUT."""
+    table = LatencyTable(load_lut(lut_path))
+    rows = _read_archs(archs, archs_file, table.layout.num_layers)
+    ms = table.latency(np.array(rows))
+    if as_json:
+        items = [{"arch": r, "latency_ms": float(v)} for r, v in zip(rows, ms)]
+        if breakdown:
+            for item in items:
+                item["layers"] = [{"case": k, "ms": v} for k, v in table.breakdown(item["arch"])]
+        click.echo(json.dumps({"lut": str(lut_path), "device": table.lut.device,
+                               "runtime": table.lut.runtime, "archs": items}))
+        return
+    for r, v in zip(rows, ms):
+        click.echo(f"{v:.4f} ms  {','.join(map(str, r))}")
+        if breakdown:
+            for key, value in table.breakdown(r):
+                click.echo(f"    {value:9.4f}  {key}")
+
+
+@lut.command("show")
+@click.option("--lut", "lut_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def show_cmd(lut_path):
+    """Summary of a LUT file: size, overhead, fixed part, fastest and slowest archs."""
+    out.print(lut_table(load_lut(lut_path)))
+
+
+@lut.command("list")
+@db_option
+def list_cmd(db):
+    """Device / runtime configurations in the store, with their number of measured cases."""
+    with open_store(db) as store:
+        configs = store.configurations()
+    if not configs:
+        click.echo(f"{db}: no measurements yet; run 'lutfarm profile'")
+    for device, runtime, n in configs:
+        click.echo(f"{device}\t{runtime}\t{n} cases")

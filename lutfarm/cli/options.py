@@ -1,0 +1,45 @@
+"""Options shared by several subcommands, declared once."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import click
+
+from agents.runtimes import RUNTIMES
+from profiler.runtime_config import RuntimeConfig
+from profiler.store import Store, default_db_path
+
+
+def db_option(f):
+    return click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path),
+                        default=default_db_path, show_default="lutfarm.db or $LUTFARM_DB",
+                        help="measurement store (SQLite file)")(f)
+
+
+def runtime_options(f):
+    @click.option("--runtime", default="onnxruntime", show_default=True,
+                  help=f"runtime that runs the blocks ({', '.join(RUNTIMES)})")
+    @click.option("--threads", type=int, default=1, show_default=True, help="runtime threads")
+    @click.option("--provider", default="", help="execution provider / delegate (default: CPU)")
+    @functools.wraps(f)
+    def wrapper(*args, runtime, threads, provider, **kwargs):
+        return f(*args, runtime_config=RuntimeConfig(runtime, threads, "fp32", provider), **kwargs)
+    return wrapper
+
+
+def layout_options(f):
+    @click.option("--space", default="fbnet", show_default=True, help="search space")
+    @click.option("--layout", default="cifar", show_default=True, help="macro layout: cifar|imagenet")
+    @click.option("--classes", type=int, default=None,
+                  help="classifier width (default: the layout's, 100 for cifar)")
+    @functools.wraps(f)
+    def wrapper(*args, space, layout, classes, **kwargs):
+        from spaces import get_layout
+        return f(*args, layout=get_layout(space, layout, classes), **kwargs)
+    return wrapper
+
+
+def open_store(path: Path) -> Store:
+    return Store(path)

@@ -1,0 +1,107 @@
+"""What the terminal shows: progress bars on stderr, summary tables, LUT overviews."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from lut import LUT, LatencyTable
+from profiler import campaign
+
+err = Console(stderr=True)
+out = Console()
+
+
+class RichProgress(campaign.Progress):
+    """A progress bar per phase (export, measure) with the case being worked on."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
+                            TimeRemainingColumn(), TextColumn("{task.fields[case]}"),
+                            console=err, transient=False)
+        self.task = None
+        self.failed = 0
+
+    def __enter__(self):
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.stop()
+
+    def phase(self, name: str, total: int) -> None:
+        self.task = self.bar.add_task(f"{name} {self.device}", total=total, case="")
+
+    def advance(self, key: str, status: str) -> None:
+        self.failed += status == "failed"
+        self.bar.update(self.task, advance=1, case=key if status != "failed" else f"[red]{key}")
+
+
+def campaign_table(s: campaign.CampaignSummary) -> Table:
+    t = Table(title=f"campaign {s.campaign_id}: {s.device}, {s.runtime}", show_header=False)
+    t.add_row("cases planned", str(s.planned))
+    t.add_row("measured now", str(s.measured))
+    t.add_row("skipped (already stored)", str(s.skipped))
+    t.add_row("failed", f"[red]{len(s.failed)}" if s.failed else "0")
+    t.add_row("exported / export time", f"{s.exported} / {s.export_s:.1f} s")
+    t.add_row("wall time", f"{s.wall_s:.1f} s")
+    if s.sampling_s:
+        t.add_row("time in timed samples", f"{s.sampling_s:.1f} s "
+                  f"(wall / samples = {s.wall_s / s.sampling_s:.2f}x)")
+    d = s.as_dict()
+    if d["cv_quartiles"]:
+        t.add_row("CV of samples (min/q1/med/q3/max)", _fmt_q(d["cv_quartiles"], pct=True))
+        t.add_row("median CI half-width (min/q1/med/q3/max)", _fmt_q(d["rel_ci_quartiles"], pct=True))
+        t.add_row("cases short of the CI target", str(s.not_converged))
+    return t
+
+
+def _fmt_q(values, pct: bool = False) -> str:
+    return " / ".join(f"{v * 100:.1f}%" if pct else f"{v:.3g}" for v in values)
+
+
+def failures_table(failed: list[tuple[str, str]], limit: int = 10) -> Table:
+    t = Table(title="failed cases", title_style="red")
+    t.add_column("case")
+    t.add_column("error")
+    for key, error in failed[:limit]:
+        t.add_row(key, error)
+    if len(failed) > limit:
+        t.add_row(f"… {len(failed) - limit} more", "")
+    return t
+
+
+def lut_table(lut: LUT, examples: dict[str, list[int]] | None = None) -> Table:
+    """A LUT at a glance: size, overhead, fixed layers, the extremes and example archs."""
+    table = LatencyTable(lut)
+    t = Table(title=f"LUT {lut.device} / {lut.runtime} / {lut.space}-{lut.layout_name}"
+                    f" ({lut.statistic})", show_header=False)
+    t.add_row("cases", f"{len(lut)}" + (f" ([red]{len(lut.missing_cases())} missing[/])"
+                                         if lut.missing_cases() else ""))
+    if lut.overhead_ms is not None:
+        t.add_row("empty-model call (overhead)", f"{lut.overhead_ms:.4f} ms")
+    if not np.isnan(table.fixed_ms):
+        t.add_row("fixed layers (stem, head, pool, fc)", f"{table.fixed_ms:.4f} ms")
+    archs = dict(table.extremes())
+    archs.update(examples or {})
+    for name, arch in archs.items():
+        try:
+            ms = float(table.latency(arch)[0])
+            t.add_row(f"arch {name}", f"{ms:.4f} ms  [dim]{''.join(map(str, arch))}[/]")
+        except ValueError as exc:
+            t.add_row(f"arch {name}", f"[red]{exc}")
+    values = np.array(list(lut.latency_ms.values()))
+    t.add_row("block latency min / median / max",
+              f"{values.min():.4f} / {np.median(values):.4f} / {values.max():.4f} ms")
+    return t

@@ -1,0 +1,1 @@
+"""Latency and accuracy predictors trained on measurements (next issues)."""

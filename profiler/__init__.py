@@ -1,0 +1,1 @@
+"""The controller: cases -> exported models -> agents on devices -> the measurement store."""

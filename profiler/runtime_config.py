@@ -1,0 +1,66 @@
+"""A runtime configuration: the part of a LUT's identity that says *how* blocks were run.
+
+The same block differs by orders of magnitude between runtimes, thread counts and dtypes, so
+a LUT is always per (device, runtime configuration); ``key`` is the stable string for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from agents.runtimes import RUNTIMES
+
+DTYPES = ("fp32",)
+MODEL_FORMATS = {"onnxruntime": "onnx"}
+
+
+class RuntimeConfigError(ValueError):
+    """A runtime configuration lutfarm cannot run."""
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    name: str = "onnxruntime"
+    threads: int = 1
+    dtype: str = "fp32"
+    provider: str = ""   # execution provider / delegate; "" = the runtime's CPU default
+
+    def __post_init__(self) -> None:
+        if self.name not in RUNTIMES:
+            raise RuntimeConfigError(f"unknown runtime {self.name!r}; choose one of: "
+                                     f"{', '.join(RUNTIMES)}")
+        if self.threads < 1:
+            raise RuntimeConfigError(f"--threads must be at least 1, got {self.threads}")
+        if self.dtype not in DTYPES:
+            raise RuntimeConfigError(f"dtype {self.dtype!r} is not supported for {self.name}; "
+                                     f"choose one of: {', '.join(DTYPES)}")
+
+    @property
+    def key(self) -> str:
+        """e.g. ``onnxruntime-fp32-t1`` (``-CUDAExecutionProvider`` appended for a provider)."""
+        parts = [self.name, self.dtype, f"t{self.threads}"]
+        if self.provider:
+            parts.append(self.provider)
+        return "-".join(parts)
+
+    @property
+    def model_format(self) -> str:
+        return MODEL_FORMATS[self.name]
+
+    def agent_settings(self, affinity: list[int] | None = None) -> dict:
+        """The ``runtime`` object of an agent job."""
+        settings = asdict(self)
+        if affinity:
+            settings["affinity"] = list(affinity)
+        return settings
+
+    @classmethod
+    def from_key(cls, key: str) -> RuntimeConfig:
+        parts = key.split("-")
+        try:
+            name, dtype, threads = parts[0], parts[1], int(parts[2].lstrip("t"))
+        except (IndexError, ValueError):
+            raise RuntimeConfigError(f"not a runtime key: {key!r} "
+                                     f"(expected e.g. onnxruntime-fp32-t1)") from None
+        provider = "-".join(parts[3:])
+        return cls(name=name, threads=threads, dtype=dtype, provider=provider)

@@ -1,0 +1,268 @@
+"""The measurement store: one SQLite file, WAL mode, a versioned schema.
+
+Every measurement is committed the moment it arrives, so killing the controller (or the agent)
+loses nothing already measured; a campaign run again asks ``measured_keys`` and measures only
+what is missing. Times are milliseconds; raw samples are kept as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+APP_ID = "lutfarm"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE campaigns (
+    id INTEGER PRIMARY KEY, created REAL NOT NULL, finished REAL,
+    space TEXT, layout TEXT, classes INTEGER, device TEXT NOT NULL, runtime TEXT NOT NULL,
+    settings TEXT, summary TEXT);
+CREATE TABLE contexts (
+    id INTEGER PRIMARY KEY, device TEXT NOT NULL, created REAL NOT NULL, fingerprint TEXT NOT NULL);
+CREATE TABLE measurements (
+    id INTEGER PRIMARY KEY,
+    campaign_id INTEGER REFERENCES campaigns(id),
+    context_id INTEGER REFERENCES contexts(id),
+    device TEXT NOT NULL, runtime TEXT NOT NULL, case_key TEXT NOT NULL,
+    model_sha256 TEXT, status TEXT NOT NULL CHECK (status IN ('ok', 'failed')), error TEXT,
+    created REAL NOT NULL,
+    init_ms REAL, first_ms REAL, batch INTEGER, attempts INTEGER, converged INTEGER,
+    count INTEGER, min_ms REAL, max_ms REAL, mean_ms REAL, std_ms REAL, median_ms REAL,
+    p90_ms REAL, p95_ms REAL, p99_ms REAL, ci_lo_ms REAL, ci_hi_ms REAL, rel_ci REAL, cv REAL,
+    sampling_s REAL, samples TEXT, extra TEXT);
+CREATE INDEX measurements_lookup ON measurements (device, runtime, status, case_key);
+"""
+
+
+class StoreError(RuntimeError):
+    """The store file cannot be used (not lutfarm's, newer schema, unreadable)."""
+
+
+@dataclass
+class Measurement:
+    """One case timed on one device with one runtime configuration (or a failure to)."""
+
+    device: str
+    runtime: str
+    case_key: str
+    status: str                      # "ok" | "failed"
+    error: str | None = None
+    model_sha256: str | None = None
+    campaign_id: int | None = None
+    context_id: int | None = None
+    created: float = 0.0
+    init_ms: float | None = None
+    first_ms: float | None = None
+    batch: int | None = None
+    attempts: int | None = None
+    converged: bool | None = None
+    count: int | None = None
+    min_ms: float | None = None
+    max_ms: float | None = None
+    mean_ms: float | None = None
+    std_ms: float | None = None
+    median_ms: float | None = None
+    p90_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    ci_lo_ms: float | None = None
+    ci_hi_ms: float | None = None
+    rel_ci: float | None = None
+    cv: float | None = None
+    sampling_s: float | None = None
+    samples: list[float] | None = None
+    extra: dict | None = None        # inputs, per-case frequencies/temperatures, …
+    id: int | None = None
+
+    @classmethod
+    def from_event(cls, event: dict, device: str, runtime: str, **ids) -> Measurement:
+        """An agent ``result`` event -> a record (see agents.protocol)."""
+        m = cls(device=device, runtime=runtime, case_key=event["key"], status=event["status"],
+                error=event.get("error"), created=time.time(), **ids)
+        if m.status == "ok":
+            st = event["stats"]
+            m.init_ms, m.first_ms = event["init_ms"], event["first_ms"]
+            m.batch, m.attempts = event["batch"], event["attempts"]
+            m.converged, m.sampling_s = event["converged"], event["sampling_s"]
+            m.count, m.rel_ci, m.cv = st["count"], st["rel_ci"], st["cv"]
+            for name in ("min", "max", "mean", "std", "median", "p90", "p95", "p99",
+                         "ci_lo", "ci_hi"):
+                setattr(m, f"{name}_ms", st[name])
+            m.samples = event["samples_ms"]
+            m.extra = {"inputs": event.get("inputs"), "moment": event.get("moment"),
+                       "warmup_calls": event.get("warmup_calls")}
+        return m
+
+
+_COLUMNS = [f.name for f in fields(Measurement) if f.name != "id"]
+_JSON_COLUMNS = {"samples", "extra"}
+
+
+def default_db_path() -> Path:
+    return Path(os.environ.get("LUTFARM_DB", "lutfarm.db"))
+
+
+class Store:
+    """Thread-safe access to one store file; open with ``Store(path)``."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory; give --db a file path such as lutfarm.db")
+        is_new = not self.path.exists() or self.path.stat().st_size == 0
+        if is_new:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self.conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+        self.conn.row_factory = sqlite3.Row
+        try:
+            if is_new:
+                self._create()
+            else:
+                self._check()
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise StoreError(f"{self.path} is not a lutfarm database ({exc}); "
+                             f"give --db a new file name or an existing lutfarm store") from None
+
+    def _create(self) -> None:
+        with self.conn:
+            self.conn.executescript(_SCHEMA)
+            self.conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                                  [("app", APP_ID), ("schema_version", str(SCHEMA_VERSION))])
+
+    def _check(self) -> None:
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master")}
+        meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall()) \
+            if "meta" in tables else {}
+        if meta.get("app") != APP_ID:
+            raise StoreError(f"{self.path} is an SQLite file but not a lutfarm database; "
+                             f"give --db a new file name or an existing lutfarm store")
+        version = int(meta.get("schema_version", "0"))
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has store schema v{version}, newer than this lutfarm "
+                             f"(v{SCHEMA_VERSION}); upgrade lutfarm to read it")
+        if version < SCHEMA_VERSION:  # no older schema exists yet; migrations go here
+            raise StoreError(f"{self.path} has unknown store schema v{version}")
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- writing: each call is its own committed transaction ---------------------------------
+
+    def start_campaign(self, device: str, runtime: str, space: str | None = None,
+                       layout: str | None = None, classes: int | None = None,
+                       settings: dict | None = None) -> int:
+        with self._lock, self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO campaigns (created, space, layout, classes, device, runtime, settings)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), space, layout, classes, device, runtime, json.dumps(settings or {})))
+            return int(cur.lastrowid)
+
+    def finish_campaign(self, campaign_id: int, summary: dict) -> None:
+        with self._lock, self.conn:
+            self.conn.execute("UPDATE campaigns SET finished = ?, summary = ? WHERE id = ?",
+                              (time.time(), json.dumps(summary), campaign_id))
+
+    def add_context(self, device: str, fingerprint: dict) -> int:
+        with self._lock, self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO contexts (device, created, fingerprint) VALUES (?, ?, ?)",
+                (device, time.time(), json.dumps(fingerprint)))
+            return int(cur.lastrowid)
+
+    def add(self, m: Measurement) -> int:
+        row = asdict(m)
+        values = [json.dumps(row[c]) if c in _JSON_COLUMNS and row[c] is not None else row[c]
+                  for c in _COLUMNS]
+        with self._lock, self.conn:
+            cur = self.conn.execute(
+                f"INSERT INTO measurements ({', '.join(_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_COLUMNS))})", values)
+            m.id = int(cur.lastrowid)
+            return m.id
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def measured_keys(self, device: str, runtime: str) -> set[str]:
+        """Cases with at least one good measurement: what a resumed campaign skips."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT DISTINCT case_key FROM measurements "
+                "WHERE device = ? AND runtime = ? AND status = 'ok'", (device, runtime))
+            return {r[0] for r in rows}
+
+    def latest(self, device: str, runtime: str, with_samples: bool = False) -> dict[str, Measurement]:
+        """The newest good measurement of every case."""
+        cols = [c for c in _COLUMNS if with_samples or c != "samples"]
+        with self._lock:
+            rows = self.conn.execute(
+                f"SELECT id, {', '.join(cols)} FROM measurements m "
+                "WHERE device = ? AND runtime = ? AND status = 'ok' AND id = ("
+                " SELECT MAX(id) FROM measurements n WHERE n.device = m.device"
+                " AND n.runtime = m.runtime AND n.case_key = m.case_key AND n.status = 'ok')",
+                (device, runtime)).fetchall()
+        return {r["case_key"]: _to_measurement(r) for r in rows}
+
+    def measurements(self, device: str | None = None, runtime: str | None = None,
+                     campaign_id: int | None = None) -> Iterator[Measurement]:
+        clauses, args = [], []
+        for col, value in (("device", device), ("runtime", runtime), ("campaign_id", campaign_id)):
+            if value is not None:
+                clauses.append(f"{col} = ?")
+                args.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._lock:
+            rows = self.conn.execute(
+                f"SELECT id, {', '.join(_COLUMNS)} FROM measurements {where} ORDER BY id",
+                args).fetchall()
+        return (_to_measurement(r) for r in rows)
+
+    def configurations(self) -> list[tuple[str, str, int]]:
+        """(device, runtime, number of measured cases) for every configuration in the store."""
+        with self._lock:
+            return [tuple(r) for r in self.conn.execute(
+                "SELECT device, runtime, COUNT(DISTINCT case_key) FROM measurements "
+                "WHERE status = 'ok' GROUP BY device, runtime ORDER BY device, runtime")]
+
+    def last_campaign_layout(self, device: str, runtime: str) -> tuple[str, str, int] | None:
+        """(space, layout, classes) of the newest campaign for this configuration."""
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT space, layout, classes FROM campaigns WHERE device = ? AND runtime = ? "
+                "AND layout IS NOT NULL ORDER BY id DESC LIMIT 1", (device, runtime)).fetchone()
+        return tuple(row) if row else None
+
+    def context(self, context_id: int) -> dict:
+        with self._lock:
+            row = self.conn.execute("SELECT fingerprint FROM contexts WHERE id = ?",
+                                    (context_id,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
+
+def _to_measurement(row: sqlite3.Row) -> Measurement:
+    d = dict(row)
+    for c in _JSON_COLUMNS & d.keys():
+        if d[c] is not None:
+            d[c] = json.loads(d[c])
+    if d.get("converged") is not None:
+        d["converged"] = bool(d["converged"])
+    return Measurement(**d)

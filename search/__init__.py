@@ -1,0 +1,1 @@
+"""Hardware-targeted architecture search on measured LUTs (next issues)."""

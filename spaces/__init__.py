@@ -1,0 +1,33 @@
+"""Search spaces: the bottom of lutfarm's dependency graph (no torch needed here).
+
+A *layout* is a space at one macro configuration (input size, strides, classes); everything
+above this package (export, LUT, predictors, search) asks ``get_layout`` for one.
+"""
+
+from __future__ import annotations
+
+from spaces.cases import KIND_FIELDS, BlockCase, CaseKeyError
+from spaces.fbnet import LAYOUTS as FBNET_LAYOUTS
+from spaces.fbnet import NUM_OPS, OPS, ArchError, FBNetLayout, parse_arch, validate_archs
+
+SPACES: dict[str, dict[str, FBNetLayout]] = {"fbnet": FBNET_LAYOUTS}
+
+
+class UnknownSpaceError(ValueError):
+    """A space or layout name lutfarm does not know."""
+
+
+def get_layout(space: str, layout: str, classes: int | None = None) -> FBNetLayout:
+    """Look a layout up by name; ``classes`` overrides the classifier width."""
+    if space not in SPACES:
+        raise UnknownSpaceError(f"unknown space {space!r}; known spaces: {', '.join(SPACES)}")
+    layouts = SPACES[space]
+    if layout not in layouts:
+        raise UnknownSpaceError(f"unknown layout {layout!r} for space {space!r}; "
+                                f"choose one of: {', '.join(layouts)}")
+    found = layouts[layout]
+    return found.with_classes(classes) if classes is not None else found
+
+
+__all__ = ["KIND_FIELDS", "NUM_OPS", "OPS", "SPACES", "ArchError", "BlockCase", "CaseKeyError",
+           "FBNetLayout", "UnknownSpaceError", "get_layout", "parse_arch", "validate_archs"]

@@ -1,0 +1,96 @@
+"""Block cases and their canonical keys: the one home of "what gets measured".
+
+A case is one block with every hyper-parameter that changes its cost. Its key uses
+HW-NAS-Bench's format verbatim (``ConvBlock_H32_W32_Cin16_Cout16_exp1_kernel3_stride1_group1``,
+``Skip_…``, ``ConvNorm_…``, ``AvgP_…``, ``FC_…``), so LUTs import from and export to the
+published tables without any translation. ``Identity_…`` is lutfarm's own kind: an empty model
+whose time is the runtime's per-call overhead.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+
+# Fields that appear in the key of each kind, in key order. Key names follow HW-NAS-Bench.
+KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    "ConvBlock": ("H", "W", "Cin", "Cout", "exp", "kernel", "stride", "group"),
+    "Skip": ("H", "W", "Cin", "Cout", "stride"),
+    "ConvNorm": ("H", "W", "Cin", "Cout", "kernel", "stride", "group"),
+    "AvgP": ("H", "W", "Cin", "Cout", "kernel", "stride"),
+    "FC": ("Cin", "Cout"),
+    "Identity": ("H", "W", "Cin", "Cout"),
+}
+
+# key field name -> dataclass attribute
+_ATTR = {"H": "h", "W": "w", "Cin": "cin", "Cout": "cout", "exp": "exp", "kernel": "kernel",
+         "stride": "stride", "group": "group"}
+
+
+class CaseKeyError(ValueError):
+    """A string that is not a valid case key."""
+
+
+@dataclass(frozen=True, order=True)
+class BlockCase:
+    """One measurable block. Fields a kind does not use stay ``None``."""
+
+    kind: str
+    cin: int
+    cout: int
+    h: int | None = None
+    w: int | None = None
+    exp: int | None = None
+    kernel: int | None = None
+    stride: int | None = None
+    group: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KIND_FIELDS:
+            raise CaseKeyError(f"unknown case kind {self.kind!r}; known: {', '.join(KIND_FIELDS)}")
+        used = {_ATTR[f] for f in KIND_FIELDS[self.kind]}
+        for f in fields(self):
+            if f.name == "kind":
+                continue
+            value = getattr(self, f.name)
+            if f.name in used and not isinstance(value, int):
+                raise CaseKeyError(f"{self.kind} needs an integer {f.name}, got {value!r}")
+            if f.name not in used and value is not None:
+                raise CaseKeyError(f"{self.kind} has no field {f.name}")
+
+    @property
+    def key(self) -> str:
+        parts = [f"{name}{getattr(self, _ATTR[name])}" for name in KIND_FIELDS[self.kind]]
+        return "_".join([self.kind, *parts])
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """NCHW shape of the block's input (batch 1); FC takes a flat vector."""
+        if self.kind == "FC":
+            return (1, self.cin)
+        return (1, self.cin, self.h, self.w)
+
+    @property
+    def is_identity(self) -> bool:
+        """True where the block computes nothing (an identity skip or the empty model)."""
+        if self.kind == "Identity":
+            return True
+        return self.kind == "Skip" and self.stride == 1 and self.cin == self.cout
+
+    @classmethod
+    def from_key(cls, key: str) -> BlockCase:
+        kind, _, rest = key.partition("_")
+        if kind not in KIND_FIELDS:
+            raise CaseKeyError(f"not a case key: {key!r} (kind {kind!r} unknown; "
+                               f"known kinds: {', '.join(KIND_FIELDS)})")
+        names = KIND_FIELDS[kind]
+        pattern = "_".join(rf"{n}(\d+)" for n in names)
+        m = re.fullmatch(pattern, rest)
+        if not m:
+            expected = "_".join([kind, *(f"{n}<int>" for n in names)])
+            raise CaseKeyError(f"not a case key: {key!r}; expected {expected}")
+        values = {_ATTR[n]: int(v) for n, v in zip(names, m.groups())}
+        return cls(kind=kind, **values)
+
+    def __str__(self) -> str:
+        return self.key
