@@ -1,0 +1,3 @@
+from lutfarm.cli import main
+
+main()

@@ -1,0 +1,124 @@
+"""The agent as a real subprocess speaking the job protocol, and its portability rules."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import FAST, REPO
+from spaces import get_layout
+
+CIFAR = get_layout("fbnet", "cifar")
+
+
+def run_agent(job, *args):
+    proc = subprocess.run([sys.executable, "-m", "agents", *args], input=json.dumps(job),
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
+
+
+def job_for(cases, cache, **runtime):
+    models = [cache.get(c) for c in cases]
+    return {"job_id": "t", "runtime": {"name": "onnxruntime", "threads": 1, **runtime},
+            "timing": FAST.to_dict(),
+            "cases": [{"key": m.case_key, "model": str(m.path), "sha256": m.sha256}
+                      for m in models]}
+
+
+def test_job_emits_hello_one_result_per_case_and_done(cache):
+    cases = [CIFAR.overhead_case(), CIFAR.layer_slots()[5].case(3)]
+    code, events, _ = run_agent(job_for(cases, cache, affinity=[0]))
+    assert code == 0
+    assert [e["event"] for e in events] == ["hello", "result", "result", "done"]
+    ctx = events[0]["context"]
+    for field in ("cpu_model", "cores", "os", "python", "agent_version", "governor", "freq_khz"):
+        assert field in ctx
+    assert ctx["affinity"] == [0]
+    assert ctx["runtime"]["name"] == "onnxruntime" and ctx["runtime"]["version"]
+    empty, block = events[1], events[2]
+    assert empty["key"] == cases[0].key and block["key"] == cases[1].key
+    for r in (empty, block):
+        assert r["status"] == "ok" and r["init_ms"] > 0 and r["first_ms"] > 0
+        st = r["stats"]
+        assert st["count"] == len(r["samples_ms"]) >= FAST.min_runs
+        assert st["min"] <= st["ci_lo"] <= st["median"] <= st["ci_hi"] <= st["max"]
+        assert st["median"] <= st["p90"] <= st["p95"] <= st["p99"] <= st["max"]
+    assert block["stats"]["median"] > empty["stats"]["median"]
+    assert events[-1] == {"event": "done", "measured": 2, "failed": 0}
+
+
+def test_a_bad_model_fails_alone_and_the_job_goes_on(cache, tmp_path):
+    good = CIFAR.overhead_case()
+    job = job_for([good, good], cache)
+    job["cases"][0] = {"key": "missing", "model": str(tmp_path / "nope.onnx")}
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"not a model")
+    job["cases"].append({"key": "corrupt", "model": str(corrupt), "sha256": "0" * 64})
+    code, events, _ = run_agent(job)
+    results = {e["key"]: e for e in events if e["event"] == "result"}
+    assert code == 0
+    assert "missing on the device" in results["missing"]["error"]
+    assert "checksum" in results["corrupt"]["error"]
+    assert results[good.key]["status"] == "ok"
+    assert events[-1]["failed"] == 2
+
+
+def test_unknown_runtime_is_a_fatal_event_with_a_fix(cache):
+    code, events, _ = run_agent(job_for([CIFAR.overhead_case()], cache, name="tensorrt"))
+    assert code == 2 and events == [{"event": "fatal", "error": events[0]["error"]}]
+    assert "unknown runtime 'tensorrt'" in events[0]["error"]
+
+
+def test_describe_lists_runtimes():
+    out = subprocess.run([sys.executable, "-m", "agents", "--describe"], capture_output=True,
+                         text=True, cwd=REPO, check=True).stdout
+    info = json.loads(out)
+    assert info["runtimes"]["onnxruntime"]["version"]
+
+
+def test_agent_imports_no_torch_or_controller_code():
+    code = ("import sys, agents.__main__, agents.runtimes.onnxruntime_rt\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'pandas', 'sklearn', 'onnx', 'spaces', 'profiler', 'lut', 'lutfarm')]\n"
+            "print(','.join(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         check=True).stdout.strip()
+    assert out == ""
+
+
+def test_agent_is_python38_syntax_by_ruff_and_vermin():
+    ruff = subprocess.run([sys.executable, "-m", "ruff", "check", "agents"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert ruff.returncode == 0, ruff.stdout
+    vermin = subprocess.run([str(Path(sys.executable).with_name("vermin")), "-t=3.8-", "--no-tips",
+                             "--violations", "agents"], cwd=REPO, capture_output=True, text=True)
+    assert vermin.returncode == 0, vermin.stdout
+
+
+def _python38():
+    """A working Python 3.8 interpreter, if this machine has one (pyenv keeps one here)."""
+    candidates = [shutil.which("python3.8"), *map(str, Path.home().glob(".pyenv/versions/3.8*/bin/python3.8"))]
+    for exe in filter(None, candidates):
+        ok = subprocess.run([exe, "--version"], capture_output=True).returncode == 0
+        if ok:
+            return exe
+    return None
+
+
+PY38 = _python38()
+
+
+@pytest.mark.skipif(PY38 is None, reason="no Python 3.8 interpreter on this machine")
+def test_agent_parses_under_python38_and_its_stdlib_parts_run():
+    files = [str(p) for p in (REPO / "agents").rglob("*.py")]
+    parse = "import ast, sys\nfor f in sys.argv[1:]: ast.parse(open(f).read(), f)"
+    proc = subprocess.run([PY38, "-c", parse, *files], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    run = ("import agents.timing as t, agents.protocol\n"
+           "r = t.time_callable(lambda: sum(range(50)), t.TimingSettings(min_s=0.005, max_s=0.02))\n"
+           "assert r.stats['count'] >= 20 and r.stats['median'] > 0\nprint('ok')")
+    proc = subprocess.run([PY38, "-c", run], capture_output=True, text=True, cwd=REPO)
+    assert proc.stdout.strip() == "ok", proc.stderr

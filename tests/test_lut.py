@@ -1,0 +1,101 @@
+"""LUTs built from a real measured store: files, vectorised queries, and clear refusals."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lut import LatencyTable, LUTError, LUTFileError, build_lut, load_lut, save_lut
+from profiler.runtime_config import RuntimeConfig
+from profiler.store import Store
+from spaces import ArchError
+
+RT = RuntimeConfig().key
+
+
+@pytest.fixture(scope="module")
+def lut(measured_db):
+    with Store(measured_db) as store:
+        return build_lut(store, "local", RT)
+
+
+def test_lut_covers_the_layout_and_knows_its_identity(lut, cifar):
+    assert lut.missing_cases() == []
+    assert (lut.space, lut.layout_name, lut.classes, lut.device) == ("fbnet", "cifar", 100, "local")
+    assert 0 < lut.overhead_ms < min(v for k, v in lut.latency_ms.items()
+                                     if k.startswith("ConvBlock"))
+    assert lut.meta["context"]["runtime"]["name"] == "onnxruntime"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_files_round_trip_exactly(lut, tmp_path, suffix):
+    path = save_lut(lut, tmp_path / f"lut{suffix}")
+    back = load_lut(path)
+    assert back.latency_ms == lut.latency_ms
+    assert back.extra == lut.extra
+    assert back.header == json.loads(json.dumps(lut.header))
+
+
+def test_vectorised_query_equals_a_plain_loop(lut, cifar):
+    archs = np.random.default_rng(5).integers(0, 9, size=(300, 22))
+    fast = LatencyTable(lut).latency(archs)
+    slow = [sum(lut.latency_ms[c.key] for c in cifar.arch_cases(a)) for a in archs]
+    np.testing.assert_allclose(fast, slow, rtol=1e-12)
+
+
+def test_extremes_bound_every_arch(lut):
+    table = LatencyTable(lut)
+    ext = table.extremes()
+    lo, hi = table.latency([ext["fastest"], ext["slowest"]])
+    sample = table.latency(np.random.default_rng(0).integers(0, 9, size=(1000, 22)))
+    assert lo <= sample.min() and sample.max() <= hi
+
+
+def test_missing_case_is_named(lut, cifar):
+    key = cifar.layer_slots()[7].case(6).key
+    partial = type(lut)(**{**lut.__dict__, "latency_ms": {k: v for k, v in lut.latency_ms.items()
+                                                          if k != key}})
+    table = LatencyTable(partial)
+    table.latency([[0] * 22])                      # archs that do not need it still work
+    arch = [0] * 22
+    arch[7] = 6
+    with pytest.raises(LUTError, match=f"lacks case {key} \\(layer 7, op 6=k5_e3\\)"):
+        table.latency([[0] * 22, arch])
+
+
+def test_bad_archs_are_refused(lut):
+    table = LatencyTable(lut)
+    with pytest.raises(ArchError, match="got 21"):
+        table.latency([[0] * 21])
+    with pytest.raises(ArchError, match="op index 9"):
+        table.latency([[9] * 22])
+
+
+def test_truncated_and_foreign_files_are_refused(lut, tmp_path):
+    csv_path = save_lut(lut, tmp_path / "l.csv")
+    text = csv_path.read_text()
+    cut = tmp_path / "cut.csv"
+    cut.write_text(text[: len(text) // 2])
+    with pytest.raises(LUTFileError, match="truncated"):
+        load_lut(cut)
+    rows_dropped = tmp_path / "dropped.csv"
+    lines = text.splitlines()
+    rows_dropped.write_text("\n".join(lines[:5] + lines[-1:]) + "\n")
+    with pytest.raises(LUTFileError, match="truncated: 3 rows"):
+        load_lut(rows_dropped)
+    json_path = save_lut(lut, tmp_path / "l.json")
+    cut_json = tmp_path / "cut.json"
+    cut_json.write_text(json_path.read_text()[:500])
+    with pytest.raises(LUTFileError, match="truncated or not JSON"):
+        load_lut(cut_json)
+    other = tmp_path / "other.csv"
+    other.write_text(text.replace('"space": "fbnet"', '"space": "nb201"'))
+    with pytest.raises(LUTFileError, match="unknown space 'nb201'"):
+        load_lut(other)
+    with pytest.raises(LUTFileError, match="does not exist"):
+        load_lut(tmp_path / "nope.csv")
+
+
+def test_build_names_what_the_store_has(measured_db):
+    with Store(measured_db) as store, pytest.raises(LUTError, match="it has: --device local"):
+        build_lut(store, "pi4", RT)
