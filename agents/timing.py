@@ -126,15 +126,16 @@ def time_once(fn: Callable[[], object], settings: TimingSettings,
         dt = clock() - t0
         sampling += dt
         samples.append(dt * 1000.0 / batch)
-        if len(samples) < next_check:
+        if len(samples) < settings.min_runs or sampling < settings.min_s:
             continue
-        next_check = len(samples) + max(4, len(samples) // 8)
-        if sampling < settings.min_s:
-            continue
-        if settings.target_rel_ci > 0 and _rel_ci(samples, settings.confidence) <= settings.target_rel_ci:
-            converged = True
-            break
-        if sampling >= settings.max_s:
+        at_limit = sampling >= settings.max_s
+        # The CI needs a sort: check it every ~n/8 samples, and once more at the time limit.
+        if settings.target_rel_ci > 0 and (at_limit or len(samples) >= next_check):
+            next_check = len(samples) + max(4, len(samples) // 8)
+            if _rel_ci(samples, settings.confidence) <= settings.target_rel_ci:
+                converged = True
+                break
+        if at_limit:
             break
     return TimingResult(samples, batch, calls, sampling, converged,
                         stats=summarize(samples, settings.confidence))
