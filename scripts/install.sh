@@ -10,9 +10,12 @@ stamp=".venv/.installed-$(cat pyproject.toml scripts/install.sh | sha256sum | cu
 if [ ! -f "$stamp" ]; then
   echo "installing lutfarm into .venv (first run only) ..." >&2
   # The CPU build of torch first: an unpinned 'torch' would pull a multi-GB CUDA build.
-  .venv/bin/python -c 'import torch' 2>/dev/null \
-    || .venv/bin/pip install -q "torch==2.13.0" 2>/dev/null \
-    || .venv/bin/pip install -q torch
-  .venv/bin/pip install -q -e ".[dev]"
+  log=.venv/install.log
+  {
+    .venv/bin/python -c 'import torch' 2>/dev/null \
+      || .venv/bin/pip install "torch==2.13.0" \
+      || .venv/bin/pip install torch
+    .venv/bin/pip install -e ".[dev]"
+  } >"$log" 2>&1 || { tail -n 40 "$log" >&2; echo "installation failed; full log: $log" >&2; exit 1; }
   touch "$stamp"
 fi

@@ -55,6 +55,8 @@ def test_import_and_query_hwnasbench_reproduces_the_paper(tmp_path):
     (["profile", "--runtime", "tvm"], "unknown runtime 'tvm'"),
     (["profile", "--device", "pi4"], "unknown device 'pi4'"),
     (["profile", "--threads", "0"], "--threads must be at least 1"),
+    (["profile", "--affinity", "x"], "Invalid value for '--affinity'"),
+    (["lut", "query", "--arch", "0"], "Missing option '--lut'"),
     (["lut", "query", "--lut", "{lut}", "--arch", "0,0,0"], "has 22 op indices, got 3"),
     (["lut", "query", "--lut", "{lut}", "--arch", ",".join(["9"] * 22)], "op index 9 at layer 0"),
     (["lut", "query", "--lut", "missing.csv", "--arch", "0"], "does not exist"),

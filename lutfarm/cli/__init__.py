@@ -38,7 +38,19 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli(prog_name="lutfarm")
+    try:
+        code = cli.main(prog_name="lutfarm", standalone_mode=False)
+    except click.UsageError as exc:  # one line, like every other input error
+        cmd = exc.ctx.command_path if exc.ctx else "lutfarm"
+        click.echo(f"error: {exc.format_message()} (see '{cmd} --help')", err=True)
+        sys.exit(2)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 from lutfarm.cli import demo, lut, profile  # noqa: E402,F401 - registers the subcommands
