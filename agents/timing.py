@@ -99,16 +99,20 @@ def _rel_ci(samples: list[float], confidence: float) -> float:
     return (hi - lo) / (2 * med) if med > 0 else math.inf
 
 
+def _time_batch(fn: Callable[[], object], batch: int, clock: Callable[[], float]) -> float:
+    t0 = clock()
+    for _ in range(batch):
+        fn()
+    return clock() - t0
+
+
 def time_once(fn: Callable[[], object], settings: TimingSettings,
               clock: Callable[[], float] = time.perf_counter) -> TimingResult:
     """Warm up, size the batch, then sample until the stop rule holds."""
     # Warm-up doubles as batch calibration: grow the batch until one batch lasts min_sample_s.
     batch, calls, start = 1, 0, clock()
     while True:
-        t0 = clock()
-        for _ in range(batch):
-            fn()
-        dt = clock() - t0
+        dt = _time_batch(fn, batch, clock)
         calls += batch
         if dt < settings.min_sample_s:
             grow = settings.min_sample_s / max(dt, 1e-9) * 1.2
@@ -120,10 +124,7 @@ def time_once(fn: Callable[[], object], settings: TimingSettings,
     samples: list[float] = []
     sampling, converged, next_check = 0.0, False, settings.min_runs
     while True:
-        t0 = clock()
-        for _ in range(batch):
-            fn()
-        dt = clock() - t0
+        dt = _time_batch(fn, batch, clock)
         sampling += dt
         samples.append(dt * 1000.0 / batch)
         if len(samples) < settings.min_runs or sampling < settings.min_s:

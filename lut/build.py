@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from lut.table import LUT, LUTError
+from lut.table import EXTRA_COLUMNS, LUT, LUTError
 from profiler.store import Measurement, Store
 from spaces import get_layout
 
@@ -40,6 +40,5 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
     return LUT(space=lay.space, layout_name=lay.name, classes=lay.classes, device=device,
                runtime=runtime, statistic=statistic,
                latency_ms={k: getattr(m, f"{statistic}_ms") for k, m in rows.items()},
-               extra={k: {"std_ms": m.std_ms, "ci_lo_ms": m.ci_lo_ms, "ci_hi_ms": m.ci_hi_ms,
-                          "count": m.count, "cv": m.cv} for k, m in rows.items()},
+               extra={k: {c: getattr(m, c) for c in EXTRA_COLUMNS} for k, m in rows.items()},
                meta=meta)

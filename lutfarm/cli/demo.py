@@ -10,9 +10,10 @@ import numpy as np
 from agents.timing import TimingSettings
 from lut import build_lut, save_lut
 from lutfarm.cli import cli
-from lutfarm.cli.options import db_option, layout_options, open_store, runtime_options
+from lutfarm.cli.options import db_option, layout_options, runtime_options
 from lutfarm.cli.output import lut_table, out
 from lutfarm.cli.profile import run_profile
+from profiler.store import Store
 
 
 @cli.command()
@@ -24,7 +25,7 @@ from lutfarm.cli.profile import run_profile
 def demo(layout, runtime_config, db, output):
     """Profile this machine, export its LUT and price a few example architectures."""
     run_profile(db, layout, runtime_config, "local", None, None, TimingSettings())
-    with open_store(db) as store:
+    with Store(db) as store:
         table = build_lut(store, "local", runtime_config.key, layout.space, layout.name,
                           layout.classes)
     save_lut(table, output)

@@ -12,8 +12,9 @@ from lut import LatencyTable, build_lut, import_hwnasbench, load_lut, save_lut
 from lut.build import STATISTICS
 from lut.hwnasbench import BUNDLED, DEVICES
 from lutfarm.cli import cli
-from lutfarm.cli.options import db_option, open_store, runtime_options
+from lutfarm.cli.options import db_option, runtime_options
 from lutfarm.cli.output import err, lut_table, out
+from profiler.store import Store
 from spaces import ArchError, parse_arch
 
 
@@ -33,7 +34,7 @@ def lut() -> None:
               help="LUT file to write: .csv or .json")
 def export_cmd(device, runtime_config, db, layout, classes, statistic, output):
     """Write a device's LUT from the store to CSV or JSON."""
-    with open_store(db) as store:
+    with Store(db) as store:
         table = build_lut(store, device, runtime_config.key, "fbnet" if layout else None,
                           layout, classes, statistic)
     save_lut(table, output)
@@ -112,7 +113,7 @@ def show_cmd(lut_path):
 @db_option
 def list_cmd(db):
     """Device / runtime configurations in the store, with their number of measured cases."""
-    with open_store(db) as store:
+    with Store(db) as store:
         configs = store.configurations()
     if not configs:
         click.echo(f"{db}: no measurements yet; run 'lutfarm profile'")

@@ -9,7 +9,7 @@ import click
 
 from agents.runtimes import RUNTIMES
 from profiler.runtime_config import RuntimeConfig
-from profiler.store import Store, default_db_path
+from profiler.store import default_db_path
 
 
 def db_option(f):
@@ -39,7 +39,3 @@ def layout_options(f):
         from spaces import get_layout
         return f(*args, layout=get_layout(space, layout, classes), **kwargs)
     return wrapper
-
-
-def open_store(path: Path) -> Store:
-    return Store(path)

@@ -11,11 +11,12 @@ import click
 
 from agents.timing import TimingSettings
 from lutfarm.cli import cli
-from lutfarm.cli.options import db_option, layout_options, open_store, runtime_options
+from lutfarm.cli.options import db_option, layout_options, runtime_options
 from lutfarm.cli.output import RichProgress, campaign_table, err, failures_table
 from profiler.campaign import CampaignSummary, run_campaign
 from profiler.devices import get_device
 from profiler.export import ModelCache
+from profiler.store import Store
 
 
 def timing_options(f):
@@ -39,7 +40,7 @@ def run_profile(db: Path, layout, runtime_config, device: str, only: str | None,
     dev = get_device(device)
     if affinity:
         dev = replace(dev, affinity=affinity)
-    with open_store(db) as store:
+    with Store(db) as store:
         progress = RichProgress(dev.name)
         with progress:
             summary = run_campaign(store, layout, dev, runtime_config, timing,
