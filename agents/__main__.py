@@ -55,7 +55,7 @@ def run_job(job: dict, out=sys.stdout) -> int:
     except (RuntimeUnavailable, ValueError, OSError) as exc:
         emit(out, "fatal", error=str(exc))
         return 2
-    emit(out, "hello", job_id=job.get("job_id"), agent_version=AGENT_VERSION,
+    emit(out, "hello", job_id=job.get("job_id"), agent_version=AGENT_VERSION, pid=os.getpid(),
          context=fingerprint(info))
     measured = failed = 0
     for case in job["cases"]:
@@ -71,24 +71,55 @@ def run_job(job: dict, out=sys.stdout) -> int:
     return 0
 
 
-def describe() -> dict:
+def describe(workdir: str = ".") -> dict:
+    """What the device can do: Python, platform, numpy, runtimes, free disk."""
+    import platform
+    import shutil
+
     runtimes = {}
     for name in RUNTIMES:
         try:
             runtimes[name] = get_runtime(name).info({})
         except Exception as exc:
             runtimes[name] = {"error": str(exc)}
-    return {"agent_version": AGENT_VERSION, "context": fingerprint(), "runtimes": runtimes}
+    try:
+        import numpy
+        numpy_version = numpy.__version__
+        context = fingerprint()
+    except ImportError:
+        numpy_version, context = None, {}
+    return {"agent_version": AGENT_VERSION, "python": platform.python_version(),
+            "python_tag": "cp{}{}".format(*sys.version_info[:2]), "machine": platform.machine(),
+            "system": platform.system(), "numpy": numpy_version,
+            "disk_free_bytes": shutil.disk_usage(workdir).free, "context": context,
+            "runtimes": runtimes}
+
+
+def verify(entries: list) -> list:
+    """Paths among ``[{"path", "sha256"}]`` that are missing or whose content differs."""
+    bad = []
+    for e in entries:
+        try:
+            if _sha256(e["path"]) != e["sha256"]:
+                bad.append(e["path"])
+        except OSError:
+            bad.append(e["path"])
+    return bad
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agents", description=__doc__)
     parser.add_argument("--job", default="-", help="job JSON file, '-' for stdin")
     parser.add_argument("--describe", action="store_true", help="print capabilities and exit")
+    parser.add_argument("--workdir", default=".", help="where --describe measures free disk")
+    parser.add_argument("--verify", action="store_true",
+                        help="read [{path, sha256}] from stdin, print the bad paths")
     args = parser.parse_args(argv)
-    if args.describe:
+    if args.describe or args.verify:
         import json
-        print(json.dumps(describe()))
+        result = describe(args.workdir) if args.describe else {
+            "bad": verify(json.loads(sys.stdin.read()))}
+        print(json.dumps(result))
         return 0
     try:
         job = read_job(args.job)

@@ -13,7 +13,7 @@ Job::
 
 Events, in order::
 
-    {"event": "hello", "job_id": …, "agent_version": …, "context": {fingerprint}}
+    {"event": "hello", "job_id": …, "agent_version": …, "pid": …, "context": {fingerprint}}
     {"event": "result", "key": …, "status": "ok", "init_ms": …, "first_ms": …, "batch": …,
      "attempts": …, "converged": …, "warmup_calls": …, "sampling_s": …,
      "stats": {count, min, max, mean, std, median, p90, p95, p99, ci_lo, ci_hi, rel_ci, cv},
@@ -26,8 +26,10 @@ A job-level problem (unknown or missing runtime, unreadable job) is one
 that sees the stream end without ``done`` knows the agent died: every case without a result
 line was not measured.
 
-``python -m agents --describe`` prints one JSON object: agent version, context and, per known
-runtime, its version or why it cannot be used.
+``python -m agents --describe [--workdir DIR]`` prints one JSON object: agent version, Python
+version and tag, machine, numpy version, free disk, context and, per known runtime, its version
+or why it cannot be used. ``python -m agents --verify`` reads ``[{"path", "sha256"}, …]`` from
+stdin and prints ``{"bad": [paths that are missing or differ]}``.
 """
 
 from __future__ import annotations

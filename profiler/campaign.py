@@ -1,26 +1,36 @@
-"""A campaign: measure every missing case of a layout on one device and runtime configuration.
+"""A campaign: measure every missing case of a layout on devices, one runtime configuration.
 
-cases -> (skip what the store already has) -> export (cached) -> one agent job -> each result
-committed to the store as it arrives. Stopping at any point loses nothing; running the same
-campaign again measures only what is still missing, failures included.
+cases -> (skip what the store already has) -> export (cached) -> per device kind, one shared
+work queue served by every device of that kind -> each result committed to the store as it
+arrives. One job at a time per device, under the board's lock. A device that fails (lost
+connection, agent crash) is retried with backoff and its unfinished cases go back to the
+queue for its siblings; a case that hangs is failed after the per-case timeout; a case the
+agent crashes on twice is failed. Stopping at any point loses nothing; the same campaign run
+again measures only what is still missing, failures included.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import math
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agents.timing import TimingSettings
 from profiler.devices import Device
-from profiler.export import ModelCache
+from profiler.export import ExportedModel, ModelCache
+from profiler.lock import STALE_S, LockHeld, owner_info
 from profiler.runtime_config import RuntimeConfig
+from profiler.ssh import AuthError, DeviceError, HostKeyError
 from profiler.store import Measurement, Store
-from profiler.transport import AgentDied, transport_for
+from profiler.transport import AgentDied, CaseTimeout, transport_for
 from spaces.cases import BlockCase
 from spaces.fbnet import FBNetLayout
+
+CRASHES_PER_CASE = 2   # a case the agent dies on this often is failed, not retried again
 
 
 class CampaignError(RuntimeError):
@@ -28,22 +38,41 @@ class CampaignError(RuntimeError):
 
 
 @dataclass
+class FarmSettings:
+    """How a campaign treats devices: patience with locks and faults."""
+
+    case_timeout_s: float | None = None   # None: derived from the timing settings
+    max_device_failures: int = 3          # consecutive faults before a device is given up
+    backoff_s: float = 1.0                # first retry delay, doubled each time
+    lock_wait_s: float = 0.0              # wait this long for a board another controller holds
+    stale_lock_s: float = STALE_S
+
+    def case_timeout(self, timing: TimingSettings) -> float:
+        if self.case_timeout_s:
+            return self.case_timeout_s
+        return 60.0 + 2 * timing.max_s * (timing.retries + 1)
+
+
+@dataclass
 class CampaignSummary:
     campaign_id: int
-    device: str
+    device: str                          # the target: a device kind (or the device itself)
     runtime: str
     planned: int = 0
     measured: int = 0
-    skipped: int = 0                    # already in the store
+    skipped: int = 0                     # already in the store
     failed: list[tuple[str, str]] = field(default_factory=list)   # (case key, error)
     exported: int = 0
     export_s: float = 0.0
     wall_s: float = 0.0
-    sampling_s: float = 0.0             # sum of timed-sample durations: the physical floor
+    sampling_s: float = 0.0              # sum of timed-sample durations: the physical floor
     cvs: list[float] = field(default_factory=list)
     rel_cis: list[float] = field(default_factory=list)
     not_converged: int = 0
     interrupted: bool = False
+    per_device: dict[str, int] = field(default_factory=dict)      # measured cases per device
+    device_errors: dict[str, str] = field(default_factory=dict)   # devices given up, and why
+    uploaded_bytes: int = 0
 
     def as_dict(self) -> dict:
         q = _quartiles
@@ -53,7 +82,8 @@ class CampaignSummary:
                 "exported": self.exported, "export_s": self.export_s, "wall_s": self.wall_s,
                 "sampling_s": self.sampling_s, "cv_quartiles": q(self.cvs),
                 "rel_ci_quartiles": q(self.rel_cis), "not_converged": self.not_converged,
-                "interrupted": self.interrupted}
+                "interrupted": self.interrupted, "per_device": self.per_device,
+                "device_errors": self.device_errors, "uploaded_bytes": self.uploaded_bytes}
 
 
 def _quartiles(values: list[float]) -> list[float] | None:
@@ -72,97 +102,300 @@ def plan_cases(layout: FBNetLayout, only: str | None = None) -> list[BlockCase]:
 
 
 class Progress:
-    """Callbacks a front end overrides; the API itself prints nothing."""
+    """Callbacks a front end overrides; the API itself prints nothing. Called from device
+    threads, so implementations must be thread-safe (rich's Progress is)."""
 
     def phase(self, name: str, total: int) -> None: ...
 
-    def advance(self, key: str, status: str) -> None: ...
+    def advance(self, key: str, status: str, device: str = "") -> None: ...
+
+    def device_state(self, device: str, state: str) -> None: ...
 
 
-def run_campaign(store: Store, layout: FBNetLayout, device: Device, runtime: RuntimeConfig,
-                 timing: TimingSettings | None = None, cache: ModelCache | None = None,
-                 only: str | None = None, progress: Progress | None = None,
-                 on_transport: Callable[[object], None] | None = None) -> CampaignSummary:
-    """Measure what is missing; returns the summary (also stored with the campaign)."""
-    t_start = time.perf_counter()
+class WorkQueue:
+    """Cases of one kind, shared by that kind's devices. ``take`` blocks while other devices
+    still hold cases that may come back, so no device quits while work can return."""
+
+    def __init__(self, keys: list[str]):
+        self.pending = list(keys)
+        self.out = 0
+        self.crashes: dict[str, int] = {}
+        self.cond = threading.Condition()
+        self.stopped = False
+
+    def take(self, n: int) -> list[str]:
+        with self.cond:
+            while not self.pending and self.out and not self.stopped:
+                self.cond.wait(0.5)
+            if self.stopped:
+                return []
+            chunk, self.pending = self.pending[:n], self.pending[n:]
+            self.out += len(chunk)
+            return chunk
+
+    def done(self, keys: list[str]) -> None:
+        with self.cond:
+            self.out -= len(keys)
+            self.cond.notify_all()
+
+    def give_back(self, keys: list[str]) -> None:
+        with self.cond:
+            self.pending = list(keys) + self.pending
+            self.out -= len(keys)
+            self.cond.notify_all()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
+
+
+def run_campaign(store: Store, layout: FBNetLayout, device: Device | list[Device],
+                 runtime: RuntimeConfig, timing: TimingSettings | None = None,
+                 cache: ModelCache | None = None, only: str | None = None,
+                 progress: Progress | None = None,
+                 on_transport: Callable[[object], None] | None = None,
+                 farm: FarmSettings | None = None) -> CampaignSummary:
+    """Measure what is missing on one device, or on several devices of one kind."""
+    devices = device if isinstance(device, list) else [device]
+    kinds = {d.kind for d in devices}
+    if len(kinds) != 1:
+        raise CampaignError(f"run_campaign takes devices of one kind, got {sorted(kinds)}; "
+                            f"use run_farm")
+    return run_farm(store, layout, devices, runtime, timing, cache, only, progress,
+                    on_transport, farm)[0]
+
+
+def run_farm(store: Store, layout: FBNetLayout, devices: list[Device], runtime: RuntimeConfig,
+             timing: TimingSettings | None = None, cache: ModelCache | None = None,
+             only: str | None = None, progress: Progress | None = None,
+             on_transport: Callable[[object], None] | None = None,
+             farm: FarmSettings | None = None) -> list[CampaignSummary]:
+    """One campaign per device kind, all kinds at once; one summary each (inventory order)."""
     timing = timing or TimingSettings()
     cache = cache or ModelCache()
     progress = progress or Progress()
+    farm = farm or FarmSettings()
+    groups: dict[str, list[Device]] = {}
+    for d in devices:
+        groups.setdefault(d.kind, []).append(d)
     cases = plan_cases(layout, only)
-    done = store.measured_keys(device.name, runtime.key)
-    todo = [c for c in cases if c.key not in done]
-    cid = store.start_campaign(device.name, runtime.key, layout.space, layout.name,
-                               layout.classes, {"timing": timing.to_dict(), "only": only,
-                                                "runtime": runtime.agent_settings()})
-    summary = CampaignSummary(cid, device.name, runtime.key, planned=len(cases),
-                              skipped=len(cases) - len(todo))
+    runs = [_KindRun(store, layout, kind, devs, runtime, timing, cases, only, farm, progress,
+                     on_transport) for kind, devs in groups.items()]
+    t0 = time.perf_counter()
+    threads: list[threading.Thread] = []
     try:
-        if todo:
-            _measure(store, todo, device, runtime, timing, cache, progress, summary,
-                     on_transport)
+        todo = {c.key: c for r in runs for c in r.todo}
+        progress.phase("export", len(todo))
+        models: dict[str, ExportedModel] = {}
+        for key, case in todo.items():
+            models[key] = cache.get(case, runtime.model_format, runtime.dtype)
+            progress.advance(key, "exported")
+        progress.phase("measure", sum(len(r.todo) for r in runs))
+        threads += [t for r in runs for t in r.start(models)]
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(0.2)
+        for r in runs:
+            r.fail_leftovers()
     except KeyboardInterrupt:
-        summary.interrupted = True
+        for r in runs:
+            r.abort()
+            r.summary.interrupted = True
+        for t in threads:            # let every device thread release its lock
+            t.join(10)
         raise
     finally:
-        summary.exported, summary.export_s = cache.stats.exported, cache.stats.seconds
-        summary.wall_s = time.perf_counter() - t_start
-        store.finish_campaign(cid, summary.as_dict())
-    return summary
+        for r in runs:
+            s = r.summary
+            s.exported, s.export_s = cache.stats.exported, cache.stats.seconds
+            s.wall_s = time.perf_counter() - t0
+            store.finish_campaign(s.campaign_id, s.as_dict())
+    fatal = [r.fatal for r in runs if r.fatal]
+    if fatal:
+        raise CampaignError(fatal[0])
+    return [r.summary for r in runs]
 
 
-def _measure(store: Store, todo: list[BlockCase], device: Device, runtime: RuntimeConfig,
-             timing: TimingSettings, cache: ModelCache, progress: Progress,
-             summary: CampaignSummary, on_transport) -> None:
-    progress.phase("export", len(todo))
-    models = {}
-    for case in todo:
-        models[case.key] = cache.get(case, runtime.model_format, runtime.dtype)
-        progress.advance(case.key, "exported")
+class _KindRun:
+    """The campaign of one device kind: its queue, its device threads, its summary."""
 
-    transport = transport_for(device)
-    if on_transport:
-        on_transport(transport)
-    job = {"job_id": f"c{summary.campaign_id}-{device.name}",
-           "runtime": runtime.agent_settings(device.affinity),
-           "timing": timing.to_dict(),
-           "cases": [{"key": k, "model": transport.model_path(m.path), "sha256": m.sha256}
-                     for k, m in models.items()]}
-    progress.phase("measure", len(todo))
-    pending = dict.fromkeys(models)
-    context_id = None
-    try:
-        for event in transport.run_job(job):
-            kind = event["event"]
-            if kind == "fatal":
-                raise CampaignError(f"device {device.name}: {event['error']}")
-            if kind == "hello":
-                context_id = store.add_context(device.name, event["context"])
-            elif kind == "result" and event["key"] in pending:
-                m = Measurement.from_event(event, device.name, runtime.key,
-                                           campaign_id=summary.campaign_id, context_id=context_id,
-                                           model_sha256=models[event["key"]].sha256)
-                store.add(m)
-                del pending[event["key"]]
-                _count(summary, m)
-                progress.advance(m.case_key, m.status)
-    except AgentDied as exc:
-        for key in pending:
-            m = Measurement(device.name, runtime.key, key, "failed", error=str(exc),
-                            campaign_id=summary.campaign_id, context_id=context_id,
-                            created=time.time())
-            store.add(m)
-            _count(summary, m)
-            progress.advance(key, "failed")
-    finally:
-        transport.stop()
+    def __init__(self, store, layout, kind, devices, runtime, timing, cases, only, farm,
+                 progress, on_transport):
+        self.store, self.kind, self.devices, self.runtime = store, kind, devices, runtime
+        self.timing, self.farm, self.progress, self.on_transport = timing, farm, progress, on_transport
+        done = store.measured_keys(kind, runtime.key)
+        self.todo = [c for c in cases if c.key not in done]
+        cid = store.start_campaign(kind, runtime.key, layout.space, layout.name, layout.classes,
+                                   {"timing": timing.to_dict(), "only": only,
+                                    "runtime": runtime.agent_settings(),
+                                    "devices": [d.name for d in devices]})
+        self.summary = CampaignSummary(cid, kind, runtime.key, planned=len(cases),
+                                       skipped=len(cases) - len(self.todo))
+        self.queue = WorkQueue([c.key for c in self.todo])
+        self.transports: list = []
+        self.fatal: str | None = None
+        self.lock = threading.Lock()
+        self.owner = owner_info(f"{cid}")
 
+    def start(self, models: dict[str, ExportedModel]) -> list[threading.Thread]:
+        self.models = models
+        if not self.todo:
+            return []
+        threads = [threading.Thread(target=self._worker, args=(d,), name=f"device-{d.name}",
+                                    daemon=True) for d in self.devices]
+        for t in threads:
+            t.start()
+        return threads
 
-def _count(summary: CampaignSummary, m: Measurement) -> None:
-    if m.status == "ok":
-        summary.measured += 1
-        summary.sampling_s += m.sampling_s or 0.0
-        summary.cvs.append(m.cv)
-        summary.rel_cis.append(m.rel_ci)
-        summary.not_converged += not m.converged
-    else:
-        summary.failed.append((m.case_key, m.error or "unknown error"))
+    def _chunk_size(self) -> int:
+        alive = max(1, len(self.devices) - len(self.summary.device_errors))
+        if alive == 1:
+            return len(self.todo)            # one job: no agent restarts at all
+        return max(1, min(16, math.ceil(len(self.queue.pending) / (4 * alive))))
+
+    def _worker(self, device: Device) -> None:
+        transport = transport_for(device)
+        with self.lock:
+            self.transports.append(transport)
+        if self.on_transport:
+            self.on_transport(transport)
+        failures, opened = 0, False
+        try:
+            while not self.queue.stopped:
+                try:
+                    if not opened:
+                        self.progress.device_state(device.name, "connecting")
+                        transport.open(self.owner, self.farm.lock_wait_s, self.farm.stale_lock_s)
+                        opened = True
+                        self.progress.device_state(device.name, "measuring")
+                    chunk = self.queue.take(self._chunk_size())
+                    if not chunk:
+                        break
+                    self._run_chunk(device, transport, chunk)
+                    failures = 0
+                except (HostKeyError, AuthError, LockHeld):
+                    raise                        # needs a person, not a retry
+                except DeviceError as exc:       # refused, dropped, agent died: retry, back off
+                    failures += 1
+                    if failures >= self.farm.max_device_failures or self.queue.stopped:
+                        raise
+                    self.progress.device_state(device.name, f"retry {failures}: {exc}")
+                    transport.close()
+                    opened = False
+                    time.sleep(self.farm.backoff_s * 2 ** (failures - 1))
+        except DeviceError as exc:
+            self._give_up(device, str(exc))
+        except CampaignError as exc:
+            self.fatal = str(exc)
+            self.queue.stop()
+        except Exception as exc:  # a bug: stop the campaign and say where, keep what is stored
+            self.fatal = f"internal error on {device.name}: {exc!r}"
+            self.queue.stop()
+        finally:
+            transport.close()
+            self.upload_bytes(transport)
+            self.progress.device_state(device.name, "done")
+
+    def upload_bytes(self, transport) -> None:
+        with self.lock:
+            self.summary.uploaded_bytes += transport.upload.bytes
+
+    def _give_up(self, device: Device, why: str) -> None:
+        with self.lock:
+            self.summary.device_errors[device.name] = why
+        self.progress.device_state(device.name, f"given up: {why}")
+
+    def _run_chunk(self, device: Device, transport, chunk: list[str]) -> None:
+        """One agent job; whatever it does not finish goes back to the queue (or fails)."""
+        pending = dict.fromkeys(chunk)
+        try:
+            transport.prepare([self.models[k] for k in chunk])
+            threads = device.threads or self.runtime.threads
+            settings = RuntimeConfig(self.runtime.name, threads, self.runtime.dtype,
+                                     self.runtime.provider).agent_settings(device.affinity)
+            job = {"job_id": f"c{self.summary.campaign_id}-{device.name}",
+                   "runtime": settings, "timing": self.timing.to_dict(),
+                   "cases": [{"key": k, "model": transport.model_path(self.models[k]),
+                              "sha256": self.models[k].sha256} for k in chunk]}
+            context_id = None
+            for event in transport.run_job(job, self.farm.case_timeout(self.timing)):
+                kind = event["event"]
+                if kind == "fatal":
+                    raise CampaignError(f"device {device.name}: {event['error']}")
+                if kind == "hello":
+                    context_id = self.store.add_context(device.name, event["context"])
+                elif kind == "result" and event["key"] in pending:
+                    m = Measurement.from_event(event, device.name, self.runtime.key,
+                                               kind=self.kind,
+                                               campaign_id=self.summary.campaign_id,
+                                               context_id=context_id,
+                                               model_sha256=self.models[event["key"]].sha256)
+                    self._record(m)
+                    del pending[event["key"]]
+                    self.queue.done([m.case_key])
+        except CaseTimeout as exc:
+            transport.stop()
+            hung = next(iter(pending))
+            self._fail(device, hung, f"timed out: {exc}")
+            del pending[hung]
+            self.queue.done([hung])
+            self.queue.give_back(list(pending))
+            return
+        except (AgentDied, DeviceError) as exc:
+            if pending:
+                first = next(iter(pending))
+                crashes = self.queue.crashes.get(first, 0) + 1
+                self.queue.crashes[first] = crashes
+                if crashes >= CRASHES_PER_CASE:
+                    self._fail(device, first, f"agent died {crashes} times on it: {exc}")
+                    del pending[first]
+                    self.queue.done([first])
+            self.queue.give_back(list(pending))
+            raise
+        except BaseException:
+            self.queue.give_back(list(pending))
+            raise
+
+    def _fail(self, device: Device, key: str, error: str) -> None:
+        self._record(Measurement(device.name, self.runtime.key, key, "failed", error=error,
+                                 kind=self.kind, campaign_id=self.summary.campaign_id,
+                                 created=time.time()))
+
+    def _record(self, m: Measurement) -> None:
+        self.store.add(m)
+        s = self.summary
+        with self.lock:
+            if m.status == "ok":
+                s.measured += 1
+                s.per_device[m.device] = s.per_device.get(m.device, 0) + 1
+                s.sampling_s += m.sampling_s or 0.0
+                s.cvs.append(m.cv)
+                s.rel_cis.append(m.rel_ci)
+                s.not_converged += not m.converged
+            else:
+                s.failed.append((m.case_key, m.error or "unknown error"))
+        self.progress.advance(m.case_key, m.status, m.device)
+
+    def fail_leftovers(self) -> None:
+        """Cases no device could take (every device of the kind was given up)."""
+        leftovers = list(self.queue.pending)
+        if not leftovers or self.fatal:
+            return
+        why = "; ".join(f"{d}: {e}" for d, e in self.summary.device_errors.items())
+        for key in leftovers:
+            self._record(Measurement(self.kind, self.runtime.key, key, "failed",
+                                     error=f"no device of kind {self.kind} left ({why})",
+                                     kind=self.kind, campaign_id=self.summary.campaign_id,
+                                     created=time.time()))
+        self.queue.pending.clear()
+
+    def abort(self) -> None:
+        self.queue.stop()
+        with self.lock:
+            transports = list(self.transports)
+        for t in transports:
+            try:
+                t.stop()
+            except Exception:
+                pass

@@ -1,33 +1,79 @@
 """Device records: where measurements happen. ``local`` is the embedded default.
 
-Farm devices (SSH, from an inventory file) are added by the farm layer; every device is
-reached through a transport that speaks the same agent job protocol.
+Farm devices come from an inventory file (``profiler.inventory``); every device is reached
+through a transport that speaks the same agent job protocol. Devices of one ``kind`` are
+interchangeable (same hardware and image): a campaign spreads a kind's cases over all of them
+and their measurements build one LUT.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class UnknownDeviceError(ValueError):
-    """A device name that is not in the inventory."""
+    """A device name (or kind/tag selection) that matches nothing in the inventory."""
 
 
 @dataclass(frozen=True)
 class Device:
     name: str
-    transport: str = "local"
-    python: str = sys.executable            # interpreter that runs the agent on the device
-    affinity: tuple[int, ...] | None = None  # CPUs the agent pins itself to
+    transport: str = "local"                 # "local" | "ssh"
     kind: str = "local"                      # devices of one kind are interchangeable
+    host: str = ""
+    port: int = 22
+    user: str = ""
+    key_file: str = ""                       # "" = use the SSH agent
+    known_hosts: str = "~/.ssh/known_hosts"
+    tags: tuple[str, ...] = ()
+    python: str = sys.executable             # interpreter that runs the agent on the device
+    runtimes: tuple[str, ...] = ("onnxruntime",)
+    threads: int | None = None               # overrides --threads for this device
+    affinity: tuple[int, ...] | None = None  # CPUs the agent pins itself to
+    workdir: str = "lutfarm"                 # on the device; relative = under the login's home
+    line: int = 0                            # where the inventory defines it
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def address(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}" if self.transport == "ssh" else "this machine"
 
 
 LOCAL = Device("local")
 
 
-def get_device(name: str) -> Device:
-    if name == LOCAL.name:
-        return LOCAL
-    raise UnknownDeviceError(f"unknown device {name!r}: without an inventory the only device "
-                             f"is 'local' (this machine); use --device local")
+def get_device(name: str, devices: list[Device] | None = None) -> Device:
+    for d in devices or [LOCAL]:
+        if d.name == name:
+            return d
+    if devices is None:
+        raise UnknownDeviceError(f"unknown device {name!r}: without --inventory the only device "
+                                 f"is 'local' (this machine); use --device local or give an "
+                                 f"inventory file")
+    raise UnknownDeviceError(f"unknown device {name!r}; the inventory has: "
+                             f"{', '.join(d.name for d in devices)}")
+
+
+def select_devices(devices: list[Device], spec: str) -> list[Device]:
+    """``NAME``, ``kind:KIND`` or ``tag:TAG``, comma-separated -> devices, inventory order."""
+    chosen: dict[str, Device] = {}
+    for term in (t.strip() for t in spec.split(",")):
+        if not term:
+            continue
+        if term.startswith("kind:"):
+            found = [d for d in devices if d.kind == term[5:]]
+        elif term.startswith("tag:"):
+            found = [d for d in devices if term[4:] in d.tags]
+        else:
+            found = [get_device(term, devices)]
+        if not found:
+            kinds = sorted({d.kind for d in devices})
+            tags = sorted({t for d in devices for t in d.tags})
+            raise UnknownDeviceError(f"--devices {term!r} matches no device; kinds: "
+                                     f"{', '.join(kinds) or '-'}; tags: {', '.join(tags) or '-'}")
+        for d in found:
+            chosen[d.name] = d
+    if not chosen:
+        raise UnknownDeviceError("--devices selects nothing; give NAME, kind:KIND or tag:TAG")
+    return [d for d in devices if d.name in chosen]

@@ -31,7 +31,7 @@ CREATE TABLE measurements (
     id INTEGER PRIMARY KEY,
     campaign_id INTEGER REFERENCES campaigns(id),
     context_id INTEGER REFERENCES contexts(id),
-    device TEXT NOT NULL, runtime TEXT NOT NULL, case_key TEXT NOT NULL,
+    device TEXT NOT NULL, kind TEXT, runtime TEXT NOT NULL, case_key TEXT NOT NULL,
     model_sha256 TEXT, status TEXT NOT NULL CHECK (status IN ('ok', 'failed')), error TEXT,
     created REAL NOT NULL,
     init_ms REAL, first_ms REAL, batch INTEGER, attempts INTEGER, converged INTEGER,
@@ -39,6 +39,7 @@ CREATE TABLE measurements (
     p90_ms REAL, p95_ms REAL, p99_ms REAL, ci_lo_ms REAL, ci_hi_ms REAL, rel_ci REAL, cv REAL,
     sampling_s REAL, samples TEXT, extra TEXT);
 CREATE INDEX measurements_lookup ON measurements (device, runtime, status, case_key);
+CREATE INDEX measurements_kind ON measurements (kind, runtime, status, case_key);
 """
 
 
@@ -55,6 +56,7 @@ class Measurement:
     case_key: str
     status: str                      # "ok" | "failed"
     error: str | None = None
+    kind: str | None = None          # the device's kind: interchangeable devices share LUTs
     model_sha256: str | None = None
     campaign_id: int | None = None
     context_id: int | None = None
@@ -87,6 +89,7 @@ class Measurement:
         """An agent ``result`` event -> a record (see agents.protocol)."""
         m = cls(device=device, runtime=runtime, case_key=event["key"], status=event["status"],
                 error=event.get("error"), created=time.time(), **ids)
+        m.kind = m.kind or device
         if m.status == "ok":
             st = event["stats"]
             m.init_ms, m.first_ms = event["init_ms"], event["first_ms"]
@@ -202,24 +205,24 @@ class Store:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def measured_keys(self, device: str, runtime: str) -> set[str]:
-        """Cases with at least one good measurement: what a resumed campaign skips."""
+    def measured_keys(self, target: str, runtime: str) -> set[str]:
+        """Cases with a good measurement on ``target`` (a device kind, or one device's name):
+        what a resumed campaign skips."""
         with self._lock:
             rows = self.conn.execute(
-                "SELECT DISTINCT case_key FROM measurements "
-                "WHERE device = ? AND runtime = ? AND status = 'ok'", (device, runtime))
+                "SELECT DISTINCT case_key FROM measurements WHERE (kind = ? OR device = ?) "
+                "AND runtime = ? AND status = 'ok'", (target, target, runtime))
             return {r[0] for r in rows}
 
-    def latest(self, device: str, runtime: str, with_samples: bool = False) -> dict[str, Measurement]:
-        """The newest good measurement of every case."""
+    def latest(self, target: str, runtime: str, with_samples: bool = False) -> dict[str, Measurement]:
+        """The newest good measurement of every case on ``target`` (a kind or a device)."""
         cols = [c for c in _COLUMNS if with_samples or c != "samples"]
         with self._lock:
             rows = self.conn.execute(
-                f"SELECT id, {', '.join(cols)} FROM measurements m "
-                "WHERE device = ? AND runtime = ? AND status = 'ok' AND id = ("
-                " SELECT MAX(id) FROM measurements n WHERE n.device = m.device"
-                " AND n.runtime = m.runtime AND n.case_key = m.case_key AND n.status = 'ok')",
-                (device, runtime)).fetchall()
+                f"SELECT id, {', '.join(cols)} FROM measurements WHERE id IN ("
+                " SELECT MAX(id) FROM measurements WHERE (kind = ? OR device = ?)"
+                " AND runtime = ? AND status = 'ok' GROUP BY case_key)",
+                (target, target, runtime)).fetchall()
         return {r["case_key"]: _to_measurement(r) for r in rows}
 
     def measurements(self, device: str | None = None, runtime: str | None = None,
@@ -237,18 +240,19 @@ class Store:
         return (_to_measurement(r) for r in rows)
 
     def configurations(self) -> list[tuple[str, str, int]]:
-        """(device, runtime, number of measured cases) for every configuration in the store."""
+        """(device kind, runtime, number of measured cases) for every configuration stored."""
         with self._lock:
             return [tuple(r) for r in self.conn.execute(
-                "SELECT device, runtime, COUNT(DISTINCT case_key) FROM measurements "
-                "WHERE status = 'ok' GROUP BY device, runtime ORDER BY device, runtime")]
+                "SELECT COALESCE(kind, device), runtime, COUNT(DISTINCT case_key) "
+                "FROM measurements WHERE status = 'ok' GROUP BY COALESCE(kind, device), runtime "
+                "ORDER BY 1, 2")]
 
-    def last_campaign_layout(self, device: str, runtime: str) -> tuple[str, str, int] | None:
+    def last_campaign_layout(self, target: str, runtime: str) -> tuple[str, str, int] | None:
         """(space, layout, classes) of the newest campaign for this configuration."""
         with self._lock:
             row = self.conn.execute(
                 "SELECT space, layout, classes FROM campaigns WHERE device = ? AND runtime = ? "
-                "AND layout IS NOT NULL ORDER BY id DESC LIMIT 1", (device, runtime)).fetchone()
+                "AND layout IS NOT NULL ORDER BY id DESC LIMIT 1", (target, runtime)).fetchone()
         return tuple(row) if row else None
 
     def context(self, context_id: int) -> dict:

@@ -6,14 +6,17 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 from conftest import FAST, REPO
-from profiler.campaign import Progress, plan_cases, run_campaign
+from profiler.campaign import FarmSettings, Progress, plan_cases, run_campaign
 from profiler.devices import LOCAL
+from profiler.export import ModelCache
 from profiler.runtime_config import RuntimeConfig
 from profiler.store import Store
 
 RT = RuntimeConfig()
+SLOW = replace(FAST, min_s=0.05)   # each case lasts long enough to be killed in the middle
 
 
 def test_a_rerun_measures_only_what_is_missing(tmp_path, cache, cifar):
@@ -32,27 +35,42 @@ def test_a_rerun_measures_only_what_is_missing(tmp_path, cache, cifar):
 
 
 class KillAgentAfter(Progress):
-    """Kills the real agent process (SIGKILL) once n results have arrived."""
+    """Kills the real agent process (SIGKILL) once n results have arrived, each time."""
 
-    def __init__(self, n):
-        self.n, self.seen, self.transport = n, 0, None
+    def __init__(self, n, times=1):
+        self.n, self.times, self.seen, self.transport = n, times, 0, None
 
-    def advance(self, key, status):
+    def advance(self, key, status, device=""):
         if status == "ok":
             self.seen += 1
-            if self.seen == self.n:
+            if self.seen % self.n == 0 and self.seen // self.n <= self.times:
+                assert self.transport.proc.poll() is None, "the agent finished before the kill"
                 os.kill(self.transport.proc.pid, signal.SIGKILL)
 
 
-def test_an_agent_killed_mid_job_keeps_finished_cases_and_a_rerun_picks_up(tmp_path, cache, cifar):
+def test_an_agent_killed_once_is_restarted_and_the_campaign_completes(tmp_path, cache, cifar):
+    only = "ConvBlock_H16_*"
+    planned = {c.key for c in plan_cases(cifar, only)}
+    killer = KillAgentAfter(3)
+    farm = FarmSettings(backoff_s=0.01)
+    with Store(tmp_path / "s.db") as store:
+        s = run_campaign(store, cifar, LOCAL, RT, SLOW, cache, only, killer,
+                         on_transport=lambda t: setattr(killer, "transport", t), farm=farm)
+        assert s.measured == len(planned) and not s.failed and not s.device_errors
+        assert store.measured_keys("local", RT.key) == planned
+
+
+def test_an_agent_that_keeps_dying_fails_the_rest_and_a_rerun_picks_up(tmp_path, cache, cifar):
     only = "ConvBlock_H16_*"
     planned = [c.key for c in plan_cases(cifar, only)]
-    killer = KillAgentAfter(3)
+    killer = KillAgentAfter(3, times=99)
+    farm = FarmSettings(max_device_failures=2, backoff_s=0.01)
     with Store(tmp_path / "s.db") as store:
-        s = run_campaign(store, cifar, LOCAL, RT, FAST, cache, only, killer,
-                         on_transport=lambda t: setattr(killer, "transport", t))
-        assert s.measured >= 3 and s.measured + len(s.failed) == len(planned)
-        assert s.failed and all("exited with status -9" in err for _, err in s.failed)
+        s = run_campaign(store, cifar, LOCAL, RT, SLOW, cache, only, killer,
+                         on_transport=lambda t: setattr(killer, "transport", t), farm=farm)
+        assert s.measured == 6 and s.measured + len(s.failed) == len(planned)
+        assert "exited with status -9" in s.device_errors["local"]
+        assert all("no device of kind local left" in err for _, err in s.failed)
         kept = store.measured_keys("local", RT.key)
         assert len(kept) == s.measured
         failed_rows = store.conn.execute(
@@ -61,6 +79,26 @@ def test_an_agent_killed_mid_job_keeps_finished_cases_and_a_rerun_picks_up(tmp_p
         again = run_campaign(store, cifar, LOCAL, RT, FAST, cache, only)
         assert again.skipped == s.measured and again.measured == len(s.failed)
         assert store.measured_keys("local", RT.key) == set(planned)
+
+
+def test_a_hanging_case_times_out_and_the_rest_are_measured(tmp_path, cifar):
+    """A model path that is a FIFO nobody writes: the agent blocks reading it, for real."""
+    only = "ConvBlock_H4_*_exp1_*"
+    cases = plan_cases(cifar, only)
+    hang = tmp_path / "hang"
+    hang.mkdir()
+    hung_cache = ModelCache(hang)
+    for c in cases:       # the same cases, fresh files; one of them becomes a FIFO
+        hung_cache.get(c)
+    victim = hung_cache.lookup(cases[1])
+    victim.path.unlink()
+    os.mkfifo(victim.path)
+    farm = FarmSettings(case_timeout_s=2.0, backoff_s=0.01)
+    with Store(tmp_path / "s.db") as store:
+        s = run_campaign(store, cifar, LOCAL, RT, FAST, hung_cache, only, farm=farm)
+    assert [k for k, _ in s.failed] == [cases[1].key]
+    assert "timed out" in s.failed[0][1]
+    assert s.measured == len(cases) - 1
 
 
 def _ok_rows(db):

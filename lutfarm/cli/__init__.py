@@ -9,13 +9,16 @@ import click
 from lut import LUTError, LUTFileError
 from profiler.campaign import CampaignError
 from profiler.devices import UnknownDeviceError
+from profiler.inventory import InventoryError
 from profiler.runtime_config import RuntimeConfigError
+from profiler.ssh import DeviceError
 from profiler.store import StoreError
 from spaces import ArchError, CaseKeyError, UnknownSpaceError
 
 # Errors that mean "the user's input is wrong": one line, exit status 2, no traceback.
 USER_ERRORS = (LUTError, LUTFileError, CampaignError, UnknownDeviceError, RuntimeConfigError,
-               StoreError, ArchError, CaseKeyError, UnknownSpaceError)
+               StoreError, ArchError, CaseKeyError, UnknownSpaceError, InventoryError,
+               DeviceError)
 
 
 class Lutfarm(click.Group):
@@ -53,4 +56,4 @@ def main() -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-from lutfarm.cli import demo, lut, profile  # noqa: E402,F401 - registers the subcommands
+from lutfarm.cli import demo, devices, lut, profile  # noqa: E402,F401 - registers the subcommands

@@ -13,6 +13,7 @@ from lutfarm.cli import cli
 from lutfarm.cli.options import db_option, layout_options, runtime_options
 from lutfarm.cli.output import lut_table, out
 from lutfarm.cli.profile import run_profile
+from profiler.devices import LOCAL
 from profiler.store import Store
 
 
@@ -24,7 +25,7 @@ from profiler.store import Store
               default=Path("lut_local.csv"), show_default=True, help="where to write the LUT")
 def demo(layout, runtime_config, db, output):
     """Profile this machine, export its LUT and price a few example architectures."""
-    run_profile(db, layout, runtime_config, "local", None, None, TimingSettings())
+    run_profile(db, layout, runtime_config, [LOCAL], None, None, TimingSettings())
     with Store(db) as store:
         table = build_lut(store, "local", runtime_config.key, layout.space, layout.name,
                           layout.classes)

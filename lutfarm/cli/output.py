@@ -22,16 +22,17 @@ out = Console()
 
 
 class RichProgress(campaign.Progress):
-    """A progress bar per phase (export, measure) with the case being worked on."""
+    """A bar per phase (export, measure) and, on a farm, a line per device with its state."""
 
-    def __init__(self, device: str):
-        self.device = device
+    def __init__(self, label: str):
+        self.label = label
         self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                             MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
                             TimeRemainingColumn(), TextColumn("{task.fields[case]}"),
                             console=err, transient=False)
         self.task = None
-        self.failed = 0
+        self.devices: dict[str, int] = {}
+        self.counts: dict[str, int] = {}
 
     def __enter__(self):
         self.bar.start()
@@ -41,11 +42,19 @@ class RichProgress(campaign.Progress):
         self.bar.stop()
 
     def phase(self, name: str, total: int) -> None:
-        self.task = self.bar.add_task(f"{name} {self.device}", total=total, case="")
+        self.task = self.bar.add_task(f"{name} {self.label}", total=total, case="")
 
-    def advance(self, key: str, status: str) -> None:
-        self.failed += status == "failed"
+    def advance(self, key: str, status: str, device: str = "") -> None:
         self.bar.update(self.task, advance=1, case=key if status != "failed" else f"[red]{key}")
+        if device in self.devices:
+            self.counts[device] = self.counts.get(device, 0) + (status == "ok")
+            self.bar.update(self.devices[device], completed=self.counts[device])
+
+    def device_state(self, device: str, state: str) -> None:
+        if device not in self.devices:
+            self.devices[device] = self.bar.add_task(f"  {device}", total=None, case=state)
+        colour = "red" if state.startswith(("given up", "retry")) else "dim"
+        self.bar.update(self.devices[device], case=f"[{colour}]{state[:100]}")
 
 
 def campaign_table(s: campaign.CampaignSummary) -> Table:
@@ -56,6 +65,12 @@ def campaign_table(s: campaign.CampaignSummary) -> Table:
     t.add_row("failed", f"[red]{len(s.failed)}" if s.failed else "0")
     t.add_row("exported / export time", f"{s.exported} / {s.export_s:.1f} s")
     t.add_row("wall time", f"{s.wall_s:.1f} s")
+    if len(s.per_device) > 1 or s.device_errors:
+        t.add_row("measured per device", ", ".join(f"{d}: {n}" for d, n in s.per_device.items()))
+    for device, why in s.device_errors.items():
+        t.add_row(f"[red]device {device} given up", why)
+    if s.uploaded_bytes:
+        t.add_row("uploaded to devices", f"{s.uploaded_bytes / 1e6:.2f} MB")
     if s.sampling_s:
         t.add_row("time in timed samples", f"{s.sampling_s:.1f} s "
                   f"(wall / samples = {s.wall_s / s.sampling_s:.2f}x)")

@@ -13,9 +13,10 @@ from agents.timing import TimingSettings
 from lutfarm.cli import cli
 from lutfarm.cli.options import db_option, layout_options, runtime_options
 from lutfarm.cli.output import RichProgress, campaign_table, err, failures_table
-from profiler.campaign import CampaignSummary, run_campaign
-from profiler.devices import get_device
+from profiler.campaign import CampaignSummary, FarmSettings, run_farm
+from profiler.devices import Device, get_device, select_devices
 from profiler.export import ModelCache
+from profiler.inventory import load_inventory
 from profiler.store import Store
 
 
@@ -33,24 +34,32 @@ def timing_options(f):
     return f
 
 
-def run_profile(db: Path, layout, runtime_config, device: str, only: str | None,
-                cache: Path | None, timing: TimingSettings, quiet: bool = False,
-                affinity: tuple[int, ...] | None = None) -> CampaignSummary:
-    """Run one campaign with a progress bar and print its summary (shared with ``demo``)."""
-    dev = get_device(device)
-    if affinity:
-        dev = replace(dev, affinity=affinity)
+def resolve_devices(spec: str, inventory: Path | None) -> list[Device]:
+    """``--devices`` against the inventory (or the embedded ``local`` without one)."""
+    if inventory is None:
+        return [get_device(term.strip()) for term in spec.split(",") if term.strip()]
+    return select_devices(load_inventory(inventory), spec)
+
+
+def run_profile(db: Path, layout, runtime_config, devices: list[Device], only: str | None,
+                cache: Path | None, timing: TimingSettings, farm: FarmSettings | None = None,
+                quiet: bool = False) -> list[CampaignSummary]:
+    """Run one campaign per device kind with progress bars; print the summaries."""
     with Store(db) as store:
-        progress = RichProgress(dev.name)
-        with progress:
-            summary = run_campaign(store, layout, dev, runtime_config, timing,
-                                   ModelCache(cache) if cache else ModelCache(), only, progress)
+        label = devices[0].name if len(devices) == 1 else f"{len(devices)} devices"
+        with RichProgress(label) as progress:
+            summaries = run_farm(store, layout, devices, runtime_config, timing,
+                                 ModelCache(cache) if cache else ModelCache(), only, progress,
+                                 farm=farm)
     if not quiet:
-        err.print(campaign_table(summary))
-        if summary.failed:
-            err.print(failures_table(summary.failed))
-            err.print("[yellow]run the same command again to retry the failed cases")
-    return summary
+        for summary in summaries:
+            err.print(campaign_table(summary))
+            if summary.failed:
+                err.print(failures_table(summary.failed))
+        if any(s.failed for s in summaries):
+            err.print("[yellow]run the same command again to retry the failed cases "
+                      "(measured cases are kept)")
+    return summaries
 
 
 def _parse_cpus(ctx, param, value: str | None) -> tuple[int, ...] | None:
@@ -65,7 +74,10 @@ def _parse_cpus(ctx, param, value: str | None) -> tuple[int, ...] | None:
 
 @cli.command()
 @layout_options
-@click.option("--device", default="local", show_default=True, help="device to measure on")
+@click.option("--device", "--devices", "devices", default="local", show_default=True,
+              metavar="NAME|kind:KIND|tag:TAG[,…]", help="devices to measure on")
+@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              envvar="LUTFARM_INVENTORY", help="farm inventory (TOML); without it: local only")
 @runtime_options
 @db_option
 @click.option("--affinity", default=None, metavar="CPUS", callback=_parse_cpus,
@@ -75,12 +87,23 @@ def _parse_cpus(ctx, param, value: str | None) -> tuple[int, ...] | None:
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="exported-model cache (default ~/.cache/lutfarm or $LUTFARM_CACHE)")
 @timing_options
-@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON on stdout")
-def profile(layout, device, runtime_config, db, affinity, only, cache, as_json, **timing):
-    """Measure every missing case of a layout on a device (resumable)."""
-    summary = run_profile(db, layout, runtime_config, device, only, cache,
-                          TimingSettings(**timing), quiet=as_json, affinity=affinity)
+@click.option("--case-timeout", type=float, default=None,
+              help="seconds without a result before a case counts as hung (default: derived "
+                   "from --max-time)")
+@click.option("--lock-wait", type=float, default=0.0, show_default=True,
+              help="seconds to wait for a board another controller is measuring on")
+@click.option("--json", "as_json", is_flag=True, help="print the summaries as JSON on stdout")
+def profile(layout, devices, inventory, runtime_config, db, affinity, only, cache,
+            case_timeout, lock_wait, as_json, **timing):
+    """Measure every missing case of a layout on devices (resumable)."""
+    chosen = resolve_devices(devices, inventory)
+    if affinity:
+        chosen = [replace(d, affinity=affinity) for d in chosen]
+    farm = FarmSettings(case_timeout_s=case_timeout, lock_wait_s=lock_wait)
+    summaries = run_profile(db, layout, runtime_config, chosen, only, cache,
+                            TimingSettings(**timing), farm, quiet=as_json)
     if as_json:
-        click.echo(json.dumps(summary.as_dict()))
-    if summary.failed:
+        out = [s.as_dict() for s in summaries]
+        click.echo(json.dumps(out[0] if len(out) == 1 else out))
+    if any(s.failed for s in summaries):
         sys.exit(1)

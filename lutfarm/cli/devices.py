@@ -1,0 +1,92 @@
+"""``lutfarm devices …``: inspect and prepare the farm."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from lutfarm.cli import cli
+from lutfarm.cli.output import err, out
+from lutfarm.cli.profile import resolve_devices
+from profiler.check import check_device
+from profiler.inventory import load_inventory
+from profiler.provision import provision
+
+inventory_option = click.option(
+    "--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    envvar="LUTFARM_INVENTORY", help="farm inventory (TOML); without it: the local device")
+devices_option = click.option("--devices", default=None, metavar="NAME|kind:KIND|tag:TAG[,…]",
+                              help="which devices (default: all)")
+
+
+def _chosen(inventory, devices):
+    if inventory is None:
+        return resolve_devices(devices or "local", None)
+    return resolve_devices(devices, inventory) if devices else load_inventory(inventory)
+
+
+@cli.group()
+def devices() -> None:
+    """Check and provision the devices of an inventory."""
+
+
+@devices.command("list")
+@inventory_option
+def list_cmd(inventory):
+    """The devices of the inventory, validated."""
+    t = Table("name", "kind", "address", "tags", "python", "runtimes")
+    for d in _chosen(inventory, None):
+        t.add_row(d.name, d.kind, d.address, ",".join(d.tags), d.python, ",".join(d.runtimes))
+    out.print(t)
+
+
+@devices.command("check")
+@inventory_option
+@devices_option
+@click.option("--json", "as_json", is_flag=True)
+def check_cmd(inventory, devices, as_json):
+    """Reachable? auth? Python, numpy, runtimes, free disk, agent version — per device."""
+    reports = [check_device(d) for d in _chosen(inventory, devices)]
+    if as_json:
+        click.echo(json.dumps([asdict(r) | {"ok": r.ok} for r in reports]))
+    else:
+        t = Table("device", "address", "reach", "auth", "python", "numpy", "runtimes",
+                  "free disk", "agent", "problem")
+        for r in reports:
+            mark = lambda b: "[green]yes" if b else "[red]no"  # noqa: E731
+            t.add_row(r.name, r.address, mark(r.reachable), mark(r.auth),
+                      f"{r.python} {r.machine}".strip(), r.numpy or "[red]missing",
+                      "\n".join(f"{k} {v}" for k, v in r.runtimes.items()),
+                      f"{r.disk_free_bytes / 1e9:.1f} GB" if r.disk_free_bytes else "",
+                      r.agent + (" venv" if r.provisioned else ""), f"[red]{r.error}")
+        out.print(t)
+    if not all(r.ok for r in reports):
+        sys.exit(1)
+
+
+@devices.command("provision")
+@inventory_option
+@devices_option
+def provision_cmd(inventory, devices):
+    """Create <workdir>/venv on each device with its runtimes, from wheels pushed over SFTP."""
+    failed = False
+    for d in _chosen(inventory, devices):
+        try:
+            r = provision(d)
+        except Exception as exc:   # report every device, then fail
+            err.print(f"[red]{d.name}: {exc}")
+            failed = True
+            continue
+        versions = ", ".join(f"{k} {v}" for k, v in r.installed.items())
+        if r.already:
+            err.print(f"{d.name}: already provisioned ({r.platform}): {versions}")
+        else:
+            err.print(f"{d.name}: installed for {r.platform}: {versions} "
+                      f"({r.wheels_uploaded} wheels, {r.bytes_uploaded / 1e6:.1f} MB pushed)")
+    if failed:
+        sys.exit(1)

@@ -1,0 +1,86 @@
+"""``devices check``: what each device can do, before a campaign depends on it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass, field
+
+from profiler.deploy import UploadStats, agent_bundle, agent_dir, deploy_agent
+from profiler.devices import Device
+from profiler.ssh import AuthError, DeviceError, HostKeyError, SSHSession
+from profiler.transport import AGENT_ROOT
+
+
+@dataclass
+class DeviceReport:
+    name: str
+    address: str
+    reachable: bool = False
+    auth: bool = False
+    python: str = ""
+    python_tag: str = ""
+    machine: str = ""
+    numpy: str | None = None
+    runtimes: dict[str, str] = field(default_factory=dict)   # name -> version or "error: …"
+    disk_free_bytes: int | None = None
+    agent: str = ""          # "current", "current (deployed now)", …
+    provisioned: bool = False
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.auth and not self.error and self.numpy is not None and any(
+            not v.startswith("error") for v in self.runtimes.values())
+
+
+def _fill(report: DeviceReport, info: dict) -> None:
+    report.python, report.python_tag = info["python"], info["python_tag"]
+    report.machine, report.numpy = info["machine"], info["numpy"]
+    report.disk_free_bytes = info["disk_free_bytes"]
+    report.runtimes = {name: r.get("version") or f"error: {r.get('error')}"
+                       for name, r in info["runtimes"].items()}
+
+
+def check_device(device: Device) -> DeviceReport:
+    report = DeviceReport(device.name, device.address)
+    if device.transport == "local":
+        out = subprocess.run([device.python, "-m", "agents", "--describe"], cwd=AGENT_ROOT,
+                             capture_output=True, text=True, timeout=120)
+        report.reachable = report.auth = True
+        report.agent = "local source"
+        if out.returncode != 0:
+            report.error = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "?"
+            return report
+        _fill(report, json.loads(out.stdout))
+        return report
+    try:
+        session = SSHSession(device)
+    except (HostKeyError, AuthError) as exc:
+        report.reachable, report.error = True, str(exc)
+        return report
+    except DeviceError as exc:
+        report.error = str(exc)
+        return report
+    report.reachable = report.auth = True
+    try:
+        session.makedirs(device.workdir)
+        workdir = session.sftp.normalize(device.workdir)
+        stats = UploadStats()
+        deploy_agent(session, workdir, stats)
+        report.agent = f"{agent_bundle()[0]}" + (" (deployed now)" if stats.files else "")
+        venv_python = f"{workdir}/venv/bin/python"
+        report.provisioned = session.size(venv_python) is not None
+        python = venv_python if report.provisioned else device.python
+        code, out, err = session.run([python, "-m", "agents", "--describe", "--workdir", workdir],
+                                     cwd=agent_dir(workdir))
+        if code != 0:
+            last = err.strip().splitlines()[-1] if err.strip() else f"exit {code}"
+            report.error = f"{python} cannot run the agent: {last}"
+        else:
+            _fill(report, json.loads(out))
+    except DeviceError as exc:
+        report.error = str(exc)
+    finally:
+        session.close()
+    return report

@@ -1,0 +1,107 @@
+"""Putting the agent and the case models on a device, each upload done once.
+
+The agent is the ``agents`` package, versioned by the hash of its files and unpacked into
+``<workdir>/agent-<hash>/``; models go to ``<workdir>/models/<sha256>.<fmt>`` (content-addressed,
+so a later campaign, or another space sharing a block, uploads nothing already there). After
+an upload the device itself checks the SHA-256 of what arrived.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import agents
+from profiler.export import ExportedModel
+from profiler.ssh import DeviceError, SSHSession
+
+AGENT_DIR = Path(agents.__file__).resolve().parent
+COMPLETE = ".complete"
+
+
+@dataclass
+class UploadStats:
+    files: int = 0
+    bytes: int = 0
+    reused: int = 0
+
+
+@lru_cache(maxsize=1)
+def agent_bundle() -> tuple[str, dict[str, bytes]]:
+    """(content hash, {path relative to the package's parent: bytes}) of the agent."""
+    files = {str(p.relative_to(AGENT_DIR.parent)): p.read_bytes()
+             for p in sorted(AGENT_DIR.rglob("*.py"))}
+    h = hashlib.sha256()
+    for name, data in files.items():
+        h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return h.hexdigest()[:16], files
+
+
+def agent_dir(workdir: str) -> str:
+    return f"{workdir}/agent-{agent_bundle()[0]}"
+
+
+def deploy_agent(session: SSHSession, workdir: str, stats: UploadStats) -> str:
+    """Upload the agent unless this exact version is already there; returns its directory."""
+    version, files = agent_bundle()
+    target = agent_dir(workdir)
+    if session.size(f"{target}/{COMPLETE}") is not None:
+        stats.reused += 1
+        return target
+    for rel, data in files.items():
+        session.makedirs(f"{target}/{Path(rel).parent.as_posix()}")
+        session.put_bytes(data, f"{target}/{rel}")
+        stats.files += 1
+        stats.bytes += len(data)
+    session.put_bytes(version.encode(), f"{target}/{COMPLETE}")
+    return target
+
+
+def remote_model_path(workdir: str, model: ExportedModel) -> str:
+    return f"{workdir}/models/{model.sha256}.{model.fmt}"
+
+
+def upload_models(session: SSHSession, workdir: str, python: str, models: list[ExportedModel],
+                  stats: UploadStats) -> None:
+    """Upload the models the device lacks, then have the device verify their checksums."""
+    session.makedirs(f"{workdir}/models")
+    sent = []
+    for m in models:
+        remote = remote_model_path(workdir, m)
+        if session.size(remote) == m.path.stat().st_size:
+            stats.reused += 1
+            continue
+        try:
+            session.put(m.path, remote)
+        except OSError as exc:
+            raise DeviceError(f"{session.device.name}: upload of {m.path.name} failed ({exc}); "
+                              f"is the device's disk full?") from None
+        stats.files += 1
+        stats.bytes += m.path.stat().st_size
+        sent.append(m)
+    if sent:
+        bad = verify_on_device(session, workdir, python, sent)
+        if bad:
+            raise DeviceError(f"{session.device.name}: {len(bad)} uploaded model(s) arrived "
+                              f"corrupted (checksum mismatch), e.g. {bad[0]}")
+
+
+def verify_on_device(session: SSHSession, workdir: str, python: str,
+                     models: list[ExportedModel]) -> list[str]:
+    entries = [{"path": remote_model_path(workdir, m), "sha256": m.sha256} for m in models]
+    bad_paths: list[str] = []
+    code, out, err = session.run([python, "-m", "agents", "--verify"], cwd=agent_dir(workdir),
+                                 stdin=json.dumps(entries).encode())
+    if code != 0:
+        raise DeviceError(f"{session.device.name}: checksum verification failed to run: "
+                          f"{err.strip().splitlines()[-1] if err.strip() else code}")
+    bad_paths = json.loads(out)["bad"]
+    for path in bad_paths:   # never leave a corrupt file where a later campaign would trust it
+        try:
+            session.sftp.remove(path)
+        except OSError:
+            pass
+    return bad_paths

@@ -1,0 +1,209 @@
+"""The board lock: one measurement at a time on a board, whoever the controller is.
+
+The lock is a file in the device's work directory, created exclusively (O_EXCL locally,
+SFTP's exclusive open remotely) and holding its owner (user, host, pid, campaign, time). The
+holder touches it every ``stale_s / 4`` seconds; a lock untouched for ``stale_s`` (judged on the
+device's own clock, so clock skew between controllers does not matter) belongs to a dead
+controller and is taken over. Takeover renames the stale file first, so of two controllers
+seeing the same stale lock only one wins.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from profiler.ssh import DeviceError
+
+LOCK_NAME = "lutfarm.lock"
+STALE_S = 600.0
+
+
+class LockHeld(DeviceError):
+    """Another controller measures on this board."""
+
+
+def owner_info(campaign: str = "") -> dict:
+    return {"user": getpass.getuser(), "host": socket.gethostname(), "pid": os.getpid(),
+            "campaign": campaign, "since": time.time(), "token": uuid.uuid4().hex}
+
+
+class LocalFS:
+    """The lock's file operations on this machine."""
+
+    def create_exclusive(self, path: str, data: bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+
+    def read(self, path: str) -> bytes:
+        return Path(path).read_bytes()
+
+    def mtime(self, path: str) -> float:
+        return os.stat(path).st_mtime
+
+    def touch(self, path: str) -> None:
+        os.utime(path)
+
+    def rename(self, src: str, dst: str) -> None:
+        os.rename(src, dst)
+
+    def remove(self, path: str) -> None:
+        os.remove(path)
+
+    def now(self, directory: str) -> float:
+        return time.time()
+
+
+class SFTPFS:
+    """The same operations over SFTP; ``now`` is the device's clock (a probe file's mtime)."""
+
+    def __init__(self, sftp):
+        self.sftp = sftp
+
+    def create_exclusive(self, path: str, data: bytes) -> None:
+        try:
+            with self.sftp.open(path, "wxb") as f:   # x: O_EXCL, fails if it exists
+                f.write(data)
+        except OSError as exc:
+            if self._exists(path):
+                raise FileExistsError(path) from None
+            raise exc
+
+    def _exists(self, path: str) -> bool:
+        try:
+            self.sftp.stat(path)
+            return True
+        except OSError:
+            return False
+
+    def read(self, path: str) -> bytes:
+        with self.sftp.open(path, "rb") as f:
+            return f.read()
+
+    def mtime(self, path: str) -> float:
+        return float(self.sftp.stat(path).st_mtime)
+
+    def touch(self, path: str) -> None:
+        self.sftp.utime(path, None)
+
+    def rename(self, src: str, dst: str) -> None:
+        self.sftp.rename(src, dst)
+
+    def remove(self, path: str) -> None:
+        self.sftp.remove(path)
+
+    def now(self, directory: str) -> float:
+        probe = f"{directory}/.clock"
+        with self.sftp.open(probe, "wb"):
+            pass
+        return self.mtime(probe)
+
+
+class BoardLock:
+    def __init__(self, fs, directory: str, device: str, owner: dict, stale_s: float = STALE_S):
+        self.fs, self.directory, self.device = fs, directory, device
+        self.path = f"{directory}/{LOCK_NAME}"
+        self.owner, self.stale_s = owner, stale_s
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+        self.held = False
+        self.took_over: dict | None = None
+
+    def acquire(self, wait_s: float = 0.0, poll_s: float = 1.0) -> None:
+        """Take the lock, waiting up to ``wait_s`` for a live holder; LockHeld otherwise."""
+        deadline = time.monotonic() + wait_s
+        data = json.dumps(self.owner).encode()
+        while True:
+            try:
+                self.fs.create_exclusive(self.path, data)
+                break
+            except FileExistsError:
+                holder = self._holder()
+                if self._is_stale():
+                    self._take_over(holder)
+                    continue
+                if time.monotonic() >= deadline:
+                    raise LockHeld(f"{self.device} is being measured by {_who(holder)}; wait "
+                                   f"for it (--lock-wait SECONDS) or, if that controller is "
+                                   f"gone, the lock is taken over {self.stale_s:.0f} s after its "
+                                   f"last heartbeat") from None
+                time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.01)))
+        self.held = True
+        self._stop.clear()
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True,
+                                      name=f"lock-{self.device}")
+        self._beat.start()
+
+    def _holder(self) -> dict:
+        try:
+            return json.loads(self.fs.read(self.path))
+        except Exception:   # unreadable, half-written, or the connection is gone
+            return {}
+
+    def _is_stale(self) -> bool:
+        holder = self._holder()
+        if holder.get("host") == socket.gethostname() and not _pid_alive(holder.get("pid")):
+            return True     # its controller ran on this machine and is gone
+        try:
+            age = self.fs.now(self.directory) - self.fs.mtime(self.path)
+        except OSError:
+            return False    # it vanished: the next create decides
+        return age > self.stale_s
+
+    def _take_over(self, holder: dict) -> None:
+        grave = f"{self.path}.stale-{self.owner['token']}"
+        try:
+            self.fs.rename(self.path, grave)
+        except OSError:
+            return          # another controller took it over first
+        self.took_over = holder
+        try:
+            self.fs.remove(grave)
+        except OSError:
+            pass
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.stale_s / 4):
+            try:
+                self.fs.touch(self.path)
+            except Exception:   # connection gone: the campaign notices on its own channel
+                return
+
+    def release(self) -> None:
+        """Remove the lock if it is still ours (never another controller's)."""
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=5)
+        if self.held and self._holder().get("token") == self.owner["token"]:
+            try:
+                self.fs.remove(self.path)
+            except Exception:   # connection gone: the lock goes stale and is taken over
+                pass
+        self.held = False
+
+
+def _who(holder: dict) -> str:
+    if not holder:
+        return "another controller"
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("since", 0)))
+    return (f"{holder.get('user', '?')}@{holder.get('host', '?')} (pid {holder.get('pid', '?')}"
+            f", campaign {holder.get('campaign') or '?'}, since {since})")
+
+
+def _pid_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,174 @@
+"""SSH to a device with paramiko: verified host keys, key auth, timeouts, quoted commands.
+
+Host keys are checked against the device's known_hosts file with paramiko's RejectPolicy:
+an unknown or changed key is an error that says how to verify and add it, never a silent
+accept. Remote commands are built from argument lists with ``shlex.join``, so a path or name
+with spaces or quotes stays one argument.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+import time
+from pathlib import Path
+
+import paramiko
+
+from profiler.devices import Device
+
+CONNECT_TIMEOUT_S = 10.0
+COMMAND_TIMEOUT_S = 60.0
+KEEPALIVE_S = 15
+
+
+class DeviceError(RuntimeError):
+    """A device cannot be used right now (unreachable, refused, out of disk …)."""
+
+
+class HostKeyError(DeviceError):
+    """The device's host key is unknown or changed: never retried, it needs a person."""
+
+
+class AuthError(DeviceError):
+    """The device refused our key: never retried, it needs a person."""
+
+
+def quote_command(argv: list[str], cwd: str | None = None) -> str:
+    cmd = shlex.join(argv)
+    return f"cd {shlex.quote(cwd)} && exec {cmd}" if cwd else cmd
+
+
+class SSHSession:
+    """One authenticated connection to one device, reused for every command and transfer."""
+
+    def __init__(self, device: Device, connect_timeout: float = CONNECT_TIMEOUT_S):
+        self.device = device
+        self.client = paramiko.SSHClient()
+        known = os.path.expanduser(device.known_hosts)
+        if not os.path.exists(known):
+            raise HostKeyError(f"{device.name}: known_hosts file {known} does not exist; create it "
+                               f"with: ssh-keyscan -p {device.port} {device.host} >> {known} "
+                               f"(after checking the key)")
+        self.client.load_host_keys(known)
+        self.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            self.client.connect(
+                device.host, port=device.port, username=device.user,
+                key_filename=device.key_file or None, allow_agent=not device.key_file,
+                look_for_keys=False, timeout=connect_timeout, banner_timeout=connect_timeout,
+                auth_timeout=connect_timeout)
+        except paramiko.BadHostKeyException as exc:
+            raise HostKeyError(
+                f"{device.name}: host key of {device.host}:{device.port} CHANGED (got "
+                f"{exc.key.get_name()} {exc.key.get_fingerprint().hex()}); if the device was "
+                f"reinstalled, remove its line from {known} and add the new key") from None
+        except paramiko.AuthenticationException as exc:
+            raise AuthError(f"{device.name}: authentication failed for {device.user}@"
+                            f"{device.host}:{device.port} with key "
+                            f"{device.key_file or '(ssh agent)'} ({exc})") from None
+        except paramiko.SSHException as exc:
+            if "not found in known_hosts" in str(exc):
+                raise HostKeyError(
+                    f"{device.name}: {device.host}:{device.port} is not in {known}; verify its "
+                    f"key and add it with: ssh-keyscan -p {device.port} {device.host} >> "
+                    f"{known}") from None
+            raise DeviceError(f"{device.name}: SSH error: {exc}") from None
+        except (TimeoutError, OSError) as exc:
+            raise DeviceError(f"{device.name}: cannot connect to {device.host}:{device.port} "
+                              f"({exc})") from None
+        transport = self.client.get_transport()
+        transport.set_keepalive(KEEPALIVE_S)
+        self._sftp: paramiko.SFTPClient | None = None
+
+    @property
+    def sftp(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            self._sftp = self.client.open_sftp()
+            self._sftp.get_channel().settimeout(COMMAND_TIMEOUT_S)
+        return self._sftp
+
+    def run(self, argv: list[str], cwd: str | None = None, stdin: bytes | None = None,
+            timeout: float = COMMAND_TIMEOUT_S) -> tuple[int, str, str]:
+        """Run a command to completion: (exit status, stdout, stderr)."""
+        chan = self.open_channel(argv, cwd, timeout)
+        try:
+            if stdin:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            out, err = _drain(chan)
+            return chan.recv_exit_status(), out, err
+        except TimeoutError:
+            raise DeviceError(f"{self.device.name}: {argv[0]} did not finish within "
+                              f"{timeout:.0f} s") from None
+        finally:
+            chan.close()
+
+    def open_channel(self, argv: list[str], cwd: str | None, timeout: float) -> paramiko.Channel:
+        try:
+            chan = self.client.get_transport().open_session(timeout=timeout)
+            chan.settimeout(timeout)
+            chan.exec_command(quote_command(argv, cwd))
+            return chan
+        except (paramiko.SSHException, OSError, AttributeError) as exc:
+            raise DeviceError(f"{self.device.name}: connection lost ({exc})") from None
+
+    def put(self, local: Path, remote: str) -> None:
+        """Upload to a temporary name and rename, so a cut transfer leaves no half file."""
+        tmp = f"{remote}.part"
+        self.sftp.put(str(local), tmp)
+        self.sftp.posix_rename(tmp, remote)
+
+    def put_bytes(self, data: bytes, remote: str) -> None:
+        tmp = f"{remote}.part"
+        with self.sftp.open(tmp, "wb") as f:
+            f.write(data)
+        self.sftp.posix_rename(tmp, remote)
+
+    def size(self, remote: str) -> int | None:
+        try:
+            return self.sftp.stat(remote).st_size
+        except OSError:
+            return None
+
+    def makedirs(self, remote: str) -> None:
+        path = ""
+        for part in remote.split("/"):
+            path = f"{path}/{part}" if path or remote.startswith("/") else part
+            if not part:
+                continue
+            try:
+                if not stat.S_ISDIR(self.sftp.stat(path).st_mode):
+                    raise DeviceError(f"{self.device.name}: {path} exists and is not a directory")
+            except FileNotFoundError:
+                self.sftp.mkdir(path)
+
+    def close(self) -> None:
+        try:
+            if self._sftp is not None:
+                self._sftp.close()
+        finally:
+            self.client.close()
+
+
+def _drain(chan: paramiko.Channel) -> tuple[str, str]:
+    """Read stdout and stderr to the end without letting either fill up and block the other."""
+    out, err = bytearray(), bytearray()
+    deadline = time.monotonic() + (chan.gettimeout() or COMMAND_TIMEOUT_S)
+    while True:
+        got = False
+        if chan.recv_ready():
+            out += chan.recv(65536)
+            got = True
+        if chan.recv_stderr_ready():
+            err += chan.recv_stderr(65536)
+            got = True
+        if got:
+            continue
+        if chan.exit_status_ready():
+            break
+        if chan.closed or time.monotonic() > deadline:
+            raise TimeoutError()
+        time.sleep(0.002)
+    return out.decode(errors="replace"), err.decode(errors="replace")

@@ -1,0 +1,242 @@
+"""The device farm against real OpenSSH servers: keys, deployment, locks, faults, scheduling."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from conftest import FAST, REPO
+from profiler.campaign import FarmSettings, plan_cases, run_campaign, run_farm
+from profiler.check import check_device
+from profiler.lock import SFTPFS, BoardLock, owner_info
+from profiler.runtime_config import RuntimeConfig
+from profiler.ssh import AuthError, HostKeyError, SSHSession
+from profiler.store import Store
+from sshd import keygen, netns_available, sshd_available, start_host
+
+pytestmark = pytest.mark.skipif(sshd_available() is not None, reason=str(sshd_available()))
+RT = RuntimeConfig()
+ONLY = "ConvBlock_H4_*,Skip_H4_*"          # 20 small cases: quick, but several per device
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    root = tmp_path_factory.mktemp("client")
+    key = root / "id_ed25519"
+    return key, keygen(key)
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory, client):
+    h = start_host(tmp_path_factory.mktemp("host"), "box-1", client[1], client[0])
+    yield h
+    h.stop()
+
+
+def test_campaign_over_ssh_deploys_once_and_builds_a_lut(tmp_path, host, cache):
+    device = host.device(workdir=str(tmp_path / "work"))
+    report = check_device(device)
+    assert report.ok and report.auth and report.runtimes["onnxruntime"][0].isdigit(), report
+    assert "deployed now" in report.agent
+    with Store(tmp_path / "s.db") as store:
+        first = run_campaign(store, host_layout(), device, RT, FAST, cache, ONLY)
+        assert first.measured == len(plan_cases(host_layout(), ONLY)) and not first.failed
+        assert first.uploaded_bytes > 0
+        kept = store.latest("testbox", RT.key)
+        assert {m.device for m in kept.values()} == {"box-1"}
+        more = run_campaign(store, host_layout(), device, RT, FAST, cache, ONLY + ",AvgP_*")
+        assert more.measured == 1 and more.skipped == first.measured
+        # the agent and every model already there: only the one new model travels
+        model = next(p for p in cache.root.joinpath("models").iterdir())
+        assert more.uploaded_bytes < 2 * model.stat().st_size + 200_000
+    assert check_device(device).agent == report.agent.split()[0]     # no redeploy
+
+
+def host_layout():
+    from spaces import get_layout
+    return get_layout("fbnet", "cifar")
+
+
+def test_unknown_host_key_is_rejected(tmp_path, host):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    with pytest.raises(HostKeyError, match="is not in .*ssh-keyscan"):
+        SSHSession(host.device(known_hosts=str(empty)))
+
+
+def test_changed_host_key_is_rejected(tmp_path, host):
+    other = keygen(tmp_path / "other_host")
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[{host.address}]:{host.port} {' '.join(other.split()[:2])}\n")
+    with pytest.raises(HostKeyError, match="CHANGED"):
+        SSHSession(host.device(known_hosts=str(known)))
+
+
+def test_wrong_client_key_is_rejected(tmp_path, host):
+    stranger = tmp_path / "stranger"
+    keygen(stranger)
+    with pytest.raises(AuthError, match="authentication failed"):
+        SSHSession(host.device(key_file=str(stranger)))
+
+
+def test_names_and_paths_with_spaces_and_quotes_stay_data(tmp_path, host, cache):
+    evil = "b'ox \"2\" $(touch PWNED); `touch PWNED2`"
+    workdir = tmp_path / "work dir 'q' \"dq\" $(touch PWNED3)"
+    device = host.device(name=evil, kind=evil, workdir=str(workdir))
+    with Store(tmp_path / "s.db") as store:
+        s = run_campaign(store, host_layout(), device, RT, FAST, cache, "Skip_H4_*")
+        assert s.measured == 2 and not s.failed
+        assert {m.device for m in store.latest(evil, RT.key).values()} == {evil}
+    assert workdir.is_dir()
+    assert not list(tmp_path.rglob("PWNED*")) and not list(REPO.glob("PWNED*"))
+    assert not list(__import__("pathlib").Path.home().glob("PWNED*"))
+
+
+def _holder_lock(device, owner, stale_s=600.0):
+    session = SSHSession(device)
+    session.makedirs(device.workdir)
+    lock = BoardLock(SFTPFS(session.sftp), session.sftp.normalize(device.workdir), device.name,
+                     owner, stale_s)
+    return session, lock
+
+
+def test_a_held_board_is_reported_with_its_holder(tmp_path, host, cache):
+    device = host.device(workdir=str(tmp_path / "work"))
+    session, lock = _holder_lock(device, owner_info("other-campaign"))
+    lock.acquire()
+    try:
+        with Store(tmp_path / "s.db") as store:
+            s = run_campaign(store, host_layout(), device, RT, FAST, cache, "Skip_H4_*")
+        assert s.measured == 0 and "being measured by" in s.device_errors["box-1"]
+        assert "other-campaign" in s.device_errors["box-1"]
+    finally:
+        lock.release()
+        session.close()
+
+
+def test_two_controllers_on_one_board_take_turns(tmp_path, host, cache_dir):
+    device = host.device(workdir=str(tmp_path / "work"))
+    inventory = tmp_path / "farm.toml"
+    inventory.write_text(host.toml(workdir=device.workdir))
+    cmd = [sys.executable, "-m", "lutfarm", "profile", "--inventory", str(inventory),
+           "--devices", "box-1", "--only", "ConvBlock_H4_*_exp1_*", "--min-time", "0.05",
+           "--max-time", "0.06", "--warmup", "0", "--lock-wait", "120", "--json"]
+    procs = [subprocess.Popen(cmd + ["--db", str(tmp_path / f"c{i}.db")], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
+    spans = []
+    for i in range(2):
+        with Store(tmp_path / f"c{i}.db") as store:
+            times = [m.created for m in store.measurements("box-1")]
+            assert len(times) == 8
+            spans.append((min(times), max(times)))
+    (a0, a1), (b0, b1) = sorted(spans)
+    assert a1 < b0, f"measurements overlapped: {spans}"
+
+
+def test_a_stale_lock_is_taken_over(tmp_path, host, cache):
+    device = host.device(workdir=str(tmp_path / "work"))
+    ghost = owner_info("crashed")
+    ghost.update(host="another-controller", pid=424242)
+    session, lock = _holder_lock(device, ghost)
+    lock.acquire()
+    lock._stop.set()                      # the ghost stops its heartbeat
+    old = time.time() - 30
+    session.sftp.utime(lock.path, (old, old))
+    farm = FarmSettings(stale_lock_s=10)
+    try:
+        with Store(tmp_path / "s.db") as store:
+            s = run_campaign(store, host_layout(), device, RT, FAST, cache, "Skip_H4_*",
+                             farm=farm)
+        assert s.measured == 2 and not s.device_errors
+        with pytest.raises(FileNotFoundError):   # released after the campaign
+            session.sftp.stat(lock.path)
+    finally:
+        session.close()
+
+
+@pytest.fixture(scope="module")
+def farm_hosts(tmp_path_factory, client):
+    """Three hosts of one kind, each in its own network namespace (or loopback ports)."""
+    why = netns_available()
+    if why:
+        print(f"network namespaces unavailable ({why}); using three sshd on 127.0.0.1")
+    hosts = [start_host(tmp_path_factory.mktemp(f"farm{i}"), f"node-{i}", client[1], client[0],
+                        index=i + 1, netns=why is None) for i in range(3)]
+    yield hosts
+    for h in hosts:
+        h.stop()
+
+
+def test_three_hosts_of_one_kind_split_the_work(tmp_path, farm_hosts, cache):
+    devices = [h.device(workdir=str(tmp_path / h.name)) for h in farm_hosts]
+    with Store(tmp_path / "s.db") as store:
+        (s,) = run_farm(store, host_layout(), devices, RT, FAST, cache, ONLY)
+        planned = {c.key for c in plan_cases(host_layout(), ONLY)}
+        assert s.measured == len(planned) and not s.failed
+        assert sorted(s.per_device) == ["node-0", "node-1", "node-2"]
+        assert all(n > 0 for n in s.per_device.values()), s.per_device
+        assert set(store.latest("testbox", RT.key)) == planned
+
+
+def test_a_host_dropping_mid_campaign_leaves_its_cases_to_the_others(tmp_path, farm_hosts,
+                                                                       cache):
+    devices = [h.device(workdir=str(tmp_path / h.name)) for h in farm_hosts]
+    slow = replace(FAST, min_s=0.05, max_s=0.06)
+    victim = farm_hosts[0]
+    farm = FarmSettings(backoff_s=0.2, max_device_failures=2)
+    done = threading.Event()
+
+    class KillOnFirstResult:
+        def phase(self, name, total): ...
+        def device_state(self, device, state): ...
+
+        def advance(self, key, status, device=""):
+            if device == victim.name and not done.is_set():
+                done.set()
+                threading.Thread(target=victim.kill).start()
+
+    try:
+        with Store(tmp_path / "s.db") as store:
+            (s,) = run_farm(store, host_layout(), devices, RT, slow, cache, ONLY,
+                            KillOnFirstResult(), farm=farm)
+            planned = {c.key for c in plan_cases(host_layout(), ONLY)}
+            assert done.is_set()
+            assert victim.name in s.device_errors
+            assert s.measured == len(planned) and not s.failed, s.failed
+            assert set(store.latest("testbox", RT.key)) == planned
+            assert s.per_device.get(victim.name, 0) >= 1
+    finally:   # the other tests of this module still want three hosts
+        victim.stop()
+        farm_hosts[0] = start_host(victim.root.parent / f"{victim.root.name}-again",
+                                   victim.name,
+                                   (victim.root / "authorized_keys").read_text().strip(),
+                                   victim.client_key, index=1, netns=victim.netns is not None)
+
+
+def test_inventory_cli_check_and_profile(tmp_path, farm_hosts):
+    inventory = tmp_path / "farm.toml"
+    inventory.write_text("".join(h.toml(workdir=str(tmp_path / h.name), kind="testbox")
+                                 for h in farm_hosts))
+    check = subprocess.run([sys.executable, "-m", "lutfarm", "devices", "check", "--inventory",
+                            str(inventory), "--json"], cwd=REPO, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    reports = json.loads(check.stdout)
+    assert [r["name"] for r in reports] == ["node-0", "node-1", "node-2"]
+    assert all(r["ok"] and r["numpy"] for r in reports)
+    p = subprocess.run([sys.executable, "-m", "lutfarm", "profile", "--inventory",
+                        str(inventory), "--devices", "kind:testbox", "--db", str(tmp_path / "s.db"),
+                        "--only", "Skip_H4_*", "--min-time", "0.01", "--max-time", "0.02",
+                        "--json"], cwd=REPO, capture_output=True, text=True,
+                       env={**os.environ})
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["measured"] == 2
