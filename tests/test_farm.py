@@ -240,3 +240,41 @@ def test_inventory_cli_check_and_profile(tmp_path, farm_hosts):
                        env={**os.environ})
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["measured"] == 2
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON), reason="no system Python to provision")
+def test_provision_builds_a_venv_offline_and_is_idempotent(tmp_path, host, cache):
+    """A bare interpreter (no numpy, no runtime) gets a venv from wheels pushed over SFTP."""
+    from profiler.provision import provision
+    device = host.device(python=SYSTEM_PYTHON, workdir=str(tmp_path / "work"))
+    before = check_device(device)
+    assert not before.ok and before.numpy is None and not before.provisioned
+    wheels = tmp_path / "wheels"
+    first = provision(device, wheels)
+    assert not first.already and first.wheels_uploaded >= 2
+    assert first.platform == "cp311-x86_64" and first.installed["onnxruntime"][0].isdigit()
+    again = provision(device, wheels)
+    assert again.already and again.wheels_uploaded == 0
+    after = check_device(device)
+    assert after.ok and after.provisioned
+    with Store(tmp_path / "s.db") as store:
+        s = run_campaign(store, host_layout(), device, RT, FAST, cache, "Skip_H4_*")
+    assert s.measured == 2
+    ctx = store_context(tmp_path / "s.db")
+    assert ctx["python_executable"].endswith("/work/venv/bin/python")
+
+
+def store_context(db):
+    with Store(db) as store:
+        row = store.conn.execute("SELECT MAX(id) FROM contexts").fetchone()
+        return store.context(row[0])
+
+
+def test_wheels_for_an_aarch64_board_are_chosen_by_its_platform(tmp_path):
+    from profiler.provision import download_wheels
+    target = download_wheels(["numpy"], "cp311", "aarch64", tmp_path)
+    names = [p.name for p in target.glob("*.whl")]
+    assert names and all("aarch64" in n and "cp311" in n for n in names), names

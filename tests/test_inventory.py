@@ -1,0 +1,98 @@
+import pytest
+
+from profiler.devices import UnknownDeviceError, select_devices
+from profiler.inventory import InventoryError, load_inventory
+
+GOOD = """
+[defaults]
+user = "lab"
+key_file = "~/.ssh/lab"
+
+[[devices]]
+name = "pi-1"
+host = "10.0.0.11"
+kind = "rpi4"
+tags = ["arm", "lab2"]
+affinity = [0, 1]
+
+[[devices]]
+name = "pi 2 'quoted'"
+host = "10.0.0.12"
+kind = "rpi4"
+tags = ["arm"]
+threads = 4
+
+[[devices]]
+name = "nuc"
+host = "nuc.lab"
+port = 2222
+user = "root"
+kind = "x86"
+"""
+
+
+def write(tmp_path, text):
+    p = tmp_path / "farm.toml"
+    p.write_text(text)
+    return p
+
+
+def test_a_good_inventory_with_defaults(tmp_path):
+    devices = load_inventory(write(tmp_path, GOOD))
+    assert [d.name for d in devices] == ["pi-1", "pi 2 'quoted'", "nuc"]
+    pi = devices[0]
+    assert (pi.user, pi.port, pi.transport, pi.python, pi.affinity) == ("lab", 22, "ssh",
+                                                                          "python3", (0, 1))
+    assert pi.key_file.endswith("/.ssh/lab") and not pi.key_file.startswith("~")
+    assert devices[2].user == "root" and devices[2].port == 2222 and devices[1].threads == 4
+    assert [d.line for d in devices] == [6, 13, 20]
+
+
+def test_selection_by_name_kind_and_tag(tmp_path):
+    devices = load_inventory(write(tmp_path, GOOD))
+    names = lambda spec: [d.name for d in select_devices(devices, spec)]  # noqa: E731
+    assert names("kind:rpi4") == ["pi-1", "pi 2 'quoted'"]
+    assert names("tag:lab2,nuc") == ["pi-1", "nuc"]
+    with pytest.raises(UnknownDeviceError, match="matches no device; kinds: rpi4, x86"):
+        select_devices(devices, "kind:jetson")
+    with pytest.raises(UnknownDeviceError, match="the inventory has: pi-1"):
+        select_devices(devices, "pi-9")
+
+
+def test_every_problem_is_reported_with_its_line(tmp_path):
+    bad = """[[devices]]
+name = "a"
+host = "h"
+kind = "k"
+port = 70000
+colour = "red"
+
+[[devices]]
+name = "a"
+host = "h2"
+kind = "k"
+runtimes = ["onnxruntime", "tensorrt"]
+threads = 0
+
+[[devices]]
+host = "h3"
+"""
+    with pytest.raises(InventoryError) as exc:
+        load_inventory(write(tmp_path, bad))
+    msg = str(exc.value)
+    assert "has 10 problem(s)" in msg   # the six below, and user (no default) x3, kind
+    for part in ["line 5: port 70000 is outside 1-65535", "line 6: unknown key 'colour'",
+                 "line 8: device name 'a' is already used at line 1",
+                 "line 12: unknown runtime(s) 'tensorrt'", "line 13: threads must be at least 1",
+                 "line 15: device #3 lacks 'name'"]:
+        assert part in msg
+    assert "\n" not in msg
+
+
+def test_unreadable_inventories(tmp_path):
+    with pytest.raises(InventoryError, match="does not exist"):
+        load_inventory(tmp_path / "nope.toml")
+    with pytest.raises(InventoryError, match="not valid TOML"):
+        load_inventory(write(tmp_path, "[[devices]\nname="))
+    with pytest.raises(InventoryError, match="no \\[\\[devices\\]\\] entries"):
+        load_inventory(write(tmp_path, "[defaults]\nuser = 'x'\n"))
