@@ -71,6 +71,29 @@ def run_job(job: dict, out=sys.stdout) -> int:
     return 0
 
 
+def serve(inp=sys.stdin, out=sys.stdout) -> int:
+    """Session mode: one request per stdin line (a job, or ``{"verify": [...]}``), answered in
+    order, until stdin closes. One agent process serves a whole campaign on a device."""
+    import json
+
+    emit(out, "ready", agent_version=AGENT_VERSION, pid=os.getpid())
+    for line in inp:
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+        except ValueError as exc:
+            emit(out, "fatal", error=f"unreadable request: {exc}")
+            return 2
+        if "verify" in request:
+            emit(out, "verified", bad=verify(request["verify"]))
+            continue
+        code = run_job(request, out)
+        if code:
+            return code
+    return 0
+
+
 def describe(workdir: str = ".") -> dict:
     """What the device can do: Python, platform, numpy, runtimes, free disk."""
     import platform
@@ -110,6 +133,8 @@ def verify(entries: list) -> list:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agents", description=__doc__)
     parser.add_argument("--job", default="-", help="job JSON file, '-' for stdin")
+    parser.add_argument("--serve", action="store_true",
+                        help="session mode: read requests line by line from stdin")
     parser.add_argument("--describe", action="store_true", help="print capabilities and exit")
     parser.add_argument("--workdir", default=".", help="where --describe measures free disk")
     parser.add_argument("--verify", action="store_true",
@@ -121,6 +146,8 @@ def main(argv=None) -> int:
             "bad": verify(json.loads(sys.stdin.read()))}
         print(json.dumps(result))
         return 0
+    if args.serve:
+        return serve()
     try:
         job = read_job(args.job)
     except (OSError, ValueError) as exc:

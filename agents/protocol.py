@@ -26,6 +26,14 @@ A job-level problem (unknown or missing runtime, unreadable job) is one
 that sees the stream end without ``done`` knows the agent died: every case without a result
 line was not measured.
 
+Session mode, ``python -m agents --serve``: the agent first prints
+``{"event": "ready", "agent_version": …, "pid": …}``, then reads one request per stdin line and
+answers each in order: a job (as above) with its hello/result/done events, or
+``{"verify": [{"path", "sha256"}, …]}`` with ``{"event": "verified", "bad": [paths]}``. It exits
+when stdin closes. The controller keeps one such agent per device for a whole campaign, so
+the interpreter and the runtime are loaded once, and uploads happen between jobs while the
+agent is idle.
+
 ``python -m agents --describe [--workdir DIR]`` prints one JSON object: agent version, Python
 version and tag, machine, numpy version, free disk, context and, per known runtime, its version
 or why it cannot be used. ``python -m agents --verify`` reads ``[{"path", "sha256"}, …]`` from

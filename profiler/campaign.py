@@ -24,7 +24,7 @@ from profiler.devices import Device
 from profiler.export import ExportedModel, ModelCache
 from profiler.lock import STALE_S, LockHeld, owner_info
 from profiler.runtime_config import RuntimeConfig
-from profiler.ssh import AuthError, DeviceError, HostKeyError
+from profiler.ssh import TRANSIENT_ERRORS, AuthError, DeviceError, HostKeyError
 from profiler.store import Measurement, Store
 from profiler.transport import AgentDied, CaseTimeout, transport_for
 from spaces.cases import BlockCase
@@ -276,10 +276,12 @@ class _KindRun:
                     failures = 0
                 except (HostKeyError, AuthError, LockHeld):
                     raise                        # needs a person, not a retry
-                except DeviceError as exc:       # refused, dropped, agent died: retry, back off
-                    failures += 1
+                except (DeviceError, *TRANSIENT_ERRORS) as exc:   # refused, dropped, agent
+                    failures += 1                                   # died: retry, back off
+                    if not isinstance(exc, DeviceError):
+                        exc = DeviceError(f"{device.name}: {type(exc).__name__}: {exc}")
                     if failures >= self.farm.max_device_failures or self.queue.stopped:
-                        raise
+                        raise exc from None
                     self.progress.device_state(device.name, f"retry {failures}: {exc}")
                     transport.close()
                     opened = False

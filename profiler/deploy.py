@@ -9,7 +9,7 @@ an upload the device itself checks the SHA-256 of what arrived.
 from __future__ import annotations
 
 import hashlib
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -64,9 +64,10 @@ def remote_model_path(workdir: str, model: ExportedModel) -> str:
     return f"{workdir}/models/{model.sha256}.{model.fmt}"
 
 
-def upload_models(session: SSHSession, workdir: str, python: str, models: list[ExportedModel],
-                  stats: UploadStats) -> None:
-    """Upload the models the device lacks, then have the device verify their checksums."""
+def upload_models(session: SSHSession, workdir: str, models: list[ExportedModel],
+                  stats: UploadStats, verify: Callable[[list[dict]], list[str]]) -> None:
+    """Upload the models the device lacks, then have the device verify their checksums
+    (``verify`` asks the device's agent; corrupt arrivals are deleted and reported)."""
     session.makedirs(f"{workdir}/models")
     sent = []
     for m in models:
@@ -82,26 +83,14 @@ def upload_models(session: SSHSession, workdir: str, python: str, models: list[E
         stats.files += 1
         stats.bytes += m.path.stat().st_size
         sent.append(m)
-    if sent:
-        bad = verify_on_device(session, workdir, python, sent)
-        if bad:
-            raise DeviceError(f"{session.device.name}: {len(bad)} uploaded model(s) arrived "
-                              f"corrupted (checksum mismatch), e.g. {bad[0]}")
-
-
-def verify_on_device(session: SSHSession, workdir: str, python: str,
-                     models: list[ExportedModel]) -> list[str]:
-    entries = [{"path": remote_model_path(workdir, m), "sha256": m.sha256} for m in models]
-    bad_paths: list[str] = []
-    code, out, err = session.run([python, "-m", "agents", "--verify"], cwd=agent_dir(workdir),
-                                 stdin=json.dumps(entries).encode())
-    if code != 0:
-        raise DeviceError(f"{session.device.name}: checksum verification failed to run: "
-                          f"{err.strip().splitlines()[-1] if err.strip() else code}")
-    bad_paths = json.loads(out)["bad"]
-    for path in bad_paths:   # never leave a corrupt file where a later campaign would trust it
+    if not sent:
+        return
+    bad = verify([{"path": remote_model_path(workdir, m), "sha256": m.sha256} for m in sent])
+    for path in bad:   # never leave a corrupt file where a later campaign would trust it
         try:
             session.sftp.remove(path)
         except OSError:
             pass
-    return bad_paths
+    if bad:
+        raise DeviceError(f"{session.device.name}: {len(bad)} uploaded model(s) arrived "
+                          f"corrupted (checksum mismatch), e.g. {bad[0]}")

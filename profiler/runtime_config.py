@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from agents.runtimes import RUNTIMES
 
 DTYPES = ("fp32",)
-MODEL_FORMATS = {"onnxruntime": "onnx"}
+MODEL_FORMATS = {"onnxruntime": "onnx", "bench-sleep": "onnx"}
 
 
 class RuntimeConfigError(ValueError):
@@ -53,14 +53,3 @@ class RuntimeConfig:
         if affinity:
             settings["affinity"] = list(affinity)
         return settings
-
-    @classmethod
-    def from_key(cls, key: str) -> RuntimeConfig:
-        parts = key.split("-")
-        try:
-            name, dtype, threads = parts[0], parts[1], int(parts[2].lstrip("t"))
-        except (IndexError, ValueError):
-            raise RuntimeConfigError(f"not a runtime key: {key!r} "
-                                     f"(expected e.g. onnxruntime-fp32-t1)") from None
-        provider = "-".join(parts[3:])
-        return cls(name=name, threads=threads, dtype=dtype, provider=provider)

@@ -27,6 +27,10 @@ class DeviceError(RuntimeError):
     """A device cannot be used right now (unreachable, refused, out of disk …)."""
 
 
+# What a flaky link or a dying board raises besides DeviceError: worth a retry elsewhere.
+TRANSIENT_ERRORS = (OSError, EOFError, paramiko.SSHException)
+
+
 class HostKeyError(DeviceError):
     """The device's host key is unknown or changed: never retried, it needs a person."""
 
@@ -142,7 +146,11 @@ class SSHSession:
                 if not stat.S_ISDIR(self.sftp.stat(path).st_mode):
                     raise DeviceError(f"{self.device.name}: {path} exists and is not a directory")
             except FileNotFoundError:
-                self.sftp.mkdir(path)
+                try:
+                    self.sftp.mkdir(path)
+                except OSError:     # another controller made it meanwhile?
+                    if not stat.S_ISDIR(self.sftp.stat(path).st_mode):
+                        raise
 
     def close(self) -> None:
         try:

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 SCHEMA_VERSION = 1
@@ -193,9 +193,9 @@ class Store:
             return int(cur.lastrowid)
 
     def add(self, m: Measurement) -> int:
-        row = asdict(m)
-        values = [json.dumps(row[c]) if c in _JSON_COLUMNS and row[c] is not None else row[c]
-                  for c in _COLUMNS]
+        values = [getattr(m, c) for c in _COLUMNS]   # shallow: asdict would deep-copy samples
+        values = [json.dumps(v) if c in _JSON_COLUMNS and v is not None else v
+                  for c, v in zip(_COLUMNS, values)]
         with self._lock, self.conn:
             cur = self.conn.execute(
                 f"INSERT INTO measurements ({', '.join(_COLUMNS)}) "

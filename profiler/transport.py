@@ -1,12 +1,13 @@
-"""Transports carry an agent job to a device and its events back.
+"""Transports carry agent jobs to a device and their events back.
 
-Both run ``python -m agents`` with the job on stdin and read its JSON lines (agents.protocol):
-``LocalTransport`` as a child process of this machine, ``SSHTransport`` over one paramiko
-connection after deploying the agent and the models. Local and remote share every line of
-measuring code and every rule of the campaign (locks, timeouts, retries).
+Both keep one ``python -m agents --serve`` session per device (agents.protocol) and exchange
+JSON lines with it: ``LocalTransport`` as a child process of this machine, ``SSHTransport`` over
+one paramiko connection after deploying the agent and the models. Local and remote share every
+line of measuring code and every rule of the campaign (locks, timeouts, retries).
 
 Lifecycle: ``open`` (connect, lock the board, deploy the agent) -> ``prepare(models)`` ->
-``run_job`` (repeatable) -> ``close`` (release the lock). ``stop`` kills a running agent.
+``run_job`` (repeatable; the agent process is started once and reused) -> ``close`` (release
+the lock). ``stop`` kills a running agent; the next job starts a fresh one.
 """
 
 from __future__ import annotations
@@ -28,37 +29,109 @@ from profiler.lock import SFTPFS, STALE_S, BoardLock, LocalFS
 from profiler.ssh import DeviceError, SSHSession
 
 AGENT_ROOT = Path(agents.__file__).resolve().parent.parent
+START_TIMEOUT_S = 120.0
 
 
 class AgentDied(DeviceError):
-    """The agent's stream ended without its ``done`` event (crash, kill, lost connection)."""
+    """The agent's stream ended before it answered (crash, kill, lost connection)."""
 
 
 class CaseTimeout(DeviceError):
     """No event arrived within the per-case timeout: the case being measured hangs."""
 
 
-def _events(lines: Iterator[str], device: str, what: str) -> Iterator[dict]:
-    """Parse protocol lines; AgentDied if the stream ends before ``done``/``fatal``."""
-    finished = False
-    for line in lines:
-        if not line.strip():
-            continue
-        event = parse_line(line)
-        finished = finished or event["event"] in ("done", "fatal")
-        yield event
-    if not finished:
-        raise AgentDied(f"agent on {device} {what()}")
+class _AgentSession:
+    """The request/answer exchange with a ``--serve`` agent; subclasses move the bytes."""
+
+    device: Device
+    lock: BoardLock | None
+
+    def __init__(self) -> None:
+        self.upload = UploadStats()
+        self.agent_pid: int | None = None
+        self._running = False
+
+    # -- what a subclass provides ------------------------------------------------------------
+    def _spawn(self) -> None: ...
+
+    def _send(self, line: str) -> None: ...
+
+    def _readline(self, timeout: float | None) -> str: ...   # "" at end of stream
+
+    def _death(self) -> str: ...
+
+    def _kill(self) -> None: ...
+
+    # -- shared logic --------------------------------------------------------------------------
+    def _ensure_agent(self) -> None:
+        if self._running:
+            return
+        self._spawn()
+        self._running = True
+        ready = self._next_event(START_TIMEOUT_S)
+        if ready["event"] == "fatal":
+            raise AgentDied(f"agent on {self.device.name} refused to start: {ready['error']}")
+        self.agent_pid = ready.get("pid")
+
+    def _next_event(self, timeout: float | None) -> dict:
+        while True:
+            try:
+                line = self._readline(timeout)
+            except (TimeoutError, queue.Empty):
+                raise CaseTimeout(f"{self.device.name}: no result within {timeout:.0f} s") from None
+            except (OSError, EOFError) as exc:
+                self._running = False
+                raise AgentDied(f"agent on {self.device.name}: connection lost ({exc})") from None
+            if not line:
+                self._running = False
+                raise AgentDied(f"agent on {self.device.name} {self._death()}")
+            if line.strip():
+                return parse_line(line)
+
+    def _request(self, request: dict, ends: tuple[str, ...],
+                 timeout: float | None) -> Iterator[dict]:
+        self._ensure_agent()
+        try:
+            self._send(json.dumps(request) + "\n")
+        except (OSError, EOFError) as exc:
+            self._running = False
+            raise AgentDied(f"agent on {self.device.name}: cannot send ({exc})") from None
+        while True:
+            event = self._next_event(timeout)
+            yield event
+            if event["event"] == "fatal":
+                self.stop()
+                return
+            if event["event"] in ends:
+                return
+
+    def run_job(self, job: dict, line_timeout: float | None = None) -> Iterator[dict]:
+        """Yield the job's events as they arrive (hello, results, done)."""
+        yield from self._request(job, ("done",), line_timeout)
+
+    def verify(self, entries: list[dict]) -> list[str]:
+        """Paths the device finds missing or different from their SHA-256."""
+        for event in self._request({"verify": entries}, ("verified",), START_TIMEOUT_S):
+            if event["event"] == "verified":
+                return event["bad"]
+        raise AgentDied(f"agent on {self.device.name} did not answer the checksum request")
+
+    def stop(self) -> None:
+        """Kill the running agent (a hung case, Ctrl-C); the next job starts a new one."""
+        if self._running:
+            self._running = False
+            self._kill()
 
 
-class LocalTransport:
-    """Run the agent as a child process; the board lock lives in the lutfarm cache."""
+class LocalTransport(_AgentSession):
+    """The agent as a child process; the board lock lives in the lutfarm cache."""
 
     def __init__(self, device: Device):
+        super().__init__()
         self.device = device
         self.proc: subprocess.Popen | None = None
-        self.upload = UploadStats()
         self.lock: BoardLock | None = None
+        self._lines: queue.Queue = queue.Queue()
 
     def open(self, owner: dict, lock_wait_s: float = 0.0, stale_s: float = STALE_S) -> None:
         directory = default_cache_dir() / "devices" / self.device.name
@@ -67,86 +140,81 @@ class LocalTransport:
         self.lock.acquire(lock_wait_s)
 
     def prepare(self, models: list[ExportedModel]) -> None:
-        """Nothing to upload: the agent reads the cache directly."""
+        """Nothing to upload: the agent reads the cache directly (and checks every hash)."""
 
     def model_path(self, model: ExportedModel) -> str:
         return str(model.path)
 
-    def run_job(self, job: dict, line_timeout: float | None = None) -> Iterator[dict]:
+    def _spawn(self) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(AGENT_ROOT),
                                                           env.get("PYTHONPATH")]))
         self.proc = proc = subprocess.Popen(
-            [self.device.python, "-m", "agents", "--job", "-"], stdin=subprocess.PIPE,
+            [self.device.python, "-m", "agents", "--serve"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
             cwd=str(AGENT_ROOT))
-        try:
-            proc.stdin.write(json.dumps(job))
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        lines: queue.Queue = queue.Queue()
+        self._lines = lines = queue.Queue()
 
         def read() -> None:   # a thread, so that waiting for a line can time out
             for line in proc.stdout:
                 lines.put(line)
-            lines.put(None)
+            lines.put("")
 
-        threading.Thread(target=read, daemon=True).start()
+        threading.Thread(target=read, daemon=True, name=f"agent-{self.device.name}").start()
 
-        def timed_lines():
-            while True:
-                try:
-                    line = lines.get(timeout=line_timeout)
-                except queue.Empty:
-                    raise CaseTimeout(f"{self.device.name}: no result within "
-                                      f"{line_timeout:.0f} s") from None
-                if line is None:
-                    return
-                yield line
+    def _send(self, line: str) -> None:
+        self.proc.stdin.write(line)
+        self.proc.stdin.flush()
 
-        def why() -> str:
-            code = proc.wait()
-            tail = " ".join(proc.stderr.read().strip().splitlines()[-1:])
-            return f"exited with status {code} before finishing its job" + (
-                f": {tail}" if tail else "")
+    def _readline(self, timeout: float | None) -> str:
+        return self._lines.get(timeout=timeout)
 
-        yield from _events(timed_lines(), self.device.name, why)
-        proc.wait()
+    def _death(self) -> str:
+        code = self.proc.wait()
+        tail = " ".join(self.proc.stderr.read().strip().splitlines()[-1:])
+        return f"exited with status {code} before finishing its job" + (
+            f": {tail}" if tail else "")
 
-    def stop(self) -> None:
+    def _kill(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
 
     def close(self) -> None:
-        self.stop()
+        if self.proc and self.proc.poll() is None:
+            self.proc.stdin.close()          # the agent exits when its stdin closes
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self._kill()
+        self._running = False
         if self.lock:
             self.lock.release()
 
 
-class SSHTransport:
+class SSHTransport(_AgentSession):
     """An SSH device: one connection, the lock on the board, agent and models deployed."""
 
     def __init__(self, device: Device):
+        super().__init__()
         self.device = device
         self.session: SSHSession | None = None
-        self.lock_session: SSHSession | None = None
+        self.lock_sftp = None
         self.lock: BoardLock | None = None
-        self.upload = UploadStats()
         self.workdir = device.workdir
         self.python = device.python
         self._chan = None
-        self._pid: int | None = None
+        self._stream = None
 
     def open(self, owner: dict, lock_wait_s: float = 0.0, stale_s: float = STALE_S) -> None:
         self.session = SSHSession(self.device)
         self.session.makedirs(self.device.workdir)
         self.workdir = self.session.sftp.normalize(self.device.workdir)
-        # The lock's heartbeat gets its own connection: SFTP clients are not shared by threads.
-        self.lock_session = SSHSession(self.device)
-        self.lock = BoardLock(SFTPFS(self.lock_session.sftp), self.workdir, self.device.name,
-                              owner, stale_s)
+        # The lock's heartbeat gets its own SFTP channel: SFTP clients are not shared by threads.
+        self.lock_sftp = self.session.client.open_sftp()
+        self.lock = BoardLock(SFTPFS(self.lock_sftp), self.workdir, self.device.name, owner,
+                              stale_s)
         self.lock.acquire(lock_wait_s)
         deploy_agent(self.session, self.workdir, self.upload)
         venv_python = f"{self.workdir}/venv/bin/python"
@@ -154,69 +222,60 @@ class SSHTransport:
             else self.device.python
 
     def prepare(self, models: list[ExportedModel]) -> None:
-        upload_models(self.session, self.workdir, self.python, models, self.upload)
+        upload_models(self.session, self.workdir, models, self.upload, self.verify)
 
     def model_path(self, model: ExportedModel) -> str:
         return remote_model_path(self.workdir, model)
 
-    def run_job(self, job: dict, line_timeout: float | None = None) -> Iterator[dict]:
-        self._pid = None
-        chan = self._chan = self.session.open_channel(
-            [self.python, "-m", "agents", "--job", "-"], agent_dir(self.workdir),
-            line_timeout or 3600)
-        try:
-            chan.sendall(json.dumps(job).encode())
-            chan.shutdown_write()
-        except (OSError, EOFError) as exc:
-            raise AgentDied(f"agent on {self.device.name}: connection lost ({exc})") from None
-        stream = chan.makefile("r")
+    def _spawn(self) -> None:
+        self._chan = self.session.open_channel([self.python, "-m", "agents", "--serve"],
+                                               agent_dir(self.workdir), START_TIMEOUT_S)
+        self._stream = self._chan.makefile("r")
 
-        def lines():
-            while True:
-                try:
-                    line = stream.readline()
-                except TimeoutError:
-                    raise CaseTimeout(f"{self.device.name}: no result within "
-                                      f"{line_timeout:.0f} s") from None
-                except (OSError, EOFError) as exc:
-                    raise AgentDied(f"agent on {self.device.name}: connection lost "
-                                    f"({exc})") from None
-                if not line:
-                    return
-                yield line
+    def _send(self, line: str) -> None:
+        self._chan.sendall(line.encode())
 
-        def why() -> str:
-            if chan.exit_status_ready():
-                err = chan.recv_stderr(65536).decode(errors="replace").strip().splitlines()
-                return (f"exited with status {chan.recv_exit_status()} before finishing its job"
-                        + (f": {err[-1]}" if err else ""))
-            return "lost its connection before finishing its job"
+    def _readline(self, timeout: float | None) -> str:
+        self._chan.settimeout(timeout)
+        return self._stream.readline()
 
-        for event in _events(lines(), self.device.name, why):
-            if event["event"] == "hello":
-                self._pid = event.get("pid")
-            yield event
+    def _death(self) -> str:
+        chan = self._chan
+        if chan is not None and chan.exit_status_ready():
+            err = chan.recv_stderr(65536).decode(errors="replace").strip().splitlines()
+            return (f"exited with status {chan.recv_exit_status()} before finishing its job"
+                    + (f": {err[-1]}" if err else ""))
+        return "lost its connection before finishing its job"
 
-    def stop(self) -> None:
-        """Kill the running agent on the device (closing the channel alone may not)."""
+    def _kill(self) -> None:
+        """Kill the agent on the device (closing the channel alone may not)."""
+        if self.agent_pid and self.session:
+            try:
+                self.session.run(["kill", "-9", str(self.agent_pid)], timeout=10)
+            except DeviceError:
+                pass
         if self._chan is not None:
-            if self._pid and self.session:
-                try:
-                    self.session.run(["kill", "-9", str(self._pid)], timeout=10)
-                except DeviceError:
-                    pass
             self._chan.close()
-            self._chan, self._pid = None, None
+        self._chan = self._stream = None
 
     def close(self) -> None:
         try:
+            if self._running and self._chan is not None:
+                try:
+                    self._chan.shutdown_write()   # the agent exits when its stdin closes
+                    self._chan.status_event.wait(10)
+                except Exception:
+                    pass
+                self._chan.close()
+                self._running = False
             self.stop()
         finally:
             if self.lock:
                 self.lock.release()
-            for s in (self.session, self.lock_session):
-                if s:
-                    s.close()
+            if self.lock_sftp is not None:
+                self.lock_sftp.close()
+            if self.session:
+                self.session.close()
 
 
 def transport_for(device: Device) -> LocalTransport | SSHTransport:

@@ -12,6 +12,8 @@ from typing import Callable, NamedTuple
 # name -> (module, pip package that provides it)
 RUNTIMES: dict[str, tuple[str, str]] = {
     "onnxruntime": ("agents.runtimes.onnxruntime_rt", "onnxruntime"),
+    # a labelled stand-in that only sleeps: for benchmarks of the farm machinery, never LUTs
+    "bench-sleep": ("agents.runtimes.bench_sleep_rt", "(built in)"),
 }
 
 
