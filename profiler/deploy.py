@@ -78,8 +78,11 @@ def upload_models(session: SSHSession, workdir: str, models: list[ExportedModel]
         try:
             session.put(m.path, remote)
         except OSError as exc:
+            free = _free_bytes(session, workdir)
+            hint = (f"disk full: {free} bytes free in {workdir}" if free is not None
+                    and free < m.path.stat().st_size else "is the device's disk full?")
             raise DeviceError(f"{session.device.name}: upload of {m.path.name} failed ({exc}); "
-                              f"is the device's disk full?") from None
+                              f"{hint}") from None
         stats.files += 1
         stats.bytes += m.path.stat().st_size
         sent.append(m)
@@ -94,3 +97,17 @@ def upload_models(session: SSHSession, workdir: str, models: list[ExportedModel]
     if bad:
         raise DeviceError(f"{session.device.name}: {len(bad)} uploaded model(s) arrived "
                           f"corrupted (checksum mismatch), e.g. {bad[0]}")
+
+
+def _free_bytes(session: SSHSession, directory: str) -> int | None:
+    try:
+        st = session.sftp.statvfs(directory) if hasattr(session.sftp, "statvfs") else None
+    except OSError:
+        st = None
+    if st is None:
+        code, out, _ = session.run(["df", "-Pk", directory], timeout=10)
+        try:
+            return int(out.splitlines()[1].split()[3]) * 1024 if code == 0 else None
+        except (IndexError, ValueError):
+            return None
+    return st.f_bavail * st.f_frsize

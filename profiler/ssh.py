@@ -121,7 +121,14 @@ class SSHSession:
     def put(self, local: Path, remote: str) -> None:
         """Upload to a temporary name and rename, so a cut transfer leaves no half file."""
         tmp = f"{remote}.part"
-        self.sftp.put(str(local), tmp)
+        try:
+            self.sftp.put(str(local), tmp)
+        except OSError:
+            try:
+                self.sftp.remove(tmp)   # a half file would only fill the disk further
+            except OSError:
+                pass
+            raise
         self.sftp.posix_rename(tmp, remote)
 
     def put_bytes(self, data: bytes, remote: str) -> None:

@@ -278,3 +278,54 @@ def test_wheels_for_an_aarch64_board_are_chosen_by_its_platform(tmp_path):
     target = download_wheels(["numpy"], "cp311", "aarch64", tmp_path)
     names = [p.name for p in target.glob("*.whl")]
     assert names and all("aarch64" in n and "cp311" in n for n in names), names
+
+
+def test_a_full_disk_gives_the_board_up_with_the_reason_and_keeps_what_was_measured(
+        tmp_path, host, cache):
+    """The work directory on a 600 KB tmpfs: the agent fits, the bigger models do not."""
+    workdir = tmp_path / "small"
+    workdir.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(workdir)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        device = host.device(workdir=str(workdir))
+        farm = FarmSettings(backoff_s=0.01, max_device_failures=2)
+        with Store(tmp_path / "s.db") as store:
+            s = run_campaign(store, host_layout(), device, RT, FAST, cache,
+                             "Skip_H4_*,ConvNorm_*", farm=farm)
+            assert "disk full" in s.device_errors["box-1"]
+            assert s.measured + len(s.failed) == len(plan_cases(host_layout(),
+                                                                 "Skip_H4_*,ConvNorm_*"))
+            assert len(store.latest("testbox", RT.key)) == s.measured
+    finally:
+        subprocess.run(["umount", "-l", str(workdir)], capture_output=True)
+
+
+def test_ctrl_c_stops_a_farm_campaign_cleanly(tmp_path, host):
+    import signal
+    device = host.device(workdir=str(tmp_path / "work"))
+    inventory = tmp_path / "farm.toml"
+    inventory.write_text(host.toml(workdir=device.workdir))
+    db = tmp_path / "s.db"
+    proc = subprocess.Popen([sys.executable, "-m", "lutfarm", "profile", "--inventory",
+                             str(inventory), "--devices", "box-1", "--db", str(db), "--only",
+                             "ConvBlock_H4_*", "--min-time", "0.2", "--max-time", "0.3"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.2)
+        if db.exists():
+            with Store(db) as store:
+                if store.measured_keys("testbox", RT.key):
+                    break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-800:]
+    assert "interrupted: every measurement taken so far is stored" in err
+    with Store(db) as store:
+        kept = store.measured_keys("testbox", RT.key)
+    assert 1 <= len(kept) < 16
+    assert not (tmp_path / "work" / "lutfarm.lock").exists()        # lock released
+    leftover = subprocess.run(["pgrep", "-f", "agents --serve"], capture_output=True, text=True)
+    assert leftover.stdout.strip() == "", "an agent survived Ctrl-C"
