@@ -32,7 +32,16 @@ def _chosen(inventory, devices):
 
 @cli.group()
 def devices() -> None:
-    """Check and provision the devices of an inventory."""
+    """Check and provision the devices of an inventory.
+
+    \b
+    The inventory is TOML: an optional [defaults] table and one [[devices]] table per board:
+      [[devices]]
+      name = "pi-1"            host = "10.0.0.11"      port = 22
+      user = "pi"              key_file = "~/.ssh/id"  known_hosts = "~/.ssh/known_hosts"
+      kind = "rpi4"            tags = ["arm"]          python = "python3"
+      runtimes = ["onnxruntime"]   threads = 4   affinity = [0, 1]   workdir = "lutfarm"
+    """
 
 
 @devices.command("list")
