@@ -37,6 +37,9 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
             "overhead_case": lay.overhead_case().key,
             "context": store.context(contexts[-1]) if contexts else {},
             "missing": [k for k in keys if k not in rows]}
+    report = store.latest_report(device, runtime, "validation")
+    if report and report.get("layout") == lay.name:
+        meta["validation"] = report   # every exported LUT says how accurate its sums are
     return LUT(space=lay.space, layout_name=lay.name, classes=lay.classes, device=device,
                runtime=runtime, statistic=statistic,
                latency_ms={k: getattr(m, f"{statistic}_ms") for k, m in rows.items()},

@@ -155,7 +155,8 @@ def run_campaign(store: Store, layout: FBNetLayout, device: Device | list[Device
                  cache: ModelCache | None = None, only: str | None = None,
                  progress: Progress | None = None,
                  on_transport: Callable[[object], None] | None = None,
-                 farm: FarmSettings | None = None) -> CampaignSummary:
+                 farm: FarmSettings | None = None, cases: list | None = None,
+                 fresh: bool = False) -> CampaignSummary:
     """Measure what is missing on one device, or on several devices of one kind."""
     devices = device if isinstance(device, list) else [device]
     kinds = {d.kind for d in devices}
@@ -163,15 +164,19 @@ def run_campaign(store: Store, layout: FBNetLayout, device: Device | list[Device
         raise CampaignError(f"run_campaign takes devices of one kind, got {sorted(kinds)}; "
                             f"use run_farm")
     return run_farm(store, layout, devices, runtime, timing, cache, only, progress,
-                    on_transport, farm)[0]
+                    on_transport, farm, cases, fresh)[0]
 
 
 def run_farm(store: Store, layout: FBNetLayout, devices: list[Device], runtime: RuntimeConfig,
              timing: TimingSettings | None = None, cache: ModelCache | None = None,
              only: str | None = None, progress: Progress | None = None,
              on_transport: Callable[[object], None] | None = None,
-             farm: FarmSettings | None = None) -> list[CampaignSummary]:
-    """One campaign per device kind, all kinds at once; one summary each (inventory order)."""
+             farm: FarmSettings | None = None, cases: list | None = None,
+             fresh: bool = False) -> list[CampaignSummary]:
+    """One campaign per device kind, all kinds at once; one summary each (inventory order).
+
+    ``cases`` replaces the layout's own cases (e.g. whole networks for validation); ``fresh``
+    measures them again even where the store has them (repeatability)."""
     timing = timing or TimingSettings()
     cache = cache or ModelCache()
     progress = progress or Progress()
@@ -179,9 +184,10 @@ def run_farm(store: Store, layout: FBNetLayout, devices: list[Device], runtime: 
     groups: dict[str, list[Device]] = {}
     for d in devices:
         groups.setdefault(d.kind, []).append(d)
-    cases = plan_cases(layout, only)
+    if cases is None:
+        cases = plan_cases(layout, only)
     runs = [_KindRun(store, layout, kind, devs, runtime, timing, cases, only, farm, progress,
-                     on_transport) for kind, devs in groups.items()]
+                     on_transport, fresh) for kind, devs in groups.items()]
     t0 = time.perf_counter()
     threads: list[threading.Thread] = []
     try:
@@ -221,10 +227,10 @@ class _KindRun:
     """The campaign of one device kind: its queue, its device threads, its summary."""
 
     def __init__(self, store, layout, kind, devices, runtime, timing, cases, only, farm,
-                 progress, on_transport):
+                 progress, on_transport, fresh=False):
         self.store, self.kind, self.devices, self.runtime = store, kind, devices, runtime
         self.timing, self.farm, self.progress, self.on_transport = timing, farm, progress, on_transport
-        done = store.measured_keys(kind, runtime.key)
+        done = set() if fresh else store.measured_keys(kind, runtime.key)
         self.todo = [c for c in cases if c.key not in done]
         cid = store.start_campaign(kind, runtime.key, layout.space, layout.name, layout.classes,
                                    {"timing": timing.to_dict(), "only": only,

@@ -18,7 +18,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spaces.cases import BlockCase
+from spaces.cases import BlockCase, PairCase
+from spaces.fbnet import NetworkCase
 
 OPSET = 17
 EXPORTER_REVISION = "1"   # bump when the exported graphs change for the same case
@@ -51,13 +52,13 @@ def _torch_version() -> str:
     return version("torch")
 
 
-def onnx_bytes(case: BlockCase) -> bytes:
-    """Build the case's torch block with seeded weights and export it to a single ONNX file."""
+def onnx_bytes(case: BlockCase | PairCase | NetworkCase) -> bytes:
+    """Build the case's torch module with seeded weights and export it to one ONNX file."""
     import torch
 
-    from spaces.fbnet_modules import build_block, seeded_init
+    from spaces.fbnet_modules import build_module, seeded_init
 
-    module = seeded_init(build_block(case), case.key)
+    module = seeded_init(build_module(case), case.key)
     example = torch.randn(*case.input_shape, generator=torch.Generator().manual_seed(0))
     buf = io.BytesIO()
     with warnings.catch_warnings():

@@ -38,6 +38,9 @@ CREATE TABLE measurements (
     count INTEGER, min_ms REAL, max_ms REAL, mean_ms REAL, std_ms REAL, median_ms REAL,
     p90_ms REAL, p95_ms REAL, p99_ms REAL, ci_lo_ms REAL, ci_hi_ms REAL, rel_ci REAL, cv REAL,
     sampling_s REAL, samples TEXT, extra TEXT);
+CREATE TABLE reports (
+    id INTEGER PRIMARY KEY, created REAL NOT NULL, target TEXT NOT NULL, runtime TEXT NOT NULL,
+    kind TEXT NOT NULL, report TEXT NOT NULL);
 CREATE INDEX measurements_lookup ON measurements (device, runtime, status, case_key);
 CREATE INDEX measurements_kind ON measurements (kind, runtime, status, case_key);
 """
@@ -203,7 +206,22 @@ class Store:
             m.id = int(cur.lastrowid)
             return m.id
 
+    def add_report(self, target: str, runtime: str, kind: str, report: dict) -> int:
+        """A report about a configuration (e.g. kind="validation"), kept with its LUT."""
+        with self._lock, self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO reports (created, target, runtime, kind, report) VALUES (?, ?, ?, ?, ?)",
+                (time.time(), target, runtime, kind, json.dumps(report)))
+            return int(cur.lastrowid)
+
     # -- reading -------------------------------------------------------------------------------
+
+    def latest_report(self, target: str, runtime: str, kind: str) -> dict | None:
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT report FROM reports WHERE target = ? AND runtime = ? AND kind = ? "
+                "ORDER BY id DESC LIMIT 1", (target, runtime, kind)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def measured_keys(self, target: str, runtime: str) -> set[str]:
         """Cases with a good measurement on ``target`` (a device kind, or one device's name):

@@ -6,9 +6,17 @@ above this package (export, LUT, predictors, search) asks ``get_layout`` for one
 
 from __future__ import annotations
 
-from spaces.cases import KIND_FIELDS, BlockCase, CaseKeyError
+from spaces.cases import KIND_FIELDS, BlockCase, CaseKeyError, PairCase
 from spaces.fbnet import LAYOUTS as FBNET_LAYOUTS
-from spaces.fbnet import NUM_OPS, OPS, ArchError, FBNetLayout, parse_arch, validate_archs
+from spaces.fbnet import (
+    NUM_OPS,
+    OPS,
+    ArchError,
+    FBNetLayout,
+    NetworkCase,
+    parse_arch,
+    validate_archs,
+)
 
 SPACES: dict[str, dict[str, FBNetLayout]] = {"fbnet": FBNET_LAYOUTS}
 
@@ -29,5 +37,14 @@ def get_layout(space: str, layout: str, classes: int | None = None) -> FBNetLayo
     return found.with_classes(classes) if classes is not None else found
 
 
-__all__ = ["KIND_FIELDS", "NUM_OPS", "OPS", "SPACES", "ArchError", "BlockCase", "CaseKeyError",
+def parse_case_key(key: str) -> BlockCase | PairCase | NetworkCase:
+    """Any case key -> its case: blocks, block pairs, whole networks."""
+    if key.startswith(PairCase.PREFIX + "__"):
+        return PairCase.from_key(key)
+    if key.startswith(NetworkCase.PREFIX + "_"):
+        return NetworkCase.from_key(key)
+    return BlockCase.from_key(key)
+
+
+__all__ = ["KIND_FIELDS", "NetworkCase", "PairCase", "parse_case_key", "NUM_OPS", "OPS", "SPACES", "ArchError", "BlockCase", "CaseKeyError",
            "FBNetLayout", "UnknownSpaceError", "get_layout", "parse_arch", "validate_archs"]

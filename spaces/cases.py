@@ -94,3 +94,29 @@ class BlockCase:
 
     def __str__(self) -> str:
         return self.key
+
+
+@dataclass(frozen=True)
+class PairCase:
+    """Two blocks run back to back in one model: nn-Meter's fusion test measures op1, op2 and
+    op1->op2, and a pair that costs much less than its parts is fused by the runtime."""
+
+    first: BlockCase
+    second: BlockCase
+
+    PREFIX = "Pair"
+
+    @property
+    def key(self) -> str:
+        return f"{self.PREFIX}__{self.first.key}__{self.second.key}"
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.first.input_shape
+
+    @classmethod
+    def from_key(cls, key: str) -> PairCase:
+        parts = key.split("__")
+        if len(parts) != 3 or parts[0] != cls.PREFIX:
+            raise CaseKeyError(f"not a pair key: {key!r}; expected Pair__<case key>__<case key>")
+        return cls(BlockCase.from_key(parts[1]), BlockCase.from_key(parts[2]))

@@ -7,11 +7,12 @@ This module is pure Python + numpy: the LUT and search use it without torch.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from spaces.cases import BlockCase
+from spaces.cases import BlockCase, CaseKeyError
 
 
 class ArchError(ValueError):
@@ -141,6 +142,34 @@ class FBNetLayout:
         row = validate_archs(np.asarray(arch)[None, :], self.num_layers)[0]
         layers = [slot.case(int(op)) for slot, op in zip(self.layer_slots(), row)]
         return [self.stem_case(), *layers, *self.head_cases()]
+
+
+@dataclass(frozen=True)
+class NetworkCase:
+    """A whole FBNet network, measured end to end like any other case."""
+
+    layout: FBNetLayout
+    arch: tuple[int, ...]
+
+    PREFIX = "FBNet"
+
+    @property
+    def key(self) -> str:
+        return (f"{self.PREFIX}_{self.layout.name}_C{self.layout.classes}_"
+                f"arch{''.join(map(str, self.arch))}")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (1, 3, self.layout.input_size, self.layout.input_size)
+
+    @classmethod
+    def from_key(cls, key: str) -> NetworkCase:
+        m = re.fullmatch(rf"{cls.PREFIX}_([a-z0-9]+)_C(\d+)_arch(\d+)", key)
+        if not m or m.group(1) not in LAYOUTS:
+            raise CaseKeyError(f"not a network key: {key!r}; expected "
+                               f"FBNet_<layout>_C<classes>_arch<22 digits>")
+        layout = LAYOUTS[m.group(1)].with_classes(int(m.group(2)))
+        return cls(layout, tuple(parse_arch(m.group(3), layout.num_layers)))
 
 
 LAYOUTS: dict[str, FBNetLayout] = {

@@ -10,8 +10,8 @@ import hashlib
 import torch
 from torch import nn
 
-from spaces.cases import BlockCase
-from spaces.fbnet import FBNetLayout
+from spaces.cases import BlockCase, PairCase
+from spaces.fbnet import FBNetLayout, NetworkCase
 
 
 class ChannelShuffle(nn.Module):
@@ -100,6 +100,15 @@ def seeded_init(module: nn.Module, seed_text: str) -> nn.Module:
                 m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=gen))
                 m.running_var.copy_(1 + 0.1 * torch.rand(m.running_var.shape, generator=gen))
     return module.eval()
+
+
+def build_module(case) -> nn.Module:
+    """Any case (block, pair of blocks, whole network) -> its torch module."""
+    if isinstance(case, NetworkCase):
+        return build_network(case.layout, case.arch)
+    if isinstance(case, PairCase):
+        return nn.Sequential(build_block(case.first), build_block(case.second))
+    return build_block(case)
 
 
 def build_network(layout: FBNetLayout, arch) -> nn.Sequential:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from lut import LatencyTable, build_lut, import_hwnasbench, load_lut, save_lut
+from lut import LatencyTable, LUTError, build_lut, import_hwnasbench, load_lut, save_lut
 from lut.build import STATISTICS
 from lut.hwnasbench import BUNDLED, DEVICES
 from lutfarm.cli import cli
@@ -119,3 +119,64 @@ def list_cmd(db):
         click.echo(f"{db}: no measurements yet; run 'lutfarm profile'")
     for device, runtime, n in configs:
         click.echo(f"{device}\t{runtime}\t{n} cases")
+
+
+@lut.command("validate")
+@click.option("--device", default="local", show_default=True,
+              help="device or device kind whose LUT to check")
+@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              envvar="LUTFARM_INVENTORY", help="farm inventory (TOML); without it: local only")
+@runtime_options
+@db_option
+@click.option("--archs", "n_archs", type=int, default=200, show_default=True,
+              help="networks to measure end to end (extremes and mixes included)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--fusion", is_flag=True, help="also measure adjacent block pairs (nn-Meter's test)")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="where the plot (PNG) and the table (CSV) go")
+@click.option("--json", "as_json", is_flag=True, help="print the held-out metrics as JSON")
+def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, out_dir, as_json):
+    """Measure whole networks and report how well the LUT predicts them."""
+    import csv
+
+    from lut.validate import plot, run_validation
+    from lutfarm.cli.output import RichProgress, validation_table
+    from lutfarm.cli.profile import resolve_devices
+
+    if n_archs < 6:
+        raise click.BadParameter("give --archs 6 or more (half of them train the correction)")
+    spec = device if inventory is None else (device if "," in device else _kind_or_name(
+        device, inventory))
+    devices = resolve_devices(spec, inventory)
+    with Store(db) as store:
+        table = build_lut(store, device, runtime_config.key)
+        missing = table.missing_cases()
+        if missing:
+            raise LUTError(f"the LUT of {device} lacks {len(missing)} cases (e.g. {missing[0]}); "
+                           f"run 'lutfarm profile' first")
+        with RichProgress(device) as progress:
+            report = run_validation(store, table, devices, runtime_config, n_archs,
+                                    progress=progress, seed=seed, fusion=fusion)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / f"validate_{_safe(device)}_{runtime_config.key}_{table.layout_name}"
+    plot(report, stem.with_suffix(".png"))
+    with open(stem.with_suffix(".csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(report.rows[0]))
+        w.writeheader()
+        w.writerows(report.rows)
+    if as_json:
+        click.echo(json.dumps(report.summary()))
+    else:
+        out.print(validation_table(report))
+    err.print(f"plot {stem.with_suffix('.png')}, table {stem.with_suffix('.csv')}; the report "
+              f"is stored with the LUT (lutfarm lut export includes it)")
+
+
+def _kind_or_name(device: str, inventory: Path) -> str:
+    from profiler.inventory import load_inventory
+    kinds = {d.kind for d in load_inventory(inventory)}
+    return f"kind:{device}" if device in kinds else device
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -120,3 +120,22 @@ def lut_table(lut: LUT, examples: dict[str, list[int]] | None = None) -> Table:
     t.add_row("block latency min / median / max",
               f"{values.min():.4f} / {np.median(values):.4f} / {values.max():.4f} ms")
     return t
+
+
+def validation_table(report) -> Table:
+    """The three predictions side by side, on held-out archs."""
+    t = Table(title=f"LUT vs measured networks: {report.device} / {report.runtime} / "
+                    f"{report.layout} ({report.n - report.n_train} held-out of {report.n})")
+    t.add_column("prediction")
+    for col in ("±5 %", "±10 %", "MAPE", "RMSE ms", "Spearman", "Kendall", "pred/meas"):
+        t.add_column(col, justify="right")
+    for name in ("plain", "overhead", "corrected"):
+        m = getattr(report, name)
+        t.add_row(name, f"{m['within_5pct']:.1%}", f"{m['within_10pct']:.1%}",
+                  f"{m['mape']:.1%}", f"{m['rmse_ms']:.4f}", f"{m['spearman']:.4f}",
+                  f"{m['kendall']:.4f}", f"{m['mean_ratio']:.3f}")
+    if report.fusion:
+        fused = [f for f in report.fusion if f["fused"]]
+        t.caption = (f"fusion test: {len(fused)} of {len(report.fusion)} adjacent pairs fused "
+                     f"(T1+T2−T12 > 0.5·min(T1,T2), per-call overhead removed)")
+    return t

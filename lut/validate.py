@@ -1,0 +1,260 @@
+"""How well does a LUT predict whole networks? Measure them, compare, and correct the sum.
+
+Three predictions are reported side by side, on held-out architectures:
+
+- ``plain``: FBNet's sum of the LUT entries;
+- ``overhead``: the per-call cost of the runtime (the measured empty model) is inside every
+  block entry, but a network pays it once: Σ (T_i − o) + o;
+- ``corrected``: ``overhead`` with each block's cost scaled by a learned in-context factor per
+  (op, stage) (``InContextCorrection``), fitted on measured networks of the training split
+  only. It captures what isolated blocks cannot show: layout conversions that whole networks
+  skip, fused residual adds, cache effects between neighbours.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from lut.metrics import latency_metrics
+from lut.query import LatencyTable
+from spaces import NUM_OPS
+from spaces.fbnet import FBNetLayout
+
+ALPHAS = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0)
+
+
+def sample_archs(table: LatencyTable, n: int, seed: int = 0) -> list[tuple[int, ...]]:
+    """The extremes, half-and-half mixes of them, then distinct random archs up to ``n``."""
+    layers = table.layout.num_layers
+    ext = table.extremes()
+    fast, slow = ext["fastest"], ext["slowest"]
+    half = layers // 2
+    picked = [tuple(fast), tuple(slow), tuple(fast[:half] + slow[half:]),
+              tuple(slow[:half] + fast[half:]),
+              tuple(f if i % 2 else s for i, (f, s) in enumerate(zip(fast, slow)))]
+    rng = np.random.default_rng(seed)
+    seen = set(picked)
+    while len(picked) < n:
+        a = tuple(int(x) for x in rng.integers(0, NUM_OPS, layers))
+        if a not in seen:
+            seen.add(a)
+            picked.append(a)
+    return picked[:n]
+
+
+@dataclass
+class InContextCorrection:
+    """How much more (or less) each block costs inside a network than alone.
+
+    measured − base ≈ b + Σ_l c[op_l, stage_l] · (T[l, op_l] − o): one factor per (op, stage),
+    63 for FBNet, fitted by ridge (shrunk towards "the LUT is right", alpha by k-fold CV).
+    The factors say what the runtime does to blocks in context: e.g. grouped blocks (channel
+    shuffle) costing ~1.3x inside ONNX Runtime networks, because whole networks stay in its
+    blocked layout while isolated blocks convert at both ends.
+    """
+
+    table: LatencyTable
+    alpha: float = 1.0
+    coef: np.ndarray | None = None
+    intercept: float = 0.0
+
+    def features(self, archs) -> np.ndarray:
+        a = np.asarray(archs)
+        layout = self.table.layout
+        stages = np.array([s.stage for s in layout.layer_slots()])
+        cost = self.table.matrix - (self.table.lut.overhead_ms or 0.0)   # (layers, ops)
+        x = np.zeros((len(a), len(layout.stage_layers) * NUM_OPS))
+        rows = np.arange(len(a))
+        for layer in range(layout.num_layers):
+            np.add.at(x, (rows, stages[layer] * NUM_OPS + a[:, layer]), cost[layer, a[:, layer]])
+        return x
+
+    @staticmethod
+    def _solve(x, y, alpha):
+        xm, ym = x.mean(axis=0), y.mean()
+        xc = x - xm
+        w = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (y - ym))
+        return w, ym - xm @ w
+
+    def fit(self, archs, residual, folds: int = 5, seed: int = 0) -> InContextCorrection:
+        x, y = self.features(archs), np.asarray(residual, float)
+        idx = np.random.default_rng(seed).permutation(len(y))
+        parts = np.array_split(idx, min(folds, len(y)))
+        best = None
+        for alpha in ALPHAS:
+            err = 0.0
+            for part in parts:
+                train = np.setdiff1d(idx, part)
+                w, b = self._solve(x[train], y[train], alpha)
+                err += float(np.sum((x[part] @ w + b - y[part]) ** 2))
+            if best is None or err < best[0]:
+                best = (err, alpha)
+        self.alpha = best[1]
+        self.coef, self.intercept = self._solve(x, y, self.alpha)
+        return self
+
+    def predict(self, archs) -> np.ndarray:
+        return self.features(archs) @ self.coef + self.intercept
+
+    def factors(self) -> dict[str, float]:
+        """Cost inside a network / cost alone, per ``stage<s>/<op>``."""
+        from spaces import OPS
+        stages = len(self.table.layout.stage_layers)
+        return {f"stage{s}/{OPS[o].name}": float(1 + self.coef[s * NUM_OPS + o])
+                for s in range(stages) for o in range(NUM_OPS) if OPS[o].exp is not None}
+
+
+def overhead_corrected(table: LatencyTable, archs) -> np.ndarray:
+    """Σ (T_i − o) + o: every LUT entry carries one runtime call, a network makes one."""
+    o = table.lut.overhead_ms
+    if o is None:
+        raise ValueError("the LUT has no empty-model entry (per-call overhead); re-profile it")
+    calls = len(table.layout.arch_cases([0] * table.layout.num_layers))
+    return table.latency(archs) - (calls - 1) * o
+
+
+@dataclass
+class ValidationReport:
+    device: str
+    runtime: str
+    layout: str
+    n: int
+    n_train: int
+    plain: dict
+    overhead: dict
+    corrected: dict
+    plain_all: dict
+    alpha: float
+    rows: list[dict] = field(default_factory=list)   # arch, split, measured and predictions
+    created: float = field(default_factory=time.time)
+    fusion: list[dict] = field(default_factory=list)
+    factors: dict[str, float] = field(default_factory=dict)   # in-context cost factors
+
+    def summary(self) -> dict:
+        """The ``--json`` form: metrics on the held-out archs."""
+        return {"n": self.n - self.n_train, "n_measured": self.n, "n_train": self.n_train,
+                "device": self.device, "runtime": self.runtime, "layout": self.layout,
+                "plain": self.plain, "overhead": self.overhead, "corrected": self.corrected,
+                "plain_all_archs": self.plain_all, "ridge_alpha": self.alpha,
+                "in_context_factors": self.factors}
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def evaluate(table: LatencyTable, archs: list[tuple[int, ...]], measured: np.ndarray,
+             train_fraction: float = 0.5, seed: int = 0) -> ValidationReport:
+    """Split, fit the correction on the training archs, score every prediction on the rest."""
+    archs_a = np.asarray(archs)
+    plain = table.latency(archs_a)
+    base = overhead_corrected(table, archs_a)
+    order = np.random.default_rng(seed).permutation(len(archs))
+    n_train = int(round(len(archs) * train_fraction))
+    train, test = order[:n_train], order[n_train:]
+    if len(test) < 3 or n_train < 3:
+        raise ValueError(f"need at least 6 measured archs to validate, got {len(archs)}")
+    model = InContextCorrection(table).fit(archs_a[train], measured[train] - base[train])
+    corrected = base + model.predict(archs_a)
+    split = np.array(["test"] * len(archs), dtype=object)
+    split[train] = "train"
+    rows = [{"arch": "".join(map(str, a)), "split": s, "measured_ms": float(m),
+             "plain_ms": float(p), "overhead_ms": float(b), "corrected_ms": float(c)}
+            for a, s, m, p, b, c in zip(archs, split, measured, plain, base, corrected)]
+    lut = table.lut
+    return ValidationReport(
+        device=lut.device, runtime=lut.runtime, layout=lut.layout_name, n=len(archs),
+        n_train=n_train, plain=latency_metrics(plain[test], measured[test]),
+        overhead=latency_metrics(base[test], measured[test]),
+        corrected=latency_metrics(corrected[test], measured[test]),
+        plain_all=latency_metrics(plain, measured), alpha=model.alpha, rows=rows,
+        factors=model.factors())
+
+
+def fusion_pairs(layout: FBNetLayout) -> list:
+    """Adjacent layers running the same block, once per distinct pair of shapes."""
+    from spaces import OPS, PairCase
+
+    slots = layout.layer_slots()
+    seen: dict[str, PairCase] = {}
+    for a, b in zip(slots, slots[1:]):
+        for op in OPS:
+            if op.exp is None:
+                continue
+            pair = PairCase(a.case(op), b.case(op))
+            seen.setdefault(pair.key, pair)
+    return list(seen.values())
+
+
+def fusion_table(pairs, latency_ms: dict[str, float], overhead_ms: float) -> list[dict]:
+    """nn-Meter's rule on per-call-corrected times: fused if T1 + T2 − T12 > 0.5·min(T1, T2)."""
+    out = []
+    for p in pairs:
+        t12 = latency_ms.get(p.key)
+        if t12 is None:
+            continue
+        t1, t2 = (latency_ms[p.first.key] - overhead_ms, latency_ms[p.second.key] - overhead_ms)
+        saving = t1 + t2 - (t12 - overhead_ms)
+        out.append({"first": p.first.key, "second": p.second.key, "t1_ms": t1, "t2_ms": t2,
+                    "t12_ms": t12 - overhead_ms, "saving_ms": saving,
+                    "fused": bool(saving > 0.5 * min(t1, t2))})
+    return out
+
+
+def plot(report: ValidationReport, path) -> None:
+    """Predicted vs measured (held-out archs), the three predictions, ±10 % band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    test = [r for r in report.rows if r["split"] == "test"]
+    m = np.array([r["measured_ms"] for r in test])
+    fig, ax = plt.subplots(figsize=(6, 6), dpi=110)
+    lo, hi = m.min() * 0.85, m.max() * 1.2
+    xs = np.linspace(lo, hi, 2)
+    ax.fill_between(xs, xs * 0.9, xs * 1.1, color="0.92", label="±10 %")
+    ax.plot(xs, xs, color="0.5", lw=0.8)
+    for name, colour in [("plain", "tab:red"), ("overhead", "tab:blue"),
+                         ("corrected", "tab:green")]:
+        p = np.array([r[f"{name}_ms"] for r in test])
+        metrics = getattr(report, name)
+        ax.scatter(m, p, s=9, color=colour, alpha=0.7,
+                   label=f"{name}: {metrics['within_10pct']:.0%} in ±10 %, "
+                         f"ρ={metrics['spearman']:.3f}")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("measured end-to-end latency (ms)")
+    ax.set_ylabel("predicted from the LUT (ms)")
+    ax.set_title(f"{report.device} / {report.runtime} / {report.layout}: "
+                 f"{len(test)} held-out archs")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run_validation(store, lut, devices, runtime, n: int, timing=None, cache=None, farm=None,
+                   progress=None, seed: int = 0, fusion: bool = False,
+                   train_fraction: float = 0.5) -> ValidationReport:
+    """Measure ``n`` archs end to end (stored results are reused), evaluate, store the report."""
+    from profiler.campaign import run_farm
+    from spaces import NetworkCase
+
+    table = LatencyTable(lut)
+    layout = table.layout
+    archs = sample_archs(table, n, seed)
+    cases = [NetworkCase(layout, a) for a in archs]
+    pairs = fusion_pairs(layout) if fusion else []
+    run_farm(store, layout, devices, runtime, timing, cache, progress=progress, farm=farm,
+             cases=cases + pairs)
+    measured = {k: m.median_ms for k, m in store.latest(lut.device, runtime.key).items()}
+    ok = [(a, c) for a, c in zip(archs, cases) if c.key in measured]
+    report = evaluate(table, [a for a, _ in ok], np.array([measured[c.key] for _, c in ok]),
+                      train_fraction, seed)
+    if fusion:
+        report.fusion = fusion_table(pairs, {**lut.latency_ms, **measured}, lut.overhead_ms)
+    store.add_report(lut.device, runtime.key, "validation", report.summary())
+    return report

@@ -1,0 +1,124 @@
+"""LUT fidelity: metrics, corrections and the validation loop on real measured networks."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from conftest import FAST, REPO
+from lut import LatencyTable, build_lut, load_lut, save_lut
+from lut.metrics import latency_metrics
+from lut.validate import (
+    InContextCorrection,
+    evaluate,
+    fusion_pairs,
+    fusion_table,
+    overhead_corrected,
+    run_validation,
+    sample_archs,
+)
+from profiler.devices import LOCAL
+from profiler.runtime_config import RuntimeConfig
+from profiler.store import Store
+from spaces import NetworkCase, PairCase, parse_case_key
+
+RT = RuntimeConfig()
+
+
+def test_metrics_on_known_values():
+    m = latency_metrics([1.04, 2.19, 2.9, 4.0], [1.0, 2.0, 3.0, 4.0])
+    assert m["within_5pct"] == 0.75 and m["within_10pct"] == 1.0
+    assert m["mape"] == pytest.approx((0.04 + 0.095 + 1 / 30 + 0) / 4)
+    assert m["rmse_ms"] == pytest.approx(np.sqrt((0.04**2 + 0.19**2 + 0.1**2) / 4))
+    assert m["spearman"] == pytest.approx(1.0) and m["kendall"] == pytest.approx(1.0)
+    y = np.random.default_rng(0).random(50) + 1
+    x = y + np.random.default_rng(1).normal(0, 0.2, 50)
+    m = latency_metrics(x, y)
+    assert m["kendall"] == pytest.approx(stats.kendalltau(x, y).statistic)
+    with pytest.raises(ValueError, match="positive"):
+        latency_metrics([1.0], [0.0])
+
+
+def test_network_and_pair_keys_round_trip(cifar):
+    net = NetworkCase(cifar, tuple(range(9)) * 2 + (0, 1, 2, 3))
+    assert parse_case_key(net.key) == net and net.input_shape == (1, 3, 32, 32)
+    pair = fusion_pairs(cifar)[0]
+    assert isinstance(pair, PairCase) and parse_case_key(pair.key) == pair
+
+
+def test_overhead_model_and_correction_recover_a_known_truth(measured_db, cifar):
+    """Synthetic 'measurements' built from the real LUT with known in-context factors."""
+    with Store(measured_db) as store:
+        table = LatencyTable(build_lut(store, "local", RT.key))
+    archs = np.array(sample_archs(table, 160, seed=3))
+    truth = InContextCorrection(table)
+    x = truth.features(archs)
+    factors = np.ones(x.shape[1])
+    factors[[1, 10, 19]] = 1.3                  # grouped k3 blocks cost 30 % more in stages 0-2
+    measured = overhead_corrected(table, archs) + x @ (factors - 1)
+    report = evaluate(table, [tuple(a) for a in archs], measured)
+    assert report.corrected["within_5pct"] == 1.0 and report.corrected["mape"] < 0.01
+    assert report.factors["stage1/k3_e1_g2"] == pytest.approx(1.3, abs=0.05)
+    assert report.plain["mean_ratio"] > report.overhead["mean_ratio"]
+
+
+def test_sampled_archs_hold_the_extremes_and_are_distinct(measured_db):
+    with Store(measured_db) as store:
+        table = LatencyTable(build_lut(store, "local", RT.key))
+    archs = sample_archs(table, 30, seed=1)
+    assert len(set(archs)) == 30
+    ext = table.extremes()
+    assert tuple(ext["fastest"]) in archs and tuple(ext["slowest"]) in archs
+
+
+def test_fusion_rule():
+    class P:
+        def __init__(self, a, b):
+            self.first, self.second = type("C", (), {"key": a}), type("C", (), {"key": b})
+            self.key = f"Pair__{a}__{b}"
+    pairs = [P("a", "b"), P("a", "c")]
+    lat = {"a": 1.1, "b": 1.1, "c": 2.1, "Pair__a__b": 1.2, "Pair__a__c": 3.0}
+    rows = fusion_table(pairs, lat, overhead_ms=0.1)
+    assert [r["fused"] for r in rows] == [True, False]    # 1+1-1.1 = 0.9 > 0.5; 1+2-2.9 < 0.5
+
+
+def test_validation_measures_networks_once_and_is_stored_with_the_lut(tmp_path, measured_db,
+                                                                      cache):
+    db = tmp_path / "v.db"
+    db.write_bytes(measured_db.read_bytes())
+    with Store(db) as store:
+        lut = build_lut(store, "local", RT.key)
+        report = run_validation(store, lut, [LOCAL], RT, 12, FAST, cache, seed=2)
+        assert report.n == 12 and report.n_train == 6
+        nets = [k for k in store.measured_keys("local", RT.key) if k.startswith("FBNet_")]
+        assert len(nets) == 12
+        for r in report.rows:   # every row's measurement is the stored one
+            assert r["measured_ms"] == store.latest("local", RT.key)[
+                NetworkCase(lut.layout, tuple(map(int, r["arch"]))).key].median_ms
+        again = run_validation(store, lut, [LOCAL], RT, 12, FAST, cache, seed=2)
+        assert again.plain == report.plain                   # nothing re-measured
+        exported = build_lut(store, "local", RT.key)
+    assert exported.meta["validation"]["plain"] == report.plain
+    path = save_lut(exported, tmp_path / "lut.csv")
+    assert load_lut(path).meta["validation"]["n"] == 6
+
+
+def test_cli_validate_writes_plot_csv_and_json(tmp_path, measured_db, cache_dir):
+    db = tmp_path / "v.db"
+    db.write_bytes(measured_db.read_bytes())
+    p = subprocess.run([sys.executable, "-m", "lutfarm", "lut", "validate", "--db", str(db),
+                        "--archs", "8", "--out", str(tmp_path / "out"), "--json"],
+                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-1000:]
+    summary = json.loads(p.stdout)
+    for name in ("plain", "corrected"):
+        assert set(summary[name]) >= {"within_5pct", "within_10pct", "mape", "rmse_ms",
+                                      "spearman", "kendall"}
+        assert 0 <= summary[name]["within_10pct"] <= 1
+    assert summary["n"] == 4
+    png = next((tmp_path / "out").glob("*.png"))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(next((tmp_path / "out").glob("*.csv")).read_text().splitlines()) == 9
