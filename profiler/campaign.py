@@ -27,10 +27,13 @@ from profiler.runtime_config import RuntimeConfig
 from profiler.ssh import TRANSIENT_ERRORS, AuthError, DeviceError, HostKeyError
 from profiler.store import Measurement, Store
 from profiler.transport import AgentDied, CaseTimeout, transport_for
+from spaces import parse_case_key
 from spaces.cases import BlockCase
 from spaces.fbnet import FBNetLayout
 
 CRASHES_PER_CASE = 2   # a case the agent dies on this often is failed, not retried again
+DRIFT_TOLERANCE = 0.10  # a reference case this much off its stored median means the device changed
+CONTEXT_FIELDS = ("cpu_model", "cores", "governor", "machine", "python")
 
 
 class CampaignError(RuntimeError):
@@ -73,6 +76,7 @@ class CampaignSummary:
     per_device: dict[str, int] = field(default_factory=dict)      # measured cases per device
     device_errors: dict[str, str] = field(default_factory=dict)   # devices given up, and why
     uploaded_bytes: int = 0
+    drift: list[str] = field(default_factory=list)   # drift-guard warnings on resume
 
     def as_dict(self) -> dict:
         q = _quartiles
@@ -83,7 +87,8 @@ class CampaignSummary:
                 "sampling_s": self.sampling_s, "cv_quartiles": q(self.cvs),
                 "rel_ci_quartiles": q(self.rel_cis), "not_converged": self.not_converged,
                 "interrupted": self.interrupted, "per_device": self.per_device,
-                "device_errors": self.device_errors, "uploaded_bytes": self.uploaded_bytes}
+                "device_errors": self.device_errors, "uploaded_bytes": self.uploaded_bytes,
+                "drift": self.drift}
 
 
 def _quartiles(values: list[float]) -> list[float] | None:
@@ -192,6 +197,8 @@ def run_farm(store: Store, layout: FBNetLayout, devices: list[Device], runtime: 
     threads: list[threading.Thread] = []
     try:
         todo = {c.key: c for r in runs for c in r.todo}
+        for r in runs:
+            todo.update({k: parse_case_key(k) for k in r.references})
         progress.phase("export", len(todo))
         models: dict[str, ExportedModel] = {}
         for key, case in todo.items():
@@ -239,10 +246,61 @@ class _KindRun:
         self.summary = CampaignSummary(cid, kind, runtime.key, planned=len(cases),
                                        skipped=len(cases) - len(self.todo))
         self.queue = WorkQueue([c.key for c in self.todo])
+        self.references: dict[str, float] = {}
+        self.reference_context: dict = {}
+        if done and self.todo:
+            self._pick_references(store)
         self.transports: list = []
         self.fatal: str | None = None
         self.lock = threading.Lock()
         self.owner = owner_info(f"{cid}")
+
+    def _pick_references(self, store) -> None:
+        """Drift guard: the empty model, the fastest and the slowest case measured before."""
+        prev = store.latest(self.kind, self.runtime.key)
+        timed = sorted((m.median_ms, k) for k, m in prev.items() if m.median_ms)
+        if not timed:
+            return
+        picks = {timed[0][1], timed[-1][1], timed[len(timed) // 2][1]}
+        self.references = {k: prev[k].median_ms for k in picks}
+        contexts = [m.context_id for m in prev.values() if m.context_id is not None]
+        self.reference_context = store.context(max(contexts)) if contexts else {}
+
+    def _drift_check(self, device: Device, transport) -> None:
+        """Before resuming on a device: time the references again, compare, warn."""
+        keys = list(self.references)
+        transport.prepare([self.models[k] for k in keys])
+        job = {"job_id": f"c{self.summary.campaign_id}-{device.name}-drift",
+               "runtime": RuntimeConfig(self.runtime.name, device.threads or self.runtime.threads,
+                                        self.runtime.dtype, self.runtime.provider)
+               .agent_settings(device.affinity),
+               "timing": self.timing.to_dict(),
+               "cases": [{"key": k, "model": transport.model_path(self.models[k]),
+                          "sha256": self.models[k].sha256} for k in keys]}
+        now, context, warnings = {}, {}, []
+        for event in transport.run_job(job, self.farm.case_timeout(self.timing)):
+            if event["event"] == "hello":
+                context = event["context"]
+            elif event["event"] == "result" and event["status"] == "ok":
+                now[event["key"]] = event["stats"]["median"]
+        for key, old in self.references.items():
+            if key in now and abs(now[key] / old - 1) > DRIFT_TOLERANCE:
+                warnings.append(f"{device.name}: {key} takes {now[key]:.4f} ms now, "
+                                f"{old:.4f} ms when stored ({now[key] / old - 1:+.0%})")
+        before = self.reference_context
+        for name in CONTEXT_FIELDS:
+            if before.get(name) != context.get(name) and before:
+                warnings.append(f"{device.name}: {name} changed from {before.get(name)!r} to "
+                                f"{context.get(name)!r}")
+        old_rt, new_rt = (before.get("runtime") or {}), (context.get("runtime") or {})
+        if before and old_rt.get("version") != new_rt.get("version"):
+            warnings.append(f"{device.name}: {self.runtime.name} version changed from "
+                            f"{old_rt.get('version')} to {new_rt.get('version')}")
+        with self.lock:
+            self.summary.drift.extend(warnings)
+        self.store.add_report(self.kind, self.runtime.key, "drift",
+                              {"device": device.name, "stored": self.references, "now": now,
+                               "warnings": warnings})
 
     def start(self, models: dict[str, ExportedModel]) -> list[threading.Thread]:
         self.models = models
@@ -266,7 +324,7 @@ class _KindRun:
             self.transports.append(transport)
         if self.on_transport:
             self.on_transport(transport)
-        failures, opened = 0, False
+        failures, opened, checked = 0, False, False
         try:
             while not self.queue.stopped:
                 try:
@@ -274,6 +332,9 @@ class _KindRun:
                         self.progress.device_state(device.name, "connecting")
                         transport.open(self.owner, self.farm.lock_wait_s, self.farm.stale_lock_s)
                         opened = True
+                        if self.references and not checked:
+                            self._drift_check(device, transport)
+                            checked = True
                         self.progress.device_state(device.name, "measuring")
                     chunk = self.queue.take(self._chunk_size())
                     if not chunk:

@@ -257,6 +257,23 @@ class Store:
                 args).fetchall()
         return (_to_measurement(r) for r in rows)
 
+    def history(self, target: str, runtime: str, keys: list[str] | None = None,
+                depth: int = 2) -> dict[str, list[Measurement]]:
+        """The ``depth`` newest good measurements of each case, newest first."""
+        out: dict[str, list[Measurement]] = {}
+        cols = [c for c in _COLUMNS if c != "samples"]
+        with self._lock:
+            rows = self.conn.execute(
+                f"SELECT id, {', '.join(cols)} FROM measurements WHERE (kind = ? OR device = ?) "
+                "AND runtime = ? AND status = 'ok' ORDER BY id DESC",
+                (target, target, runtime)).fetchall()
+        wanted = set(keys) if keys is not None else None
+        for r in rows:
+            k = r["case_key"]
+            if (wanted is None or k in wanted) and len(out.setdefault(k, [])) < depth:
+                out[k].append(_to_measurement(r))
+        return out
+
     def configurations(self) -> list[tuple[str, str, int]]:
         """(device kind, runtime, number of measured cases) for every configuration stored."""
         with self._lock:

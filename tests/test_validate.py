@@ -122,3 +122,34 @@ def test_cli_validate_writes_plot_csv_and_json(tmp_path, measured_db, cache_dir)
     png = next((tmp_path / "out").glob("*.png"))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(next((tmp_path / "out").glob("*.csv")).read_text().splitlines()) == 9
+
+
+def test_repeatability_compares_two_runs_and_remeasures_unreliable_cases(tmp_path, cache, cifar):
+    from lut.repeatability import run_repeatability
+    with Store(tmp_path / "r.db") as store:
+        from profiler.campaign import run_campaign
+        run_campaign(store, cifar, LOCAL, RT, FAST, cache, "ConvBlock_H8_*")
+        r = run_repeatability(store, cifar, [LOCAL], RT, FAST, cache, only="ConvBlock_H8_*")
+        assert r.cases == 32 and 0 <= r.median_rel_diff < 0.5 and r.spearman > 0.8
+        assert r.remeasured == len(r.flagged)
+        counts = dict(store.conn.execute(
+            "SELECT case_key, COUNT(*) FROM measurements GROUP BY case_key").fetchall())
+        assert all(counts[k] == 3 for k in r.flagged)
+        assert store.latest_report("local", RT.key, "repeatability")["cases"] == 32
+
+
+def test_drift_guard_warns_when_the_device_changed(tmp_path, cache, cifar):
+    from profiler.campaign import run_campaign
+    with Store(tmp_path / "d.db") as store:
+        run_campaign(store, cifar, LOCAL, RT, FAST, cache, "ConvBlock_H4_*")
+        # pretend the stored world was different: every block twice as fast, another runtime
+        store.conn.execute("UPDATE measurements SET median_ms = median_ms / 2")
+        ctx = store.context(1)
+        ctx["runtime"]["version"] = "0.0.1"
+        store.conn.execute("UPDATE contexts SET fingerprint = ?", (json.dumps(ctx),))
+        store.conn.commit()
+        s = run_campaign(store, cifar, LOCAL, RT, FAST, cache, "ConvBlock_H4_*,AvgP_*")
+        assert s.measured == 1
+        assert any("ms when stored (+" in w for w in s.drift), s.drift
+        assert any("version changed from 0.0.1" in w for w in s.drift), s.drift
+        assert store.latest_report("local", RT.key, "drift")["warnings"] == s.drift

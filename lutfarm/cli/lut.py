@@ -180,3 +180,32 @@ def _kind_or_name(device: str, inventory: Path) -> str:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+@lut.command("repeat")
+@click.option("--device", default="local", show_default=True, help="device or device kind")
+@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              envvar="LUTFARM_INVENTORY", help="farm inventory (TOML); without it: local only")
+@runtime_options
+@db_option
+@click.option("--layout", default="cifar", show_default=True)
+@click.option("--only", default=None, metavar="GLOB[,GLOB]", help="only these cases")
+@click.option("--json", "as_json", is_flag=True)
+def repeat_cmd(device, inventory, runtime_config, db, layout, only, as_json):
+    """Measure the LUT again and report how well the two runs agree."""
+    from lut.repeatability import run_repeatability
+    from lutfarm.cli.output import RichProgress
+    from lutfarm.cli.profile import resolve_devices
+    from spaces import get_layout
+
+    spec = device if inventory is None else _kind_or_name(device, inventory)
+    devices = resolve_devices(spec, inventory)
+    with Store(db) as store, RichProgress(device) as progress:
+        r = run_repeatability(store, get_layout("fbnet", layout), devices, runtime_config,
+                              progress=progress, only=only)
+    if as_json:
+        click.echo(json.dumps(r.as_dict()))
+        return
+    click.echo(f"{r.cases} cases measured twice: median |Δ|/median {r.median_rel_diff:.2%}, "
+               f"p90 {r.p90_rel_diff:.2%}, Spearman {r.spearman:.4f}, Kendall {r.kendall:.4f}; "
+               f"{len(r.flagged)} unreliable cases measured a third time")

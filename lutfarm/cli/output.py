@@ -69,6 +69,8 @@ def campaign_table(s: campaign.CampaignSummary) -> Table:
         t.add_row("measured per device", ", ".join(f"{d}: {n}" for d, n in s.per_device.items()))
     for device, why in s.device_errors.items():
         t.add_row(f"[red]device {device} given up", why)
+    for warning in s.drift:
+        t.add_row("[yellow]drift guard", f"[yellow]{warning}")
     if s.uploaded_bytes:
         t.add_row("uploaded to devices", f"{s.uploaded_bytes / 1e6:.2f} MB")
     if s.sampling_s:
