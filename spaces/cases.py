@@ -71,6 +71,38 @@ class BlockCase:
         return (1, self.cin, self.h, self.w)
 
     @property
+    def macs(self) -> int:
+        """Multiply-accumulates of one inference (batch 1): a cheap cost and capacity proxy."""
+        k = self.kind
+        if k in ("Identity", "AvgP") or self.is_identity:
+            return self.h * self.w * self.cin if k == "AvgP" else 0
+        if k == "FC":
+            return self.cin * self.cout
+        ho, wo = self.h // self.stride, self.w // self.stride
+        if k == "Skip":
+            return ho * wo * self.cin * self.cout
+        if k == "ConvNorm":
+            return ho * wo * self.cin * self.cout * self.kernel ** 2 // self.group
+        mid = self.cin * self.exp
+        return (self.h * self.w * self.cin * mid // self.group + ho * wo * mid * self.kernel ** 2
+                + ho * wo * mid * self.cout // self.group)
+
+    @property
+    def params(self) -> int:
+        """Weights (BN folded into the convolutions, biases ignored)."""
+        k = self.kind
+        if k in ("Identity", "AvgP") or self.is_identity:
+            return 0
+        if k == "FC":
+            return self.cin * self.cout
+        if k == "Skip":
+            return self.cin * self.cout
+        if k == "ConvNorm":
+            return self.cin * self.cout * self.kernel ** 2 // self.group
+        mid = self.cin * self.exp
+        return self.cin * mid // self.group + mid * self.kernel ** 2 + mid * self.cout // self.group
+
+    @property
     def is_identity(self) -> bool:
         """True where the block computes nothing (an identity skip or the empty model)."""
         if self.kind == "Identity":

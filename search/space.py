@@ -1,0 +1,80 @@
+"""Architectures as integer genes, and per-gene additive metrics evaluated for a whole
+population at once (the same gather-and-sum the LUT query uses)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from spaces.cases import BlockCase
+from spaces.fbnet import FBNetLayout
+
+
+@dataclass(frozen=True)
+class GeneSpace:
+    """``genes`` positions, each choosing one of ``choices`` options (FBNet: 22 x 9)."""
+
+    genes: int
+    choices: int
+
+    def random(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.integers(0, self.choices, size=(n, self.genes))
+
+    def mutate(self, pop: np.ndarray, prob: float, rng: np.random.Generator,
+               at_least_one: bool = True) -> np.ndarray:
+        """Resample each gene with probability ``prob`` (and at least one gene per child)."""
+        pop = np.array(pop, copy=True)
+        mask = rng.random(pop.shape) < prob
+        if at_least_one:
+            mask[np.arange(len(pop)), rng.integers(0, self.genes, len(pop))] = True
+        fresh = rng.integers(0, self.choices - 1, size=pop.shape)
+        fresh += fresh >= pop                     # a different choice, uniformly
+        pop[mask] = fresh[mask]
+        return pop
+
+    def crossover(self, a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Uniform crossover: each gene from either parent."""
+        return np.where(rng.random(a.shape) < 0.5, a, b)
+
+    def encode(self, pop: np.ndarray) -> np.ndarray:
+        """Base-``choices`` integer of each arch (a hashable id, also a table index)."""
+        return np.asarray(pop) @ (self.choices ** np.arange(self.genes - 1, -1, -1))
+
+
+def fbnet_space(layout: FBNetLayout) -> GeneSpace:
+    from spaces import NUM_OPS
+    return GeneSpace(layout.num_layers, NUM_OPS)
+
+
+@dataclass
+class AdditiveMetric:
+    """metric(arch) = fixed + Σ_l table[l, arch[l]], vectorised over a population."""
+
+    table: np.ndarray
+    fixed: float = 0.0
+    name: str = ""
+
+    def __call__(self, archs) -> np.ndarray:
+        a = np.asarray(archs)
+        return self.table[np.arange(self.table.shape[0]), a].sum(axis=1) + self.fixed
+
+    @classmethod
+    def from_cases(cls, layout: FBNetLayout, value: Callable[[BlockCase], float],
+                   name: str) -> AdditiveMetric:
+        table = np.array([[value(c) for c in row] for row in layout.choice_cases()], float)
+        return cls(table, float(sum(value(c) for c in layout.fixed_cases())), name)
+
+
+def macs(layout: FBNetLayout) -> AdditiveMetric:
+    return AdditiveMetric.from_cases(layout, lambda c: c.macs / 1e6, "MMACs")
+
+
+def params(layout: FBNetLayout) -> AdditiveMetric:
+    return AdditiveMetric.from_cases(layout, lambda c: c.params / 1e6, "M params")
+
+
+def lut_latency(table) -> AdditiveMetric:
+    """A LatencyTable as a search metric (milliseconds)."""
+    return AdditiveMetric(table.matrix, table.fixed_ms, f"{table.lut.device} ms")
