@@ -13,12 +13,14 @@ from profiler.inventory import InventoryError
 from profiler.runtime_config import RuntimeConfigError
 from profiler.ssh import DeviceError
 from profiler.store import StoreError
+from search.evolution import SearchError
+from search.nb201 import NB201Error
 from spaces import ArchError, CaseKeyError, UnknownSpaceError
 
 # Errors that mean "the user's input is wrong": one line, exit status 2, no traceback.
 USER_ERRORS = (LUTError, LUTFileError, CampaignError, UnknownDeviceError, RuntimeConfigError,
                StoreError, ArchError, CaseKeyError, UnknownSpaceError, InventoryError,
-               DeviceError)
+               DeviceError, SearchError, NB201Error)
 
 
 class Lutfarm(click.Group):
@@ -56,4 +58,4 @@ def main() -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-from lutfarm.cli import demo, devices, lut, profile  # noqa: E402,F401 - registers the subcommands
+from lutfarm.cli import demo, devices, lut, profile, search  # noqa: E402,F401 - registers the subcommands

@@ -1,0 +1,221 @@
+"""``lutfarm search …``: find the best network for one device."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from lut import LatencyTable, load_lut
+from lutfarm.cli import cli
+from lutfarm.cli.output import err, out
+
+OBJECTIVES = ("mmacs", "mparams")
+
+
+@cli.group()
+def search() -> None:
+    """Search architectures for a device: evolution, DNAS, benchmarks."""
+
+
+@search.command("evolve")
+@click.option("--lut", "lut_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--budget-ms", type=float, required=True, help="latency budget under the LUT")
+@click.option("--objective", type=click.Choice(OBJECTIVES), default="mmacs", show_default=True,
+              help="what to maximise: a capacity proxy for accuracy (no accuracy predictor for "
+                   "FBNet ships yet)")
+@click.option("--max-mmacs", type=float, default=None, help="constraint: at most this many MMACs")
+@click.option("--max-mparams", type=float, default=None, help="constraint: at most M params")
+@click.option("--method", type=click.Choice(["constrained", "regularized", "random"]),
+              default="constrained", show_default=True)
+@click.option("--population", type=int, default=100, show_default=True)
+@click.option("--generations", type=int, default=500, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Pareto plot (PNG) of latency vs objective")
+@click.option("--verify", is_flag=True, help="measure the winner end to end on --device")
+@click.option("--device", default="local", show_default=True)
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "as_json", is_flag=True)
+def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, method, population,
+               generations, seed, plot, verify, device, db, as_json):
+    """Maximise the objective under the LUT's latency budget (and MACs/params limits)."""
+    from search.evolution import constrained_evolution, random_search, regularized_evolution
+    from search.space import fbnet_space, lut_latency, macs, params
+
+    lut = load_lut(lut_path)
+    table = LatencyTable(lut)
+    layout = table.layout
+    space, latency = fbnet_space(layout), lut_latency(table)
+    mm, mp = macs(layout), params(layout)
+    goal = mm if objective == "mmacs" else mp
+
+    def feasible(a):
+        ok = latency(a) <= budget_ms
+        if max_mmacs is not None:
+            ok &= mm(a) <= max_mmacs
+        if max_mparams is not None:
+            ok &= mp(a) <= max_mparams
+        return ok
+
+    budget = population * generations
+    if method == "constrained":
+        r = constrained_evolution(space, goal, feasible, population, generations, seed=seed)
+    elif method == "regularized":
+        r = regularized_evolution(space, goal, budget, feasible, population, seed=seed)
+    else:
+        r = random_search(space, goal, budget, feasible, seed)
+    arch = np.array([r.arch])
+    result = {"arch": r.arch, "arch_str": "".join(map(str, r.arch)),
+              "latency_ms": float(latency(arch)[0]), "objective": objective,
+              "objective_value": r.objective, "mmacs": float(mm(arch)[0]),
+              "mparams": float(mp(arch)[0]), "evaluations": r.evaluations,
+              "wall_s": r.wall_s, "evaluations_per_s": r.evaluations / max(r.wall_s, 1e-9),
+              "method": r.method, "budget_ms": budget_ms, "lut": str(lut_path)}
+    if verify:
+        result["verified"] = _verify(lut, r.arch, budget_ms, device, db)
+    if plot:
+        from search.plots import pareto_plot
+        cloud = np.concatenate([space.random(4000, np.random.default_rng(seed)),
+                                r.archs if r.archs.ndim == 2 and len(r.archs) else arch, arch])
+        pareto_plot(latency(cloud), goal(cloud), len(cloud) - 1, budget_ms, plot,
+                    goal.name, f"{lut.device} / {lut.runtime}: {r.method}")
+        err.print(f"Pareto plot: {plot}")
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        out.print(f"{result['arch_str']}  {result['latency_ms']:.4f} ms (budget {budget_ms:g}), "
+                  f"{objective} {r.objective:.3f}; {r.evaluations} evaluations in "
+                  f"{r.wall_s:.2f} s ({result['evaluations_per_s']:,.0f}/s)")
+        if verify:
+            v = result["verified"]
+            out.print(f"measured on {device}: {v['measured_ms']:.4f} ms "
+                      f"(predicted {v['predicted_ms']:.4f}); budget "
+                      f"{'holds' if v['within_budget'] else '[red]broken'}")
+
+
+def _verify(lut, arch, budget_ms, device_name, db) -> dict:
+    """Measure the winner end to end with the LUT's runtime configuration."""
+    from lut.validate import overhead_corrected
+    from profiler.campaign import run_campaign
+    from profiler.devices import get_device
+    from profiler.runtime_config import RuntimeConfig
+    from profiler.store import Store, default_db_path
+    from spaces import NetworkCase
+
+    name, _, threads = lut.runtime.rpartition("-t")
+    runtime = RuntimeConfig(name.rsplit("-", 1)[0], int(threads))
+    layout = lut.layout
+    case = NetworkCase(layout, tuple(arch))
+    with Store(db or default_db_path()) as store:
+        run_campaign(store, layout, get_device(device_name), runtime, cases=[case])
+        measured = store.latest(device_name, runtime.key)[case.key].median_ms
+    table = LatencyTable(lut)
+    predicted = float(table.latency([arch])[0])
+    corrected = float(overhead_corrected(table, np.array([arch]))[0]) \
+        if lut.overhead_ms is not None else predicted
+    return {"measured_ms": measured, "predicted_ms": predicted,
+            "overhead_corrected_ms": corrected, "within_budget": measured <= budget_ms}
+
+
+@search.command("target")
+@click.option("--lut", "luts", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="two or more LUTs of one layout (repeat --lut)")
+@click.option("--mmacs", type=float, default=None,
+              help="capacity floor every winner must meet (default: median of random archs)")
+@click.option("--json", "as_json", is_flag=True)
+def target_cmd(luts, mmacs, as_json):
+    """Search for each LUT's device at matched capacity; price every winner on every device."""
+    from search.targeting import targeting_matrix
+
+    if len(luts) < 2:
+        raise click.BadParameter("give at least two --lut files")
+    loaded = {}
+    for p in luts:
+        lut = load_lut(p)
+        loaded[f"{lut.device}/{lut.runtime}" if lut.device in loaded else lut.device] = lut
+    m = targeting_matrix(loaded, mmacs)
+    if as_json:
+        click.echo(json.dumps(m.summary()))
+        return
+    from rich.table import Table
+    t = Table(title=f"winners (rows) on targets (columns), ms; every winner ≥ {m.macs_floor:.1f} "
+                    f"MMACs")
+    t.add_column("winner for")
+    for name in m.targets:
+        t.add_column(name, justify="right")
+    for w in m.targets:
+        t.add_row(f"{w} ({m.macs[w]:.1f} MMACs)",
+                  *[f"[bold]{m.latency[w][c]:.3f}" if c == w else f"{m.latency[w][c]:.3f}"
+                    for c in m.targets])
+    out.print(t)
+    for name, adv in m.own_advantage().items():
+        out.print(f"on {name}, its own winner is {adv:.2f}x faster than the others' best")
+
+
+@search.command("bench-nb201")
+@click.option("--device", required=True, help="a latency column of the NB201 table, e.g. raspi4")
+@click.option("--budget-ms", type=float, required=True)
+@click.option("--nb201", "nb201_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="nb201_master.csv (default: ../shared/data or $LUTFARM_NB201)")
+@click.option("--dataset", default="cifar10", show_default=True)
+@click.option("--queries", type=int, default=150, show_default=True)
+@click.option("--seeds", type=int, default=20, show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "as_json", is_flag=True)
+def bench_cmd(device, budget_ms, nb201_path, dataset, queries, seeds, plot, as_json):
+    """Random vs evolution vs predictor-guided on NB201's real data, against the oracle."""
+    from search.nb201 import bench, load_nb201
+
+    result = bench(load_nb201(nb201_path, dataset), device, budget_ms, queries, seeds)
+    if plot:
+        from search.plots import curves_plot
+        curves_plot(result, plot)
+        err.print(f"curves: {plot}")
+    s = result.summary()
+    if as_json:
+        click.echo(json.dumps(s))
+        return
+    out.print(f"NB201 {dataset} on {device}, latency ≤ {budget_ms:g} ms: {s['feasible_archs']} "
+              f"feasible archs, oracle {s['oracle_accuracy']:.3f} %")
+    for m, acc in s["mean_found_accuracy"].items():
+        out.print(f"  {m:<10} {acc:.3f} % after {queries} queries (regret "
+                  f"{s['mean_regret'][m]:.3f}, mean of {seeds} seeds)")
+
+
+@search.command("dnas")
+@click.option("--lut", "lut_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--data", default="digits", show_default=True,
+              help="'digits' (bundled, no download) or an image folder root/<class>/<image>")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--warmup-epochs", type=int, default=2, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--max-batches", type=int, default=None, help="cap the batches per epoch")
+@click.option("--alpha", type=float, default=0.2, show_default=True)
+@click.option("--beta", type=float, default=0.6, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def dnas_cmd(lut_path, data, epochs, warmup_epochs, batch_size, max_batches, alpha, beta, seed,
+             as_json):
+    """FBNet's differentiable search with the LUT's latency in the loss."""
+    from search.data import digits32, image_folder
+    from search.dnas import search as dnas
+
+    table = LatencyTable(load_lut(lut_path))
+    size = table.layout.input_size
+    dataset = digits32(size) if data == "digits" else image_folder(data, size)
+    classes = int(dataset.tensors[1].max()) + 1
+    r = dnas(table, dataset, classes, epochs, warmup_epochs, batch_size, alpha, beta,
+             max_batches=max_batches, seed=seed,
+             log=None if as_json else lambda e: err.print(
+                 f"epoch {e['epoch']}: loss {e['loss']:.3f}, train acc {e['train_acc']:.1%}, "
+                 f"E[latency] {e['expected_latency_ms']:.3f} ms, τ {e['tau']:.2f}, "
+                 f"{e['seconds']:.1f} s"))
+    if as_json:
+        click.echo(json.dumps(r.summary()))
+    else:
+        out.print(f"argmax arch {''.join(map(str, r.arch))}: {r.latency_ms:.4f} ms")
+        for s in r.samples:
+            out.print(f"  sample {''.join(map(str, s['arch']))}: {s['latency_ms']:.4f} ms")
