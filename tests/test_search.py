@@ -1,0 +1,138 @@
+"""Search: operators, constraints, evolution vs random, NB201 on real data, targeting, DNAS."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+from lut import LatencyTable, import_hwnasbench
+from lut.hwnasbench import BUNDLED
+from search.evolution import (
+    SearchError,
+    constrained_evolution,
+    random_search,
+    regularized_evolution,
+)
+from search.nb201 import DEFAULT_PATH, NB201Error, parse_arch_str
+from search.space import GeneSpace, fbnet_space, lut_latency, macs
+from search.targeting import targeting_matrix
+from spaces import get_layout
+
+CIFAR = get_layout("fbnet", "cifar")
+RASPI = LatencyTable(import_hwnasbench(BUNDLED, "raspi4"))
+HAVE_NB201 = DEFAULT_PATH.exists()
+
+
+def test_mutation_and_crossover():
+    space, rng = GeneSpace(22, 9), np.random.default_rng(0)
+    pop = space.random(500, rng)
+    child = space.mutate(pop, 0.0, rng)
+    assert ((child != pop).sum(axis=1) == 1).all()        # exactly one gene, a new value
+    a, b = space.random(200, rng), space.random(200, rng)
+    c = space.crossover(a, b, rng)
+    assert ((c == a) | (c == b)).all() and (c != a).any() and (c != b).any()
+
+
+def test_additive_metrics_match_the_case_sums():
+    archs = fbnet_space(CIFAR).random(50, np.random.default_rng(1))
+    m = macs(CIFAR)(archs)
+    want = [sum(c.macs for c in CIFAR.arch_cases(a)) / 1e6 for a in archs]
+    np.testing.assert_allclose(m, want)
+    np.testing.assert_allclose(lut_latency(RASPI)(archs), RASPI.latency(archs))
+
+
+def test_constrained_evolution_respects_the_budget_and_beats_random_search():
+    space, lat, cost = fbnet_space(CIFAR), lut_latency(RASPI), macs(CIFAR)
+
+    def feasible(a):
+        return lat(a) <= 28.0
+
+    evo = constrained_evolution(space, cost, feasible, population=50, generations=100, seed=1)
+    rnd = random_search(space, cost, evo.evaluations, feasible, seed=1)
+    assert lat(np.array([evo.arch]))[0] <= 28.0
+    assert evo.objective > rnd.objective
+    rea = regularized_evolution(space, cost, 2000, feasible, seed=1)
+    assert lat(np.array([rea.arch]))[0] <= 28.0 and rea.evaluations == 2000
+    with pytest.raises(SearchError, match="loosen the budget"):
+        constrained_evolution(space, cost, lambda a: lat(a) <= 1.0, generations=1)
+
+
+def test_nb201_arch_strings():
+    s = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|none~2|"
+    assert parse_arch_str(s) == [4, 2, 1, 2, 1, 0]
+    with pytest.raises(NB201Error):
+        parse_arch_str("|conv~0|")
+
+
+@pytest.mark.skipif(not HAVE_NB201, reason=f"NB201 table not at {DEFAULT_PATH}")
+def test_evolution_beats_random_search_on_nb201():
+    from search.nb201 import bench, load_nb201
+    table = load_nb201(DEFAULT_PATH)
+    r = bench(table, "raspi4", float(np.nanmax(table.latency["raspi4"])), queries=150,
+              seeds=20, methods=("random", "evolution"))
+    assert r.oracle_accuracy == pytest.approx(table.accuracy.max())
+    assert r.curves["evolution"][-1] > r.curves["random"][-1]
+    assert (np.diff(r.curves["random"]) >= 0).all() and r.curves["random"][-1] <= r.oracle_accuracy
+
+
+def test_each_winner_is_fastest_on_its_own_target():
+    m = targeting_matrix({d: import_hwnasbench(BUNDLED, d) for d in ("edgegpu", "raspi4")},
+                         generations=100)
+    assert all(v >= m.macs_floor - 1e-9 for v in m.macs.values())
+    adv = m.own_advantage()
+    assert adv["edgegpu"] > 1.2 and adv["raspi4"] > 1.2
+
+
+def test_latency_term_alone_moves_theta_to_fast_blocks():
+    from search.dnas import fbnet_loss
+    lut = torch.tensor(RASPI.matrix, dtype=torch.float32)
+    theta = torch.zeros_like(lut, requires_grad=True)
+    opt = torch.optim.Adam([theta], lr=0.05)
+    before = float((torch.softmax(theta.detach(), 1) * lut).sum())
+    for _ in range(100):
+        m = torch.nn.functional.gumbel_softmax(theta, tau=5.0)
+        loss = fbnet_loss(torch.tensor(2.0), (m * lut).sum() + RASPI.fixed_ms, 0.2, 0.6)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    probs = torch.softmax(theta.detach(), 1)
+    assert float((probs * lut).sum()) < 0.8 * before
+    fastest = lut.argmin(1)
+    assert (probs.argmax(1) == fastest).float().mean() > 0.8
+
+
+def test_dnas_runs_end_to_end_on_bundled_digits():
+    from search.data import digits32
+    from search.dnas import search
+    data = torch.utils.data.Subset(digits32(), range(64))
+    r = search(RASPI, data, 10, epochs=2, warmup_epochs=1, batch_size=8, max_batches=1,
+               n_samples=3)
+    assert len(r.arch) == 22 and len(r.epochs) == 2 and len(r.samples) == 3
+    assert r.latency_ms == pytest.approx(float(RASPI.latency([r.arch])[0]))
+    assert r.epochs[1]["tau"] == pytest.approx(5.0 * np.exp(-0.045))
+
+
+def test_cli_evolve_and_target(tmp_path):
+    lut = tmp_path / "raspi4.csv"
+    other = tmp_path / "edgegpu.csv"
+    for path, dev in ((lut, "raspi4"), (other, "edgegpu")):
+        subprocess.run([sys.executable, "-m", "lutfarm", "lut", "import-hwnasbench", "--device",
+                        dev, "-o", str(path)], cwd=REPO, check=True, capture_output=True)
+    p = subprocess.run([sys.executable, "-m", "lutfarm", "search", "evolve", "--lut", str(lut),
+                        "--budget-ms", "30", "--generations", "50", "--json", "--plot",
+                        str(tmp_path / "p.png")], cwd=REPO, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    assert r["latency_ms"] <= 30 and r["evaluations"] == 5000 and len(r["arch"]) == 22
+    assert set(r) >= {"arch", "latency_ms", "objective_value", "evaluations", "wall_s"}
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    t = subprocess.run([sys.executable, "-m", "lutfarm", "search", "target", "--lut", str(lut),
+                        "--lut", str(other), "--json"], cwd=REPO, capture_output=True, text=True)
+    assert json.loads(t.stdout)["own_target_speedup"]["raspi4"] > 1.0
+    bad = subprocess.run([sys.executable, "-m", "lutfarm", "search", "evolve", "--lut", str(lut),
+                          "--budget-ms", "1"], cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: found only 0 of 100")
