@@ -53,3 +53,15 @@ class RuntimeConfig:
         if affinity:
             settings["affinity"] = list(affinity)
         return settings
+
+    @classmethod
+    def from_key(cls, key: str) -> RuntimeConfig:
+        """Inverse of ``key``: ``<name>-<dtype>-t<threads>[-<provider>]`` (names may hold '-')."""
+        parts = key.split("-")
+        at = [i for i, p in enumerate(parts) if i >= 2 and p[:1] == "t" and p[1:].isdigit()]
+        if not at:
+            raise RuntimeConfigError(f"not a runtime key: {key!r} (expected e.g. "
+                                     f"onnxruntime-fp32-t1)")
+        i = at[0]
+        return cls("-".join(parts[:i - 1]), int(parts[i][1:]), parts[i - 1],
+                   "-".join(parts[i + 1:]))

@@ -130,7 +130,7 @@ def search(table: LatencyTable, data: Dataset, classes: int, epochs: int = 10,
                 t_loss.backward()
                 t_opt.step()
         sched.step()
-        expected = float((torch.softmax(net.theta, 1) * net.lut).sum() + net.fixed) / net.unit
+        expected = float((torch.softmax(net.theta.detach(), 1) * net.lut).sum() + net.fixed) / net.unit
         history.append({"epoch": epoch, "tau": tau, "loss": total_loss / max(seen, 1),
                         "train_acc": correct / max(seen, 1), "expected_latency_ms": expected,
                         "seconds": time.perf_counter() - t0})

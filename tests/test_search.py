@@ -136,3 +136,31 @@ def test_cli_evolve_and_target(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "lutfarm", "search", "evolve", "--lut", str(lut),
                           "--budget-ms", "1"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: found only 0 of 100")
+
+
+def test_runtime_keys_round_trip():
+    from profiler.runtime_config import RuntimeConfig
+    for rc in (RuntimeConfig(), RuntimeConfig("bench-sleep", 4), RuntimeConfig(threads=2,
+                                                                               provider="CPUExecutionProvider")):
+        assert RuntimeConfig.from_key(rc.key) == rc
+
+
+def test_verify_measures_the_winner_end_to_end(tmp_path, measured_db):
+    from lut import build_lut, save_lut
+    from profiler.store import Store
+    db = tmp_path / "v.db"
+    db.write_bytes(measured_db.read_bytes())
+    with Store(db) as store:
+        lut = save_lut(build_lut(store, "local", "onnxruntime-fp32-t1"), tmp_path / "local.csv")
+        table = LatencyTable(build_lut(store, "local", "onnxruntime-fp32-t1"))
+    budget = float(np.median(table.latency(fbnet_space(CIFAR).random(200, np.random.default_rng(0)))))
+    p = subprocess.run([sys.executable, "-m", "lutfarm", "search", "evolve", "--lut", str(lut),
+                        "--budget-ms", f"{budget:.4f}", "--generations", "30", "--verify", "--db",
+                        str(db), "--json"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-800:]
+    v = json.loads(p.stdout)["verified"]
+    assert v["measured_ms"] > 0 and v["predicted_ms"] <= budget + 1e-6
+    assert v["within_budget"] == (v["measured_ms"] <= budget)
+    with Store(db) as store:
+        assert any(k.startswith("FBNet_cifar") for k in store.measured_keys("local",
+                                                                               "onnxruntime-fp32-t1"))

@@ -105,8 +105,7 @@ def _verify(lut, arch, budget_ms, device_name, db) -> dict:
     from profiler.store import Store, default_db_path
     from spaces import NetworkCase
 
-    name, _, threads = lut.runtime.rpartition("-t")
-    runtime = RuntimeConfig(name.rsplit("-", 1)[0], int(threads))
+    runtime = RuntimeConfig.from_key(lut.runtime)
     layout = lut.layout
     case = NetworkCase(layout, tuple(arch))
     with Store(db or default_db_path()) as store:
