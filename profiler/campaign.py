@@ -270,13 +270,7 @@ class _KindRun:
         """Before resuming on a device: time the references again, compare, warn."""
         keys = list(self.references)
         transport.prepare([self.models[k] for k in keys])
-        job = {"job_id": f"c{self.summary.campaign_id}-{device.name}-drift",
-               "runtime": RuntimeConfig(self.runtime.name, device.threads or self.runtime.threads,
-                                        self.runtime.dtype, self.runtime.provider)
-               .agent_settings(device.affinity),
-               "timing": self.timing.to_dict(),
-               "cases": [{"key": k, "model": transport.model_path(self.models[k]),
-                          "sha256": self.models[k].sha256} for k in keys]}
+        job = self._job(device, transport, keys, "-drift")
         now, context, warnings = {}, {}, []
         for event in transport.run_job(job, self.farm.case_timeout(self.timing)):
             if event["event"] == "hello":
@@ -375,18 +369,22 @@ class _KindRun:
             self.summary.device_errors[device.name] = why
         self.progress.device_state(device.name, f"given up: {why}")
 
+    def _job(self, device: Device, transport, keys: list[str], suffix: str = "") -> dict:
+        """An agent job for ``keys`` with this device's threads and affinity."""
+        runtime = RuntimeConfig(self.runtime.name, device.threads or self.runtime.threads,
+                                self.runtime.dtype, self.runtime.provider)
+        return {"job_id": f"c{self.summary.campaign_id}-{device.name}{suffix}",
+                "runtime": runtime.agent_settings(device.affinity),
+                "timing": self.timing.to_dict(),
+                "cases": [{"key": k, "model": transport.model_path(self.models[k]),
+                           "sha256": self.models[k].sha256} for k in keys]}
+
     def _run_chunk(self, device: Device, transport, chunk: list[str]) -> None:
         """One agent job; whatever it does not finish goes back to the queue (or fails)."""
         pending = dict.fromkeys(chunk)
         try:
             transport.prepare([self.models[k] for k in chunk])
-            threads = device.threads or self.runtime.threads
-            settings = RuntimeConfig(self.runtime.name, threads, self.runtime.dtype,
-                                     self.runtime.provider).agent_settings(device.affinity)
-            job = {"job_id": f"c{self.summary.campaign_id}-{device.name}",
-                   "runtime": settings, "timing": self.timing.to_dict(),
-                   "cases": [{"key": k, "model": transport.model_path(self.models[k]),
-                              "sha256": self.models[k].sha256} for k in chunk]}
+            job = self._job(device, transport, chunk)
             context_id = None
             for event in transport.run_job(job, self.farm.case_timeout(self.timing)):
                 kind = event["event"]
