@@ -36,7 +36,9 @@ class MixedLayer(nn.Module):
 
 
 class SuperNet(nn.Module):
-    def __init__(self, table: LatencyTable, classes: int):
+    """FBNet's supernet; with ``widths`` also FBNetV2's channel masks per stage."""
+
+    def __init__(self, table: LatencyTable, classes: int, widths: tuple[float, ...] | None = None):
         super().__init__()
         layout = table.layout
         self.stem = build_block(layout.stem_case())
@@ -49,16 +51,64 @@ class SuperNet(nn.Module):
         self.unit = unit                                    # 1: milliseconds, 1000: µs
         self.register_buffer("lut", torch.tensor(table.matrix * unit, dtype=torch.float32))
         self.fixed = float(table.fixed_ms * unit)
+        self.widths = widths
+        if widths:
+            self._init_widths(table, widths, unit)
+
+    def _init_widths(self, table: LatencyTable, widths, unit: float) -> None:
+        """FBNetV2: one shared weight tensor per layer at full width, a Gumbel choice of width
+        per stage applied as a soft channel mask, latency from ``search.widths``."""
+        from search.widths import stage_widths, width_table
+
+        layout = table.layout
+        chans = stage_widths(layout, widths)
+        n = len(widths)
+        self.phi = nn.Parameter(torch.zeros(len(layout.stage_channels), n))
+        self.masks = [torch.tensor([[1.0 if c < chans[s, i] else 0.0
+                                     for c in range(layout.stage_channels[s])]
+                                    for i in range(n)]) for s in range(len(chans))]
+        t, head, self.width_counts = width_table(table, widths)
+        self.register_buffer("wlut", torch.tensor(np.nan_to_num(t) * unit, dtype=torch.float32))
+        self.register_buffer("whead", torch.tensor(head * unit, dtype=torch.float32))
+        head_full = table.lut.latency_ms[layout.head_cases()[0].key] * unit
+        self.fixed_wo_head = self.fixed - head_full
+        slots = layout.layer_slots()
+        self.stage_of = [s.stage for s in slots]
+        self.first = [i == 0 or slots[i - 1].stage != s.stage for i, s in enumerate(slots)]
 
     def weight_parameters(self):
-        return [p for n, p in self.named_parameters() if n != "theta"]
+        return [p for n, p in self.named_parameters() if n not in ("theta", "phi")]
+
+    def arch_parameters(self):
+        return [self.theta] + ([self.phi] if self.widths else [])
+
+    def _width_latency(self, m, g):
+        n = g.shape[1]
+        full = torch.zeros(n)
+        full[-1] = 1.0
+        total = self.fixed_wo_head + (g[-1] * self.whead).sum()
+        for i, s in enumerate(self.stage_of):
+            t = self.wlut[i]                                         # (ops, a, b)
+            if not self.first[i]:
+                per_op = (torch.diagonal(t, dim1=1, dim2=2) * g[s]).sum(-1)
+            else:
+                gin = full if s == 0 else g[s - 1]
+                per_op = torch.einsum("oab,a,b->o", t, gin, g[s])
+            total = total + (m[i] * per_op).sum()
+        return total
 
     def forward(self, x, tau: float):
         m = F.gumbel_softmax(self.theta.expand(x.shape[0], -1, -1).reshape(-1, NUM_OPS),
                              tau=tau).reshape(x.shape[0], *self.theta.shape).mean(0)
+        g = F.gumbel_softmax(self.phi, tau=tau) if self.widths else None
         x = self.stem(x)
-        for layer, w in zip(self.layers, m):
+        for i, (layer, w) in enumerate(zip(self.layers, m)):
             x = layer(x, w)
+            if g is not None:
+                s = self.stage_of[i]
+                x = x * (g[s] @ self.masks[s].to(x.device))[None, :, None, None]
+        if g is not None:
+            return self.head(x), self._width_latency(m, g)
         latency = self.fixed + (m * self.lut).sum()
         return self.head(x), latency
 
@@ -77,20 +127,23 @@ class DNASResult:
     samples: list[dict]                 # arch sampled from P_θ with its LUT latency
     theta: list[list[float]]
     epochs: list[dict] = field(default_factory=list)   # per epoch: loss, acc, latency, τ, s
+    widths: dict = field(default_factory=dict)         # FBNetV2: chosen width per stage
 
     def summary(self) -> dict:
         return {"arch": self.arch, "latency_ms": self.latency_ms, "samples": self.samples,
-                "epochs": self.epochs}
+                "epochs": self.epochs, **self.widths}
 
 
 def search(table: LatencyTable, data: Dataset, classes: int, epochs: int = 10,
            warmup_epochs: int = 2, batch_size: int = 32, alpha: float = 0.2, beta: float = 0.6,
            tau0: float = 5.0, tau_decay: float = 0.045, lr: float = 0.1, theta_lr: float = 0.01,
            max_batches: int | None = None, n_samples: int = 5, seed: int = 0,
-           device: str | None = None, log=None) -> DNASResult:
+           device: str | None = None, log=None,
+           widths: tuple[float, ...] | None = None) -> DNASResult:
+    """Train the supernet; ``widths`` (e.g. (0.5, 0.75, 1.0)) adds FBNetV2 channel search."""
     torch.manual_seed(seed)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    net = SuperNet(table, classes).to(device)
+    net = SuperNet(table, classes, widths).to(device)
     n_w = int(len(data) * 0.8)
     w_set, t_set = random_split(data, [n_w, len(data) - n_w],
                                 generator=torch.Generator().manual_seed(seed))
@@ -98,7 +151,7 @@ def search(table: LatencyTable, data: Dataset, classes: int, epochs: int = 10,
     t_loader = DataLoader(t_set, batch_size, shuffle=True, drop_last=True)
     w_opt = torch.optim.SGD(net.weight_parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=max(epochs, 1))
-    t_opt = torch.optim.Adam([net.theta], lr=theta_lr, weight_decay=5e-4)
+    t_opt = torch.optim.Adam(net.arch_parameters(), lr=theta_lr, weight_decay=5e-4)
     history = []
     for epoch in range(epochs):
         tau = tau0 * math.exp(-tau_decay * epoch)
@@ -112,7 +165,8 @@ def search(table: LatencyTable, data: Dataset, classes: int, epochs: int = 10,
             logits, lat = net(x, tau)
             loss = fbnet_loss(F.cross_entropy(logits, y), lat, alpha, beta)
             w_opt.zero_grad()
-            net.theta.grad = None
+            for p in net.arch_parameters():
+                p.grad = None
             loss.backward()
             w_opt.step()
             total_loss += float(loss.detach()) * len(y)
@@ -130,7 +184,11 @@ def search(table: LatencyTable, data: Dataset, classes: int, epochs: int = 10,
                 t_loss.backward()
                 t_opt.step()
         sched.step()
-        expected = float((torch.softmax(net.theta.detach(), 1) * net.lut).sum() + net.fixed) / net.unit
+        with torch.no_grad():
+            m = torch.softmax(net.theta, 1)
+            lat = net._width_latency(m, torch.softmax(net.phi, 1)) if net.widths else \
+                (m * net.lut).sum() + net.fixed
+        expected = float(lat) / net.unit
         history.append({"epoch": epoch, "tau": tau, "loss": total_loss / max(seen, 1),
                         "train_acc": correct / max(seen, 1), "expected_latency_ms": expected,
                         "seconds": time.perf_counter() - t0})
@@ -140,7 +198,23 @@ def search(table: LatencyTable, data: Dataset, classes: int, epochs: int = 10,
     arch = probs.argmax(1).tolist()
     rng = np.random.default_rng(seed)
     sampled = [[int(rng.choice(NUM_OPS, p=p / p.sum())) for p in probs] for _ in range(n_samples)]
-    lat = table.latency(np.array([arch] + sampled))
+    if widths:
+        from search.widths import layer_latency, stage_widths
+        choice = torch.softmax(net.phi.detach(), 1).argmax(1).tolist()
+        t = net.wlut.cpu().numpy() / net.unit
+        head = float(net.whead[choice[-1]]) / net.unit
+        base = net.fixed_wo_head / net.unit + head
+
+        def price(a):
+            return float(base + layer_latency(t, table.layout, a, choice).sum())
+
+        lat = [price(a) for a in [arch] + sampled]
+        channels = stage_widths(table.layout, widths)
+        width_info = {"width_multipliers": [widths[i] for i in choice],
+                      "stage_channels": [int(channels[s, i]) for s, i in enumerate(choice)],
+                      "width_latency_sources": net.width_counts}
+    else:
+        lat, width_info = table.latency(np.array([arch] + sampled)), {}
     return DNASResult(arch, float(lat[0]),
                       [{"arch": a, "latency_ms": float(v)} for a, v in zip(sampled, lat[1:])],
-                      net.theta.detach().cpu().tolist(), history)
+                      net.theta.detach().cpu().tolist(), history, width_info)

@@ -164,3 +164,60 @@ def test_verify_measures_the_winner_end_to_end(tmp_path, measured_db):
     with Store(db) as store:
         assert any(k.startswith("FBNet_cifar") for k in store.measured_keys("local",
                                                                                "onnxruntime-fp32-t1"))
+
+
+def test_fbnetv2_width_table_uses_measured_entries_and_scales_the_rest():
+    from search.widths import layer_latency, stage_widths, width_table
+    t, head, counts = width_table(RASPI, (0.5, 1.0))
+    full = [0] * 22
+    np.testing.assert_allclose(layer_latency(t, CIFAR, full, [1] * 7),
+                               RASPI.matrix[np.arange(22), full])     # full width = the LUT
+    narrow = layer_latency(t, CIFAR, full, [0] * 7)
+    assert (narrow <= RASPI.matrix[np.arange(22), full] + 1e-9).all() and narrow.sum() < \
+        0.7 * RASPI.matrix[np.arange(22), full].sum()
+    assert counts["measured"] > 0 and counts["predicted"] > 0
+    assert stage_widths(CIFAR, (0.5, 1.0))[6].tolist() == [176, 352]
+
+
+def test_fbnetv2_latency_term_narrows_the_stages():
+    from search.dnas import SuperNet, fbnet_loss
+    net = SuperNet(RASPI, 10, widths=(0.5, 0.75, 1.0))
+    opt = torch.optim.Adam(net.arch_parameters(), lr=0.05)
+    with torch.no_grad():
+        before = float(net._width_latency(torch.softmax(net.theta, 1), torch.softmax(net.phi, 1)))
+    for _ in range(60):
+        m = torch.nn.functional.gumbel_softmax(net.theta, tau=5.0)
+        g = torch.nn.functional.gumbel_softmax(net.phi, tau=5.0)
+        loss = fbnet_loss(torch.tensor(2.0), net._width_latency(m, g), 0.2, 0.6)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        after = float(net._width_latency(torch.softmax(net.theta, 1), torch.softmax(net.phi, 1)))
+    assert after < 0.8 * before
+    assert (torch.softmax(net.phi, 1).argmax(1) == 0).float().mean() > 0.7   # narrowest wins
+    x, _ = net(torch.randn(2, 3, 32, 32), tau=1.0)
+    assert x.shape == (2, 10)
+
+
+def test_cli_dnas_with_widths_and_bench_nb201(tmp_path):
+    lut = tmp_path / "raspi4.csv"
+    subprocess.run([sys.executable, "-m", "lutfarm", "lut", "import-hwnasbench", "--device",
+                    "raspi4", "-o", str(lut)], cwd=REPO, check=True, capture_output=True)
+    p = subprocess.run([sys.executable, "-m", "lutfarm", "search", "dnas", "--lut", str(lut),
+                        "--epochs", "1", "--warmup-epochs", "0", "--max-batches", "1",
+                        "--batch-size", "4", "--widths", "0.5,1.0", "--json"], cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-800:]
+    r = json.loads(p.stdout)
+    assert len(r["arch"]) == 22 and len(r["stage_channels"]) == 7 and r["latency_ms"] > 0
+    bad = subprocess.run([sys.executable, "-m", "lutfarm", "search", "dnas", "--lut", str(lut),
+                          "--widths", "0.5,2"], cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--widths must lie in (0, 1]" in bad.stderr
+    if HAVE_NB201:
+        b = subprocess.run([sys.executable, "-m", "lutfarm", "search", "bench-nb201", "--device",
+                            "pixel3", "--budget-ms", "10", "--queries", "30", "--seeds", "3",
+                            "--json"], cwd=REPO, capture_output=True, text=True)
+        s = json.loads(b.stdout)
+        assert set(s["mean_found_accuracy"]) == {"random", "evolution", "predictor"}
+        assert all(v <= s["oracle_accuracy"] for v in s["mean_found_accuracy"].values())

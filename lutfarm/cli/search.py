@@ -195,9 +195,11 @@ def bench_cmd(device, budget_ms, nb201_path, dataset, queries, seeds, plot, as_j
 @click.option("--alpha", type=float, default=0.2, show_default=True)
 @click.option("--beta", type=float, default=0.6, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--widths", default=None, metavar="0.5,0.75,1.0",
+              help="FBNetV2: also search a width multiplier per stage (channel masks)")
 @click.option("--json", "as_json", is_flag=True)
 def dnas_cmd(lut_path, data, epochs, warmup_epochs, batch_size, max_batches, alpha, beta, seed,
-             as_json):
+             widths, as_json):
     """FBNet's differentiable search with the LUT's latency in the loss."""
     from search.data import digits32, image_folder
     from search.dnas import search as dnas
@@ -206,8 +208,15 @@ def dnas_cmd(lut_path, data, epochs, warmup_epochs, batch_size, max_batches, alp
     size = table.layout.input_size
     dataset = digits32(size) if data == "digits" else image_folder(data, size)
     classes = int(dataset.tensors[1].max()) + 1
+    try:
+        mults = tuple(sorted(float(w) for w in widths.split(","))) if widths else None
+    except ValueError:
+        raise click.BadParameter(f"--widths {widths!r}: give multipliers like 0.5,0.75,1.0")\
+            from None
+    if mults and (mults[-1] != 1.0 or mults[0] <= 0):
+        raise click.BadParameter("--widths must lie in (0, 1] and include 1.0 (the LUT's width)")
     r = dnas(table, dataset, classes, epochs, warmup_epochs, batch_size, alpha, beta,
-             max_batches=max_batches, seed=seed,
+             max_batches=max_batches, seed=seed, widths=mults,
              log=None if as_json else lambda e: err.print(
                  f"epoch {e['epoch']}: loss {e['loss']:.3f}, train acc {e['train_acc']:.1%}, "
                  f"E[latency] {e['expected_latency_ms']:.3f} ms, τ {e['tau']:.2f}, "
@@ -216,5 +225,9 @@ def dnas_cmd(lut_path, data, epochs, warmup_epochs, batch_size, max_batches, alp
         click.echo(json.dumps(r.summary()))
     else:
         out.print(f"argmax arch {''.join(map(str, r.arch))}: {r.latency_ms:.4f} ms")
+        if r.widths:
+            out.print(f"stage widths {r.widths['width_multipliers']} -> channels "
+                      f"{r.widths['stage_channels']} (width latencies: "
+                      f"{r.widths['width_latency_sources']})")
         for s in r.samples:
             out.print(f"  sample {''.join(map(str, s['arch']))}: {s['latency_ms']:.4f} ms")
