@@ -44,13 +44,24 @@ def _always(archs):
 
 
 def sample_feasible(space: GeneSpace, n: int, feasible: Feasible, rng, tries: int = 200,
-                    source: Callable[[int], np.ndarray] | None = None) -> np.ndarray:
-    """``n`` feasible archs by rejection, vectorised; SearchError if they are too rare."""
+                    source: Callable[[int], np.ndarray] | None = None,
+                    seeds: np.ndarray | None = None) -> np.ndarray:
+    """``n`` feasible archs by rejection, vectorised; SearchError if they are too rare.
+
+    Under a tight budget uniform samples are almost never feasible; then half of each round
+    comes from random walks (mutations) around the feasible archs found so far, or around
+    ``seeds`` (e.g. the fastest arch of the LUT)."""
     source = source or (lambda k: space.random(k, rng))
     out: list[np.ndarray] = []
+    pool = seeds[feasible(seeds)] if seeds is not None and len(seeds) else np.zeros((0, space.genes), int)
     have = 0
-    for _ in range(tries):
-        cand = source(max(2 * (n - have), 16))
+    for round_ in range(tries):
+        k = max(2 * (n - have), 16)
+        cand = source(k)
+        found = np.concatenate([pool, *out]) if out else pool
+        if round_ >= 2 and len(found) and have < n:
+            walk = space.mutate(found[rng.integers(0, len(found), k)], 2.0 / space.genes, rng)
+            cand = np.concatenate([cand[: k // 2], walk[: k - k // 2]])
         ok = cand[feasible(cand)]
         out.append(ok)
         have += len(ok)
@@ -61,17 +72,18 @@ def sample_feasible(space: GeneSpace, n: int, feasible: Feasible, rng, tries: in
 
 
 def random_search(space: GeneSpace, objective: Objective, budget: int,
-                  feasible: Feasible = _always, seed: int = 0) -> SearchResult:
+                  feasible: Feasible = _always, seed: int = 0,
+                  seeds: np.ndarray | None = None) -> SearchResult:
     """``budget`` distinct feasible archs drawn uniformly (all of them if fewer exist)."""
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    archs = sample_feasible(space, budget, feasible, rng)
+    archs = sample_feasible(space, budget, feasible, rng, seeds=seeds)
     _, first = np.unique(space.encode(archs), return_index=True)
     for _ in range(20):
         if len(first) >= budget:
             break
         archs = np.concatenate([archs[np.sort(first)],
-                                sample_feasible(space, budget, feasible, rng)])
+                                sample_feasible(space, budget, feasible, rng, seeds=seeds)])
         _, first = np.unique(space.encode(archs), return_index=True)
     archs = archs[np.sort(first)][:budget]
     values = objective(archs)
@@ -83,12 +95,12 @@ def random_search(space: GeneSpace, objective: Objective, budget: int,
 def regularized_evolution(space: GeneSpace, objective: Objective, budget: int,
                           feasible: Feasible = _always, population: int = 50,
                           tournament: int = 10, mutation_prob: float | None = None,
-                          seed: int = 0) -> SearchResult:
+                          seed: int = 0, seeds: np.ndarray | None = None) -> SearchResult:
     """Real et al.: tournament selection, mutate the winner, the oldest member dies."""
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     p = mutation_prob if mutation_prob is not None else 1.0 / space.genes
-    first = random_search(space, objective, min(population, budget), feasible, seed).archs
+    first = random_search(space, objective, min(population, budget), feasible, seed, seeds).archs
     scores = objective(first)
     pop = deque(zip(first, scores))
     archs, history = list(first), list(scores)
@@ -116,12 +128,13 @@ def regularized_evolution(space: GeneSpace, objective: Objective, budget: int,
 def constrained_evolution(space: GeneSpace, objective: Objective, feasible: Feasible = _always,
                           population: int = 100, generations: int = 500,
                           parent_ratio: float = 0.25, mutate_prob: float = 0.1,
-                          mutation_ratio: float = 0.5, seed: int = 0) -> SearchResult:
+                          mutation_ratio: float = 0.5, seed: int = 0,
+                          seeds: np.ndarray | None = None) -> SearchResult:
     """OFA/MCUNet: keep the top quarter, refill half by mutation and half by crossover,
     resampling children that break the constraints; a whole generation is one vector op."""
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    pop = sample_feasible(space, population, feasible, rng)
+    pop = sample_feasible(space, population, feasible, rng, seeds=seeds)
     n_par = max(2, int(population * parent_ratio))
     n_mut = int((population - n_par) * mutation_ratio)
     n_cross = population - n_par - n_mut

@@ -61,12 +61,15 @@ def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, method, p
         return ok
 
     budget = population * generations
+    fastest = np.array([table.extremes()["fastest"]])   # a start for tight budgets
     if method == "constrained":
-        r = constrained_evolution(space, goal, feasible, population, generations, seed=seed)
+        r = constrained_evolution(space, goal, feasible, population, generations, seed=seed,
+                                  seeds=fastest)
     elif method == "regularized":
-        r = regularized_evolution(space, goal, budget, feasible, population, seed=seed)
+        r = regularized_evolution(space, goal, budget, feasible, population, seed=seed,
+                                  seeds=fastest)
     else:
-        r = random_search(space, goal, budget, feasible, seed)
+        r = random_search(space, goal, budget, feasible, seed, seeds=fastest)
     arch = np.array([r.arch])
     result = {"arch": r.arch, "arch_str": "".join(map(str, r.arch)),
               "latency_ms": float(latency(arch)[0]), "objective": objective,
