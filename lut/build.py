@@ -6,7 +6,7 @@ import time
 
 from lut.table import EXTRA_COLUMNS, LUT, LUTError
 from profiler.store import Measurement, Store
-from spaces import get_layout
+from spaces import BlockCase, CaseKeyError, get_layout
 
 STATISTICS = ("median", "mean", "min", "p90")
 
@@ -29,6 +29,9 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
     lay = get_layout(space or "fbnet", layout, classes)
     keys = [lay.overhead_case().key] + [c.key for c in lay.unique_cases()]
     rows: dict[str, Measurement] = {k: found[k] for k in keys if k in found}
+    # other blocks measured on this configuration (e.g. width variants) belong in the LUT too;
+    # whole networks and block pairs do not: they are validation data
+    rows.update({k: m for k, m in found.items() if k not in rows and _is_block(k)})
     if not rows:
         raise LUTError(f"no measured case of layout {lay.space}/{lay.name} for device {device!r} "
                        f"with {runtime!r}; profile it with --layout {lay.name}")
@@ -45,3 +48,11 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
                latency_ms={k: getattr(m, f"{statistic}_ms") for k, m in rows.items()},
                extra={k: {c: getattr(m, c) for c in EXTRA_COLUMNS} for k, m in rows.items()},
                meta=meta)
+
+
+def _is_block(key: str) -> bool:
+    try:
+        BlockCase.from_key(key)
+        return True
+    except CaseKeyError:
+        return False

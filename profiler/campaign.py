@@ -97,9 +97,14 @@ def _quartiles(values: list[float]) -> list[float] | None:
     return [min(values), *statistics.quantiles(values, n=4), max(values)]
 
 
-def plan_cases(layout: FBNetLayout, only: str | None = None) -> list[BlockCase]:
-    """The empty model first (per-call overhead), then every unique case of the layout."""
+def plan_cases(layout: FBNetLayout, only: str | None = None,
+               widths: tuple[float, ...] | None = None) -> list[BlockCase]:
+    """The empty model first (per-call overhead), then every unique case of the layout, then
+    (with ``widths``) the blocks of every FBNetV2 stage-width variant."""
     cases = [layout.overhead_case(), *layout.unique_cases()]
+    if widths:
+        have = {c.key for c in cases}
+        cases += [c for c in layout.width_cases(widths) if c.key not in have]
     if only:
         patterns = [p.strip() for p in only.split(",") if p.strip()]
         cases = [c for c in cases if any(fnmatch.fnmatchcase(c.key, p) for p in patterns)]

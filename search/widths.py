@@ -15,19 +15,14 @@ from dataclasses import replace
 import numpy as np
 
 from lut import LatencyTable
-from spaces import NUM_OPS, OPS
-from spaces.cases import BlockCase
+from spaces import NUM_OPS, OPS, BlockCase
 
-__all__ = ["round8", "stage_widths", "width_table", "layer_latency"]
-
-
-def round8(c: float) -> int:
-    return max(8, int(round(c / 8.0)) * 8)
+__all__ = ["stage_widths", "width_table", "layer_latency"]
 
 
 def stage_widths(layout, multipliers) -> np.ndarray:
-    """(stages, choices) channel counts."""
-    return np.array([[round8(c * m) for m in multipliers] for c in layout.stage_channels])
+    """(stages, choices) channel counts (``FBNetLayout.stage_widths``)."""
+    return np.array(layout.stage_widths(multipliers))
 
 
 def width_table(table: LatencyTable, multipliers) -> tuple[np.ndarray, np.ndarray, dict]:

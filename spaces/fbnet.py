@@ -137,6 +137,36 @@ class FBNetLayout:
             seen.setdefault(case.key, case)
         return list(seen.values())
 
+    def stage_widths(self, multipliers) -> list[list[int]]:
+        """Channels of each stage at each width multiplier (FBNetV2), multiples of 8."""
+        return [[max(8, int(round(c * m / 8.0)) * 8) for m in multipliers]
+                for c in self.stage_channels]
+
+    def width_cases(self, multipliers) -> list[BlockCase]:
+        """Every block case that stage widths from ``multipliers`` can produce (the full-width
+        ones included): measure them to price FBNetV2's width choices for real."""
+        widths = self.stage_widths(multipliers)
+        slots = self.layer_slots()
+        seen: dict[str, BlockCase] = {}
+        for i, slot in enumerate(slots):
+            first = i == 0 or slots[i - 1].stage != slot.stage
+            for cout in widths[slot.stage]:
+                if not first:
+                    cins = [cout]
+                elif slot.stage == 0:
+                    cins = [self.stem_channels]
+                else:
+                    cins = widths[slot.stage - 1]
+                for cin in cins:
+                    for op in OPS:
+                        case = replace(slot.case(op), cin=cin, cout=cout)
+                        seen.setdefault(case.key, case)
+        head = self.head_cases()[0]
+        for cin in widths[-1]:
+            case = replace(head, cin=cin)
+            seen.setdefault(case.key, case)
+        return list(seen.values())
+
     def arch_cases(self, arch) -> list[BlockCase]:
         """All cases of one network, fixed layers included, in execution order."""
         row = validate_archs(np.asarray(arch)[None, :], self.num_layers)[0]

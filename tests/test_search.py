@@ -221,3 +221,30 @@ def test_cli_dnas_with_widths_and_bench_nb201(tmp_path):
         s = json.loads(b.stdout)
         assert set(s["mean_found_accuracy"]) == {"random", "evolution", "predictor"}
         assert all(v <= s["oracle_accuracy"] for v in s["mean_found_accuracy"].values())
+
+
+def test_measured_width_variants_replace_the_stand_in(tmp_path, measured_db, cache):
+    from dataclasses import replace as dc_replace
+
+    from conftest import FAST
+    from lut import build_lut
+    from profiler.campaign import plan_cases, run_campaign
+    from profiler.devices import LOCAL
+    from profiler.runtime_config import RuntimeConfig
+    from profiler.store import Store
+    from search.widths import width_table
+    db = tmp_path / "w.db"
+    db.write_bytes(measured_db.read_bytes())
+    only = "ConvBlock_H4_*_exp1_*"
+    cases = plan_cases(CIFAR, only, (0.5, 1.0))
+    assert len(cases) > len(plan_cases(CIFAR, only))
+    with Store(db) as store:
+        s = run_campaign(store, CIFAR, LOCAL, RuntimeConfig(), FAST, cache, cases=cases)
+        assert s.measured == len(cases) - len(plan_cases(CIFAR, only)) and not s.failed
+        lut = build_lut(store, "local", RuntimeConfig().key)
+    table = LatencyTable(lut)
+    t, _, counts = width_table(table, (0.5, 1.0))
+    slot = CIFAR.layer_slots()[19]                  # stage 5, inner layer at 4 x 4
+    half = dc_replace(slot.case(0), cin=96, cout=96)
+    assert t[19, 0, 0, 0] == lut.latency_ms[half.key]
+    assert counts["measured"] > 0

@@ -13,7 +13,7 @@ from agents.timing import TimingSettings
 from lutfarm.cli import cli
 from lutfarm.cli.options import db_option, layout_options, runtime_options
 from lutfarm.cli.output import RichProgress, campaign_table, err, failures_table
-from profiler.campaign import CampaignSummary, FarmSettings, run_farm
+from profiler.campaign import CampaignSummary, FarmSettings, plan_cases, run_farm
 from profiler.devices import Device, get_device, select_devices
 from profiler.export import ModelCache
 from profiler.inventory import load_inventory
@@ -43,14 +43,14 @@ def resolve_devices(spec: str, inventory: Path | None) -> list[Device]:
 
 def run_profile(db: Path, layout, runtime_config, devices: list[Device], only: str | None,
                 cache: Path | None, timing: TimingSettings, farm: FarmSettings | None = None,
-                quiet: bool = False) -> list[CampaignSummary]:
+                quiet: bool = False, cases: list | None = None) -> list[CampaignSummary]:
     """Run one campaign per device kind with progress bars; print the summaries."""
     with Store(db) as store:
         label = devices[0].name if len(devices) == 1 else f"{len(devices)} devices"
         with RichProgress(label) as progress:
             summaries = run_farm(store, layout, devices, runtime_config, timing,
                                  ModelCache(cache) if cache else ModelCache(), only, progress,
-                                 farm=farm)
+                                 farm=farm, cases=cases)
     if not quiet:
         for summary in summaries:
             err.print(campaign_table(summary))
@@ -92,16 +92,24 @@ def _parse_cpus(ctx, param, value: str | None) -> tuple[int, ...] | None:
                    "from --max-time)")
 @click.option("--lock-wait", type=float, default=0.0, show_default=True,
               help="seconds to wait for a board another controller is measuring on")
+@click.option("--widths", default=None, metavar="0.5,0.75,1.0",
+              help="also measure every block at these stage-width multipliers (FBNetV2 search)")
 @click.option("--json", "as_json", is_flag=True, help="print the summaries as JSON on stdout")
 def profile(layout, devices, inventory, runtime_config, db, affinity, only, cache,
-            case_timeout, lock_wait, as_json, **timing):
+            case_timeout, lock_wait, widths, as_json, **timing):
     """Measure every missing case of a layout on devices (resumable)."""
     chosen = resolve_devices(devices, inventory)
     if affinity:
         chosen = [replace(d, affinity=affinity) for d in chosen]
     farm = FarmSettings(case_timeout_s=case_timeout, lock_wait_s=lock_wait)
+    try:
+        mults = tuple(float(w) for w in widths.split(",")) if widths else None
+    except ValueError:
+        raise click.BadParameter(f"--widths {widths!r}: give multipliers like 0.5,0.75,1.0")\
+            from None
     summaries = run_profile(db, layout, runtime_config, chosen, only, cache,
-                            TimingSettings(**timing), farm, quiet=as_json)
+                            TimingSettings(**timing), farm, quiet=as_json,
+                            cases=plan_cases(layout, only, mults) if mults else None)
     if as_json:
         out = [s.as_dict() for s in summaries]
         click.echo(json.dumps(out[0] if len(out) == 1 else out))
