@@ -1,0 +1,49 @@
+"""Predictors: few-shot latency transfer on HELP's protocol, persistence."""
+
+import numpy as np
+import pytest
+
+from predictors.encoding import one_hot, with_pairs
+from predictors.fewshot import FewShotTransfer, PredictorError
+from search.nb201 import DEFAULT_PATH
+
+DATA = DEFAULT_PATH.parent
+HAVE_DATA = (DATA / "help_fbnet_latency.csv").exists() and DEFAULT_PATH.exists()
+
+
+def test_encodings():
+    a = np.array([[0, 2], [1, 1]])
+    assert one_hot(a, 3).tolist() == [[1, 0, 0, 0, 0, 1], [0, 1, 0, 0, 1, 0]]
+    x = with_pairs(a, 3)
+    assert x.shape == (2, 6 + 9) and x[0, 6 + 2] == 1 and x[1, 6 + 4] == 1
+
+
+def test_transfer_recovers_a_device_that_mixes_known_ones(tmp_path):
+    rng = np.random.default_rng(0)
+    archs = rng.integers(0, 9, (600, 22))
+    x = one_hot(archs, 9)
+    w = {d: rng.random(x.shape[1]) for d in "abc"}
+    lat = {d: np.exp(x @ w[d] * 0.1) for d in "abc"}
+    new = np.exp(x @ (0.7 * w["a"] + 0.3 * w["c"]) * 0.1)      # an unseen device
+    model = FewShotTransfer("fbnet", "onehot").fit_meta(
+        x[:500], {d: v[:500] for d, v in lat.items()}).adapt(x[500:510], new[500:510])
+    pred = model.predict(x[510:])
+    assert np.corrcoef(np.log(pred), np.log(new[510:]))[0, 1] > 0.99
+    path = tmp_path / "p.json"
+    model.save(path)
+    np.testing.assert_allclose(FewShotTransfer.load(path, "fbnet").predict(x[510:]), pred)
+    with pytest.raises(PredictorError, match="trained for space 'fbnet', not 'nb201'"):
+        FewShotTransfer.load(path, "nb201")
+    with pytest.raises(PredictorError, match="600 latencies for 500 archs"):
+        FewShotTransfer("fbnet", "onehot").fit_meta(x[:500], lat)
+    with pytest.raises(PredictorError, match="positive"):
+        model.adapt(x[:3], np.array([1.0, 0.0, 2.0]))
+
+
+@pytest.mark.skipif(not HAVE_DATA, reason=f"shared data not at {DATA}")
+@pytest.mark.parametrize("space", ["fbnet", "nb201"])
+def test_help_protocol_beats_help(space):
+    from predictors.help_protocol import evaluate
+    r = evaluate(space, DATA, seeds=5)
+    assert set(r["spearman"]) == set(r["help"])
+    assert r["mean"] > r["help_mean"], r
