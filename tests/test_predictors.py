@@ -47,3 +47,41 @@ def test_help_protocol_beats_help(space):
     r = evaluate(space, DATA, seeds=5)
     assert set(r["spearman"]) == set(r["help"])
     assert r["mean"] > r["help_mean"], r
+
+
+def test_pairwise_loss_prefers_the_right_order():
+    import torch
+
+    from predictors.accuracy import pairwise_loss
+    y = torch.tensor([1.0, 2.0, 3.0])
+    good, bad = pairwise_loss(torch.tensor([0.1, 0.5, 0.9]), y), pairwise_loss(
+        torch.tensor([0.9, 0.5, 0.1]), y)
+    assert good < bad
+
+
+def test_mlp_learns_saves_and_refuses_another_space(tmp_path):
+    from scipy import stats
+
+    from predictors.accuracy import MLPPredictor
+    rng = np.random.default_rng(0)
+    archs = rng.integers(0, 5, (400, 6))
+    x = one_hot(archs, 5)
+    y = x @ rng.normal(size=x.shape[1]) + 0.05 * rng.normal(size=400)
+    m = MLPPredictor(x.shape[1], hidden=64, meta={"space": "nb201"}).fit(x[:300], y[:300],
+                                                                        "mse", epochs=150)
+    assert stats.kendalltau(m.predict(x[300:]), y[300:]).statistic > 0.8
+    path = tmp_path / "acc.json"
+    m.save(path)
+    np.testing.assert_allclose(MLPPredictor.load(path, "nb201").predict(x[300:]),
+                               m.predict(x[300:]), rtol=1e-5)
+    with pytest.raises(PredictorError, match="not 'fbnet'"):
+        MLPPredictor.load(path, "fbnet")
+    with pytest.raises(PredictorError, match="unknown loss"):
+        m.fit(x, y, "hinge")
+
+
+@pytest.mark.skipif(not HAVE_DATA, reason=f"shared data not at {DATA}")
+def test_accuracy_predictor_ranks_nb201_with_424_samples():
+    from predictors.nb201_accuracy import evaluate
+    r = evaluate(DATA / "nb201_master.csv", sizes=(424,), methods=("pairwise",), epochs=150)
+    assert r["pairwise"][424]["kendall"] > 0.6
