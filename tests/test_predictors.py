@@ -85,3 +85,21 @@ def test_accuracy_predictor_ranks_nb201_with_424_samples():
     from predictors.nb201_accuracy import evaluate
     r = evaluate(DATA / "nb201_master.csv", sizes=(424,), methods=("pairwise",), epochs=150)
     assert r["pairwise"][424]["kendall"] > 0.6
+
+
+def test_arch_level_predictors_on_synthetic_in_context_effects(measured_db):
+    from lut import LatencyTable, build_lut
+    from lut.validate import InContextCorrection, overhead_corrected
+    from predictors.arch_latency import evaluate
+    from profiler.store import Store
+    with Store(measured_db) as store:
+        table = LatencyTable(build_lut(store, "local", "onnxruntime-fp32-t1"))
+    archs = np.random.default_rng(2).integers(0, 9, (160, 22))
+    feats = InContextCorrection(table).features(archs)
+    factors = np.ones(feats.shape[1])
+    factors[[1, 5, 12]] = 1.3
+    measured = overhead_corrected(table, archs) + feats @ (factors - 1)
+    r = evaluate(table, archs, measured)
+    assert r["lut+residual"]["within_5pct"] == 1.0
+    assert r["lut+residual"]["spearman"] > r["mlp"]["spearman"]
+    assert r["plain_lut"]["mean_ratio"] > 1.0
