@@ -103,3 +103,38 @@ def test_arch_level_predictors_on_synthetic_in_context_effects(measured_db):
     assert r["lut+residual"]["within_5pct"] == 1.0
     assert r["lut+residual"]["spearman"] > r["mlp"]["spearman"]
     assert r["plain_lut"]["mean_ratio"] > 1.0
+
+
+def _random_blocks(n, seed):
+    from spaces import BlockCase
+    rng = np.random.default_rng(seed)
+    out = {}
+    while len(out) < n:
+        g = int(rng.choice([1, 2]))
+        c = BlockCase("ConvBlock", int(rng.choice([16, 24, 32, 64])), int(rng.choice([16, 32, 64])),
+                      h=int(rng.choice([8, 16, 32])), w=0, exp=int(rng.choice([1, 3, 6])),
+                      kernel=int(rng.choice([3, 5])), stride=int(rng.choice([1, 2])), group=g)
+        c = type(c)(**{**c.__dict__, "w": c.h})
+        out[c.key] = c
+    return list(out.values())
+
+
+def test_block_predictor_learns_saves_and_adaptive_sampling_adds_cases(tmp_path):
+    from predictors.block_latency import BlockLatencyPredictor, adaptive_sample
+
+    def fake_device(cases):   # a deterministic cost model standing in for a device
+        return {c.key: 0.01 + c.macs / 2e8 * (1.3 if c.group == 2 else 1.0) for c in cases}
+
+    train, val = _random_blocks(80, 1), _random_blocks(40, 2)
+    p, history = adaptive_sample(fake_device, train, val, rounds=1, device="d", runtime="r")
+    assert history[-1]["train"] >= history[0]["train"]
+    assert history[-1]["within_10pct"] >= 0.8
+    test = _random_blocks(30, 3)
+    truth = np.array(list(fake_device(test).values()))
+    path = tmp_path / "b.json"
+    p.save(path)
+    np.testing.assert_allclose(BlockLatencyPredictor.load(path, "d", "r").predict(test),
+                               p.predict(test))
+    with pytest.raises(PredictorError, match="trained for device 'd', not 'pi'"):
+        BlockLatencyPredictor.load(path, device="pi")
+    assert np.corrcoef(p.predict(test), truth)[0, 1] > 0.95

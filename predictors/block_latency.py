@@ -1,0 +1,129 @@
+"""Block-level latency for cases nobody measured (new widths, resolutions), nn-Meter style.
+
+Features per block: H, Cin, Cout, expansion, kernel, stride, groups, MACs, params and bytes
+moved (activations in and out, the expanded tensors, weights), mostly in log space. The model
+is scikit-learn's ridge regression on degree-2 polynomial features of those, predicting log
+latency, so it persists as plain coefficients in JSON (version-independent) and predicts with
+numpy alone. ``adaptive_sample`` is nn-Meter's loop: train, find the validation cases it gets
+wrong by more than 10 %, measure new cases near them, train again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import RidgeCV
+from sklearn.preprocessing import PolynomialFeatures
+
+from lut.metrics import latency_metrics
+from predictors.fewshot import PredictorError
+from spaces.cases import BlockCase
+
+FORMAT = "lutfarm-block-latency-v1"
+FEATURES = ("log_h", "log_cin", "log_cout", "exp", "kernel", "stride", "group", "log_macs",
+            "log_params", "log_bytes")
+
+
+def features(cases: list[BlockCase]) -> np.ndarray:
+    rows = []
+    for c in cases:
+        ho = c.h // c.stride
+        mid = c.cin * c.exp
+        moved = 4 * (c.h * c.w * c.cin + ho * ho * c.cout + c.params
+                     + c.h * c.w * mid + ho * ho * mid)
+        rows.append([np.log(c.h), np.log(c.cin), np.log(c.cout), c.exp, c.kernel, c.stride,
+                     c.group, np.log1p(c.macs), np.log1p(c.params), np.log1p(moved)])
+    return np.array(rows, float)
+
+
+@dataclass
+class BlockLatencyPredictor:
+    """Latency (ms) of ConvBlock cases on one (device, runtime configuration)."""
+
+    device: str
+    runtime: str
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+    coef: np.ndarray | None = None
+    intercept: float = 0.0
+    meta: dict = field(default_factory=dict)
+    _poly: PolynomialFeatures = field(default_factory=lambda: PolynomialFeatures(2),
+                                      repr=False)
+
+    def _design(self, cases) -> np.ndarray:
+        x = (features(cases) - self.mean) / self.std
+        return self._poly.fit_transform(x)
+
+    def fit(self, cases: list[BlockCase], latency_ms) -> BlockLatencyPredictor:
+        if any(c.kind != "ConvBlock" for c in cases):
+            raise PredictorError("the block predictor models ConvBlock cases")
+        x = features(cases)
+        self.mean, self.std = x.mean(0), x.std(0) + 1e-9
+        model = RidgeCV(alphas=np.logspace(-4, 2, 13)).fit(self._design(cases),
+                                                          np.log(latency_ms))
+        self.coef, self.intercept = model.coef_, float(model.intercept_)
+        self.meta["trained_on"] = len(cases)
+        return self
+
+    def predict(self, cases: list[BlockCase]) -> np.ndarray:
+        return np.exp(self._design(cases) @ self.coef + self.intercept)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps({
+            "format": FORMAT, "device": self.device, "runtime": self.runtime,
+            "features": FEATURES, "mean": self.mean.tolist(), "std": self.std.tolist(),
+            "coef": self.coef.tolist(), "intercept": self.intercept, "meta": self.meta}))
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None,
+             runtime: str | None = None) -> BlockLatencyPredictor:
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise PredictorError(f"cannot read predictor {path}: {exc}") from None
+        if d.get("format") != FORMAT:
+            raise PredictorError(f"{path} is not a lutfarm block-latency predictor")
+        for name, want in (("device", device), ("runtime", runtime)):
+            if want is not None and d[name] != want:
+                raise PredictorError(f"{path} was trained for {name} {d[name]!r}, not {want!r}")
+        return cls(d["device"], d["runtime"], np.array(d["mean"]), np.array(d["std"]),
+                   np.array(d["coef"]), d["intercept"], d["meta"])
+
+
+def neighbours(case: BlockCase, rng: np.random.Generator, n: int = 2) -> list[BlockCase]:
+    """Cases near ``case``: channels scaled by 0.75-1.25 (multiples of 8), same structure."""
+    out = []
+    for _ in range(n):
+        cin = max(8, int(round(case.cin * rng.uniform(0.75, 1.25) / 8)) * 8)
+        cout = max(8, int(round(case.cout * rng.uniform(0.75, 1.25) / 8)) * 8)
+        if (cin * case.exp) % case.group == 0 and cout % case.group == 0:
+            out.append(replace(case, cin=cin, cout=cout))
+    return out
+
+
+def adaptive_sample(measure: Callable[[list[BlockCase]], dict[str, float]],
+                    train: list[BlockCase], validation: list[BlockCase], rounds: int = 2,
+                    per_round: int = 40, seed: int = 0, device: str = "", runtime: str = ""):
+    """nn-Meter's loop; returns (predictor, per-round validation metrics)."""
+    rng = np.random.default_rng(seed)
+    known = measure(train + validation)
+    train = [c for c in train if c.key in known]
+    validation = [c for c in validation if c.key in known]
+    y_val = np.array([known[c.key] for c in validation])
+    history = []
+    for round_ in range(rounds + 1):
+        p = BlockLatencyPredictor(device, runtime).fit(train, [known[c.key] for c in train])
+        pred = p.predict(validation)
+        history.append({"round": round_, "train": len(train), **latency_metrics(pred, y_val)})
+        if round_ == rounds:
+            return p, history
+        worst = [validation[i] for i in np.argsort(-np.abs(pred / y_val - 1))
+                 if abs(pred[i] / y_val[i] - 1) > 0.10][:per_round // 2]
+        fresh = {c.key: c for w in worst for c in neighbours(w, rng)
+                 if c.key not in known}
+        known.update(measure(list(fresh.values())))
+        train += [c for c in fresh.values() if c.key in known]
