@@ -138,3 +138,26 @@ def test_block_predictor_learns_saves_and_adaptive_sampling_adds_cases(tmp_path)
     with pytest.raises(PredictorError, match="trained for device 'd', not 'pi'"):
         BlockLatencyPredictor.load(path, device="pi")
     assert np.corrcoef(p.predict(test), truth)[0, 1] > 0.95
+
+
+def test_cli_predict_train_query_and_eval(tmp_path, measured_db):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    run = lambda *a: subprocess.run([sys.executable, "-m", "lutfarm", "predict", *map(str, a)],  # noqa: E731
+                                    cwd=REPO, capture_output=True, text=True, timeout=300)
+    model = tmp_path / "block.json"
+    t = run("train", "--db", measured_db, "-o", model)
+    assert t.returncode == 0, t.stderr
+    assert json.loads(model.read_text())["meta"]["held_out"]["n"] > 0
+    key = "ConvBlock_H28_W28_Cin40_Cout40_exp6_kernel3_stride1_group1"   # never measured
+    q = run("query", "--model", model, "--case", key, "--json")
+    assert json.loads(q.stdout)[key] > 0
+    bad = run("train", "--db", measured_db, "--device", "nowhere", "-o", model)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: 0 ConvBlock cases measured on nowhere")
+    if HAVE_DATA:
+        e = run("eval", "fewshot", "--json")
+        r = json.loads(e.stdout)
+        assert r["fbnet"]["mean"] > r["fbnet"]["help_mean"]

@@ -7,6 +7,7 @@ import sys
 import click
 
 from lut import LUTError, LUTFileError
+from predictors.fewshot import PredictorError
 from profiler.campaign import CampaignError
 from profiler.devices import UnknownDeviceError
 from profiler.inventory import InventoryError
@@ -20,7 +21,7 @@ from spaces import ArchError, CaseKeyError, UnknownSpaceError
 # Errors that mean "the user's input is wrong": one line, exit status 2, no traceback.
 USER_ERRORS = (LUTError, LUTFileError, CampaignError, UnknownDeviceError, RuntimeConfigError,
                StoreError, ArchError, CaseKeyError, UnknownSpaceError, InventoryError,
-               DeviceError, SearchError, NB201Error)
+               DeviceError, SearchError, NB201Error, PredictorError)
 
 
 class Lutfarm(click.Group):
@@ -58,4 +59,4 @@ def main() -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-from lutfarm.cli import demo, devices, lut, profile, search  # noqa: E402,F401 - registers the subcommands
+from lutfarm.cli import demo, devices, lut, predict, profile, search  # noqa: E402,F401 - registers the subcommands

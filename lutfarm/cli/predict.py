@@ -1,0 +1,120 @@
+"""``lutfarm predict …``: latency and accuracy predictors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from lutfarm.cli import cli
+from lutfarm.cli.options import db_option, runtime_options
+from lutfarm.cli.output import err, out
+from profiler.store import Store
+
+
+@cli.group()
+def predict() -> None:
+    """Train, evaluate and query predictors (block latency, arch latency, few-shot, accuracy)."""
+
+
+@predict.command("train")
+@click.option("--device", default="local", show_default=True, help="device or kind")
+@runtime_options
+@db_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def train_cmd(device, runtime_config, db, output):
+    """Block-level latency predictor from every ConvBlock measured on a device (JSON out)."""
+    import numpy as np
+
+    from lut.metrics import latency_metrics
+    from predictors.block_latency import BlockLatencyPredictor
+    from predictors.fewshot import PredictorError
+    from spaces import BlockCase
+
+    with Store(db) as store:
+        found = store.latest(device, runtime_config.key)
+    cases = [BlockCase.from_key(k) for k in found if k.startswith("ConvBlock_")]
+    if len(cases) < 20:
+        raise PredictorError(f"{len(cases)} ConvBlock cases measured on {device}; profile at "
+                             f"least 20 (e.g. lutfarm profile --widths 0.5,1.0)")
+    y = np.array([found[c.key].median_ms for c in cases])
+    order = np.random.default_rng(0).permutation(len(cases))
+    cut = int(len(cases) * 0.8)
+    tr, te = order[:cut], order[cut:]
+    held = BlockLatencyPredictor(device, runtime_config.key).fit([cases[i] for i in tr], y[tr])
+    metrics = latency_metrics(held.predict([cases[i] for i in te]), y[te])
+    final = BlockLatencyPredictor(device, runtime_config.key, meta={"held_out": metrics})
+    final.fit(cases, y).save(output)
+    err.print(f"wrote {output}: trained on {len(cases)} blocks; held-out (20 %) ±10 % "
+              f"{metrics['within_10pct']:.1%}, MAPE {metrics['mape']:.1%}, Spearman "
+              f"{metrics['spearman']:.3f}")
+
+
+@predict.command("query")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
+              required=True)
+@click.option("--case", "keys", multiple=True, required=True, help="ConvBlock case key(s)")
+@click.option("--json", "as_json", is_flag=True)
+def query_cmd(model_path, keys, as_json):
+    """Predicted latency (ms) of block cases, measured or not."""
+    from predictors.block_latency import BlockLatencyPredictor
+    from spaces import BlockCase
+
+    model = BlockLatencyPredictor.load(model_path)
+    cases = [BlockCase.from_key(k) for k in keys]
+    ms = model.predict(cases)
+    if as_json:
+        click.echo(json.dumps({c.key: float(v) for c, v in zip(cases, ms)}))
+    else:
+        for c, v in zip(cases, ms):
+            click.echo(f"{v:.4f} ms  {c.key}")
+
+
+@predict.command("eval")
+@click.argument("what", type=click.Choice(["arch", "fewshot", "accuracy"]))
+@click.option("--device", default="local", show_default=True, help="arch: device or kind")
+@runtime_options
+@db_option
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="fewshot/accuracy: the shared data folder (default ../shared/data)")
+@click.option("--json", "as_json", is_flag=True)
+def eval_cmd(what, device, runtime_config, db, data, as_json):
+    """Metrics of a predictor family: arch (measured networks in the store), fewshot (HELP's
+    protocol), accuracy (NB201 Kendall τ vs training archs)."""
+    from search.nb201 import DEFAULT_PATH
+
+    data = data or DEFAULT_PATH.parent
+    if what == "arch":
+        from lut import LatencyTable, build_lut
+        from predictors.arch_latency import evaluate, measured_networks
+        with Store(db) as store:
+            table = LatencyTable(build_lut(store, device, runtime_config.key))
+            archs, ms = measured_networks(store, device, runtime_config.key, table.layout)
+        if len(archs) < 10:
+            raise click.UsageError(f"{len(archs)} networks measured on {device}; run "
+                                   f"'lutfarm lut validate' first")
+        result = evaluate(table, archs, ms)
+    elif what == "fewshot":
+        from predictors.help_protocol import evaluate
+        result = {s: evaluate(s, data) for s in ("fbnet", "nb201")}
+    else:
+        from predictors.nb201_accuracy import evaluate
+        result = evaluate(data / "nb201_master.csv")
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    if what == "arch":
+        for name in ("plain_lut", "lut+residual", "mlp", "gbm"):
+            m = result[name]
+            out.print(f"{name:<13} ±10 % {m['within_10pct']:6.1%}  ±5 % {m['within_5pct']:6.1%}"
+                      f"  MAPE {m['mape']:5.1%}  RMSE {m['rmse_ms']:.4f} ms  "
+                      f"Spearman {m['spearman']:.3f}  Kendall {m['kendall']:.3f}")
+    elif what == "fewshot":
+        for space, r in result.items():
+            out.print(f"{space}: mean Spearman {r['mean']:.3f} (HELP {r['help_mean']:.3f}); " +
+                      ", ".join(f"{d} {v:.3f}" for d, v in r["spearman"].items()))
+    else:
+        for method, by_n in result.items():
+            out.print(f"{method:<9} " + "  ".join(f"n={n}: τ {v['kendall']:.3f}"
+                                                   for n, v in by_n.items()))
