@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from predictors.fewshot import PredictorError
+from predictors.persistence import PredictorError, check_identity, read_model
 
 FORMAT = "lutfarm-accuracy-mlp-v1"
 LOSSES = ("mse", "huber", "pairwise")
@@ -120,15 +120,8 @@ class MLPPredictor:
 
     @classmethod
     def load(cls, path: str | Path, space: str | None = None) -> MLPPredictor:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise PredictorError(f"cannot read predictor {path}: {exc}") from None
-        if data.get("format") != FORMAT:
-            raise PredictorError(f"{path} is not a lutfarm accuracy predictor")
-        if space is not None and data["meta"].get("space") != space:
-            raise PredictorError(f"{path} was trained for space {data['meta'].get('space')!r}, "
-                                 f"not {space!r}")
+        data = read_model(path, FORMAT, "accuracy predictor")
+        check_identity(path, data["meta"], space=space)
         p = cls(data["inputs"], data["hidden"], data["layers"], meta=data["meta"])
         p.base, p.scale = data["base"], data["scale"]
         enc = {k[8:]: torch.tensor(v) for k, v in data["state"].items() if k.startswith("encoder.")}

@@ -20,7 +20,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.preprocessing import PolynomialFeatures
 
 from lut.metrics import latency_metrics
-from predictors.fewshot import PredictorError
+from predictors.persistence import PredictorError, check_identity, read_model
 from spaces.cases import BlockCase
 
 FORMAT = "lutfarm-block-latency-v1"
@@ -83,15 +83,8 @@ class BlockLatencyPredictor:
     @classmethod
     def load(cls, path: str | Path, device: str | None = None,
              runtime: str | None = None) -> BlockLatencyPredictor:
-        try:
-            d = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise PredictorError(f"cannot read predictor {path}: {exc}") from None
-        if d.get("format") != FORMAT:
-            raise PredictorError(f"{path} is not a lutfarm block-latency predictor")
-        for name, want in (("device", device), ("runtime", runtime)):
-            if want is not None and d[name] != want:
-                raise PredictorError(f"{path} was trained for {name} {d[name]!r}, not {want!r}")
+        d = read_model(path, FORMAT, "block-latency predictor")
+        check_identity(path, d, device=device, runtime=runtime)
         return cls(d["device"], d["runtime"], np.array(d["mean"]), np.array(d["std"]),
                    np.array(d["coef"]), d["intercept"], d["meta"],
                    PolynomialFeatures(d.get("degree", DEGREE)))

@@ -17,12 +17,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import Ridge, RidgeCV
 
+from predictors.persistence import PredictorError, check_identity, read_model
+
 FORMAT = "lutfarm-fewshot-v1"
 ALPHAS = np.logspace(-3, 3, 13)
-
-
-class PredictorError(ValueError):
-    """A predictor file or input that cannot be used."""
 
 
 @dataclass
@@ -80,15 +78,8 @@ class FewShotTransfer:
 
     @classmethod
     def load(cls, path: str | Path, space: str | None = None) -> FewShotTransfer:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise PredictorError(f"cannot read predictor {path}: {exc}") from None
-        if data.get("format") != FORMAT:
-            raise PredictorError(f"{path} is not a lutfarm few-shot predictor")
-        if space is not None and data["space"] != space:
-            raise PredictorError(f"{path} was trained for space {data['space']!r}, not "
-                                 f"{space!r}")
+        data = read_model(path, FORMAT, "few-shot predictor")
+        check_identity(path, data, space=space)
         p = cls(data["space"], data["encoding"], data["devices"], np.array(data["coef"]),
                 np.array(data["intercept"]), None, data["combo_intercept"], data["target"])
         if data["combo"] is not None:

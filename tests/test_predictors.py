@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from predictors.encoding import one_hot, with_pairs
-from predictors.fewshot import FewShotTransfer, PredictorError
+from predictors.fewshot import FewShotTransfer
+from predictors.persistence import PredictorError
 from search.nb201 import DEFAULT_PATH
 
 DATA = DEFAULT_PATH.parent

@@ -7,7 +7,7 @@ import sys
 import click
 
 from lut import LUTError, LUTFileError
-from predictors.fewshot import PredictorError
+from predictors.persistence import PredictorError
 from profiler.campaign import CampaignError
 from profiler.devices import UnknownDeviceError
 from profiler.inventory import InventoryError

@@ -29,7 +29,7 @@ def train_cmd(device, runtime_config, db, output):
 
     from lut.metrics import latency_metrics
     from predictors.block_latency import BlockLatencyPredictor
-    from predictors.fewshot import PredictorError
+    from predictors.persistence import PredictorError
     from spaces import BlockCase
 
     with Store(db) as store:

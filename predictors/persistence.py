@@ -1,0 +1,30 @@
+"""Predictor files: JSON with a format tag, so a model outlives library versions (nn-Meter's
+pickled scikit-learn models did not)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class PredictorError(ValueError):
+    """A predictor file or input that cannot be used."""
+
+
+def read_model(path: str | Path, fmt: str, what: str) -> dict:
+    """The JSON of a saved predictor, checked to be ``fmt``; PredictorError otherwise."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise PredictorError(f"cannot read predictor {path}: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise PredictorError(f"{path} is not a lutfarm {what}")
+    return data
+
+
+def check_identity(path, data: dict, **wanted) -> None:
+    """Refuse a model trained for another space / device / runtime, naming both."""
+    for name, want in wanted.items():
+        if want is not None and data.get(name) != want:
+            raise PredictorError(f"{path} was trained for {name} {data.get(name)!r}, "
+                                 f"not {want!r}")
