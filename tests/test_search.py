@@ -136,6 +136,10 @@ def test_cli_evolve_and_target(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "lutfarm", "search", "evolve", "--lut", str(lut),
                           "--budget-ms", "1"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: found only 0 of 100")
+    no_o = subprocess.run([sys.executable, "-m", "lutfarm", "search", "evolve", "--lut", str(lut),
+                           "--budget-ms", "30", "--latency", "overhead"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert no_o.returncode == 2 and "no empty-model entry" in no_o.stderr
 
 
 def test_runtime_keys_round_trip():
@@ -158,7 +162,9 @@ def test_verify_measures_the_winner_end_to_end(tmp_path, measured_db):
                         "--budget-ms", f"{budget:.4f}", "--generations", "30", "--verify", "--db",
                         str(db), "--json"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-800:]
-    v = json.loads(p.stdout)["verified"]
+    out = json.loads(p.stdout)
+    v = out["verified"]
+    assert out["latency_model"] == "plain"
     assert v["measured_ms"] > 0 and v["predicted_ms"] <= budget + 1e-6
     assert v["within_budget"] == (v["measured_ms"] <= budget)
     with Store(db) as store:

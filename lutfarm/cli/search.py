@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -33,6 +34,11 @@ def search() -> None:
 @click.option("--population", type=int, default=100, show_default=True)
 @click.option("--generations", type=int, default=500, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--latency", "latency_model", type=click.Choice(["plain", "overhead"]),
+              default="plain", show_default=True,
+              help="plain LUT sum (over-estimates: a safety margin), or the overhead-corrected "
+                   "sum Σ(T−o)+o, unbiased on random archs but biased low on search winners "
+                   "(the search favours blocks that cost more in context): verify them")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Pareto plot (PNG) of latency vs objective")
 @click.option("--verify", is_flag=True, help="measure the winner end to end on --device")
@@ -40,7 +46,7 @@ def search() -> None:
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True)
 def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, method, population,
-               generations, seed, plot, verify, device, db, as_json):
+               generations, seed, latency_model, plot, verify, device, db, as_json):
     """Maximise the objective under the LUT's latency budget (and MACs/params limits)."""
     from search.evolution import constrained_evolution, random_search, regularized_evolution
     from search.space import fbnet_space, lut_latency, macs, params
@@ -49,6 +55,11 @@ def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, method, p
     table = LatencyTable(lut)
     layout = table.layout
     space, latency = fbnet_space(layout), lut_latency(table)
+    if latency_model == "overhead":
+        if lut.overhead_ms is None:
+            raise click.BadParameter("this LUT has no empty-model entry; use --latency plain")
+        calls = len(layout.arch_cases([0] * layout.num_layers))
+        latency = replace(latency, fixed=latency.fixed - (calls - 1) * lut.overhead_ms)
     mm, mp = macs(layout), params(layout)
     goal = mm if objective == "mmacs" else mp
 
@@ -76,7 +87,8 @@ def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, method, p
               "objective_value": r.objective, "mmacs": float(mm(arch)[0]),
               "mparams": float(mp(arch)[0]), "evaluations": r.evaluations,
               "wall_s": r.wall_s, "evaluations_per_s": r.evaluations / max(r.wall_s, 1e-9),
-              "method": r.method, "budget_ms": budget_ms, "lut": str(lut_path)}
+              "method": r.method, "budget_ms": budget_ms, "latency_model": latency_model,
+              "lut": str(lut_path)}
     if verify:
         result["verified"] = _verify(lut, r.arch, budget_ms, device, db)
     if plot:
