@@ -26,7 +26,6 @@ COMPLETE = ".complete"
 class UploadStats:
     files: int = 0
     bytes: int = 0
-    reused: int = 0
 
 
 @lru_cache(maxsize=1)
@@ -49,7 +48,6 @@ def deploy_agent(session: SSHSession, workdir: str, stats: UploadStats) -> str:
     version, files = agent_bundle()
     target = agent_dir(workdir)
     if session.size(f"{target}/{COMPLETE}") is not None:
-        stats.reused += 1
         return target
     for rel, data in files.items():
         session.makedirs(f"{target}/{Path(rel).parent.as_posix()}")
@@ -73,7 +71,6 @@ def upload_models(session: SSHSession, workdir: str, models: list[ExportedModel]
     for m in models:
         remote = remote_model_path(workdir, m)
         if session.size(remote) == m.path.stat().st_size:
-            stats.reused += 1
             continue
         try:
             session.put(m.path, remote)

@@ -9,7 +9,7 @@ and their measurements build one LUT.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class UnknownDeviceError(ValueError):
@@ -33,7 +33,6 @@ class Device:
     affinity: tuple[int, ...] | None = None  # CPUs the agent pins itself to
     workdir: str = "lutfarm"                 # on the device; relative = under the login's home
     line: int = 0                            # where the inventory defines it
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def address(self) -> str:

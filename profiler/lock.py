@@ -114,7 +114,6 @@ class BoardLock:
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
         self.held = False
-        self.took_over: dict | None = None
 
     def acquire(self, wait_s: float = 0.0, poll_s: float = 1.0) -> None:
         """Take the lock, waiting up to ``wait_s`` for a live holder; LockHeld otherwise."""
@@ -126,8 +125,8 @@ class BoardLock:
                 break
             except FileExistsError:
                 holder = self._holder()
-                if self._is_stale():
-                    self._take_over(holder)
+                if self._is_stale(holder):
+                    self._take_over()
                     continue
                 if time.monotonic() >= deadline:
                     raise LockHeld(f"{self.device} is being measured by {_who(holder)}; wait "
@@ -147,8 +146,7 @@ class BoardLock:
         except Exception:   # unreadable, half-written, or the connection is gone
             return {}
 
-    def _is_stale(self) -> bool:
-        holder = self._holder()
+    def _is_stale(self, holder: dict) -> bool:
         if holder.get("host") == socket.gethostname() and not _pid_alive(holder.get("pid")):
             return True     # its controller ran on this machine and is gone
         try:
@@ -157,13 +155,12 @@ class BoardLock:
             return False    # it vanished: the next create decides
         return age > self.stale_s
 
-    def _take_over(self, holder: dict) -> None:
+    def _take_over(self) -> None:
         grave = f"{self.path}.stale-{self.owner['token']}"
         try:
             self.fs.rename(self.path, grave)
         except OSError:
             return          # another controller took it over first
-        self.took_over = holder
         try:
             self.fs.remove(grave)
         except OSError:

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.linear_model import Ridge
 
+from predictors.encoding import one_hot
 from search.evolution import random_search, regularized_evolution
 from search.space import GeneSpace
 
@@ -92,15 +94,8 @@ def _ridge_guided(space, objective, feasible, budget, seed, warmup=20, proposals
     archs = list(archs)
     seen = {int(space.encode(a[None])[0]) for a in archs}
 
-    def onehot(a):
-        x = np.zeros((len(a), space.genes * space.choices))
-        x[np.arange(len(a))[:, None], np.arange(space.genes) * space.choices + a] = 1
-        return x
-
     while len(scores) < budget:
-        x, y = onehot(np.array(archs)), np.array(scores)
-        xm, ym = x.mean(0), y.mean()
-        w = np.linalg.solve((x - xm).T @ (x - xm) + 1.0 * np.eye(x.shape[1]), (x - xm).T @ (y - ym))
+        model = Ridge(alpha=1.0).fit(one_hot(np.array(archs), space.choices), np.array(scores))
         top = np.array(archs)[np.argsort(scores)[-5:]]
         cands = sample_feasible(space, proposals, feasible, rng, source=lambda k, top=top: space.mutate(
             top[rng.integers(0, len(top), k)], 1 / space.genes, rng))
@@ -108,7 +103,7 @@ def _ridge_guided(space, objective, feasible, budget, seed, warmup=20, proposals
         fresh = np.array([int(c) not in seen for c in codes])
         if fresh.any():
             cands, codes = cands[fresh], codes[fresh]
-        best = int(np.argmax(onehot(cands) @ w))
+        best = int(np.argmax(model.predict(one_hot(cands, space.choices))))
         archs.append(cands[best])
         seen.add(int(codes[best]))
         scores.append(float(objective(cands[best][None])[0]))

@@ -88,11 +88,6 @@ class FBNetLayout:
     def num_layers(self) -> int:
         return sum(self.stage_layers)
 
-    @property
-    def identity(self) -> dict:
-        """What a LUT records to say which layout it belongs to."""
-        return {"space": self.space, "layout": self.name, "classes": self.classes}
-
     def layer_slots(self) -> list[LayerSlot]:
         slots, h, cin = [], self.input_size // self.stem_stride, self.stem_channels
         for stage, (n, cout, s) in enumerate(zip(self.stage_layers, self.stage_channels,

@@ -62,7 +62,7 @@ def run_profile(db: Path, layout, runtime_config, devices: list[Device], only: s
     return summaries
 
 
-def _parse_cpus(ctx, param, value: str | None) -> tuple[int, ...] | None:
+def _parse_cpus(_ctx, _param, value: str | None) -> tuple[int, ...] | None:
     if not value:
         return None
     try:
