@@ -1,8 +1,9 @@
 """Export cases to model files, content-addressed and cached.
 
-``models/<sha256>.onnx`` holds each model once, named by the hash of its bytes; ``index/<spec>``
-maps an export spec (case key, format, dtype, opset, torch version, exporter revision) to that
-hash. A second campaign finds every model through the index and imports no torch at all.
+``models/<sha256>.<fmt>`` holds each model once, named by the hash of its bytes; ``index/<spec>``
+maps an export spec (case key, format, dtype, opset, exporter versions and revision) to that
+hash and, for TFLite, the model's checks against torch. A second campaign finds every model
+through the index and imports no torch at all.
 The TorchScript-based exporter (``dynamo=False``) is used: ~0.01 s per block here against
 ~0.5 s for the dynamo exporter, and it writes one self-contained file.
 """
@@ -25,12 +26,30 @@ OPSET = 17
 EXPORTER_REVISION = "1"   # bump when the exported graphs change for the same case
 
 
+FORMATS = {"onnx": ("fp32",), "tflite": ("fp32", "int8")}
+# packages whose version changes the bytes of a format's exports
+_EXPORTERS = {"onnx": ("torch",), "tflite": ("torch", "litert-torch", "ai-edge-quantizer")}
+
+
+class ExportError(RuntimeError):
+    """A case that cannot become a model file for the asked format (names the reason)."""
+
+
+class ExporterMissing(RuntimeError):
+    """The controller lacks the packages that export this format."""
+
+
 @dataclass(frozen=True)
 class ExportedModel:
     case_key: str
     path: Path
     sha256: str
     fmt: str
+    checks: tuple[dict, ...] = ()    # export_tflite.CheckResult.as_dict() per runtime
+
+    def failed_check(self, runtime: str) -> dict | None:
+        """The check in ``runtime`` that found the model computing something else, if any."""
+        return next((c for c in self.checks if c["runtime"] == runtime and not c["ok"]), None)
 
 
 @dataclass
@@ -46,10 +65,17 @@ def default_cache_dir() -> Path:
     return Path(base)
 
 
-def _torch_version() -> str:
-    # Read the installed version without importing torch (an import costs ~1 s).
-    from importlib.metadata import version
-    return version("torch")
+def _versions(fmt: str) -> dict[str, str]:
+    # Read installed versions without importing the packages (torch alone costs ~1 s).
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for package in _EXPORTERS[fmt]:
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "missing"
+    return out
 
 
 def onnx_bytes(case: BlockCase | PairCase | NetworkCase) -> bytes:
@@ -80,13 +106,15 @@ class ModelCache:
         self.root = Path(self.root)
         (self.root / "models").mkdir(parents=True, exist_ok=True)
         (self.root / "index").mkdir(parents=True, exist_ok=True)
-        self._spec_base: dict | None = None
+        self._versions: dict[str, dict] = {}
 
     def _spec_id(self, case: BlockCase, fmt: str, dtype: str) -> str:
-        if self._spec_base is None:
-            self._spec_base = {"opset": OPSET, "torch": _torch_version(),
-                               "revision": EXPORTER_REVISION}
-        spec = dict(self._spec_base, key=case.key, fmt=fmt, dtype=dtype)
+        if fmt not in self._versions:
+            self._versions[fmt] = _versions(fmt)
+        spec = dict(self._versions[fmt], opset=OPSET, revision=EXPORTER_REVISION, key=case.key,
+                    fmt=fmt, dtype=dtype)
+        if fmt == "onnx":   # keeps the specs (and caches) of earlier versions valid
+            spec = {k: spec[k] for k in ("opset", "torch", "revision", "key", "fmt", "dtype")}
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
 
     def _model_path(self, sha: str, fmt: str) -> Path:
@@ -95,11 +123,13 @@ class ModelCache:
     def lookup(self, case: BlockCase, fmt: str = "onnx", dtype: str = "fp32") -> ExportedModel | None:
         index = self.root / "index" / self._spec_id(case, fmt, dtype)
         try:
-            sha = index.read_text().strip()
-        except OSError:
+            text = index.read_text().strip()
+            entry = json.loads(text) if text.startswith("{") else {"sha256": text}
+            sha, checks = entry["sha256"], tuple(entry.get("checks", ()))
+        except (OSError, ValueError, KeyError):
             return None
         path = self._model_path(sha, fmt)
-        return ExportedModel(case.key, path, sha, fmt) if path.exists() else None
+        return ExportedModel(case.key, path, sha, fmt, checks) if path.exists() else None
 
     def get(self, case: BlockCase, fmt: str = "onnx", dtype: str = "fp32") -> ExportedModel:
         """The case's model, exported now only if no earlier run did."""
@@ -107,17 +137,35 @@ class ModelCache:
         if found is not None:
             self.stats.reused += 1
             return found
-        if fmt != "onnx" or dtype != "fp32":
+        if dtype not in FORMATS.get(fmt, ()):
             raise ValueError(f"no exporter for format {fmt!r} and dtype {dtype!r}")
         t0 = time.perf_counter()
-        data = onnx_bytes(case)
+        checks: tuple[dict, ...] = ()
+        if fmt == "onnx":
+            data = onnx_bytes(case)
+        else:
+            from importlib.util import find_spec
+
+            from profiler.export_tflite import tflite_bytes
+            missing = [m for m in ("litert_torch", "ai_edge_quantizer", "ai_edge_litert",
+                                   "tflite_micro") if find_spec(m) is None]
+            if missing:
+                raise ExporterMissing(
+                    f"exporting TFLite models needs the controller's tflite extra (missing: "
+                    f"{', '.join(missing)}); install it with: pip install -e '.[tflite]'")
+            # int8 starts from the (cached) fp32 model: conversion is the slow part
+            float_model = self.get(case, fmt, "fp32").path.read_bytes() if dtype == "int8" \
+                else None
+            data, results = tflite_bytes(case, dtype, float_model)
+            checks = tuple(r.as_dict() for r in results)
         sha = hashlib.sha256(data).hexdigest()
         path = self._model_path(sha, fmt)
         _atomic_write(path, data)
-        _atomic_write(self.root / "index" / self._spec_id(case, fmt, dtype), sha.encode())
+        entry = json.dumps({"sha256": sha, "checks": list(checks)}) if checks else sha
+        _atomic_write(self.root / "index" / self._spec_id(case, fmt, dtype), entry.encode())
         self.stats.exported += 1
         self.stats.seconds += time.perf_counter() - t0
-        return ExportedModel(case.key, path, sha, fmt)
+        return ExportedModel(case.key, path, sha, fmt, checks)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

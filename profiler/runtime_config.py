@@ -10,8 +10,19 @@ from dataclasses import asdict, dataclass
 
 from agents.runtimes import RUNTIMES
 
-DTYPES = ("fp32",)
-MODEL_FORMATS = {"onnxruntime": "onnx", "bench-sleep": "onnx"}
+# runtime -> (model format, dtypes it can time, default provider/delegate)
+RUNTIME_SUPPORT = {
+    "onnxruntime": ("onnx", ("fp32",), ""),
+    "bench-sleep": ("onnx", ("fp32",), ""),
+    "litert": ("tflite", ("fp32", "int8"), "xnnpack"),
+    "tflite": ("tflite", ("fp32", "int8"), "xnnpack"),
+    "tflm": ("tflite", ("fp32", "int8"), "reference"),
+}
+DTYPES = ("fp32", "int8")
+MODEL_FORMATS = {name: fmt for name, (fmt, _, _) in RUNTIME_SUPPORT.items()}
+# which export check (profiler.export_tflite) speaks for a runtime's results
+CHECKED_BY = {"litert": "litert", "tflite": "litert", "tflm": "tflite-micro"}
+TFLITE_PROVIDERS = ("xnnpack", "none")   # or "delegate:<library.so>" (GPU, Hexagon, …)
 
 
 class RuntimeConfigError(ValueError):
@@ -31,13 +42,24 @@ class RuntimeConfig:
                                      f"{', '.join(RUNTIMES)}")
         if self.threads < 1:
             raise RuntimeConfigError(f"--threads must be at least 1, got {self.threads}")
-        if self.dtype not in DTYPES:
+        _, dtypes, default = RUNTIME_SUPPORT[self.name]
+        if self.dtype not in dtypes:
             raise RuntimeConfigError(f"dtype {self.dtype!r} is not supported for {self.name}; "
-                                     f"choose one of: {', '.join(DTYPES)}")
+                                     f"choose one of: {', '.join(dtypes)}")
+        if not self.provider and default:
+            # the default delegate is spelled out so that it is part of the LUT's identity
+            object.__setattr__(self, "provider", default)
+        if self.name in ("litert", "tflite") and not (
+                self.provider in TFLITE_PROVIDERS or self.provider.startswith("delegate:")):
+            raise RuntimeConfigError(
+                f"--provider {self.provider!r} is not a {self.name} delegate; use xnnpack, none "
+                f"(built-in kernels only) or delegate:<library.so> for an external delegate")
+        if self.name == "tflm" and self.threads != 1:
+            raise RuntimeConfigError("TFLite-Micro runs on one core: use --threads 1")
 
     @property
     def key(self) -> str:
-        """e.g. ``onnxruntime-fp32-t1`` (``-CUDAExecutionProvider`` appended for a provider)."""
+        """e.g. ``onnxruntime-fp32-t1``, ``litert-int8-t1-xnnpack``, ``tflm-int8-t1-reference``."""
         parts = [self.name, self.dtype, f"t{self.threads}"]
         if self.provider:
             parts.append(self.provider)
