@@ -10,6 +10,7 @@ import time
 
 from agents import AGENT_VERSION
 from agents.context import fingerprint, moment
+from agents.memory import RSSPeak
 from agents.protocol import emit, read_job
 from agents.runtimes import RUNTIMES, RuntimeUnavailable, get_runtime
 from agents.timing import TimingSettings, time_callable
@@ -31,17 +32,21 @@ def measure_case(runtime, case: dict, settings: dict, timing: TimingSettings) ->
     expected = case.get("sha256")
     if expected and _sha256(path) != expected:
         raise ValueError("model file is corrupted (checksum mismatch): " + path)
+    rss = RSSPeak()
+    rss.start()
     t0 = time.perf_counter()
     loaded = runtime.load(path, settings)
     init_ms = (time.perf_counter() - t0) * 1000
     t0 = time.perf_counter()
     loaded.run()
     first_ms = (time.perf_counter() - t0) * 1000
-    res = time_callable(loaded.run, timing)
+    memory = loaded.memory or {"peak_bytes": rss.peak_growth(), "method": rss.method}
+    res = time_callable(loaded.run, timing, clock=loaded.clock or time.perf_counter)
     return {"status": "ok", "init_ms": init_ms, "first_ms": first_ms, "batch": res.batch,
             "attempts": res.attempts, "converged": res.converged,
             "warmup_calls": res.warmup_calls, "sampling_s": res.sampling_s, "stats": res.stats,
-            "samples_ms": res.samples_ms, "inputs": loaded.inputs, "moment": moment()}
+            "samples_ms": res.samples_ms, "inputs": loaded.inputs, "moment": moment(),
+            "memory": memory, "details": loaded.details or {}}
 
 
 def run_job(job: dict, out=sys.stdout) -> int:

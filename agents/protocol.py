@@ -17,8 +17,11 @@ Events, in order::
     {"event": "result", "key": …, "status": "ok", "init_ms": …, "first_ms": …, "batch": …,
      "attempts": …, "converged": …, "warmup_calls": …, "sampling_s": …,
      "stats": {count, min, max, mean, std, median, p90, p95, p99, ci_lo, ci_hi, rel_ci, cv},
-     "samples_ms": [...], "moment": {freq_khz, temp_c}}
+     "samples_ms": [...], "moment": {freq_khz, temp_c},
+     "memory": {"peak_bytes": …, "method": "rss-growth" | "tflm-arena" | "mcu-arena"},
+     "details": {what the runtime really used: delegate, arena_bytes, …}}
     {"event": "result", "key": …, "status": "failed", "error": "one line"}
+    (runtime settings: see agents.runtimes; an MCU board's serial protocol: agents.mcu)
     {"event": "done", "measured": n, "failed": m}
 
 A job-level problem (unknown or missing runtime, unreadable job) is one

@@ -12,6 +12,9 @@ from typing import Callable, NamedTuple
 # name -> (module, pip package that provides it)
 RUNTIMES: dict[str, tuple[str, str]] = {
     "onnxruntime": ("agents.runtimes.onnxruntime_rt", "onnxruntime"),
+    "litert": ("agents.runtimes.litert_rt", "ai-edge-litert"),
+    "tflite": ("agents.runtimes.tflite_rt", "tflite-runtime 'numpy<2'"),
+    "tflm": ("agents.runtimes.tflm_rt", "tflite-micro (an MCU behind serial also needs pyserial)"),
     # a labelled stand-in that only sleeps: for benchmarks of the farm machinery, never LUTs
     "bench-sleep": ("agents.runtimes.bench_sleep_rt", "(built in)"),
 }
@@ -22,10 +25,17 @@ class RuntimeUnavailable(RuntimeError):
 
 
 class Loaded(NamedTuple):
-    """A model ready to run: ``run()`` makes one inference on pre-made inputs."""
+    """A model ready to run: ``run()`` makes one inference on pre-made inputs.
+
+    ``memory`` is the runtime's own peak-memory figure (``{"peak_bytes", "method"}``, e.g. a
+    TFLite-Micro arena) where it has one; otherwise the agent measures RSS growth. ``clock``
+    replaces the host's clock where the device times itself (an MCU's microsecond timer)."""
 
     run: Callable[[], object]
-    inputs: list[dict]   # name, shape, dtype of each input
+    inputs: list          # name, shape, dtype of each input
+    details: dict | None = None   # what the runtime really used (delegate, arena, …)
+    memory: dict | None = None
+    clock: Callable[[], float] | None = None
 
 
 def get_runtime(name: str):
@@ -37,4 +47,4 @@ def get_runtime(name: str):
         return importlib.import_module(module)
     except ImportError as exc:
         raise RuntimeUnavailable(f"runtime {name!r} is not installed on this device ({exc}); "
-                                 f"install it with: pip install {package}") from exc
+                                 f"install it with: pip install {package}") from None

@@ -1,0 +1,169 @@
+"""TFLite-Micro: the ``tflite-micro`` package's host interpreter, or a real MCU over serial.
+
+A microcontroller has no allocator, so a model runs in one tensor arena whose size the
+firmware fixes at build time. The smallest arena that lets the model run is found by
+bisection (TFLite-Micro fails cleanly when the arena is short) and reported as the block's
+peak memory: that is the number MCUNet's 256 KB / 512 KB budgets constrain. Settings:
+``arena_limit`` (bytes, default 64 MiB on the host) and, for a board, ``serial`` (the port)
+and ``baud`` (see agents.mcu).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from agents.runtimes import Loaded
+from agents.runtimes.tflite_common import random_input
+
+ARENA_ALIGN = 16
+HOST_ARENA_LIMIT = 64 << 20
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("tflite-micro")
+    except Exception:
+        return "unknown"
+
+
+class _QuietStderr:
+    """TFLite-Micro logs every failed allocation to fd 2; keep it for error messages only."""
+
+    def __enter__(self):
+        self.tmp = tempfile.TemporaryFile(mode="w+b")
+        self.saved = os.dup(2)
+        os.dup2(self.tmp.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc):
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        self.tmp.seek(0)
+        self.text = self.tmp.read().decode(errors="replace")
+        self.tmp.close()
+
+
+def explain(log: str, exc: Exception) -> str:
+    """TFLite-Micro's log + exception -> one line, naming an unsupported op where it is one."""
+    for line in log.splitlines():
+        if "Didn't find op for builtin opcode" in line or "unsupported" in line.lower():
+            return "unsupported op in TFLite-Micro: " + line.strip()[:200]
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+def smallest_arena(works, limit: int, start: int = 4096) -> int:
+    """Smallest ARENA_ALIGN multiple in [1, limit] for which ``works(size)`` holds (monotone).
+
+    Doubles from ``start`` to find a working size, then bisects; raises ValueError when even
+    ``limit`` does not work."""
+    lo, hi = 0, min(start, limit)
+    while not works(hi):
+        if hi >= limit:
+            raise ValueError(f"no tensor arena up to {limit} bytes lets TFLite-Micro run this model"
+                             )
+        lo, hi = hi, min(hi * 2, limit)
+    while hi - lo > ARENA_ALIGN:
+        mid = (lo + hi) // 2 // ARENA_ALIGN * ARENA_ALIGN
+        if mid <= lo:
+            break
+        if works(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def info(settings: dict) -> dict:
+    if settings.get("serial"):
+        from agents.mcu.harness import board_info
+        return board_info(settings)
+    from tflite_micro import runtime  # noqa: F401 - fails here when it is not installed
+    return {"name": "tflm", "version": _version(), "target": "host interpreter",
+            "kernels": "reference", "threads": 1}
+
+
+def _host_interpreter(data: bytes, arena: int):
+    from tflite_micro import runtime
+
+    it = runtime.Interpreter.from_bytes(data, arena_size=arena)
+    rng = np.random.default_rng(0)
+    d = it.get_input_details(0)     # lutfarm's cases have one input
+    shape = [int(s) for s in d["shape"]]
+    it.set_input(random_input(shape, d["dtype"], rng), 0)
+    it.invoke()
+    return it, [{"name": "input0", "shape": shape, "dtype": np.dtype(d["dtype"]).name}]
+
+
+def probe_arena(data: bytes, size: int) -> str | None:
+    """None if the model runs in an arena of ``size`` bytes, else TFLite-Micro's reason.
+
+    Each try runs in a forked child: after one failed allocation the host interpreter can
+    crash on the next one in the same process (seen with tflite-micro 0.dev2026), and a
+    child's crash only means "no"."""
+    if not hasattr(os, "fork"):
+        return _try_arena(data, size)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:                           # child: try, report, leave without cleanup
+        os.close(read_fd)
+        try:
+            message = _try_arena(data, size) or ""
+            os.write(write_fd, message.encode()[:4000])
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        message = pipe.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return f"TFLite-Micro crashed (signal {os.WTERMSIG(status)}) with an arena of {size} bytes"
+    return message or None
+
+
+def _try_arena(data: bytes, size: int) -> str | None:
+    with _QuietStderr() as quiet:
+        try:
+            _host_interpreter(data, size)
+            return None
+        except Exception as exc:
+            failure = exc
+    return explain(quiet.text, failure)
+
+
+def find_arena(data: bytes, limit: int) -> int:
+    """The smallest working arena (bytes), or ValueError naming an unsupported op or the limit."""
+    errors = []
+
+    def works(size: int) -> bool:
+        error = probe_arena(data, size)
+        if error is None:
+            return True
+        errors.append(error)
+        if error.startswith("unsupported op"):
+            raise ValueError(error)
+        return False
+
+    try:
+        return smallest_arena(works, limit)
+    except ValueError as exc:
+        if str(exc).startswith("unsupported op"):
+            raise
+        raise ValueError("{} (last error: {}); raise the device's arena_limit if it has the "
+                         "memory".format(exc, errors[-1] if errors else "none")) from None
+
+
+def load(path: str, settings: dict) -> Loaded:
+    if settings.get("serial"):
+        from agents.mcu.harness import load_on_board
+        return load_on_board(path, settings)
+    with open(path, "rb") as f:
+        data = f.read()
+    arena = find_arena(data, int(settings.get("arena_limit") or HOST_ARENA_LIMIT))
+    with _QuietStderr():
+        it, described = _host_interpreter(data, arena)
+    return Loaded(it.invoke, described, details={"arena_bytes": arena, "kernels": "reference"},
+                  memory={"peak_bytes": arena, "method": "tflm-arena"})
