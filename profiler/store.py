@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APP_ID = "lutfarm"
 
 _SCHEMA = """
@@ -37,13 +37,19 @@ CREATE TABLE measurements (
     init_ms REAL, first_ms REAL, batch INTEGER, attempts INTEGER, converged INTEGER,
     count INTEGER, min_ms REAL, max_ms REAL, mean_ms REAL, std_ms REAL, median_ms REAL,
     p90_ms REAL, p95_ms REAL, p99_ms REAL, ci_lo_ms REAL, ci_hi_ms REAL, rel_ci REAL, cv REAL,
-    sampling_s REAL, samples TEXT, extra TEXT);
+    sampling_s REAL, samples TEXT, extra TEXT, peak_mem_bytes INTEGER, mem_method TEXT);
 CREATE TABLE reports (
     id INTEGER PRIMARY KEY, created REAL NOT NULL, target TEXT NOT NULL, runtime TEXT NOT NULL,
     kind TEXT NOT NULL, report TEXT NOT NULL);
 CREATE INDEX measurements_lookup ON measurements (device, runtime, status, case_key);
 CREATE INDEX measurements_kind ON measurements (kind, runtime, status, case_key);
 """
+
+# schema version -> the statements that bring a store of the version before it up to it
+_MIGRATIONS = {
+    2: ["ALTER TABLE measurements ADD COLUMN peak_mem_bytes INTEGER",
+        "ALTER TABLE measurements ADD COLUMN mem_method TEXT"],
+}
 
 
 class StoreError(RuntimeError):
@@ -85,6 +91,8 @@ class Measurement:
     sampling_s: float | None = None
     samples: list[float] | None = None
     extra: dict | None = None        # inputs, per-case frequencies/temperatures, …
+    peak_mem_bytes: int | None = None  # RSS growth, or a TFLite-Micro arena (mem_method says)
+    mem_method: str | None = None
     id: int | None = None
 
     @classmethod
@@ -104,7 +112,10 @@ class Measurement:
                 setattr(m, f"{name}_ms", st[name])
             m.samples = event["samples_ms"]
             m.extra = {"inputs": event.get("inputs"), "moment": event.get("moment"),
-                       "warmup_calls": event.get("warmup_calls")}
+                       "warmup_calls": event.get("warmup_calls"),
+                       "details": event.get("details") or {}}
+            memory = event.get("memory") or {}
+            m.peak_mem_bytes, m.mem_method = memory.get("peak_bytes"), memory.get("method")
         return m
 
 
@@ -158,8 +169,15 @@ class Store:
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path} has store schema v{version}, newer than this lutfarm "
                              f"(v{SCHEMA_VERSION}); upgrade lutfarm to read it")
-        if version < SCHEMA_VERSION:  # no older schema exists yet; migrations go here
+        if version < 1:
             raise StoreError(f"{self.path} has unknown store schema v{version}")
+        if version < SCHEMA_VERSION:   # migrate in place, one version at a time, atomically
+            with self.conn:
+                for v in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[v]:
+                        self.conn.execute(statement)
+                self.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                                  (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         with self._lock:

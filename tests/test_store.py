@@ -2,7 +2,7 @@ import sqlite3
 
 import pytest
 
-from profiler.store import SCHEMA_VERSION, Measurement, Store, StoreError
+from profiler.store import _SCHEMA, SCHEMA_VERSION, Measurement, Store, StoreError
 
 
 def test_new_store_is_wal_and_versioned(tmp_path):
@@ -53,3 +53,26 @@ def test_a_newer_schema_is_refused_with_the_fix(tmp_path):
     con.close()
     with pytest.raises(StoreError, match=f"schema v{SCHEMA_VERSION + 1}, newer .* upgrade lutfarm"):
         Store(path)
+
+
+def test_a_v1_store_is_migrated_in_place_and_keeps_its_measurements(tmp_path):
+    """Stores written before peak memory existed open, gain the columns, lose nothing."""
+    path = tmp_path / "v1.db"
+    con = sqlite3.connect(path)
+    v1_schema = _SCHEMA.replace(", peak_mem_bytes INTEGER, mem_method TEXT", "")
+    assert v1_schema != _SCHEMA
+    con.executescript(v1_schema)
+    con.executemany("INSERT INTO meta VALUES (?, ?)", [("app", "lutfarm"), ("schema_version", "1")])
+    con.execute("INSERT INTO measurements (device, runtime, case_key, status, created, median_ms)"
+                " VALUES ('local', 'onnxruntime-fp32-t1', 'Skip_H8_W8_Cin64_Cout64_stride1', 'ok', 1.0, 0.5)")
+    con.commit()
+    con.close()
+    with Store(path) as store:
+        old = store.latest("local", "onnxruntime-fp32-t1")
+        assert old["Skip_H8_W8_Cin64_Cout64_stride1"].median_ms == 0.5
+        assert old["Skip_H8_W8_Cin64_Cout64_stride1"].peak_mem_bytes is None
+        store.add(Measurement("local", "onnxruntime-fp32-t1", "k", "ok", created=2.0,
+                              median_ms=1.0, peak_mem_bytes=4096, mem_method="rss-growth"))
+        assert store.latest("local", "onnxruntime-fp32-t1")["k"].peak_mem_bytes == 4096
+    meta = dict(sqlite3.connect(path).execute("SELECT key, value FROM meta").fetchall())
+    assert meta["schema_version"] == str(SCHEMA_VERSION)
