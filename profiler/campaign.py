@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 from agents.timing import TimingSettings
 from profiler.devices import Device
-from profiler.export import ExportedModel, ModelCache
+from profiler.export import ExportedModel, ExportError, ModelCache
 from profiler.lock import STALE_S, LockHeld, owner_info
-from profiler.runtime_config import RuntimeConfig
+from profiler.runtime_config import CHECKED_BY, RuntimeConfig
 from profiler.ssh import TRANSIENT_ERRORS, AuthError, DeviceError, HostKeyError
 from profiler.store import Measurement, Store
 from profiler.transport import AgentDied, CaseTimeout, transport_for
@@ -77,6 +77,7 @@ class CampaignSummary:
     device_errors: dict[str, str] = field(default_factory=dict)   # devices given up, and why
     uploaded_bytes: int = 0
     drift: list[str] = field(default_factory=list)   # drift-guard warnings on resume
+    check_flags: list[str] = field(default_factory=list)  # timed models that compute wrongly
 
     def as_dict(self) -> dict:
         q = _quartiles
@@ -88,7 +89,7 @@ class CampaignSummary:
                 "rel_ci_quartiles": q(self.rel_cis), "not_converged": self.not_converged,
                 "interrupted": self.interrupted, "per_device": self.per_device,
                 "device_errors": self.device_errors, "uploaded_bytes": self.uploaded_bytes,
-                "drift": self.drift}
+                "drift": self.drift, "check_flags": self.check_flags}
 
 
 def _quartiles(values: list[float]) -> list[float] | None:
@@ -207,7 +208,13 @@ def run_farm(store: Store, layout: FBNetLayout, devices: list[Device], runtime: 
         progress.phase("export", len(todo))
         models: dict[str, ExportedModel] = {}
         for key, case in todo.items():
-            models[key] = cache.get(case, runtime.model_format, runtime.dtype)
+            try:
+                models[key] = cache.get(case, runtime.model_format, runtime.dtype)
+            except ExportError as exc:      # this case only: say why, measure the others
+                for r in runs:
+                    r.unexportable(key, str(exc))
+                progress.advance(key, "failed")
+                continue
             progress.advance(key, "exported")
         progress.phase("measure", sum(len(r.todo) for r in runs))
         threads += [t for r in runs for t in r.start(models)]
@@ -379,7 +386,8 @@ class _KindRun:
         runtime = RuntimeConfig(self.runtime.name, device.threads or self.runtime.threads,
                                 self.runtime.dtype, self.runtime.provider)
         return {"job_id": f"c{self.summary.campaign_id}-{device.name}{suffix}",
-                "runtime": runtime.agent_settings(device.affinity),
+                "runtime": dict(runtime.agent_settings(device.affinity),
+                                **device.runtime_settings()),
                 "timing": self.timing.to_dict(),
                 "cases": [{"key": k, "model": transport.model_path(self.models[k]),
                            "sha256": self.models[k].sha256} for k in keys]}
@@ -398,11 +406,13 @@ class _KindRun:
                 if kind == "hello":
                     context_id = self.store.add_context(device.name, event["context"])
                 elif kind == "result" and event["key"] in pending:
+                    model = self.models[event["key"]]
                     m = Measurement.from_event(event, device.name, self.runtime.key,
                                                kind=self.kind,
                                                campaign_id=self.summary.campaign_id,
                                                context_id=context_id,
-                                               model_sha256=self.models[event["key"]].sha256)
+                                               model_sha256=model.sha256)
+                    self._flag_check(m, model)
                     self._record(m)
                     del pending[event["key"]]
                     self.queue.done([m.case_key])
@@ -428,6 +438,29 @@ class _KindRun:
         except BaseException:
             self.queue.give_back(list(pending))
             raise
+
+    def _flag_check(self, m: Measurement, model: ExportedModel) -> None:
+        """A model this runtime computes differently from torch is timed but flagged."""
+        bad = model.failed_check(CHECKED_BY.get(self.runtime.name, ""))
+        if bad and m.status == "ok":
+            m.extra = dict(m.extra or {}, check=bad)
+            with self.lock:
+                self.summary.check_flags.append(
+                    f"{m.case_key}: outputs differ from torch in {bad['runtime']} "
+                    f"(error {bad['error']:.3g} > {bad['tolerance']:.3g}"
+                    + (f"; {bad['message']}" if bad.get("message") else "") + ")")
+
+    def unexportable(self, key: str, error: str) -> None:
+        """A case the controller could not turn into a model: failed, the rest goes on."""
+        self.references.pop(key, None)
+        with self.queue.cond:
+            if key not in self.queue.pending:
+                return
+            self.queue.pending.remove(key)
+        self.todo = [c for c in self.todo if c.key != key]
+        self._record(Measurement(self.kind, self.runtime.key, key, "failed", error=error,
+                                 kind=self.kind, campaign_id=self.summary.campaign_id,
+                                 created=time.time()))
 
     def _fail(self, device: Device, key: str, error: str) -> None:
         self._record(Measurement(device.name, self.runtime.key, key, "failed", error=error,

@@ -32,7 +32,19 @@ class Device:
     threads: int | None = None               # overrides --threads for this device
     affinity: tuple[int, ...] | None = None  # CPUs the agent pins itself to
     workdir: str = "lutfarm"                 # on the device; relative = under the login's home
+    serial: str = ""                         # an MCU's port on this host (agents.mcu protocol)
+    baud: int = 115200
+    arena_limit: int | None = None           # largest TFLite-Micro arena to try, bytes
     line: int = 0                            # where the inventory defines it
+
+    def runtime_settings(self) -> dict:
+        """Settings this device adds to every agent job's ``runtime`` object."""
+        out: dict = {}
+        if self.serial:
+            out.update(serial=self.serial, baud=self.baud)
+        if self.arena_limit:
+            out["arena_limit"] = self.arena_limit
+        return out
 
     @property
     def address(self) -> str:

@@ -18,6 +18,14 @@ Example::
     affinity = [0, 1, 2, 3]
     workdir = "lutfarm"             # relative paths are under the login's home
 
+    [[devices]]                     # a microcontroller behind a host's USB serial port
+    name = "f746-1"
+    host = "10.0.0.20"              # the host the board is plugged into
+    kind = "stm32f746"
+    runtimes = ["tflm"]
+    serial = "/dev/ttyACM0"         # the firmware speaks agents.mcu's harness protocol
+    baud = 921600
+
 Every problem is reported with its line, all at once, so a farm file is fixed in one pass.
 """
 
@@ -38,7 +46,8 @@ except ModuleNotFoundError:  # Python 3.10
 KEYS = {
     "name": str, "host": str, "port": int, "user": str, "key_file": str, "known_hosts": str,
     "kind": str, "tags": list, "python": str, "runtimes": list, "threads": int,
-    "affinity": list, "workdir": str, "transport": str,
+    "affinity": list, "workdir": str, "transport": str, "serial": str, "baud": int,
+    "arena_limit": int,
 }
 DEFAULTS = {"port": 22, "python": "python3", "runtimes": ["onnxruntime"], "workdir": "lutfarm",
             "known_hosts": "~/.ssh/known_hosts", "transport": "ssh", "key_file": "", "tags": []}
@@ -139,6 +148,8 @@ def _check_fields(entry: dict, lines: list[str], start: int, where: str, require
 def _check_value(key: str, value) -> list[str]:
     if key == "port" and not 0 < value < 65536:
         return [f"port {value} is outside 1-65535"]
+    if key in ("baud", "arena_limit") and value < 1:
+        return [f"{key} must be positive, got {value}"]
     if key == "threads" and value < 1:
         return [f"threads must be at least 1, got {value}"]
     if key == "name" and not NAME_RE.match(value):
@@ -163,4 +174,5 @@ def _device(d: dict, line: int) -> Device:
                   known_hosts=os.path.expanduser(d["known_hosts"]), tags=tuple(d["tags"]),
                   python=d["python"], runtimes=tuple(d["runtimes"]), threads=d.get("threads"),
                   affinity=tuple(d["affinity"]) if d.get("affinity") else None,
-                  workdir=d["workdir"], line=line)
+                  workdir=d["workdir"], serial=d.get("serial", ""), baud=d.get("baud", 115200),
+                  arena_limit=d.get("arena_limit"), line=line)

@@ -20,7 +20,10 @@ from profiler.devices import Device
 from profiler.export import default_cache_dir
 from profiler.ssh import DeviceError, SSHSession
 
-RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime"}
+# what a device's venv needs per runtime (tflite-runtime's last release needs numpy 1)
+RUNTIME_PACKAGES = {"onnxruntime": ["onnxruntime"], "litert": ["ai-edge-litert"],
+                    "tflite": ["tflite-runtime"], "tflm": ["tflite-micro", "pyserial"],
+                    "bench-sleep": []}
 MANYLINUX = ("manylinux_2_28", "manylinux_2_27", "manylinux_2_17", "manylinux2014")
 
 
@@ -72,7 +75,8 @@ def provision(device: Device, wheel_cache: Path | None = None) -> ProvisionRepor
             raise DeviceError(f"{device.name}: {device.python} cannot run the agent; is it "
                               f"Python >= 3.8?")
         report.platform = f"{base['python_tag']}-{base['machine']}"
-        packages = ["numpy"] + [RUNTIME_PACKAGES[r] for r in device.runtimes]
+        numpy = "numpy<2" if "tflite" in device.runtimes else "numpy"
+        packages = [numpy] + [p for r in device.runtimes for p in RUNTIME_PACKAGES[r]]
         venv_python = f"{workdir}/venv/bin/python"
         if session.size(venv_python) is not None:
             info = _describe(session, venv_python, workdir)

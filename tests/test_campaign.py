@@ -136,3 +136,30 @@ def test_kill_9_of_the_controller_loses_nothing(tmp_path, cache_dir):
     summary = json.loads(done.stdout)
     assert summary["skipped"] == before
     assert summary["measured"] + summary["skipped"] == summary["planned"] > before
+
+
+class _OneCaseUnconvertible(ModelCache):
+    """A converter that fails on one case (converter failures cannot be provoked on demand
+    with lutfarm's own blocks, which all convert); everything else is the real cache."""
+
+    bad = ""
+
+    def get(self, case, fmt="onnx", dtype="fp32"):
+        from profiler.export import ExportError
+
+        if case.key == self.bad:
+            raise ExportError(f"{case.key}: litert-torch cannot convert it: aten.foo not lowered")
+        return super().get(case, fmt, dtype)
+
+
+def test_a_case_that_cannot_be_exported_fails_alone(tmp_path, cache_dir, cifar):
+    cache = _OneCaseUnconvertible(cache_dir)
+    keys = [c.key for c in cifar.unique_cases()[:3]]
+    cache.bad = keys[1]
+    with Store(tmp_path / "s.db") as store:
+        summary = run_campaign(store, cifar, LOCAL, RuntimeConfig(), FAST, cache,
+                               only=",".join(keys))
+        assert summary.measured == 2
+        assert summary.failed == [(keys[1], f"{keys[1]}: litert-torch cannot convert it: "
+                                            f"aten.foo not lowered")]
+        assert store.measured_keys("local", "onnxruntime-fp32-t1") == {keys[0], keys[2]}

@@ -96,3 +96,22 @@ def test_unreadable_inventories(tmp_path):
         load_inventory(write(tmp_path, "[[devices]\nname="))
     with pytest.raises(InventoryError, match="no \\[\\[devices\\]\\] entries"):
         load_inventory(write(tmp_path, "[defaults]\nuser = 'x'\n"))
+
+
+def test_an_mcu_behind_a_host_gets_its_port_into_every_job(tmp_path):
+    devices = load_inventory(write(tmp_path, GOOD + """
+[[devices]]
+name = "f746-1"
+host = "10.0.0.20"
+kind = "stm32f746"
+runtimes = ["tflm"]
+serial = "/dev/ttyACM0"
+baud = 921600
+arena_limit = 327680
+"""))
+    mcu = devices[-1]
+    assert mcu.runtime_settings() == {"serial": "/dev/ttyACM0", "baud": 921600,
+                                      "arena_limit": 327680}
+    assert devices[0].runtime_settings() == {}
+    with pytest.raises(InventoryError, match="baud must be positive"):
+        load_inventory(write(tmp_path, GOOD.replace('threads = 4', 'baud = 0')))
