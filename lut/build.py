@@ -39,7 +39,11 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
     meta = {"source": f"lutfarm store {store.path}", "created": time.time(),
             "overhead_case": lay.overhead_case().key,
             "context": store.context(contexts[-1]) if contexts else {},
-            "missing": [k for k in keys if k not in rows]}
+            "missing": [k for k in keys if k not in rows],
+            "memory_method": next((m.mem_method for m in rows.values() if m.mem_method), None)}
+    flagged = sorted(k for k, m in rows.items() if (m.extra or {}).get("check"))
+    if flagged:   # timed, but the runtime computes them differently from torch
+        meta["check_failed"] = flagged
     report = store.latest_report(device, runtime, "validation")
     if report and report.get("layout") == lay.name:
         meta["validation"] = report   # every exported LUT says how accurate its sums are

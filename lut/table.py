@@ -8,7 +8,7 @@ from spaces import get_layout
 from spaces.fbnet import FBNetLayout
 
 # Optional per-case columns a LUT may carry next to its latency, in file order.
-EXTRA_COLUMNS = ("std_ms", "ci_lo_ms", "ci_hi_ms", "count", "cv")
+EXTRA_COLUMNS = ("std_ms", "ci_lo_ms", "ci_hi_ms", "count", "cv", "peak_mem_bytes")
 
 
 class LUTError(ValueError):
@@ -43,6 +43,11 @@ class LUT:
     def missing_cases(self) -> list[str]:
         """Cases of the layout this LUT cannot price."""
         return [c.key for c in self.layout.unique_cases() if c.key not in self.latency_ms]
+
+    def peak_mem_bytes(self) -> dict[str, int]:
+        """Per-case peak memory where measured (``meta["memory_method"]`` says which kind)."""
+        return {k: int(e["peak_mem_bytes"]) for k, e in self.extra.items()
+                if e.get("peak_mem_bytes") is not None}
 
     @property
     def overhead_ms(self) -> float | None:

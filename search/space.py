@@ -78,3 +78,36 @@ def params(layout: FBNetLayout) -> AdditiveMetric:
 def lut_latency(table) -> AdditiveMetric:
     """A LatencyTable as a search metric (milliseconds)."""
     return AdditiveMetric(table.matrix, table.fixed_ms, f"{table.lut.device} ms")
+
+
+@dataclass
+class PeakMetric:
+    """metric(arch) = max(fixed, max_l table[l, arch[l]]): a network's peak memory as the
+    largest block peak, since blocks run one after another and only the tensor between two
+    blocks outlives them (MCUNet's per-layer peak; whole-network arena planning may differ
+    by the runtime's persistent buffers)."""
+
+    table: np.ndarray
+    fixed: float = 0.0
+    name: str = ""
+
+    def __call__(self, archs) -> np.ndarray:
+        a = np.asarray(archs)
+        return np.maximum(self.table[np.arange(self.table.shape[0]), a].max(axis=1), self.fixed)
+
+
+def lut_peak_memory(lut) -> PeakMetric:
+    """The LUT's per-block peak memory (KiB) as a search constraint; needs every case's."""
+    from lut.table import LUTError
+
+    mem = lut.peak_mem_bytes()
+    layout = lut.layout
+    missing = [c.key for row in layout.choice_cases() for c in row if c.key not in mem]
+    missing += [c.key for c in layout.fixed_cases() if c.key not in mem]
+    if missing:
+        raise LUTError(f"the LUT has no peak memory for {len(missing)} cases (e.g. {missing[0]}); "
+                       f"profile them again with this lutfarm to record memory")
+    table = np.array([[mem[c.key] / 1024 for c in row] for row in layout.choice_cases()], float)
+    fixed = max(mem[c.key] for c in layout.fixed_cases()) / 1024
+    method = lut.meta.get("memory_method") or "memory"
+    return PeakMetric(table, float(fixed), f"peak KiB ({method})")

@@ -8,7 +8,7 @@ import pytest
 from lut import LatencyTable, LUTError, LUTFileError, build_lut, load_lut, save_lut
 from profiler.runtime_config import RuntimeConfig
 from profiler.store import Store
-from spaces import ArchError
+from spaces import OPS, ArchError
 
 RT = RuntimeConfig().key
 
@@ -99,3 +99,58 @@ def test_truncated_and_foreign_files_are_refused(lut, tmp_path):
 def test_build_names_what_the_store_has(measured_db):
     with Store(measured_db) as store, pytest.raises(LUTError, match="it has: --device local"):
         build_lut(store, "pi4", RT)
+
+
+def test_compare_two_luts_finds_ratios_and_reranked_layers(lut, tmp_path):
+    """Our measured LUT against HW-NAS-Bench's raspi4 table of the same layout (CLI too)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from lut import import_hwnasbench
+    from lut.compare import compare_luts
+    from lut.hwnasbench import BUNDLED
+    from lutfarm.cli import cli
+
+    raspi = import_hwnasbench(BUNDLED, "raspi4", "cifar")
+    cmp = compare_luts(lut, raspi)
+    shared = set(lut.latency_ms) & set(raspi.latency_ms)
+    assert set(cmp.ratios) == {k for k in shared if lut.latency_ms[k] > 0 and raspi.latency_ms[k] > 0}
+    key = next(iter(cmp.ratios))
+    assert cmp.ratios[key] == pytest.approx(raspi.latency_ms[key] / lut.latency_ms[key])
+    assert len(cmp.layers) == 22 and -1 <= cmp.spearman <= 1
+    for lr in cmp.layers:   # each order is the ops sorted by that side's latency
+        for side, order in ((lut, lr.order_a), (raspi, lr.order_b)):
+            t = {OPS[j].name: side.latency_ms[c.key]
+                 for j, c in enumerate(lut.layout.choice_cases()[lr.layer])}
+            assert [t[name] for name in order] == sorted(t.values())
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    save_lut(lut, a)
+    save_lut(raspi, b)
+    res = CliRunner().invoke(cli, ["lut", "compare", str(a), str(b), "--json",
+                                   "--plot", str(tmp_path / "cmp.png")])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["spearman"] == pytest.approx(cmp.spearman)
+    assert d["layers_fastest_differs"] == [lr.layer for lr in cmp.layers if lr.fastest_differs]
+    assert (tmp_path / "cmp.png").stat().st_size > 1000
+    res = CliRunner().invoke(cli, ["lut", "compare", str(a), str(b)])
+    assert res.exit_code == 0 and "layers whose fastest op differs" in res.output
+
+
+def test_compare_refuses_luts_of_different_layouts(lut):
+    from lut import import_hwnasbench
+    from lut.compare import compare_luts
+    from lut.hwnasbench import BUNDLED
+
+    with pytest.raises(LUTError, match="different layouts"):
+        compare_luts(lut, import_hwnasbench(BUNDLED, "raspi4", "imagenet"))
+
+
+def test_peak_memory_column_round_trips(lut, tmp_path):
+    assert lut.meta["memory_method"] == "rss-growth"
+    mem = lut.peak_mem_bytes()
+    assert mem and all(v >= 0 for v in mem.values())
+    path = save_lut(lut, tmp_path / "m.csv")
+    assert "peak_mem_bytes" in path.read_text().splitlines()[1]
+    assert load_lut(path).peak_mem_bytes() == mem

@@ -254,3 +254,43 @@ def test_measured_width_variants_replace_the_stand_in(tmp_path, measured_db, cac
     half = dc_replace(slot.case(0), cin=96, cout=96)
     assert t[19, 0, 0, 0] == lut.latency_ms[half.key]
     assert counts["measured"] > 0
+
+
+def test_evolve_under_a_peak_memory_budget(tmp_path):
+    """MCUNet-style: the largest block's memory must fit. The LUT's memory column here is
+    each block's activation bytes at int8 (in + expanded + out), written into a HW-NAS-Bench
+    LUT."""
+    from click.testing import CliRunner
+
+    from lut import save_lut
+    from lutfarm.cli import cli
+    from search.space import lut_peak_memory
+
+    lut = import_hwnasbench(BUNDLED, "raspi4", "cifar")
+    cases = {c.key: c for row in lut.layout.choice_cases() for c in row}
+    cases.update({c.key: c for c in lut.layout.fixed_cases()})
+
+    def act_bytes(c):
+        n, ch, h, w = c.input_shape if len(c.input_shape) == 4 else (*c.input_shape, 1, 1)
+        s = c.stride or 1
+        return ch * h * w * (1 + (c.exp or 0)) + c.cout * max(h // s, 1) * max(w // s, 1)
+
+    for key, c in cases.items():
+        lut.extra.setdefault(key, {})["peak_mem_bytes"] = act_bytes(c)
+    lut.meta["memory_method"] = "test: activation bytes"
+    path = save_lut(lut, tmp_path / "mem.csv")
+    memory = lut_peak_memory(lut)
+    free = json.loads(CliRunner().invoke(cli, ["search", "evolve", "--lut", str(path),
+                                               "--budget-ms", "1000", "--generations", "30",
+                                               "--json"]).stdout)
+    unconstrained_kb = float(memory(np.array([free["arch"]]))[0])
+    smallest_kb = max(memory.fixed, memory.table.min(axis=1).max())   # best achievable
+    assert unconstrained_kb > smallest_kb, "the free winner must need more than the minimum"
+    limit = (smallest_kb + unconstrained_kb) / 2
+    res = CliRunner().invoke(cli, ["search", "evolve", "--lut", str(path), "--budget-ms", "1000",
+                                   "--generations", "30", "--max-memory-kb", str(limit), "--json"])
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.stdout)
+    by_hand = max(act_bytes(c) for c in lut.layout.arch_cases(got["arch"])) / 1024
+    assert got["peak_memory_kb"] == pytest.approx(by_hand) and by_hand <= limit
+    assert got["mmacs"] < free["mmacs"]            # the budget binds: a smaller network wins

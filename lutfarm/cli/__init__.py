@@ -10,6 +10,7 @@ from lut import LUTError, LUTFileError
 from predictors.persistence import PredictorError
 from profiler.campaign import CampaignError
 from profiler.devices import UnknownDeviceError
+from profiler.export import ExporterMissing
 from profiler.inventory import InventoryError
 from profiler.runtime_config import RuntimeConfigError
 from profiler.ssh import DeviceError
@@ -21,7 +22,7 @@ from spaces import ArchError, CaseKeyError, UnknownSpaceError
 # Errors that mean "the user's input is wrong": one line, exit status 2, no traceback.
 USER_ERRORS = (LUTError, LUTFileError, CampaignError, UnknownDeviceError, RuntimeConfigError,
                StoreError, ArchError, CaseKeyError, UnknownSpaceError, InventoryError,
-               DeviceError, SearchError, NB201Error, PredictorError)
+               DeviceError, SearchError, NB201Error, PredictorError, ExporterMissing)
 
 
 class Lutfarm(click.Group):

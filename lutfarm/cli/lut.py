@@ -209,3 +209,30 @@ def repeat_cmd(device, inventory, runtime_config, db, layout, only, as_json):
     click.echo(f"{r.cases} cases measured twice: median |Δ|/median {r.median_rel_diff:.2%}, "
                f"p90 {r.p90_rel_diff:.2%}, Spearman {r.spearman:.4f}, Kendall {r.kendall:.4f}; "
                f"{len(r.flagged)} unreliable cases measured a third time")
+
+
+@lut.command("compare")
+@click.argument("a_path", metavar="A", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("b_path", metavar="B", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--top", type=int, default=10, show_default=True,
+              help="cases to list at each end of the B/A ratio")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="write a log-log scatter of the per-case latencies (PNG)")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def compare_cmd(a_path, b_path, top, plot_path, as_json):
+    """Two LUTs of one layout (e.g. two runtimes): per-case ratios B/A and the layers whose
+    op ranking differs, which is what makes a searched architecture hardware-specific."""
+    from lut.compare import compare_luts, plot_comparison
+    from lutfarm.cli.output import comparison_tables
+
+    a, b = load_lut(a_path), load_lut(b_path)
+    cmp = compare_luts(a, b)
+    if plot_path:
+        plot_comparison(cmp, a, b, plot_path)
+    if as_json:
+        click.echo(json.dumps(cmp.as_dict()))
+        return
+    for table in comparison_tables(cmp, top):
+        out.print(table)
+    if plot_path:
+        err.print(f"plot: {plot_path}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from agents.runtimes import RUNTIMES
-from profiler.runtime_config import RuntimeConfig
+from profiler.runtime_config import DTYPES, RuntimeConfig
 from profiler.store import default_db_path
 
 
@@ -22,10 +22,14 @@ def runtime_options(f):
     @click.option("--runtime", default="onnxruntime", show_default=True,
                   help=f"runtime that runs the blocks ({', '.join(RUNTIMES)})")
     @click.option("--threads", type=int, default=1, show_default=True, help="runtime threads")
-    @click.option("--provider", default="", help="execution provider / delegate (default: CPU)")
+    @click.option("--dtype", type=click.Choice(DTYPES), default="fp32", show_default=True,
+                  help="model precision: fp32, or full-integer int8 (TFLite runtimes)")
+    @click.option("--provider", default="",
+                  help="execution provider / delegate: an ORT provider name (default CPU); for "
+                       "litert/tflite xnnpack (default), none, delegate:<library.so>")
     @functools.wraps(f)
-    def wrapper(*args, runtime, threads, provider, **kwargs):
-        return f(*args, runtime_config=RuntimeConfig(runtime, threads, "fp32", provider), **kwargs)
+    def wrapper(*args, runtime, threads, dtype, provider, **kwargs):
+        return f(*args, runtime_config=RuntimeConfig(runtime, threads, dtype, provider), **kwargs)
     return wrapper
 
 

@@ -71,6 +71,10 @@ def campaign_table(s: campaign.CampaignSummary) -> Table:
         t.add_row(f"[red]device {device} given up", why)
     for warning in s.drift:
         t.add_row("[yellow]drift guard", f"[yellow]{warning}")
+    for flag in s.check_flags[:5]:
+        t.add_row("[yellow]timed, but computes wrongly", f"[yellow]{flag}")
+    if len(s.check_flags) > 5:
+        t.add_row("[yellow]timed, but computes wrongly", f"… {len(s.check_flags) - 5} more")
     if s.uploaded_bytes:
         t.add_row("uploaded to devices", f"{s.uploaded_bytes / 1e6:.2f} MB")
     if s.sampling_s:
@@ -141,3 +145,41 @@ def validation_table(report) -> Table:
         t.caption = (f"fusion test: {len(fused)} of {len(report.fusion)} adjacent pairs fused "
                      f"(T1+T2−T12 > 0.5·min(T1,T2), per-call overhead removed)")
     return t
+
+
+def comparison_tables(cmp, top: int = 10) -> list[Table]:
+    """``lut compare``: the overall agreement, the extreme ratios, the layers that re-rank."""
+    d = cmp.as_dict()
+    head = Table(title=f"A = {cmp.a}   B = {cmp.b}", show_header=False)
+    head.add_row("cases in both", str(d["cases"]))
+    head.add_row("B / A per case: min / median / max",
+                 f"{d['ratio_min']:.3g} / {d['ratio_median']:.3g} / {d['ratio_max']:.3g}")
+    head.add_row("rank agreement of cases", f"Spearman {cmp.spearman:.3f}, "
+                                            f"Kendall {cmp.kendall:.3f}")
+    changed = d["layers_fastest_differs"]
+    head.add_row("layers whose fastest op differs",
+                 f"{len(changed)} of {len(cmp.layers)}" + (f": {changed}" if changed else ""))
+    if cmp.memory_ratios:
+        m = np.array(list(cmp.memory_ratios.values()))
+        head.add_row("peak memory B / A: min / median / max",
+                     f"{m.min():.3g} / {np.median(m):.3g} / {m.max():.3g}")
+    if cmp.only_a or cmp.only_b:
+        head.add_row("only in A / only in B", f"{len(cmp.only_a)} / {len(cmp.only_b)}")
+    ratios = sorted(cmp.ratios.items(), key=lambda kv: kv[1])
+    ends = Table(title=f"cases at each end of B / A (top {top})")
+    ends.add_column("B / A", justify="right")
+    ends.add_column("case")
+    shown = ratios[:top] + ([("…", None)] if len(ratios) > 2 * top else []) + \
+        ratios[max(top, len(ratios) - top):]
+    for key, ratio in shown:
+        ends.add_row("" if ratio is None else f"{ratio:.3g}", key)
+    layers = Table(title="per layer: ops fastest first (A | B)")
+    layers.add_column("layer", justify="right")
+    layers.add_column("Kendall", justify="right")
+    layers.add_column("A")
+    layers.add_column("B")
+    for lr in cmp.layers:
+        mark = "[yellow]" if lr.fastest_differs else ""
+        layers.add_row(str(lr.layer), f"{lr.kendall:.2f}", mark + " ".join(lr.order_a[:4]),
+                       mark + " ".join(lr.order_b[:4]))
+    return [head, ends, layers]

@@ -94,13 +94,20 @@ def _parse_cpus(_ctx, _param, value: str | None) -> tuple[int, ...] | None:
               help="seconds to wait for a board another controller is measuring on")
 @click.option("--widths", default=None, metavar="0.5,0.75,1.0",
               help="also measure every block at these stage-width multipliers (FBNetV2 search)")
+@click.option("--serial", default=None, metavar="PORT",
+              help="a microcontroller on this serial port runs the blocks (--runtime tflm; "
+                   "firmware speaking the agents.mcu harness protocol)")
 @click.option("--json", "as_json", is_flag=True, help="print the summaries as JSON on stdout")
 def profile(layout, devices, inventory, runtime_config, db, affinity, only, cache,
-            case_timeout, lock_wait, widths, as_json, **timing):
+            case_timeout, lock_wait, widths, serial, as_json, **timing):
     """Measure every missing case of a layout on devices (resumable)."""
     chosen = resolve_devices(devices, inventory)
     if affinity:
         chosen = [replace(d, affinity=affinity) for d in chosen]
+    if serial:
+        if runtime_config.name != "tflm":
+            raise click.BadParameter("--serial needs --runtime tflm", param_hint="--serial")
+        chosen = [replace(d, serial=serial) for d in chosen]
     farm = FarmSettings(case_timeout_s=case_timeout, lock_wait_s=lock_wait)
     try:
         mults = tuple(float(w) for w in widths.split(",")) if widths else None

@@ -29,6 +29,9 @@ def search() -> None:
                    "FBNet ships yet)")
 @click.option("--max-mmacs", type=float, default=None, help="constraint: at most this many MMACs")
 @click.option("--max-mparams", type=float, default=None, help="constraint: at most M params")
+@click.option("--max-memory-kb", type=float, default=None,
+              help="constraint: largest block peak memory in KiB under the LUT's memory column "
+                   "(TFLite-Micro arena: MCUNet's 256 / 512 KB budgets)")
 @click.option("--method", type=click.Choice(["constrained", "regularized", "random"]),
               default="constrained", show_default=True)
 @click.option("--population", type=int, default=100, show_default=True)
@@ -45,11 +48,11 @@ def search() -> None:
 @click.option("--device", default="local", show_default=True)
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True)
-def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, method, population,
-               generations, seed, latency_model, plot, verify, device, db, as_json):
+def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, max_memory_kb, method,
+               population, generations, seed, latency_model, plot, verify, device, db, as_json):
     """Maximise the objective under the LUT's latency budget (and MACs/params limits)."""
     from search.evolution import constrained_evolution, random_search, regularized_evolution
-    from search.space import fbnet_space, lut_latency, macs, params
+    from search.space import fbnet_space, lut_latency, lut_peak_memory, macs, params
 
     lut = load_lut(lut_path)
     table = LatencyTable(lut)
@@ -62,6 +65,7 @@ def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, method, p
         latency = replace(latency, fixed=latency.fixed - (calls - 1) * lut.overhead_ms)
     mm, mp = macs(layout), params(layout)
     goal = mm if objective == "mmacs" else mp
+    memory = lut_peak_memory(lut) if max_memory_kb is not None else None
 
     def feasible(a):
         ok = latency(a) <= budget_ms
@@ -69,6 +73,8 @@ def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, method, p
             ok &= mm(a) <= max_mmacs
         if max_mparams is not None:
             ok &= mp(a) <= max_mparams
+        if memory is not None:
+            ok &= memory(a) <= max_memory_kb
         return ok
 
     budget = population * generations
@@ -89,6 +95,9 @@ def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, method, p
               "wall_s": r.wall_s, "evaluations_per_s": r.evaluations / max(r.wall_s, 1e-9),
               "method": r.method, "budget_ms": budget_ms, "latency_model": latency_model,
               "lut": str(lut_path)}
+    if memory is not None:
+        result.update(peak_memory_kb=float(memory(arch)[0]), max_memory_kb=max_memory_kb,
+                      memory_method=lut.meta.get("memory_method"))
     if verify:
         result["verified"] = _verify(lut, r.arch, budget_ms, device, db)
     if plot:
@@ -103,7 +112,9 @@ def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, method, p
     else:
         out.print(f"{result['arch_str']}  {result['latency_ms']:.4f} ms (budget {budget_ms:g}), "
                   f"{objective} {r.objective:.3f}; {r.evaluations} evaluations in "
-                  f"{r.wall_s:.2f} s ({result['evaluations_per_s']:,.0f}/s)")
+                  f"{r.wall_s:.2f} s ({result['evaluations_per_s']:,.0f}/s)"
+                  + (f"; peak memory {result['peak_memory_kb']:.0f} KiB "
+                     f"(limit {max_memory_kb:g})" if memory is not None else ""))
         if verify:
             v = result["verified"]
             out.print(f"measured on {device}: {v['measured_ms']:.4f} ms "
