@@ -15,7 +15,10 @@ if [ ! -f "$stamp" ]; then
     .venv/bin/python -c 'import torch' 2>/dev/null \
       || .venv/bin/pip install "torch==2.13.0" \
       || .venv/bin/pip install torch
-    .venv/bin/pip install -e ".[dev]"
+    .venv/bin/pip install -e ".[dev,tflite]"
   } >"$log" 2>&1 || { tail -n 40 "$log" >&2; echo "installation failed; full log: $log" >&2; exit 1; }
+  # An old-board agent environment: tflite-runtime 2.14 needs numpy<2 (and Python <= 3.11).
+  { "$PY" -m venv .venv/agent-np1 && .venv/agent-np1/bin/pip install "numpy<2" "tflite-runtime==2.14.0"; } \
+    >>"$log" 2>&1 || echo "note: no numpy<2 tflite-runtime environment (tests of it will be skipped)" >&2
   touch "$stamp"
 fi

@@ -80,7 +80,8 @@ def test_describe_lists_runtimes():
 
 
 def test_agent_imports_no_torch_or_controller_code():
-    code = ("import sys, agents.__main__, agents.runtimes.onnxruntime_rt\n"
+    code = ("import sys, agents.__main__, agents.runtimes.onnxruntime_rt, agents.runtimes.litert_rt, "
+            "agents.runtimes.tflm_rt, agents.mcu.harness, agents.mcu.standin\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'pandas', 'sklearn', 'onnx', 'spaces', 'profiler', 'lut', 'lutfarm')]\n"
             "print(','.join(bad))")

@@ -1,0 +1,271 @@
+"""TFLite paths for real: litert-torch exports (fp32, full int8), LiteRT, tflite-runtime under
+numpy 1 and its numpy-2 refusal, the TFLite-Micro host interpreter with arena bisection, and
+the MCU harness protocol against the labelled pty firmware stand-in."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import FAST, REPO
+from profiler.export import ExportError, ModelCache
+from profiler.runtime_config import RuntimeConfig, RuntimeConfigError
+from spaces import BlockCase
+
+pytest.importorskip("litert_torch", reason="the controller's tflite extra is not installed")
+
+# small cases: conversion costs ~2 s each whatever the size
+CONV = BlockCase.from_key("ConvBlock_H4_W4_Cin184_Cout184_exp1_kernel3_stride1_group1")
+SKIP = BlockCase.from_key("Skip_H8_W8_Cin64_Cout64_stride1")
+NP1_PYTHON = REPO / ".venv" / "agent-np1" / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def models(cache: ModelCache) -> dict:
+    """fp32 and int8 TFLite models of two blocks, in the session's cache."""
+    return {(c.key, dtype): cache.get(c, "tflite", dtype) for c in (CONV, SKIP)
+            for dtype in ("fp32", "int8")}
+
+
+def run_agent(job: dict, python: str = sys.executable) -> tuple[int, list[dict]]:
+    proc = subprocess.run([python, "-m", "agents"], input=json.dumps(job), capture_output=True,
+                          text=True, cwd=REPO, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def job(models: list, **runtime) -> dict:
+    return {"job_id": "t", "runtime": {"threads": 1, **runtime}, "timing": FAST.to_dict(),
+            "cases": [{"key": m.case_key, "model": str(m.path), "sha256": m.sha256}
+                      for m in models]}
+
+
+def results(events: list[dict]) -> dict[str, dict]:
+    return {e["key"]: e for e in events if e["event"] == "result"}
+
+
+# -- export --------------------------------------------------------------------------------
+
+
+def test_exports_are_nhwc_int8_end_to_end_checked_and_cached(models, cache_dir):
+    from ai_edge_litert.interpreter import Interpreter
+
+    fp32, int8 = models[(CONV.key, "fp32")], models[(CONV.key, "int8")]
+    assert fp32.sha256 != int8.sha256 and fp32.path.suffix == ".tflite"
+    it = Interpreter(model_path=str(int8.path))
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    assert list(inp["shape"]) == [1, 4, 4, 184]               # NHWC
+    assert inp["dtype"] == np.int8 and out["dtype"] == np.int8  # full integer, io included
+    ops = {o["op_name"] for o in it._get_ops_details()}
+    assert "DEQUANTIZE" not in ops and "QUANTIZE" not in ops
+    for m, dtype in ((fp32, "fp32"), (int8, "int8")):
+        litert = [c for c in m.checks if c["runtime"] == "litert"]
+        assert litert and litert[0]["ok"], (dtype, m.checks)
+    again = ModelCache(cache_dir)
+    assert again.get(CONV, "tflite", "int8") == int8 and again.stats == type(again.stats)(reused=1)
+
+
+def test_the_checks_catch_a_model_that_computes_something_else(models):
+    from profiler.export_tflite import check_model
+
+    data = models[(CONV.key, "fp32")].path.read_bytes()
+    assert all(r.ok for r in check_model(CONV, data, "fp32"))
+    # the int8 model judged as fp32: ~2 % quantisation noise is far outside float rounding
+    int8 = models[(CONV.key, "int8")].path.read_bytes()
+    litert = [r for r in check_model(CONV, int8, "fp32") if r.runtime == "litert"][0]
+    assert not litert.ok and litert.error > 100 * litert.tolerance
+    with pytest.raises(ExportError, match="LiteRT cannot run"):
+        check_model(SKIP, data, "fp32")                     # another block's shapes
+
+
+def test_tflite_runtime_configs_carry_their_delegate_in_the_key():
+    assert RuntimeConfig("litert", 1, "int8").key == "litert-int8-t1-xnnpack"
+    assert RuntimeConfig("tflm", 1, "int8").key == "tflm-int8-t1-reference"
+    assert RuntimeConfig.from_key("litert-fp32-t2-none") == RuntimeConfig("litert", 2, "fp32", "none")
+    with pytest.raises(RuntimeConfigError, match="not supported for onnxruntime"):
+        RuntimeConfig("onnxruntime", 1, "int8")
+    with pytest.raises(RuntimeConfigError, match="xnnpack, none .*delegate:"):
+        RuntimeConfig("litert", 1, "fp32", "gpu")
+    with pytest.raises(RuntimeConfigError, match="one core"):
+        RuntimeConfig("tflm", 2, "int8")
+
+
+# -- agent runtimes ------------------------------------------------------------------------
+
+
+def test_litert_times_both_dtypes_and_says_whether_xnnpack_ran(models):
+    ms = [models[(CONV.key, "fp32")], models[(CONV.key, "int8")]]
+    code, events = run_agent(job(ms, name="litert", provider="xnnpack"))
+    assert code == 0
+    for r in results(events).values():
+        assert r["status"] == "ok" and r["stats"]["median"] > 0
+        assert r["details"] == {"delegate": "xnnpack", "delegated": True}
+        assert r["memory"]["method"] == "rss-growth" and r["memory"]["peak_bytes"] > 0
+    code, events = run_agent(job(ms[:1], name="litert", provider="none"))
+    assert results(events)[CONV.key]["details"]["delegated"] is False
+
+
+def test_an_external_delegate_that_cannot_load_fails_that_case_by_name(models):
+    code, events = run_agent(job([models[(SKIP.key, "fp32")]], name="litert",
+                                 provider="delegate:/nonexistent/libhexagon_delegate.so"))
+    r = results(events)[SKIP.key]
+    assert r["status"] == "failed" and "cannot load delegate" in r["error"]
+    assert "libhexagon_delegate.so" in r["error"]
+
+
+def test_tflite_runtime_under_numpy2_is_refused_with_both_fixes(models):
+    pytest.importorskip("tflite_runtime", reason="tflite-runtime not installed (dev extra)")
+    if int(np.__version__.split(".")[0]) < 2:
+        pytest.skip("this environment has numpy 1")
+    code, events = run_agent(job([models[(SKIP.key, "int8")]], name="tflite"))
+    assert code == 2 and events[-1]["event"] == "fatal"
+    assert "numpy<2" in events[-1]["error"] and "ai-edge-litert" in events[-1]["error"]
+
+
+@pytest.mark.skipif(not NP1_PYTHON.exists(), reason="no numpy<2 agent environment "
+                    "(scripts/install.sh makes .venv/agent-np1)")
+def test_tflite_runtime_times_int8_on_an_old_board_environment(models):
+    code, events = run_agent(job([models[(CONV.key, "int8")]], name="tflite"), str(NP1_PYTHON))
+    assert code == 0
+    hello = events[0]
+    assert hello["context"]["numpy"].startswith("1.")
+    assert hello["context"]["runtime"]["version"].startswith("2.14")
+    r = results(events)[CONV.key]
+    assert r["status"] == "ok" and r["stats"]["median"] > 0
+
+
+def test_tflm_host_finds_the_smallest_arena_and_reports_it_as_memory(models):
+    from agents.runtimes.tflm_rt import probe_arena
+
+    m = models[(CONV.key, "int8")]
+    code, events = run_agent(job([m], name="tflm"))
+    r = results(events)[CONV.key]
+    assert r["status"] == "ok", r
+    arena = r["memory"]["peak_bytes"]
+    assert r["memory"]["method"] == "tflm-arena" and r["details"]["arena_bytes"] == arena
+    data = m.path.read_bytes()
+    assert probe_arena(data, arena) is None
+    assert probe_arena(data, arena - 16) is not None        # one step less does not run
+
+
+def test_tflm_arena_limit_is_a_clear_error_for_that_case(models):
+    code, events = run_agent(job([models[(CONV.key, "int8")], models[(SKIP.key, "int8")]],
+                                 name="tflm", arena_limit=8192))
+    r = results(events)
+    assert "no tensor arena up to 8192 bytes" in r[CONV.key]["error"]
+    assert "arena_limit" in r[CONV.key]["error"]
+    assert events[-1] == {"event": "done", "measured": 0, "failed": 2} or \
+        r[SKIP.key]["status"] in ("ok", "failed")
+
+
+def test_smallest_arena_bisects_to_the_alignment():
+    from agents.runtimes.tflm_rt import ARENA_ALIGN, smallest_arena
+
+    tried = []
+
+    def works(size):
+        tried.append(size)
+        return size >= 100_003
+
+    found = smallest_arena(works, 1 << 24)
+    assert found - ARENA_ALIGN < 100_003 <= found and len(tried) < 40
+    with pytest.raises(ValueError, match="no tensor arena up to 65536"):
+        smallest_arena(works, 65536)
+
+
+def test_a_corrupted_tflite_model_fails_by_checksum(models, tmp_path):
+    m = models[(SKIP.key, "int8")]
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(m.path.read_bytes()[:-10] + b"0123456789")
+    j = job([m], name="litert")
+    j["cases"][0]["model"] = str(bad)
+    _, events = run_agent(j)
+    assert "checksum mismatch" in results(events)[SKIP.key]["error"]
+
+
+# -- MCU harness against the stand-in firmware ---------------------------------------------
+
+
+@pytest.fixture
+def standin(tmp_path):
+    """The LABELLED firmware stand-in on a pty (agents.mcu.standin), small like an MCU."""
+    link = tmp_path / "ttyMCU"
+    proc = subprocess.Popen([sys.executable, "-m", "agents.mcu.standin", "--link", str(link),
+                             "--max-arena", str(400_000), "--max-model", str(200_000)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while not link.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert link.exists(), proc.stderr.read() if proc.poll() is not None else "no pty"
+    yield str(link)
+    proc.kill()
+    proc.wait()
+
+
+def test_the_agent_times_a_block_on_the_board_by_its_own_clock(models, standin):
+    m = models[(SKIP.key, "int8")]
+    code, events = run_agent(job([m], name="tflm", serial=standin, baud=921600))
+    assert code == 0
+    assert events[0]["context"]["runtime"]["board"] == "standin-not-an-mcu"
+    r = results(events)[SKIP.key]
+    assert r["status"] == "ok", r
+    assert r["memory"]["method"] == "mcu-arena" and 0 < r["memory"]["peak_bytes"] <= 400_000
+    assert r["details"]["kernels"] == "reference"
+    # the same arena the host interpreter finds: one bisection, two transports
+    _, host = run_agent(job([m], name="tflm"))
+    assert results(host)[SKIP.key]["memory"]["peak_bytes"] == r["memory"]["peak_bytes"]
+
+
+def test_board_limits_and_crc_errors_are_named(models, standin):
+    from agents.mcu.harness import Board, BoardError
+
+    big = models[(CONV.key, "fp32")]                       # > the board's 200 kB of flash
+    assert big.path.stat().st_size > 200_000
+    _, events = run_agent(job([big], name="tflm", serial=standin))
+    assert "the board holds at most 200000" in results(events)[CONV.key]["error"]
+    board = Board(standin)
+    board.hello()
+    data = models[(SKIP.key, "int8")].path.read_bytes()
+    with pytest.raises(BoardError, match="CRC"):
+        board.command(f"LOAD {len(data)} deadbeef", data)
+    with pytest.raises(BoardError, match="NOMODEL|ARENA"):
+        board.run(1)
+
+
+def test_a_missing_serial_port_is_a_clear_error(models, tmp_path):
+    _, events = run_agent(job([models[(SKIP.key, "int8")]], name="tflm",
+                              serial=str(tmp_path / "ttyNONE")))
+    assert events[-1]["event"] == "fatal"
+    assert "cannot open the board's serial port" in events[-1]["error"]
+
+
+def test_profile_on_a_board_stores_arena_memory_and_the_lut_carries_it(models, standin,
+                                                                         tmp_path, cache_dir):
+    from click.testing import CliRunner
+
+    from lut import load_lut
+    from lutfarm.cli import cli
+
+    db, out = tmp_path / "mcu.db", tmp_path / "mcu.csv"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["profile", "--db", str(db), "--runtime", "tflm", "--dtype", "int8",
+                              "--serial", standin, "--only", SKIP.key, "--max-time", "0.05",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["runtime"] == "tflm-int8-t1-reference" and summary["measured"] == 1
+    res = runner.invoke(cli, ["lut", "export", "--db", str(db), "--runtime", "tflm", "--dtype",
+                              "int8", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    lut = load_lut(out)
+    assert lut.meta["memory_method"] == "mcu-arena"
+    assert lut.peak_mem_bytes()[SKIP.key] > 0
+    res = runner.invoke(cli, ["profile", "--db", str(db), "--runtime", "litert", "--serial",
+                              standin])
+    assert res.exit_code == 2 and "--serial needs --runtime tflm" in res.output
