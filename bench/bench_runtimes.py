@@ -88,9 +88,11 @@ def main() -> None:
     for ka, kb in itertools.combinations(luts, 2):
         cmp = compare_luts(luts[ka], luts[kb])
         d = cmp.as_dict()
-        print(f"  {ka:26s} vs {kb:26s} Spearman {cmp.spearman:.3f}  B/A median "
-              f"{d['ratio_median']:.2f}  fastest op differs in "
-              f"{len(d['layers_fastest_differs'])}/{len(cmp.layers)} layers")
+        print(f"  {ka:24s} vs {kb:24s} Spearman {cmp.spearman:.3f}  B/A median "
+              f"{d['ratio_median']:6.2f}  op order differs in "
+              f"{len(d['layers_order_differs'])}/{len(cmp.layers)} layers (mean tau "
+              f"{d['mean_layer_kendall']:.2f}), fastest op in "
+              f"{len(d['layers_fastest_differs'])}")
 
 
 if __name__ == "__main__":

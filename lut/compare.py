@@ -49,6 +49,9 @@ class Comparison:
                 "ratio_max": float(r.max()), "spearman": self.spearman,
                 "kendall": self.kendall, "ratios": self.ratios,
                 "layers_fastest_differs": [lr.layer for lr in self.layers if lr.fastest_differs],
+                "layers_order_differs": [lr.layer for lr in self.layers if lr.order_a != lr.order_b],
+                "mean_layer_kendall": float(np.mean([lr.kendall for lr in self.layers]))
+                if self.layers else float("nan"),
                 "layers": [{"layer": lr.layer, "kendall": lr.kendall, "fastest_a": lr.order_a[0],
                             "fastest_b": lr.order_b[0]} for lr in self.layers],
                 "only_a": self.only_a, "only_b": self.only_b,

@@ -159,6 +159,9 @@ def comparison_tables(cmp, top: int = 10) -> list[Table]:
     changed = d["layers_fastest_differs"]
     head.add_row("layers whose fastest op differs",
                  f"{len(changed)} of {len(cmp.layers)}" + (f": {changed}" if changed else ""))
+    head.add_row("layers whose op order differs / mean Kendall of op orders",
+                 f"{len(d['layers_order_differs'])} of {len(cmp.layers)} / "
+                 f"{d['mean_layer_kendall']:.3f}")
     if cmp.memory_ratios:
         m = np.array(list(cmp.memory_ratios.values()))
         head.add_row("peak memory B / A: min / median / max",
