@@ -99,15 +99,16 @@ def serve(inp=sys.stdin, out=sys.stdout) -> int:
     return 0
 
 
-def describe(workdir: str = ".") -> dict:
-    """What the device can do: Python, platform, numpy, runtimes, free disk."""
+def describe(workdir: str = ".", board: dict = None) -> dict:
+    """What the device can do: Python, platform, numpy, runtimes, free disk (and, with
+    ``board`` = {"serial", "baud"}, what the microcontroller's firmware says about itself)."""
     import platform
     import shutil
 
     runtimes = {}
     for name in RUNTIMES:
         try:
-            runtimes[name] = get_runtime(name).info({})
+            runtimes[name] = get_runtime(name).info(board if name == "tflm" and board else {})
         except Exception as exc:
             runtimes[name] = {"error": str(exc)}
     try:
@@ -142,12 +143,15 @@ def main(argv=None) -> int:
                         help="session mode: read requests line by line from stdin")
     parser.add_argument("--describe", action="store_true", help="print capabilities and exit")
     parser.add_argument("--workdir", default=".", help="where --describe measures free disk")
+    parser.add_argument("--serial", default=None, help="--describe: an MCU board on this port")
+    parser.add_argument("--baud", type=int, default=115200)
     parser.add_argument("--verify", action="store_true",
                         help="read [{path, sha256}] from stdin, print the bad paths")
     args = parser.parse_args(argv)
     if args.describe or args.verify:
         import json
-        result = describe(args.workdir) if args.describe else {
+        board = {"serial": args.serial, "baud": args.baud} if args.serial else None
+        result = describe(args.workdir, board) if args.describe else {
             "bad": verify(json.loads(sys.stdin.read()))}
         print(json.dumps(result))
         return 0

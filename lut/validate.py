@@ -20,6 +20,7 @@ import numpy as np
 
 from lut.metrics import latency_metrics
 from lut.query import LatencyTable
+from lut.table import LUTError
 from spaces import NUM_OPS
 from spaces.fbnet import FBNetLayout
 
@@ -252,6 +253,11 @@ def run_validation(store, lut, devices, runtime, n: int, timing=None, cache=None
              cases=cases + pairs)
     measured = {k: m.median_ms for k, m in store.latest(lut.device, runtime.key).items()}
     ok = [(a, c) for a, c in zip(archs, cases) if c.key in measured]
+    if len(ok) < 4:
+        failed = store.failures(lut.device, runtime.key)
+        why = next((failed[c.key] for c in cases if c.key in failed), "see the campaign summary")
+        raise LUTError(f"only {len(ok)} of {len(cases)} networks could be measured with "
+                       f"{runtime.key} (e.g. {why}); fix that and run validate again")
     report = evaluate(table, [a for a, _ in ok], np.array([measured[c.key] for _, c in ok]),
                       train_fraction, seed)
     if fusion:

@@ -42,10 +42,16 @@ def _fill(report: DeviceReport, info: dict) -> None:
                        for name, r in info["runtimes"].items()}
 
 
+def _board(device: Device) -> list[str]:
+    """A microcontroller behind the device: describe asks its firmware too."""
+    return ["--serial", device.serial, "--baud", str(device.baud)] if device.serial else []
+
+
 def check_device(device: Device) -> DeviceReport:
     report = DeviceReport(device.name, device.address)
     if device.transport == "local":
-        out = subprocess.run([device.python, "-m", "agents", "--describe"], cwd=AGENT_ROOT,
+        out = subprocess.run([device.python, "-m", "agents", "--describe", *_board(device)],
+                             cwd=AGENT_ROOT,
                              capture_output=True, text=True, timeout=120)
         report.reachable = report.auth = True
         report.agent = "local source"
@@ -72,7 +78,8 @@ def check_device(device: Device) -> DeviceReport:
         venv_python = f"{workdir}/venv/bin/python"
         report.provisioned = session.size(venv_python) is not None
         python = venv_python if report.provisioned else device.python
-        code, out, err = session.run([python, "-m", "agents", "--describe", "--workdir", workdir],
+        code, out, err = session.run([python, "-m", "agents", "--describe", "--workdir", workdir,
+                                      *_board(device)],
                                      cwd=agent_dir(workdir))
         if code != 0:
             last = err.strip().splitlines()[-1] if err.strip() else f"exit {code}"

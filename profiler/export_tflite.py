@@ -103,9 +103,12 @@ def fp32_bytes(case) -> bytes:
 
     litert_torch = _litert_torch()
     module = torch_module(case)
-    if len(case.input_shape) == 4:
-        module = litert_torch.to_channel_last_io(module, args=[0], outputs=[0]).eval()
     example = torch.from_numpy(sample_inputs(case, 1, "example")[0])
+    if len(case.input_shape) == 4:
+        with torch.no_grad():   # a whole network ends in (N, classes): only its input moves
+            out_rank = module(example.permute(0, 3, 1, 2)).ndim
+        module = litert_torch.to_channel_last_io(
+            module, args=[0], outputs=[0] if out_rank == 4 else []).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")    # torch.export's pytree deprecation notices
         try:

@@ -261,6 +261,15 @@ class Store:
                 (target, target, runtime)).fetchall()
         return {r["case_key"]: _to_measurement(r) for r in rows}
 
+    def failures(self, target: str, runtime: str) -> dict[str, str]:
+        """The newest error of every case on ``target`` whose newest measurement failed."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT case_key, status, error FROM measurements WHERE id IN ("
+                " SELECT MAX(id) FROM measurements WHERE (kind = ? OR device = ?)"
+                " AND runtime = ? GROUP BY case_key)", (target, target, runtime)).fetchall()
+        return {r[0]: r[2] or "unknown error" for r in rows if r[1] == "failed"}
+
     def measurements(self, device: str | None = None, runtime: str | None = None,
                      campaign_id: int | None = None) -> Iterator[Measurement]:
         clauses, args = [], []

@@ -76,3 +76,13 @@ def test_a_v1_store_is_migrated_in_place_and_keeps_its_measurements(tmp_path):
         assert store.latest("local", "onnxruntime-fp32-t1")["k"].peak_mem_bytes == 4096
     meta = dict(sqlite3.connect(path).execute("SELECT key, value FROM meta").fetchall())
     assert meta["schema_version"] == str(SCHEMA_VERSION)
+
+
+def test_failures_are_the_cases_whose_newest_attempt_failed(tmp_path):
+    with Store(tmp_path / "f.db") as store:
+        rt = "onnxruntime-fp32-t1"
+        store.add(Measurement("local", rt, "a", "failed", error="boom", created=1.0))
+        store.add(Measurement("local", rt, "a", "ok", created=2.0, median_ms=1.0))
+        store.add(Measurement("local", rt, "b", "ok", created=3.0, median_ms=1.0))
+        store.add(Measurement("local", rt, "b", "failed", error="later boom", created=4.0))
+        assert store.failures("local", rt) == {"b": "later boom"}

@@ -272,3 +272,23 @@ def test_profile_on_a_board_stores_arena_memory_and_the_lut_carries_it(models, s
     res = runner.invoke(cli, ["profile", "--db", str(db), "--runtime", "litert", "--serial",
                               standin])
     assert res.exit_code == 2 and "--serial needs --runtime tflm" in res.output
+
+
+def test_describe_asks_the_board_behind_the_port(standin):
+    proc = subprocess.run([sys.executable, "-m", "agents", "--describe", "--serial", standin],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    tflm = json.loads(proc.stdout)["runtimes"]["tflm"]
+    assert tflm["board"] == "standin-not-an-mcu" and tflm["max_arena"] == 400_000
+
+
+def test_a_whole_network_exports_with_nhwc_input_and_class_scores_out(cache, cifar):
+    """What ``lut validate --runtime litert`` measures (slow: ~30 s of conversion)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from spaces import NetworkCase
+
+    m = cache.get(NetworkCase(cifar, tuple([0] * 22)), "tflite", "fp32")
+    assert all(c["ok"] for c in m.checks), m.checks
+    it = Interpreter(model_path=str(m.path))
+    assert list(it.get_input_details()[0]["shape"]) == [1, 32, 32, 3]
+    assert list(it.get_output_details()[0]["shape"]) == [1, 100]
