@@ -41,6 +41,9 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
             "context": store.context(contexts[-1]) if contexts else {},
             "missing": [k for k in keys if k not in rows],
             "memory_method": next((m.mem_method for m in rows.values() if m.mem_method), None)}
+    delegated = [(m.extra or {}).get("details", {}).get("delegated") for m in rows.values()]
+    if any(d is not None for d in delegated):   # did the delegate (XNNPACK) really run them?
+        meta["delegated_cases"] = {"yes": delegated.count(True), "no": delegated.count(False)}
     flagged = sorted(k for k, m in rows.items() if (m.extra or {}).get("check"))
     if flagged:   # timed, but the runtime computes them differently from torch
         meta["check_failed"] = flagged

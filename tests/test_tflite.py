@@ -267,7 +267,7 @@ def test_profile_on_a_board_stores_arena_memory_and_the_lut_carries_it(models, s
                               "int8", "-o", str(out)])
     assert res.exit_code == 0, res.output
     lut = load_lut(out)
-    assert lut.meta["memory_method"] == "mcu-arena"
+    assert lut.meta["memory_method"] == "mcu-arena" and "delegated_cases" not in lut.meta
     assert lut.peak_mem_bytes()[SKIP.key] > 0
     res = runner.invoke(cli, ["profile", "--db", str(db), "--runtime", "litert", "--serial",
                               standin])

@@ -125,6 +125,16 @@ def lut_table(lut: LUT, examples: dict[str, list[int]] | None = None) -> Table:
     values = np.array(list(lut.latency_ms.values()))
     t.add_row("block latency min / median / max",
               f"{values.min():.4f} / {np.median(values):.4f} / {values.max():.4f} ms")
+    mem = np.array(list(lut.peak_mem_bytes().values()), float) / 1024
+    if len(mem):
+        t.add_row(f"block peak memory ({lut.meta.get('memory_method', '?')}) min / median / max",
+                  f"{mem.min():.0f} / {np.median(mem):.0f} / {mem.max():.0f} KiB")
+    if lut.meta.get("delegated_cases"):
+        d = lut.meta["delegated_cases"]
+        t.add_row("cases the delegate ran / did not", f"{d['yes']} / {d['no']}")
+    if lut.meta.get("check_failed"):
+        t.add_row("[yellow]timed, but computed unlike torch",
+                  f"[yellow]{len(lut.meta['check_failed'])} cases (header: check_failed)")
     return t
 
 
