@@ -1,7 +1,9 @@
 """Peak memory of loading and running one model: RSS growth, read from /proc on Linux.
 
 The kernel's high-water mark (VmHWM) is reset before each model (``clear_refs`` 5), so the
-peak of one model is not hidden behind an earlier, larger one in the same agent process.
+peak of one model is not hidden behind an earlier, larger one in the same agent process, and
+freed heap is returned to the OS first (else a model reusing the last one's pages shows no
+growth at all). The first model an agent loads also pays the runtime's one-time set-up.
 """
 
 from __future__ import annotations
@@ -18,6 +20,19 @@ def _status_kb(field: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def _release_free_memory() -> None:
+    """Drop the previous model and hand freed heap pages back to the OS (glibc's
+    malloc_trim), so this model's growth is not hidden in pages the last one left behind."""
+    import gc
+
+    gc.collect()
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class RSSPeak:
     """``start()`` before loading a model, ``peak_growth()`` after running it (bytes)."""
 
@@ -27,6 +42,7 @@ class RSSPeak:
         self.base_kb: int | None = None
 
     def start(self) -> None:
+        _release_free_memory()
         try:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
