@@ -311,7 +311,9 @@ def test_ctrl_c_stops_a_farm_campaign_cleanly(tmp_path, host):
     proc = subprocess.Popen([sys.executable, "-m", "lutfarm", "profile", "--inventory",
                              str(inventory), "--devices", "box-1", "--db", str(db), "--only",
                              "ConvBlock_H4_*", "--min-time", "0.2", "--max-time", "0.3"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a suite started in the background inherits SIGINT ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline:
         time.sleep(0.2)
