@@ -10,16 +10,14 @@ TFLite runtime.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import sys
-import tempfile
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from agents.quiet import QuietStderr
 from profiler.export import ExportError
 
 CALIBRATION_SAMPLES = 16
@@ -63,24 +61,6 @@ def nhwc(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (shape[0], *shape[2:], shape[1]) if len(shape) == 4 else tuple(shape)
 
 
-@contextlib.contextmanager
-def _captured_stderr():
-    """Silence native logging to fd 2 (converters, interpreters) but keep it for errors."""
-    sys.stderr.flush()
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        saved = os.dup(2)
-        os.dup2(tmp.fileno(), 2)
-        box: list[str] = []
-        try:
-            yield box
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            box.append(tmp.read().decode(errors="replace"))
-
-
 def torch_module(case):
     from spaces.fbnet_modules import build_module, seeded_init
 
@@ -90,7 +70,7 @@ def torch_module(case):
 def _litert_torch():
     """Import litert-torch quietly: its import logs optional-kernel misses to stderr."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")   # the converter's C++ INFO lines
-    with _captured_stderr():
+    with QuietStderr():
         import litert_torch
         from litert_torch import progress
     progress.console.quiet = True          # its rich progress lines are not ours to print
@@ -131,14 +111,14 @@ def int8_bytes(case, float_model: bytes) -> bytes:
     calibration = {signature: [{name: x} for x in
                                sample_inputs(case, CALIBRATION_SAMPLES, "calibration")]}
     failure = None
-    with _captured_stderr() as log:
+    with QuietStderr() as log:
         try:
             result = q.quantize(q.calibrate(calibration, num_threads=1),
                                 enable_progress_report=False)
         except Exception as exc:
             failure = exc
     if failure is not None:
-        detail = " ".join(str(failure).split())[:300] or log[0].strip()[-300:]
+        detail = " ".join(str(failure).split())[:300] or log.text.strip()[-300:]
         raise ExportError(f"{case.key}: ai-edge-quantizer cannot make it int8: {detail}")
     return bytes(result.quantized_model)
 
@@ -167,7 +147,7 @@ def tflite_bytes(case, dtype: str, float_model: bytes | None = None
 def _litert_interpreter(data: bytes):
     from ai_edge_litert.interpreter import Interpreter
 
-    with _captured_stderr():
+    with QuietStderr():
         it = Interpreter(model_content=data, num_threads=1)
         it.allocate_tensors()
     return it
@@ -210,7 +190,7 @@ def _run_litert(data: bytes, x: np.ndarray) -> tuple[np.ndarray, dict]:
 def _run_tflm(data: bytes, x: np.ndarray) -> tuple[np.ndarray, dict]:
     from tflite_micro import runtime
 
-    with _captured_stderr():
+    with QuietStderr():
         it = runtime.Interpreter.from_bytes(data, arena_size=max(len(data) * 10, 4 << 20))
     inp, out = it.get_input_details(0), it.get_output_details(0)
     it.set_input(quantize(x, inp), 0)

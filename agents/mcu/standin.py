@@ -93,7 +93,8 @@ class StandIn:
             return f"ERR CMD bad arguments to {cmd}: {exc}"
 
     def _arena(self, size: int) -> str:
-        from agents.runtimes.tflm_rt import _host_interpreter, _QuietStderr, probe_arena
+        from agents.quiet import QuietStderr
+        from agents.runtimes.tflm_rt import _host_interpreter, probe_arena
 
         if self.model is None:
             return "ERR NOMODEL send LOAD first"
@@ -105,7 +106,7 @@ class StandIn:
             if why.startswith("unsupported op"):
                 return "ERR OP " + why.split(": ", 1)[-1].replace("\n", " ")
             return "ERR ARENA " + why.replace("\n", " ")
-        with _QuietStderr():
+        with QuietStderr():
             self.interpreter, _ = _host_interpreter(self.model, size)
         return f"OK ARENA {size} used={size}"
 

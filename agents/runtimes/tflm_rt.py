@@ -11,10 +11,10 @@ and ``baud`` (see agents.mcu).
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
+from agents.quiet import QuietStderr
 from agents.runtimes import Loaded
 from agents.runtimes.tflite_common import random_input
 
@@ -28,23 +28,6 @@ def _version() -> str:
         return version("tflite-micro")
     except Exception:
         return "unknown"
-
-
-class _QuietStderr:
-    """TFLite-Micro logs every failed allocation to fd 2; keep it for error messages only."""
-
-    def __enter__(self):
-        self.tmp = tempfile.TemporaryFile(mode="w+b")
-        self.saved = os.dup(2)
-        os.dup2(self.tmp.fileno(), 2)
-        return self
-
-    def __exit__(self, *exc):
-        os.dup2(self.saved, 2)
-        os.close(self.saved)
-        self.tmp.seek(0)
-        self.text = self.tmp.read().decode(errors="replace")
-        self.tmp.close()
 
 
 def explain(log: str, exc: Exception) -> str:
@@ -125,7 +108,7 @@ def probe_arena(data: bytes, size: int) -> str | None:
 
 
 def _try_arena(data: bytes, size: int) -> str | None:
-    with _QuietStderr() as quiet:
+    with QuietStderr() as quiet:
         try:
             _host_interpreter(data, size)
             return None
@@ -163,7 +146,7 @@ def load(path: str, settings: dict) -> Loaded:
     with open(path, "rb") as f:
         data = f.read()
     arena = find_arena(data, int(settings.get("arena_limit") or HOST_ARENA_LIMIT))
-    with _QuietStderr():
+    with QuietStderr():
         it, described = _host_interpreter(data, arena)
     return Loaded(it.invoke, described, details={"arena_bytes": arena, "kernels": "reference"},
                   memory={"peak_bytes": arena, "method": "tflm-arena"})
