@@ -292,3 +292,23 @@ def test_a_whole_network_exports_with_nhwc_input_and_class_scores_out(cache, cif
     it = Interpreter(model_path=str(m.path))
     assert list(it.get_input_details()[0]["shape"]) == [1, 32, 32, 3]
     assert list(it.get_output_details()[0]["shape"]) == [1, 100]
+
+
+def test_an_op_the_runtime_lacks_is_named(tmp_path):
+    """torch.sort converts to STABLEHLO_SORT, which neither LiteRT 2.3 nor TFLite-Micro runs."""
+    import torch
+
+    from profiler.export_tflite import _litert_torch
+
+    class Sorts(torch.nn.Module):
+        def forward(self, x):
+            return torch.sort(x, dim=1).values
+
+    path = tmp_path / "sort.tflite"
+    path.write_bytes(_litert_torch().convert(Sorts().eval(), (torch.randn(1, 16),)).model_content())
+    for name in ("litert", "tflm"):
+        j = {"runtime": {"name": name, "threads": 1}, "timing": FAST.to_dict(),
+             "cases": [{"key": "sort", "model": str(path)}]}
+        _, events = run_agent(j)
+        error = results(events)["sort"]["error"]
+        assert "unsupported op" in error and "STABLEHLO_SORT" in error, (name, error)
