@@ -11,7 +11,7 @@ import time
 from agents import AGENT_VERSION
 from agents.context import fingerprint, moment
 from agents.memory import RSSPeak
-from agents.protocol import emit, read_job
+from agents.protocol import emit, one_line, read_job
 from agents.runtimes import RUNTIMES, RuntimeUnavailable, get_runtime
 from agents.timing import TimingSettings, time_callable
 
@@ -68,8 +68,7 @@ def run_job(job: dict, out=sys.stdout) -> int:
             fields = measure_case(runtime, case, settings, timing)
             measured += 1
         except Exception as exc:  # one bad model must not stop the job; report it by name
-            message = " ".join(str(exc).split()) or type(exc).__name__
-            fields = {"status": "failed", "error": f"{type(exc).__name__}: {message}"}
+            fields = {"status": "failed", "error": f"{type(exc).__name__}: {one_line(exc)}"}
             failed += 1
         emit(out, "result", key=case["key"], **fields)
     emit(out, "done", measured=measured, failed=failed)

@@ -50,6 +50,11 @@ import sys
 from typing import IO
 
 
+def one_line(exc: BaseException, limit: int | None = None) -> str:
+    """An exception as one protocol-safe line (newlines folded, long texts cut)."""
+    return " ".join(str(exc).split())[:limit] or type(exc).__name__
+
+
 def emit(stream: IO[str], event: str, **fields) -> None:
     fields["event"] = event
     stream.write(json.dumps(fields, separators=(",", ":")) + "\n")

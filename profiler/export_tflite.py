@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agents.protocol import one_line
 from agents.quiet import QuietStderr
 from profiler.export import ExportError
 
@@ -96,7 +97,7 @@ def fp32_bytes(case) -> bytes:
             return bytes(edge.model_content())
         except Exception as exc:
             raise ExportError(f"{case.key}: litert-torch cannot convert it: "
-                              f"{' '.join(str(exc).split())[:300]}") from None
+                              f"{one_line(exc, 300)}") from None
 
 
 def int8_bytes(case, float_model: bytes) -> bytes:
@@ -118,7 +119,7 @@ def int8_bytes(case, float_model: bytes) -> bytes:
         except Exception as exc:
             failure = exc
     if failure is not None:
-        detail = " ".join(str(failure).split())[:300] or log.text.strip()[-300:]
+        detail = one_line(failure, 300) if str(failure).strip() else log.text.strip()[-300:]
         raise ExportError(f"{case.key}: ai-edge-quantizer cannot make it int8: {detail}")
     return bytes(result.quantized_model)
 
@@ -179,15 +180,15 @@ def dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
     return (y.astype(np.float32) - zero) * scale
 
 
-def _run_litert(data: bytes, x: np.ndarray) -> tuple[np.ndarray, dict]:
+def _run_litert(data: bytes, x: np.ndarray) -> np.ndarray:
     it = _litert_interpreter(data)
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     it.set_tensor(inp["index"], quantize(x, inp))
     it.invoke()
-    return dequantize(it.get_tensor(out["index"]), out), out
+    return dequantize(it.get_tensor(out["index"]), out)
 
 
-def _run_tflm(data: bytes, x: np.ndarray) -> tuple[np.ndarray, dict]:
+def _run_tflm(data: bytes, x: np.ndarray) -> np.ndarray:
     from tflite_micro import runtime
 
     with QuietStderr():
@@ -195,7 +196,7 @@ def _run_tflm(data: bytes, x: np.ndarray) -> tuple[np.ndarray, dict]:
     inp, out = it.get_input_details(0), it.get_output_details(0)
     it.set_input(quantize(x, inp), 0)
     it.invoke()
-    return dequantize(it.get_output(0), out), out
+    return dequantize(it.get_output(0), out)
 
 
 def check_model(case, data: bytes, dtype: str) -> list[CheckResult]:
@@ -214,13 +215,12 @@ def check_model(case, data: bytes, dtype: str) -> list[CheckResult]:
     results = []
     for name, run in runners:
         try:
-            got, _ = run(data, x)
+            got = run(data, x)
         except Exception as exc:
             if name == "litert":
                 raise ExportError(f"{case.key}: LiteRT cannot run the exported model: "
-                                  f"{' '.join(str(exc).split())[:300]}") from None
-            results.append(CheckResult(name, float("inf"), 0.0,
-                                       " ".join(str(exc).split())[:300]))
+                                  f"{one_line(exc, 300)}") from None
+            results.append(CheckResult(name, float("inf"), 0.0, one_line(exc, 300)))
             continue
         if got.shape != ref.shape:
             raise ExportError(f"{case.key}: the TFLite model's output is {got.shape}, torch's "

@@ -38,6 +38,15 @@ class Loaded(NamedTuple):
     clock: Callable[[], float] | None = None
 
 
+def package_version(package: str) -> str:
+    """The installed version of a runtime's package, without importing it."""
+    try:
+        from importlib.metadata import version
+        return version(package)
+    except Exception:
+        return "unknown"
+
+
 def get_runtime(name: str):
     if name not in RUNTIMES:
         raise RuntimeUnavailable("unknown runtime {!r}; this agent knows: {}".format(

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from ai_edge_litert import interpreter
 
+from agents.runtimes import package_version
 from agents.runtimes.tflite_common import load_tflite
 
 
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-        return version("ai-edge-litert")
-    except Exception:
-        return "unknown"
-
-
 def info(settings: dict) -> dict:
-    return {"name": "litert", "version": _version(),
+    return {"name": "litert", "version": package_version("ai-edge-litert"),
             "provider": settings.get("provider") or "xnnpack",
             "threads": int(settings.get("threads") or 1)}
 

@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.runtimes import RuntimeUnavailable
+from agents.runtimes import RuntimeUnavailable, package_version
 from agents.runtimes.tflite_common import load_tflite
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-        return version("tflite-runtime")
-    except Exception:
-        return "unknown"
 
 
 def _check_numpy() -> None:
     if int(np.__version__.split(".")[0]) >= 2:
         raise RuntimeUnavailable(
-            f"tflite-runtime {_version()} was built for numpy 1.x but this device has numpy {np.__version__}; install "
-            "'numpy<2' in the agent's environment (pip install 'numpy<2') or use the litert "
-            "runtime (pip install ai-edge-litert)")
+            f"tflite-runtime {package_version('tflite-runtime')} was built for numpy 1.x but "
+            f"this device has numpy {np.__version__}; install 'numpy<2' in the agent's "
+            "environment (pip install 'numpy<2') or use the litert runtime "
+            "(pip install ai-edge-litert)")
 
 
 _check_numpy()
@@ -33,7 +26,7 @@ from tflite_runtime import interpreter  # noqa: E402 - only after the numpy chec
 
 
 def info(settings: dict) -> dict:
-    return {"name": "tflite", "version": _version(), "numpy": np.__version__,
+    return {"name": "tflite", "version": package_version("tflite-runtime"), "numpy": np.__version__,
             "provider": settings.get("provider") or "xnnpack",
             "threads": int(settings.get("threads") or 1)}
 

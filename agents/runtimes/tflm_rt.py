@@ -14,20 +14,13 @@ import os
 
 import numpy as np
 
+from agents.protocol import one_line
 from agents.quiet import QuietStderr
-from agents.runtimes import Loaded
+from agents.runtimes import Loaded, package_version
 from agents.runtimes.tflite_common import random_input
 
 ARENA_ALIGN = 16
 HOST_ARENA_LIMIT = 64 << 20
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-        return version("tflite-micro")
-    except Exception:
-        return "unknown"
 
 
 def explain(log: str, exc: Exception) -> str:
@@ -35,7 +28,7 @@ def explain(log: str, exc: Exception) -> str:
     for line in log.splitlines():
         if "Didn't find op for builtin opcode" in line or "unsupported" in line.lower():
             return "unsupported op in TFLite-Micro: " + line.strip()[:200]
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
+    return one_line(exc, 300)
 
 
 def smallest_arena(works, limit: int, start: int = 4096) -> int:
@@ -65,7 +58,7 @@ def info(settings: dict) -> dict:
         from agents.mcu.harness import board_info
         return board_info(settings)
     from tflite_micro import runtime  # noqa: F401 - fails here when it is not installed
-    return {"name": "tflm", "version": _version(), "target": "host interpreter",
+    return {"name": "tflm", "version": package_version("tflite-micro"), "target": "host interpreter",
             "kernels": "reference", "threads": 1}
 
 
