@@ -2,7 +2,7 @@
 
 Imports only the standard library, numpy and the runtime it times, and stays Python 3.8
 compatible (checked by ``tests/test_agent_portability.py``): boards run old distributions.
-The job protocol is documented in ``agents.protocol``.
+The job protocol is documented in ``lutfarm_agent.protocol``.
 """
 
 AGENT_VERSION = "0.1.0"

@@ -1,4 +1,4 @@
-"""Entry point: ``python -m agents [--job FILE | --describe]`` (protocol in agents.protocol)."""
+"""Entry point: ``python -m lutfarm_agent [--job FILE | --describe]`` (protocol in lutfarm_agent.protocol)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import os
 import sys
 import time
 
-from agents import AGENT_VERSION
-from agents.context import fingerprint, moment
-from agents.memory import RSSPeak
-from agents.protocol import emit, one_line, read_job
-from agents.runtimes import RUNTIMES, RuntimeUnavailable, get_runtime
-from agents.timing import TimingSettings, time_callable
+from lutfarm_agent import AGENT_VERSION
+from lutfarm_agent.context import fingerprint, moment
+from lutfarm_agent.memory import RSSPeak
+from lutfarm_agent.protocol import emit, event_stream, one_line, read_job
+from lutfarm_agent.runtimes import RUNTIMES, RuntimeUnavailable, get_runtime
+from lutfarm_agent.timing import TimingSettings, time_callable
 
 
 def _sha256(path: str) -> str:
@@ -49,7 +49,7 @@ def measure_case(runtime, case: dict, settings: dict, timing: TimingSettings) ->
             "memory": memory, "details": loaded.details or {}}
 
 
-def run_job(job: dict, out=sys.stdout) -> int:
+def run_job(job: dict, out) -> int:
     settings = job["runtime"]
     try:
         runtime = get_runtime(settings.get("name", ""))
@@ -75,7 +75,7 @@ def run_job(job: dict, out=sys.stdout) -> int:
     return 0
 
 
-def serve(inp=sys.stdin, out=sys.stdout) -> int:
+def serve(out, inp=sys.stdin) -> int:
     """Session mode: one request per stdin line (a job, or ``{"verify": [...]}``), answered in
     order, until stdin closes. One agent process serves a whole campaign on a device."""
     import json
@@ -136,7 +136,7 @@ def verify(entries: list) -> list:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agents", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lutfarm_agent", description=__doc__)
     parser.add_argument("--job", default="-", help="job JSON file, '-' for stdin")
     parser.add_argument("--serve", action="store_true",
                         help="session mode: read requests line by line from stdin")
@@ -147,21 +147,23 @@ def main(argv=None) -> int:
     parser.add_argument("--verify", action="store_true",
                         help="read [{path, sha256}] from stdin, print the bad paths")
     args = parser.parse_args(argv)
-    if args.describe or args.verify:
-        import json
+    out = event_stream()
+    if args.describe:
         board = {"serial": args.serial, "baud": args.baud} if args.serial else None
-        result = describe(args.workdir, board) if args.describe else {
-            "bad": verify(json.loads(sys.stdin.read()))}
-        print(json.dumps(result))
+        emit(out, "described", **describe(args.workdir, board))
+        return 0
+    if args.verify:
+        import json
+        emit(out, "verified", bad=verify(json.loads(sys.stdin.read())))
         return 0
     if args.serve:
-        return serve()
+        return serve(out)
     try:
         job = read_job(args.job)
     except (OSError, ValueError) as exc:
-        emit(sys.stdout, "fatal", error=f"cannot read job: {exc}")
+        emit(out, "fatal", error=f"cannot read job: {exc}")
         return 2
-    return run_job(job)
+    return run_job(job, out)
 
 
 if __name__ == "__main__":

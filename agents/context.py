@@ -12,7 +12,7 @@ import platform
 import socket
 import sys
 
-from agents import AGENT_VERSION
+from lutfarm_agent import AGENT_VERSION
 
 
 def _read(path: str) -> str | None:

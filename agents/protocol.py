@@ -1,7 +1,14 @@
 """The job protocol between controller and agent (the same for ``local`` and SSH devices).
 
-Invocation: ``python -m agents [--job FILE]`` reads one JSON job (from FILE or stdin) and writes
-one JSON object per line to stdout, flushed as soon as it is known:
+Invocation: ``python -m lutfarm_agent [--job FILE]`` reads one JSON job (from FILE or stdin) and
+writes one event per line to stdout, flushed as soon as it is known.
+
+Framing: the agent keeps the process's stdout for events alone. At start it moves the real
+stdout to a private descriptor and points fd 1 (and ``sys.stdout``) at stderr, so whatever a
+native library or a stray ``print`` writes becomes the agent's log on stderr. Each event line
+is ``FRAME`` (the protocol tag, ``@lutfarm1``) followed by one JSON object; the
+controller parses framed lines only and logs anything else, so nothing a runtime prints can
+be mistaken for an event.
 
 Job::
 
@@ -21,7 +28,7 @@ Events, in order::
      "memory": {"peak_bytes": …, "method": "rss-growth" | "tflm-arena" | "mcu-arena"},
      "details": {what the runtime really used: delegate, arena_bytes, …}}
     {"event": "result", "key": …, "status": "failed", "error": "one line"}
-    (runtime settings: see agents.runtimes; an MCU board's serial protocol: agents.mcu)
+    (runtime settings: see lutfarm_agent.runtimes; an MCU board's serial protocol: lutfarm_agent.mcu)
     {"event": "done", "measured": n, "failed": m}
 
 A job-level problem (unknown or missing runtime, unreadable job) is one
@@ -29,7 +36,7 @@ A job-level problem (unknown or missing runtime, unreadable job) is one
 that sees the stream end without ``done`` knows the agent died: every case without a result
 line was not measured.
 
-Session mode, ``python -m agents --serve``: the agent first prints
+Session mode, ``python -m lutfarm_agent --serve``: the agent first prints
 ``{"event": "ready", "agent_version": …, "pid": …}``, then reads one request per stdin line and
 answers each in order: a job (as above) with its hello/result/done events, or
 ``{"verify": [{"path", "sha256"}, …]}`` with ``{"event": "verified", "bad": [paths]}``. It exits
@@ -37,17 +44,30 @@ when stdin closes. The controller keeps one such agent per device for a whole ca
 the interpreter and the runtime are loaded once, and uploads happen between jobs while the
 agent is idle.
 
-``python -m agents --describe [--workdir DIR]`` prints one JSON object: agent version, Python
-version and tag, machine, numpy version, free disk, context and, per known runtime, its version
-or why it cannot be used. ``python -m agents --verify`` reads ``[{"path", "sha256"}, …]`` from
-stdin and prints ``{"bad": [paths that are missing or differ]}``.
+``python -m lutfarm_agent --describe [--workdir DIR]`` emits one ``described`` event: agent
+version, Python version and tag, machine, numpy version, free disk, context and, per known
+runtime, its version or why it cannot be used. ``python -m lutfarm_agent --verify`` reads
+``[{"path", "sha256"}, …]`` from stdin and emits ``{"event": "verified", "bad": [paths that are
+missing or differ]}``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import IO
+
+FRAME = "@lutfarm1 "
+
+
+def event_stream() -> IO[str]:
+    """Claim the process's stdout for events (see Framing above); returns the event stream."""
+    sys.stdout.flush()
+    private = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return open(private, "w", buffering=1, encoding="utf-8")
 
 
 def one_line(exc: BaseException, limit: int | None = None) -> str:
@@ -57,16 +77,31 @@ def one_line(exc: BaseException, limit: int | None = None) -> str:
 
 def emit(stream: IO[str], event: str, **fields) -> None:
     fields["event"] = event
-    stream.write(json.dumps(fields, separators=(",", ":")) + "\n")
+    stream.write(FRAME + json.dumps(fields, separators=(",", ":")) + "\n")
     stream.flush()
 
 
-def parse_line(line: str) -> dict:
-    """One protocol line -> dict (controller side)."""
-    obj = json.loads(line)
+class ProtocolError(ValueError):
+    """A framed line that is not a valid event: a bug on one side, never a runtime's output."""
+
+
+def parse_line(line: str) -> dict | None:
+    """One line of the agent's stdout -> its event, or None for anything unframed (the
+    controller logs such lines as the agent's output)."""
+    if not line.startswith(FRAME):
+        return None
+    try:
+        obj = json.loads(line[len(FRAME):])
+    except ValueError as exc:
+        raise ProtocolError(f"unreadable agent event ({exc}): {line[:80]}") from None
     if not isinstance(obj, dict) or "event" not in obj:
-        raise ValueError("not an agent event: " + line[:80])
+        raise ProtocolError("not an agent event: " + line[:80])
     return obj
+
+
+def events_in(text: str) -> list:
+    """Every framed event in a finished agent's stdout (``--describe``, ``--verify``)."""
+    return [e for e in map(parse_line, text.splitlines()) if e is not None]
 
 
 def read_job(path: str) -> dict:

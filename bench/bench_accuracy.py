@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 
-from predictors.nb201_accuracy import evaluate
-from search.nb201 import DEFAULT_PATH
+from lutfarm import environment
+from lutfarm.predictors.nb201_accuracy import evaluate
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nb201", default=str(DEFAULT_PATH))
+    ap.add_argument("--nb201", default=str(environment.nb201_path()))
     r = evaluate(ap.parse_args().nb201)
     for method, by_n in r.items():
         cells = "  ".join(f"n={n}: τ {v['kendall']:.3f} ({v['train_s']:.1f} s)"

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 
-from lut import LatencyTable, build_lut
-from predictors.arch_latency import evaluate, measured_networks
-from profiler.runtime_config import RuntimeConfig
-from profiler.store import Store
+from lutfarm.lut import LatencyTable, build_lut
+from lutfarm.predictors.arch_latency import evaluate, measured_networks
+from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.store import Store
 
 
 def main() -> None:

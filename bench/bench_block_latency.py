@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.timing import TimingSettings
-from lut.metrics import latency_metrics
-from predictors.block_latency import adaptive_sample
-from profiler.campaign import run_campaign
-from profiler.devices import LOCAL
-from profiler.runtime_config import RuntimeConfig
-from profiler.store import Store
-from spaces import BlockCase, get_layout
+from lutfarm.lut.metrics import latency_metrics
+from lutfarm.predictors.block_latency import adaptive_sample
+from lutfarm.profiler.campaign import run_campaign
+from lutfarm.profiler.devices import LOCAL
+from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.store import Store
+from lutfarm.spaces import BlockCase, get_layout
+from lutfarm_agent.timing import TimingSettings
 
 STAGE_CHANNELS = (16, 24, 32, 64, 112, 184, 352)
 

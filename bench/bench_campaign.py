@@ -17,13 +17,13 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from agents.timing import TimingSettings
-from profiler.campaign import run_campaign
-from profiler.devices import LOCAL
-from profiler.export import ModelCache
-from profiler.runtime_config import RuntimeConfig
-from profiler.store import Store
-from spaces import get_layout
+from lutfarm.profiler.campaign import run_campaign
+from lutfarm.profiler.devices import LOCAL
+from lutfarm.profiler.export import ModelCache
+from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.store import Store
+from lutfarm.spaces import get_layout
+from lutfarm_agent.timing import TimingSettings
 
 
 def campaign(tmp: Path, name: str, layout, runtime, timing, cache_dir: Path):

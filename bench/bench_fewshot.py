@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from predictors.help_protocol import evaluate
-from search.nb201 import DEFAULT_PATH
+from lutfarm import environment
+from lutfarm.predictors.help_protocol import evaluate
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(DEFAULT_PATH.parent))
+    ap.add_argument("--data", default=str(environment.data_dir()))
     ap.add_argument("--seeds", type=int, default=10)
     args = ap.parse_args()
     for space in ("fbnet", "nb201"):

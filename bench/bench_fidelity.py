@@ -14,14 +14,14 @@ import argparse
 import json
 from pathlib import Path
 
-from lut import build_lut
-from lut.repeatability import run_repeatability
-from lut.validate import plot, run_validation
-from profiler.campaign import run_campaign
-from profiler.devices import LOCAL
-from profiler.runtime_config import RuntimeConfig
-from profiler.store import Store
-from spaces import get_layout
+from lutfarm.lut import build_lut
+from lutfarm.lut.repeatability import run_repeatability
+from lutfarm.lut.validate import plot, run_validation
+from lutfarm.profiler.campaign import run_campaign
+from lutfarm.profiler.devices import LOCAL
+from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.store import Store
+from lutfarm.spaces import get_layout
 
 
 def main() -> None:

@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 
-from lut import LatencyTable, import_hwnasbench, load_lut
-from lut.hwnasbench import BUNDLED
+from lutfarm.lut import LatencyTable, import_hwnasbench, load_lut
+from lutfarm.lut.hwnasbench import BUNDLED
 
 
 def best_of(fn, repeat: int) -> float:

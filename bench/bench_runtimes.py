@@ -15,15 +15,15 @@ import shutil
 import time
 from pathlib import Path
 
-from agents.timing import TimingSettings
-from lut import LatencyTable, build_lut, save_lut
-from lut.compare import compare_luts
-from profiler.campaign import plan_cases, run_farm
-from profiler.devices import LOCAL
-from profiler.export import ModelCache
-from profiler.runtime_config import RuntimeConfig
-from profiler.store import Store
-from spaces import get_layout
+from lutfarm.lut import LatencyTable, build_lut, save_lut
+from lutfarm.lut.compare import compare_luts
+from lutfarm.profiler.campaign import plan_cases, run_farm
+from lutfarm.profiler.devices import LOCAL
+from lutfarm.profiler.export import ModelCache
+from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.store import Store
+from lutfarm.spaces import get_layout
+from lutfarm_agent.timing import TimingSettings
 
 CONFIGS = [RuntimeConfig("onnxruntime", 1, "fp32"), RuntimeConfig("litert", 1, "fp32"),
            RuntimeConfig("litert", 1, "int8"), RuntimeConfig("tflm", 1, "int8")]

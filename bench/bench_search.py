@@ -17,13 +17,13 @@ import argparse
 
 import numpy as np
 
-from lut import LatencyTable, import_hwnasbench
-from lut.hwnasbench import BUNDLED
-from search.evolution import constrained_evolution, random_search
-from search.nb201 import bench, load_nb201
-from search.space import fbnet_space, lut_latency, macs
-from search.targeting import targeting_matrix
-from spaces import get_layout
+from lutfarm.lut import LatencyTable, import_hwnasbench
+from lutfarm.lut.hwnasbench import BUNDLED
+from lutfarm.search.evolution import constrained_evolution, random_search
+from lutfarm.search.nb201 import bench, load_nb201
+from lutfarm.search.space import fbnet_space, lut_latency, macs
+from lutfarm.search.targeting import targeting_matrix
+from lutfarm.spaces import get_layout
 
 
 def main() -> None:
@@ -64,8 +64,8 @@ def main() -> None:
 
     import torch
 
-    from search.data import digits32
-    from search.dnas import search
+    from lutfarm.search.data import digits32
+    from lutfarm.search.dnas import search
     data = torch.utils.data.Subset(digits32(), range(200))
     t = {}
     for alpha in (0.0, 0.2):

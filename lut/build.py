@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from lut.table import EXTRA_COLUMNS, LUT, LUTError
-from profiler.store import Measurement, Store
-from spaces import BlockCase, CaseKeyError, get_layout
+from lutfarm.lut.table import EXTRA_COLUMNS, LUT, LUTError
+from lutfarm.profiler.store import Measurement, Store
+from lutfarm.spaces import BlockCase, CaseKeyError, get_layout
 
 STATISTICS = ("median", "mean", "min", "p90")
 

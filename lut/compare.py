@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from lut.table import LUT, LUTError
-from spaces import OPS
+from lutfarm.lut.table import LUT, LUTError
+from lutfarm.spaces import OPS
 
 
 @dataclass

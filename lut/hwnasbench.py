@@ -11,9 +11,9 @@ import csv
 import os
 from pathlib import Path
 
-from lut.io import LUTFileError
-from lut.table import LUT
-from spaces import get_layout
+from lutfarm.lut.io import LUTFileError
+from lutfarm.lut.table import LUT
+from lutfarm.spaces import get_layout
 
 BUNDLED = Path(__file__).parent / "data" / "hwnasbench_fbnet_lut.csv"
 DEVICES = ("edgegpu", "raspi4", "pixel3", "eyeriss", "fpga")

@@ -19,14 +19,15 @@ import math
 import os
 from pathlib import Path
 
-from lut.table import EXTRA_COLUMNS, LUT
-from spaces import UnknownSpaceError
+from lutfarm.errors import LutfarmError
+from lutfarm.lut.table import EXTRA_COLUMNS, LUT
+from lutfarm.spaces import UnknownSpaceError
 
 MAGIC = "lutfarm-lut"
 FORMAT_VERSION = 1
 
 
-class LUTFileError(ValueError):
+class LUTFileError(LutfarmError, ValueError):
     """A LUT file that is missing, truncated, malformed or for something else."""
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lut.table import LUT, LUTError
-from spaces import OPS, validate_archs
+from lutfarm.lut.table import LUT, LUTError
+from lutfarm.spaces import OPS, validate_archs
 
 
 class LatencyTable:

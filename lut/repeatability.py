@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from profiler.campaign import plan_cases, run_farm
+from lutfarm.profiler.campaign import plan_cases, run_farm
 
 
 @dataclass

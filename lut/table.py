@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from spaces import get_layout
-from spaces.fbnet import FBNetLayout
+from lutfarm.errors import LutfarmError
+from lutfarm.spaces import get_layout
+from lutfarm.spaces.fbnet import FBNetLayout
 
 # Optional per-case columns a LUT may carry next to its latency, in file order.
 EXTRA_COLUMNS = ("std_ms", "ci_lo_ms", "ci_hi_ms", "count", "cv", "peak_mem_bytes")
 
 
-class LUTError(ValueError):
+class LUTError(LutfarmError, ValueError):
     """A LUT that cannot answer the question asked of it."""
 
 

@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from lut.metrics import latency_metrics
-from lut.query import LatencyTable
-from lut.table import LUTError
-from spaces import NUM_OPS
-from spaces.fbnet import FBNetLayout
+from lutfarm.lut.metrics import latency_metrics
+from lutfarm.lut.query import LatencyTable
+from lutfarm.lut.table import LUTError
+from lutfarm.spaces import NUM_OPS
+from lutfarm.spaces.fbnet import FBNetLayout
 
 ALPHAS = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0)
 
@@ -102,7 +102,7 @@ class InContextCorrection:
 
     def factors(self) -> dict[str, float]:
         """Cost inside a network / cost alone, per ``stage<s>/<op>``."""
-        from spaces import OPS
+        from lutfarm.spaces import OPS
         stages = len(self.table.layout.stage_layers)
         return {f"stage{s}/{OPS[o].name}": float(1 + self.coef[s * NUM_OPS + o])
                 for s in range(stages) for o in range(NUM_OPS) if OPS[o].exp is not None}
@@ -176,7 +176,7 @@ def evaluate(table: LatencyTable, archs: list[tuple[int, ...]], measured: np.nda
 
 def fusion_pairs(layout: FBNetLayout) -> list:
     """Adjacent layers running the same block, once per distinct pair of shapes."""
-    from spaces import OPS, PairCase
+    from lutfarm.spaces import OPS, PairCase
 
     slots = layout.layer_slots()
     seen: dict[str, PairCase] = {}
@@ -241,8 +241,8 @@ def run_validation(store, lut, devices, runtime, n: int, timing=None, cache=None
                    progress=None, seed: int = 0, fusion: bool = False,
                    train_fraction: float = 0.5) -> ValidationReport:
     """Measure ``n`` archs end to end (stored results are reused), evaluate, store the report."""
-    from profiler.campaign import run_farm
-    from spaces import NetworkCase
+    from lutfarm.profiler.campaign import run_farm
+    from lutfarm.spaces import NetworkCase
 
     table = LatencyTable(lut)
     layout = table.layout

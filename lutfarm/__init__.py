@@ -8,13 +8,13 @@ The command line is a thin layer over these functions; a notebook can use them d
     table = LatencyTable(build_lut(store, "local", RuntimeConfig().key))
 """
 
-from agents.timing import TimingSettings
-from lut import LUT, LatencyTable, build_lut, import_hwnasbench, load_lut, save_lut
-from profiler.campaign import run_campaign
-from profiler.devices import LOCAL, get_device
-from profiler.runtime_config import RuntimeConfig
-from profiler.store import Store
-from spaces import get_layout, parse_arch
+from lutfarm.lut import LUT, LatencyTable, build_lut, import_hwnasbench, load_lut, save_lut
+from lutfarm.profiler.campaign import run_campaign
+from lutfarm.profiler.devices import LOCAL, get_device
+from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.store import Store
+from lutfarm.spaces import get_layout, parse_arch
+from lutfarm_agent.timing import TimingSettings
 
 __version__ = "0.1.0"
 __all__ = ["LOCAL", "LUT", "LatencyTable", "RuntimeConfig", "Store", "TimingSettings",

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from predictors.persistence import PredictorError, check_identity, read_model
+from lutfarm.predictors.persistence import PredictorError, check_identity, read_model
 
 FORMAT = "lutfarm-accuracy-mlp-v1"
 LOSSES = ("mse", "huber", "pairwise")

@@ -14,12 +14,12 @@ import time
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from lut.metrics import latency_metrics
-from lut.query import LatencyTable
-from lut.validate import InContextCorrection, overhead_corrected
-from predictors.accuracy import MLPPredictor
-from predictors.encoding import one_hot
-from spaces import NUM_OPS, NetworkCase, parse_case_key
+from lutfarm.lut.metrics import latency_metrics
+from lutfarm.lut.query import LatencyTable
+from lutfarm.lut.validate import InContextCorrection, overhead_corrected
+from lutfarm.predictors.accuracy import MLPPredictor
+from lutfarm.predictors.encoding import one_hot
+from lutfarm.spaces import NUM_OPS, NetworkCase, parse_case_key
 
 
 def measured_networks(store, target: str, runtime: str, layout) -> tuple[np.ndarray, np.ndarray]:

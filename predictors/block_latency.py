@@ -19,9 +19,9 @@ import numpy as np
 from sklearn.linear_model import RidgeCV
 from sklearn.preprocessing import PolynomialFeatures
 
-from lut.metrics import latency_metrics
-from predictors.persistence import PredictorError, check_identity, read_model
-from spaces.cases import BlockCase
+from lutfarm.lut.metrics import latency_metrics
+from lutfarm.predictors.persistence import PredictorError, check_identity, read_model
+from lutfarm.spaces.cases import BlockCase
 
 FORMAT = "lutfarm-block-latency-v1"
 DEGREE = 3   # cubic terms: 69 % vs 42 % within ±10 % for quadratic on 418 measured blocks here

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import Ridge, RidgeCV
 
-from predictors.persistence import PredictorError, check_identity, read_model
+from lutfarm.predictors.persistence import PredictorError, check_identity, read_model
 
 FORMAT = "lutfarm-fewshot-v1"
 ALPHAS = np.logspace(-3, 3, 13)

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from predictors.encoding import one_hot, with_pairs
-from predictors.fewshot import FewShotTransfer
+from lutfarm.predictors.encoding import one_hot, with_pairs
+from lutfarm.predictors.fewshot import FewShotTransfer
+from lutfarm.spaces.nb201 import OPS, read_nb201
 
 HELP_PUBLISHED = {
     "fbnet": {"raspi4": 0.887, "eyeriss": 0.943, "fpga": 0.892},
@@ -34,16 +35,8 @@ def _fbnet(data: Path):
 
 
 def _nb201(data: Path):
-    from search.nb201 import parse_arch_str
-    rows = list(csv.DictReader(open(data / "nb201_master.csv")))
-    archs = np.array([parse_arch_str(r["arch_str"]) for r in rows])
-    lat = {}
-    for c in rows[0]:
-        if c.startswith(("help_", "hwnb_c10_")) and c.endswith(("_ms", "_latency")):
-            name = (c.removeprefix("help_").removeprefix("hwnb_c10_").removesuffix("_latency")
-                    .removesuffix("_ms"))
-            lat[name] = np.array([float(r[c]) if r[c] else np.nan for r in rows])
-    return with_pairs(archs, 5), lat
+    table = read_nb201(data / "nb201_master.csv")
+    return with_pairs(table.archs, len(OPS)), table.latency
 
 
 def _middle(idx: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -3,32 +3,26 @@ archs against the number of training archs (ReNAS's setting is 424)."""
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from predictors.accuracy import MLPPredictor
-from predictors.encoding import one_hot
+from lutfarm.predictors.accuracy import MLPPredictor
+from lutfarm.predictors.encoding import one_hot
+from lutfarm.spaces.nb201 import OPS, read_nb201
 
 METHODS = ("mse", "pairwise", "fbnetv3")
 
 
 def load(path: str | Path):
-    from search.nb201 import parse_arch_str
-
-    rows = list(csv.DictReader(open(path)))
-    x = one_hot(np.array([parse_arch_str(r["arch_str"]) for r in rows]), 5)
-    y = np.array([float(r["c10_test_acc"]) for r in rows])
-
-    def num(v):
-        return float(v) if v else 0.0
-
-    free = np.array([[num(r["c10_mflops"]), num(r["c10_mparams"]),
-                      num(r["hwnb_c10_edgegpu_latency"])] for r in rows])
-    return x, y, free
+    """(one-hot archs, CIFAR-10 accuracy, free statistics: MFLOPs, params, edge-GPU latency)."""
+    table = read_nb201(path)
+    x = one_hot(table.archs, len(OPS))
+    free = np.nan_to_num(np.column_stack([table.mflops, table.mparams,
+                                          table.latency["edgegpu"]]), nan=0.0)
+    return x, table.accuracy["cifar10"], free
 
 
 def evaluate(path: str | Path, sizes=(50, 100, 424, 1000), methods=METHODS, test: int = 3000,

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lutfarm.errors import LutfarmError
 
-class PredictorError(ValueError):
+
+class PredictorError(LutfarmError, ValueError):
     """A predictor file or input that cannot be used."""
 
 

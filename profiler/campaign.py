@@ -19,24 +19,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agents.timing import TimingSettings
-from profiler.devices import Device
-from profiler.export import ExportedModel, ExportError, ModelCache
-from profiler.lock import STALE_S, LockHeld, owner_info
-from profiler.runtime_config import CHECKED_BY, RuntimeConfig
-from profiler.ssh import TRANSIENT_ERRORS, AuthError, DeviceError, HostKeyError
-from profiler.store import Measurement, Store
-from profiler.transport import AgentDied, CaseTimeout, transport_for
-from spaces import parse_case_key
-from spaces.cases import BlockCase
-from spaces.fbnet import FBNetLayout
+from lutfarm.errors import LutfarmError
+from lutfarm.profiler.devices import Device
+from lutfarm.profiler.export import ExportedModel, ExportError, ModelCache
+from lutfarm.profiler.lock import STALE_S, LockHeld, owner_info
+from lutfarm.profiler.runtime_config import CHECKED_BY, RuntimeConfig
+from lutfarm.profiler.ssh import TRANSIENT_ERRORS, AuthError, DeviceError, HostKeyError
+from lutfarm.profiler.store import Measurement, Store
+from lutfarm.profiler.transport import AgentDied, CaseTimeout, transport_for
+from lutfarm.spaces import parse_case_key
+from lutfarm.spaces.cases import BlockCase
+from lutfarm.spaces.fbnet import FBNetLayout
+from lutfarm_agent.timing import TimingSettings
 
 CRASHES_PER_CASE = 2   # a case the agent dies on this often is failed, not retried again
 DRIFT_TOLERANCE = 0.10  # a reference case this much off its stored median means the device changed
 CONTEXT_FIELDS = ("cpu_model", "cores", "governor", "machine", "python")
 
 
-class CampaignError(RuntimeError):
+class CampaignError(LutfarmError, RuntimeError):
     """The campaign could not run at all (e.g. the device lacks the runtime)."""
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import json
+import os
 import subprocess
 from dataclasses import dataclass, field
 
-from profiler.deploy import UploadStats, agent_bundle, agent_dir, deploy_agent
-from profiler.devices import Device
-from profiler.ssh import AuthError, DeviceError, HostKeyError, SSHSession
-from profiler.transport import AGENT_ROOT
+from lutfarm.profiler.deploy import (
+    UploadStats,
+    agent_bundle,
+    agent_command,
+    agent_dir,
+    deploy_agent,
+    local_agent_dir,
+)
+from lutfarm.profiler.devices import Device
+from lutfarm.profiler.ssh import AuthError, DeviceError, HostKeyError, SSHSession
+from lutfarm_agent.protocol import events_in
 
 
 @dataclass
@@ -42,6 +49,14 @@ def _fill(report: DeviceReport, info: dict) -> None:
                        for name, r in info["runtimes"].items()}
 
 
+def _described(stdout: str) -> dict:
+    """The agent's ``described`` event (anything else it printed is not protocol)."""
+    found = [e for e in events_in(stdout) if e["event"] == "described"]
+    if not found:
+        raise DeviceError("the agent answered --describe without a description")
+    return found[-1]
+
+
 def _board(device: Device) -> list[str]:
     """A microcontroller behind the device: describe asks its firmware too."""
     return ["--serial", device.serial, "--baud", str(device.baud)] if device.serial else []
@@ -50,15 +65,16 @@ def _board(device: Device) -> list[str]:
 def check_device(device: Device) -> DeviceReport:
     report = DeviceReport(device.name, device.address)
     if device.transport == "local":
-        out = subprocess.run([device.python, "-m", "agents", "--describe", *_board(device)],
-                             cwd=AGENT_ROOT,
+        root = local_agent_dir()
+        out = subprocess.run(agent_command(device.python, "--describe", *_board(device)),
+                             cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
                              capture_output=True, text=True, timeout=120)
         report.reachable = report.auth = True
         report.agent = "local source"
         if out.returncode != 0:
             report.error = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "?"
             return report
-        _fill(report, json.loads(out.stdout))
+        _fill(report, _described(out.stdout))
         return report
     try:
         session = SSHSession(device)
@@ -78,14 +94,14 @@ def check_device(device: Device) -> DeviceReport:
         venv_python = f"{workdir}/venv/bin/python"
         report.provisioned = session.size(venv_python) is not None
         python = venv_python if report.provisioned else device.python
-        code, out, err = session.run([python, "-m", "agents", "--describe", "--workdir", workdir,
-                                      *_board(device)],
+        code, out, err = session.run(agent_command(python, "--describe", "--workdir", workdir,
+                                                   *_board(device)),
                                      cwd=agent_dir(workdir))
         if code != 0:
             last = err.strip().splitlines()[-1] if err.strip() else f"exit {code}"
             report.error = f"{python} cannot run the agent: {last}"
         else:
-            _fill(report, json.loads(out))
+            _fill(report, _described(out))
     except DeviceError as exc:
         report.error = str(exc)
     finally:

@@ -1,8 +1,10 @@
 """Putting the agent and the case models on a device, each upload done once.
 
-The agent is the ``agents`` package, versioned by the hash of its files and unpacked into
-``<workdir>/agent-<hash>/``; models go to ``<workdir>/models/<sha256>.<fmt>`` (content-addressed,
-so a later campaign, or another space sharing a block, uploads nothing already there). After
+The agent is the ``lutfarm_agent`` package (the repository's ``agents/`` folder), versioned by
+the hash of its files and unpacked into ``<workdir>/agent-<hash>/lutfarm_agent/``; a local
+device runs the same bundle from the lutfarm cache, so local and remote agents are one thing. Models go to
+``<workdir>/models/<sha256>.<fmt>`` (content-addressed, so a later campaign, or another space
+sharing a block, uploads nothing already there). After
 an upload the device itself checks the SHA-256 of what arrived.
 """
 
@@ -14,12 +16,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import agents
-from profiler.export import ExportedModel
-from profiler.ssh import DeviceError, SSHSession
+import lutfarm_agent
+from lutfarm.profiler.export import ExportedModel, default_cache_dir
+from lutfarm.profiler.ssh import DeviceError, SSHSession
 
-AGENT_DIR = Path(agents.__file__).resolve().parent
+AGENT_DIR = Path(lutfarm_agent.__file__).resolve().parent
+AGENT_MODULE = "lutfarm_agent"
 COMPLETE = ".complete"
+
+
+def agent_command(python: str, *args: str) -> list[str]:
+    """The command line that runs the agent with ``python`` from its bundle directory."""
+    return [python, "-m", AGENT_MODULE, *args]
 
 
 @dataclass
@@ -30,8 +38,8 @@ class UploadStats:
 
 @lru_cache(maxsize=1)
 def agent_bundle() -> tuple[str, dict[str, bytes]]:
-    """(content hash, {path relative to the package's parent: bytes}) of the agent."""
-    files = {str(p.relative_to(AGENT_DIR.parent)): p.read_bytes()
+    """(content hash, {path relative to the bundle directory: bytes}) of the agent."""
+    files = {f"{AGENT_MODULE}/{p.relative_to(AGENT_DIR).as_posix()}": p.read_bytes()
              for p in sorted(AGENT_DIR.rglob("*.py"))}
     h = hashlib.sha256()
     for name, data in files.items():
@@ -41,6 +49,22 @@ def agent_bundle() -> tuple[str, dict[str, bytes]]:
 
 def agent_dir(workdir: str) -> str:
     return f"{workdir}/agent-{agent_bundle()[0]}"
+
+
+def local_agent_dir() -> Path:
+    """The agent bundle unpacked in the lutfarm cache (written once per version): what a
+    local device runs, with any interpreter, whether or not lutfarm is installed in it."""
+    version, files = agent_bundle()
+    target = default_cache_dir() / f"agent-{version}"
+    if not (target / COMPLETE).exists():
+        for rel, data in files.items():
+            path = target / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        (target / COMPLETE).write_text(version)
+    return target
 
 
 def deploy_agent(session: SSHSession, workdir: str, stats: UploadStats) -> str:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
+from lutfarm.errors import LutfarmError
 
-class UnknownDeviceError(ValueError):
+
+class UnknownDeviceError(LutfarmError, ValueError):
     """A device name (or kind/tag selection) that matches nothing in the inventory."""
 
 
@@ -32,7 +34,7 @@ class Device:
     threads: int | None = None               # overrides --threads for this device
     affinity: tuple[int, ...] | None = None  # CPUs the agent pins itself to
     workdir: str = "lutfarm"                 # on the device; relative = under the login's home
-    serial: str = ""                         # an MCU's port on this host (agents.mcu protocol)
+    serial: str = ""                         # an MCU's port on this host (lutfarm_agent.mcu protocol)
     baud: int = 115200
     arena_limit: int | None = None           # largest TFLite-Micro arena to try, bytes
     line: int = 0                            # where the inventory defines it

@@ -19,8 +19,10 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spaces.cases import BlockCase, PairCase
-from spaces.fbnet import NetworkCase
+from lutfarm import environment
+from lutfarm.errors import LutfarmError
+from lutfarm.spaces.cases import BlockCase, PairCase
+from lutfarm.spaces.fbnet import NetworkCase
 
 OPSET = 17
 EXPORTER_REVISION = "1"   # bump when the exported graphs change for the same case
@@ -31,11 +33,11 @@ FORMATS = {"onnx": ("fp32",), "tflite": ("fp32", "int8")}
 _EXPORTERS = {"onnx": ("torch",), "tflite": ("torch", "litert-torch", "ai-edge-quantizer")}
 
 
-class ExportError(RuntimeError):
+class ExportError(LutfarmError, RuntimeError):
     """A case that cannot become a model file for the asked format (names the reason)."""
 
 
-class ExporterMissing(RuntimeError):
+class ExporterMissing(LutfarmError, RuntimeError):
     """The controller lacks the packages that export this format."""
 
 
@@ -60,9 +62,7 @@ class ExportStats:
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("LUTFARM_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lutfarm")
-    return Path(base)
+    return environment.cache_dir()
 
 
 def _versions(fmt: str) -> dict[str, str]:
@@ -82,7 +82,7 @@ def onnx_bytes(case: BlockCase | PairCase | NetworkCase) -> bytes:
     """Build the case's torch module with seeded weights and export it to one ONNX file."""
     import torch
 
-    from spaces.fbnet_modules import build_module, seeded_init
+    from lutfarm.spaces.fbnet_modules import build_module, seeded_init
 
     module = seeded_init(build_module(case), case.key)
     example = torch.randn(*case.input_shape, generator=torch.Generator().manual_seed(0))
@@ -149,7 +149,7 @@ class ModelCache:
         else:
             from importlib.util import find_spec
 
-            from profiler.export_tflite import tflite_bytes
+            from lutfarm.profiler.export_tflite import tflite_bytes
             missing = [m for m in ("litert_torch", "ai_edge_quantizer", "ai_edge_litert",
                                    "tflite_micro") if find_spec(m) is None]
             if missing:

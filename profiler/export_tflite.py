@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.protocol import one_line
-from agents.quiet import QuietStderr
-from profiler.export import ExportError
+from lutfarm.profiler.export import ExportError
+from lutfarm_agent.protocol import one_line
+from lutfarm_agent.quiet import QuietStderr
 
 CALIBRATION_SAMPLES = 16
 FP32_TOLERANCE = 1e-4      # max |error| over the output's range: float re-association only
@@ -63,7 +63,7 @@ def nhwc(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def torch_module(case):
-    from spaces.fbnet_modules import build_module, seeded_init
+    from lutfarm.spaces.fbnet_modules import build_module, seeded_init
 
     return seeded_init(build_module(case), case.key)
 

@@ -23,7 +23,7 @@ Example::
     host = "10.0.0.20"              # the host the board is plugged into
     kind = "stm32f746"
     runtimes = ["tflm"]
-    serial = "/dev/ttyACM0"         # the firmware speaks agents.mcu's harness protocol
+    serial = "/dev/ttyACM0"         # the firmware speaks lutfarm_agent.mcu's harness protocol
     baud = 921600
 
 Every problem is reported with its line, all at once, so a farm file is fixed in one pass.
@@ -35,8 +35,9 @@ import os
 import re
 from pathlib import Path
 
-from agents.runtimes import RUNTIMES
-from profiler.devices import Device
+from lutfarm.errors import LutfarmError
+from lutfarm.profiler.devices import Device
+from lutfarm_agent.runtimes import RUNTIMES
 
 try:
     import tomllib
@@ -54,7 +55,7 @@ DEFAULTS = {"port": 22, "python": "python3", "runtimes": ["onnxruntime"], "workd
 NAME_RE = re.compile(r"^[^\x00-\x1f/]{1,100}$")
 
 
-class InventoryError(ValueError):
+class InventoryError(LutfarmError, ValueError):
     """An inventory that cannot be used; the message lists every problem with its line."""
 
 

@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from profiler.ssh import DeviceError
+from lutfarm.profiler.ssh import DeviceError
 
 LOCK_NAME = "lutfarm.lock"
 STALE_S = 600.0

@@ -9,16 +9,16 @@ is left alone. The agent uses ``<workdir>/venv/bin/python`` whenever it exists.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from profiler.deploy import UploadStats, agent_dir, deploy_agent
-from profiler.devices import Device
-from profiler.export import default_cache_dir
-from profiler.ssh import DeviceError, SSHSession
+from lutfarm.profiler.deploy import UploadStats, agent_command, agent_dir, deploy_agent
+from lutfarm.profiler.devices import Device
+from lutfarm.profiler.export import default_cache_dir
+from lutfarm.profiler.ssh import DeviceError, SSHSession
+from lutfarm_agent.protocol import events_in
 
 # what a device's venv needs per runtime (tflite-runtime's last release needs numpy 1)
 RUNTIME_PACKAGES = {"onnxruntime": ["onnxruntime"], "litert": ["ai-edge-litert"],
@@ -56,9 +56,10 @@ def download_wheels(packages: list[str], python_tag: str, machine: str,
 
 
 def _describe(session: SSHSession, python: str, workdir: str) -> dict | None:
-    code, out, _ = session.run([python, "-m", "agents", "--describe", "--workdir", workdir],
+    code, out, _ = session.run(agent_command(python, "--describe", "--workdir", workdir),
                                cwd=agent_dir(workdir))
-    return json.loads(out) if code == 0 else None
+    described = [e for e in events_in(out) if e["event"] == "described"] if code == 0 else []
+    return described[-1] if described else None
 
 
 def provision(device: Device, wheel_cache: Path | None = None) -> ProvisionReport:

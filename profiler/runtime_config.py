@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from agents.runtimes import RUNTIMES
+from lutfarm.errors import LutfarmError
+from lutfarm_agent.runtimes import RUNTIMES
 
 # runtime -> (model format, dtypes it can time, default provider/delegate)
 RUNTIME_SUPPORT = {
@@ -25,7 +26,7 @@ CHECKED_BY = {"litert": "litert", "tflite": "litert", "tflm": "tflite-micro"}
 TFLITE_PROVIDERS = ("xnnpack", "none")   # or "delegate:<library.so>" (GPU, Hexagon, …)
 
 
-class RuntimeConfigError(ValueError):
+class RuntimeConfigError(LutfarmError, ValueError):
     """A runtime configuration lutfarm cannot run."""
 
 

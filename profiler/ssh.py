@@ -16,14 +16,15 @@ from pathlib import Path
 
 import paramiko
 
-from profiler.devices import Device
+from lutfarm.errors import LutfarmError
+from lutfarm.profiler.devices import Device
 
 CONNECT_TIMEOUT_S = 10.0
 COMMAND_TIMEOUT_S = 60.0
 KEEPALIVE_S = 15
 
 
-class DeviceError(RuntimeError):
+class DeviceError(LutfarmError, RuntimeError):
     """A device cannot be used right now (unreachable, refused, out of disk …)."""
 
 

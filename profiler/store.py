@@ -16,6 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from lutfarm import environment
+from lutfarm.errors import LutfarmError
+
 SCHEMA_VERSION = 2
 APP_ID = "lutfarm"
 
@@ -52,7 +55,7 @@ _MIGRATIONS = {
 }
 
 
-class StoreError(RuntimeError):
+class StoreError(LutfarmError, RuntimeError):
     """The store file cannot be used (not lutfarm's, newer schema, unreadable)."""
 
 
@@ -97,7 +100,7 @@ class Measurement:
 
     @classmethod
     def from_event(cls, event: dict, device: str, runtime: str, **ids) -> Measurement:
-        """An agent ``result`` event -> a record (see agents.protocol)."""
+        """An agent ``result`` event -> a record (see lutfarm_agent.protocol)."""
         m = cls(device=device, runtime=runtime, case_key=event["key"], status=event["status"],
                 error=event.get("error"), created=time.time(), **ids)
         m.kind = m.kind or device
@@ -124,7 +127,7 @@ _JSON_COLUMNS = {"samples", "extra"}
 
 
 def default_db_path() -> Path:
-    return Path(os.environ.get("LUTFARM_DB", "lutfarm.db"))
+    return environment.db_path()
 
 
 class Store:

@@ -1,6 +1,6 @@
 """Transports carry agent jobs to a device and their events back.
 
-Both keep one ``python -m agents --serve`` session per device (agents.protocol) and exchange
+Both keep one ``python -m lutfarm_agent --serve`` session per device (lutfarm_agent.protocol) and exchange
 JSON lines with it: ``LocalTransport`` as a child process of this machine, ``SSHTransport`` over
 one paramiko connection after deploying the agent and the models. Local and remote share every
 line of measuring code and every rule of the campaign (locks, timeouts, retries).
@@ -12,24 +12,32 @@ the lock). ``stop`` kills a running agent; the next job starts a fresh one.
 
 from __future__ import annotations
 
+import collections
 import json
+import logging
 import os
 import queue
 import subprocess
 import threading
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 
-import agents
-from agents.protocol import parse_line
-from profiler.deploy import UploadStats, agent_dir, deploy_agent, remote_model_path, upload_models
-from profiler.devices import Device
-from profiler.export import ExportedModel, default_cache_dir
-from profiler.lock import SFTPFS, STALE_S, BoardLock, LocalFS
-from profiler.ssh import DeviceError, SSHSession
+from lutfarm.profiler.deploy import (
+    UploadStats,
+    agent_command,
+    agent_dir,
+    deploy_agent,
+    local_agent_dir,
+    remote_model_path,
+    upload_models,
+)
+from lutfarm.profiler.devices import Device
+from lutfarm.profiler.export import ExportedModel, default_cache_dir
+from lutfarm.profiler.lock import SFTPFS, STALE_S, BoardLock, LocalFS
+from lutfarm.profiler.ssh import DeviceError, SSHSession
+from lutfarm_agent.protocol import parse_line
 
-AGENT_ROOT = Path(agents.__file__).resolve().parent.parent
 START_TIMEOUT_S = 120.0
+log = logging.getLogger(__name__)
 
 
 class AgentDied(DeviceError):
@@ -50,6 +58,31 @@ class _AgentSession:
         self.upload = UploadStats()
         self.agent_pid: int | None = None
         self._running = False
+        self.output_tail: collections.deque[str] = collections.deque(maxlen=20)
+        self._log_thread: threading.Thread | None = None
+
+    def _log_output(self, lines: Iterable[str]) -> None:
+        """What the agent process printed outside the protocol (its stderr, native libraries'
+        output): logged, and the last lines kept to explain a death. Runs in a thread."""
+        try:
+            for line in lines:
+                line = line.rstrip()
+                if line:
+                    self.output_tail.append(line)
+                    log.debug("%s agent: %s", self.device.name, line)
+        except (OSError, ValueError, EOFError):   # the stream was closed under us: a kill
+            pass
+
+    def _watch_output(self, stream) -> None:
+        self._log_thread = threading.Thread(target=self._log_output, args=(stream,), daemon=True,
+                                            name=f"agent-log-{self.device.name}")
+        self._log_thread.start()
+
+    def _last_output(self) -> str:
+        """The agent's last line of output, once its stream ended (or after 2 s)."""
+        if self._log_thread is not None:
+            self._log_thread.join(2.0)
+        return self.output_tail[-1] if self.output_tail else ""
 
     # -- what a subclass provides ------------------------------------------------------------
     def _spawn(self) -> None: ...
@@ -85,8 +118,12 @@ class _AgentSession:
             if not line:
                 self._running = False
                 raise AgentDied(f"agent on {self.device.name} {self._death()}")
-            if line.strip():
-                return parse_line(line)
+            if not line.strip():
+                continue
+            event = parse_line(line)
+            if event is not None:
+                return event
+            self._log_output([line])
 
     def _request(self, request: dict, ends: tuple[str, ...],
                  timeout: float | None) -> Iterator[dict]:
@@ -146,13 +183,12 @@ class LocalTransport(_AgentSession):
         return str(model.path)
 
     def _spawn(self) -> None:
+        root = local_agent_dir()
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(AGENT_ROOT),
-                                                          env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
         self.proc = proc = subprocess.Popen(
-            [self.device.python, "-m", "agents", "--serve"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-            cwd=str(AGENT_ROOT))
+            agent_command(self.device.python, "--serve"), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(root))
         self._lines = lines = queue.Queue()
 
         def read() -> None:   # a thread, so that waiting for a line can time out
@@ -161,6 +197,7 @@ class LocalTransport(_AgentSession):
             lines.put("")
 
         threading.Thread(target=read, daemon=True, name=f"agent-{self.device.name}").start()
+        self._watch_output(proc.stderr)
 
     def _send(self, line: str) -> None:
         self.proc.stdin.write(line)
@@ -171,7 +208,7 @@ class LocalTransport(_AgentSession):
 
     def _death(self) -> str:
         code = self.proc.wait()
-        tail = " ".join(self.proc.stderr.read().strip().splitlines()[-1:])
+        tail = self._last_output()
         return f"exited with status {code} before finishing its job" + (
             f": {tail}" if tail else "")
 
@@ -228,9 +265,10 @@ class SSHTransport(_AgentSession):
         return remote_model_path(self.workdir, model)
 
     def _spawn(self) -> None:
-        self._chan = self.session.open_channel([self.python, "-m", "agents", "--serve"],
+        self._chan = self.session.open_channel(agent_command(self.python, "--serve"),
                                                agent_dir(self.workdir), START_TIMEOUT_S)
         self._stream = self._chan.makefile("r")
+        self._watch_output(self._chan.makefile_stderr("r"))
 
     def _send(self, line: str) -> None:
         self._chan.sendall(line.encode())
@@ -242,9 +280,9 @@ class SSHTransport(_AgentSession):
     def _death(self) -> str:
         chan = self._chan
         if chan is not None and chan.exit_status_ready():
-            err = chan.recv_stderr(65536).decode(errors="replace").strip().splitlines()
+            tail = self._last_output()
             return (f"exited with status {chan.recv_exit_status()} before finishing its job"
-                    + (f": {err[-1]}" if err else ""))
+                    + (f": {tail}" if tail else ""))
         return "lost its connection before finishing its job"
 
     def _kill(self) -> None:

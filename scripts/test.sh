@@ -10,4 +10,12 @@ if ! [ -x /usr/sbin/sshd ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/nul
     >.venv/apt.log 2>&1 || { tail -n 20 .venv/apt.log >&2; echo "could not install openssh-server; farm tests will be skipped" >&2; }
 fi
 .venv/bin/ruff check .
+# Layers (import-linter contracts in pyproject.toml). grimp reads packages as installed, and the
+# development install maps folders onto lutfarm.*, so check a regular install of this tree.
+rm -rf .venv/layers
+.venv/bin/pip install --quiet --no-deps --no-build-isolation --target .venv/layers . 2>/dev/null
+rm -rf build
+layers=$(cd .venv/layers && PYTHONPATH=. ../bin/lint-imports --no-cache ../../pyproject.toml) \
+  || { echo "$layers"; exit 1; }
+echo "$layers" | tail -n 4
 exec .venv/bin/python -m pytest "$@"

@@ -14,10 +14,12 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from lutfarm.errors import LutfarmError
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp"}
 
 
-class DataError(ValueError):
+class DataError(LutfarmError, ValueError):
     """A dataset that cannot be read."""
 
 

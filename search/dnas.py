@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, random_split
 
-from lut import LatencyTable
-from spaces import NUM_OPS
-from spaces.fbnet_modules import Flatten, build_block
+from lutfarm.lut import LatencyTable
+from lutfarm.spaces import NUM_OPS
+from lutfarm.spaces.fbnet_modules import Flatten, build_block
 
 
 class MixedLayer(nn.Module):
@@ -58,7 +58,7 @@ class SuperNet(nn.Module):
     def _init_widths(self, table: LatencyTable, widths, unit: float) -> None:
         """FBNetV2: one shared weight tensor per layer at full width, a Gumbel choice of width
         per stage applied as a soft channel mask, latency from ``search.widths``."""
-        from search.widths import stage_widths, width_table
+        from lutfarm.search.widths import stage_widths, width_table
 
         layout = table.layout
         chans = stage_widths(layout, widths)
@@ -199,7 +199,7 @@ def search(table: LatencyTable, data: Dataset, classes: int, epochs: int = 10,
     rng = np.random.default_rng(seed)
     sampled = [[int(rng.choice(NUM_OPS, p=p / p.sum())) for p in probs] for _ in range(n_samples)]
     if widths:
-        from search.widths import layer_latency, stage_widths
+        from lutfarm.search.widths import layer_latency, stage_widths
         choice = torch.softmax(net.phi.detach(), 1).argmax(1).tolist()
         t = net.wlut.cpu().numpy() / net.unit
         head = float(net.whead[choice[-1]]) / net.unit

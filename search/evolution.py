@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from search.space import GeneSpace
+from lutfarm.errors import LutfarmError
+from lutfarm.search.space import GeneSpace
 
 Objective = Callable[[np.ndarray], np.ndarray]
 Feasible = Callable[[np.ndarray], np.ndarray]
 
 
-class SearchError(ValueError):
+class SearchError(LutfarmError, ValueError):
     """A search that cannot run (e.g. no feasible architecture can be found)."""
 
 

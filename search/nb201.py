@@ -1,7 +1,7 @@
 """Benchmark mode on NAS-Bench-201: real accuracies, real device latencies, known optimum.
 
 An NB201 cell has 6 edges, each one of 5 ops, so 5^6 = 15625 architectures; the table
-(``nb201_master.csv``, see ../shared/data/README.md) gives each one's test accuracy and its
+(``nb201_master.csv``, read by ``lutfarm.spaces.nb201``) gives each one's test accuracy and its
 latency on many devices. For a device and a latency budget the oracle is the best accuracy
 among archs within the budget; a search method "queries" accuracies one at a time (latency is
 known, like a LUT) and is scored by its best accuracy after k queries, averaged over seeds.
@@ -9,36 +9,17 @@ known, like a LUT) and is scored by its best accuracy after k queries, averaged 
 
 from __future__ import annotations
 
-import csv
-import os
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import Ridge
 
-from predictors.encoding import one_hot
-from search.evolution import random_search, regularized_evolution
-from search.space import GeneSpace
+from lutfarm.predictors.encoding import one_hot
+from lutfarm.search.evolution import random_search, regularized_evolution
+from lutfarm.search.space import GeneSpace
+from lutfarm.spaces.nb201 import DATASETS, NUM_EDGES, OPS, NB201Error, read_nb201
 
-OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-SPACE = GeneSpace(6, len(OPS))
-DATASETS = {"cifar10": "c10_test_acc", "cifar100": "c100_test_acc",
-            "imagenet16": "in16_test_acc"}
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201_master.csv"
-
-
-class NB201Error(ValueError):
-    """The NB201 table is missing or lacks what was asked for."""
-
-
-def parse_arch_str(arch: str) -> list[int]:
-    """``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` -> 6 op indices, edge order as written."""
-    ops = re.findall(r"\|([a-z_0-9]+)~\d", arch)
-    if len(ops) != 6 or any(o not in OPS for o in ops):
-        raise NB201Error(f"not an NB201 arch string: {arch!r}")
-    return [OPS.index(o) for o in ops]
+SPACE = GeneSpace(NUM_EDGES, len(OPS))
 
 
 @dataclass
@@ -56,29 +37,22 @@ class NB201Table:
         return column[SPACE.encode(np.asarray(archs))]
 
 
-def load_nb201(path: str | os.PathLike | None = None, dataset: str = "cifar10") -> NB201Table:
-    path = Path(path or os.environ.get("LUTFARM_NB201", DEFAULT_PATH))
-    if not path.exists():
-        raise NB201Error(f"NB201 table {path} not found; pass --nb201 PATH to nb201_master.csv "
-                         f"(shared/data) or set LUTFARM_NB201")
+def load_nb201(path=None, dataset: str = "cifar10") -> NB201Table:
+    """The table re-indexed by arch code, for O(1) lookups of whole populations."""
     if dataset not in DATASETS:
         raise NB201Error(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        lat_cols = [c for c in reader.fieldnames if c.endswith(("_ms", "_latency"))]
-        acc = np.full(SPACE.choices ** SPACE.genes, np.nan)
-        lat = {c: np.full_like(acc, np.nan) for c in lat_cols}
-        for row in reader:
-            code = int(SPACE.encode(np.array(parse_arch_str(row["arch_str"]))))
-            acc[code] = float(row[DATASETS[dataset]])
-            for c in lat_cols:
-                if row[c] not in ("", None):
-                    lat[c][code] = float(row[c])
-    if np.isnan(acc).any():
-        raise NB201Error(f"{path} does not cover all 15625 NB201 archs")
-    names = {c: c.removeprefix("help_").removeprefix("hwnb_c10_").removesuffix("_latency")
-             .removesuffix("_ms") for c in lat_cols}
-    return NB201Table(acc, {names[c]: v for c, v in lat.items()}, dataset)
+    data = read_nb201(path)
+    codes = SPACE.encode(data.archs)
+    if len(np.unique(codes)) != SPACE.choices ** SPACE.genes:
+        raise NB201Error(f"{data.path} does not cover all 15625 NB201 archs")
+
+    def by_code(column: np.ndarray) -> np.ndarray:
+        out = np.full(SPACE.choices ** SPACE.genes, np.nan)
+        out[codes] = column
+        return out
+
+    return NB201Table(by_code(data.accuracy[dataset]),
+                      {d: by_code(v) for d, v in data.latency.items()}, dataset)
 
 
 def _ridge_guided(space, objective, feasible, budget, seed, warmup=20, proposals=32):
@@ -86,7 +60,7 @@ def _ridge_guided(space, objective, feasible, budget, seed, warmup=20, proposals
     the one-hot encoding of everything queried so far likes best."""
     import time
 
-    from search.evolution import SearchResult, sample_feasible
+    from lutfarm.search.evolution import SearchResult, sample_feasible
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     archs = sample_feasible(space, warmup, feasible, rng)

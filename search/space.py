@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spaces.cases import BlockCase
-from spaces.fbnet import FBNetLayout
+from lutfarm.spaces.cases import BlockCase
+from lutfarm.spaces.fbnet import FBNetLayout
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class GeneSpace:
 
 
 def fbnet_space(layout: FBNetLayout) -> GeneSpace:
-    from spaces import NUM_OPS
+    from lutfarm.spaces import NUM_OPS
     return GeneSpace(layout.num_layers, NUM_OPS)
 
 
@@ -98,7 +98,7 @@ class PeakMetric:
 
 def lut_peak_memory(lut) -> PeakMetric:
     """The LUT's per-block peak memory (KiB) as a search constraint; needs every case's."""
-    from lut.table import LUTError
+    from lutfarm.lut.table import LUTError
 
     mem = lut.peak_mem_bytes()
     layout = lut.layout

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lut import LUT, LatencyTable
-from search.evolution import constrained_evolution
-from search.space import fbnet_space, lut_latency, macs
+from lutfarm.lut import LUT, LatencyTable
+from lutfarm.search.evolution import constrained_evolution
+from lutfarm.search.space import fbnet_space, lut_latency, macs
 
 
 @dataclass

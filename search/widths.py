@@ -14,8 +14,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from lut import LatencyTable
-from spaces import NUM_OPS, OPS, BlockCase
+from lutfarm.lut import LatencyTable
+from lutfarm.spaces import NUM_OPS, OPS, BlockCase
 
 __all__ = ["stage_widths", "width_table", "layer_latency"]
 

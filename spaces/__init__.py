@@ -6,9 +6,10 @@ above this package (export, LUT, predictors, search) asks ``get_layout`` for one
 
 from __future__ import annotations
 
-from spaces.cases import KIND_FIELDS, BlockCase, CaseKeyError, PairCase
-from spaces.fbnet import LAYOUTS as FBNET_LAYOUTS
-from spaces.fbnet import (
+from lutfarm.errors import LutfarmError
+from lutfarm.spaces.cases import KIND_FIELDS, BlockCase, CaseKeyError, PairCase
+from lutfarm.spaces.fbnet import LAYOUTS as FBNET_LAYOUTS
+from lutfarm.spaces.fbnet import (
     NUM_OPS,
     OPS,
     ArchError,
@@ -21,7 +22,7 @@ from spaces.fbnet import (
 SPACES: dict[str, dict[str, FBNetLayout]] = {"fbnet": FBNET_LAYOUTS}
 
 
-class UnknownSpaceError(ValueError):
+class UnknownSpaceError(LutfarmError, ValueError):
     """A space or layout name lutfarm does not know."""
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 
+from lutfarm.errors import LutfarmError
+
 # Fields that appear in the key of each kind, in key order. Key names follow HW-NAS-Bench.
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "ConvBlock": ("H", "W", "Cin", "Cout", "exp", "kernel", "stride", "group"),
@@ -27,7 +29,7 @@ _ATTR = {"H": "h", "W": "w", "Cin": "cin", "Cout": "cout", "exp": "exp", "kernel
          "stride": "stride", "group": "group"}
 
 
-class CaseKeyError(ValueError):
+class CaseKeyError(LutfarmError, ValueError):
     """A string that is not a valid case key."""
 
 

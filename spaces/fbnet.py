@@ -12,10 +12,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from spaces.cases import BlockCase, CaseKeyError
+from lutfarm.errors import LutfarmError
+from lutfarm.spaces.cases import BlockCase, CaseKeyError
 
 
-class ArchError(ValueError):
+class ArchError(LutfarmError, ValueError):
     """An architecture that does not fit the space."""
 
 

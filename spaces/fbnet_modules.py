@@ -10,8 +10,8 @@ import hashlib
 import torch
 from torch import nn
 
-from spaces.cases import BlockCase, PairCase
-from spaces.fbnet import FBNetLayout, NetworkCase
+from lutfarm.spaces.cases import BlockCase, PairCase
+from lutfarm.spaces.fbnet import FBNetLayout, NetworkCase
 
 
 class ChannelShuffle(nn.Module):

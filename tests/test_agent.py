@@ -1,23 +1,23 @@
 """The agent as a real subprocess speaking the job protocol, and its portability rules."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import FAST, REPO
-from spaces import get_layout
+from conftest import FAST, REPO, _python38, agent_root
+from lutfarm.spaces import get_layout
+from lutfarm_agent.protocol import events_in
 
 CIFAR = get_layout("fbnet", "cifar")
 
 
 def run_agent(job, *args):
-    proc = subprocess.run([sys.executable, "-m", "agents", *args], input=json.dumps(job),
+    proc = subprocess.run([sys.executable, "-m", "lutfarm_agent", *args], input=json.dumps(job),
                           capture_output=True, text=True, cwd=REPO, timeout=120)
-    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
+    return proc.returncode, events_in(proc.stdout), proc.stderr
 
 
 def job_for(cases, cache, **runtime):
@@ -73,15 +73,16 @@ def test_unknown_runtime_is_a_fatal_event_with_a_fix(cache):
 
 
 def test_describe_lists_runtimes():
-    out = subprocess.run([sys.executable, "-m", "agents", "--describe"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "lutfarm_agent", "--describe"], capture_output=True,
                          text=True, cwd=REPO, check=True).stdout
-    info = json.loads(out)
+    [info] = events_in(out)
     assert info["runtimes"]["onnxruntime"]["version"]
 
 
 def test_agent_imports_no_torch_or_controller_code():
-    code = ("import sys, agents.__main__, agents.runtimes.onnxruntime_rt, agents.runtimes.litert_rt, "
-            "agents.runtimes.tflm_rt, agents.mcu.harness, agents.mcu.standin\n"
+    code = ("import sys, lutfarm_agent.__main__, lutfarm_agent.runtimes.onnxruntime_rt, "
+            "lutfarm_agent.runtimes.litert_rt, lutfarm_agent.runtimes.tflm_rt, "
+            "lutfarm_agent.mcu.harness, lutfarm_agent.mcu.standin\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'pandas', 'sklearn', 'onnx', 'spaces', 'profiler', 'lut', 'lutfarm')]\n"
             "print(','.join(bad))")
@@ -99,27 +100,40 @@ def test_agent_is_python38_syntax_by_ruff_and_vermin():
     assert vermin.returncode == 0, vermin.stdout
 
 
-def _python38():
-    """A working Python 3.8 interpreter, if this machine has one (pyenv keeps one here)."""
-    candidates = [shutil.which("python3.8"), *map(str, Path.home().glob(".pyenv/versions/3.8*/bin/python3.8"))]
-    for exe in filter(None, candidates):
-        ok = subprocess.run([exe, "--version"], capture_output=True).returncode == 0
-        if ok:
-            return exe
-    return None
 
 
-PY38 = _python38()
-
-
-@pytest.mark.skipif(PY38 is None, reason="no Python 3.8 interpreter on this machine")
+@pytest.mark.needs("python3.8")
 def test_agent_parses_under_python38_and_its_stdlib_parts_run():
+    PY38 = _python38()
     files = [str(p) for p in (REPO / "agents").rglob("*.py")]
     parse = "import ast, sys\nfor f in sys.argv[1:]: ast.parse(open(f).read(), f)"
     proc = subprocess.run([PY38, "-c", parse, *files], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    run = ("import agents.timing as t, agents.protocol\n"
+    run = ("import lutfarm_agent.timing as t, lutfarm_agent.protocol\n"
            "r = t.time_callable(lambda: sum(range(50)), t.TimingSettings(min_s=0.005, max_s=0.02))\n"
            "assert r.stats['count'] >= 20 and r.stats['median'] > 0\nprint('ok')")
-    proc = subprocess.run([PY38, "-c", run], capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run([PY38, "-c", run], capture_output=True, text=True, cwd=agent_root())
     assert proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_native_output_on_fd1_mid_job_is_the_agents_log_never_an_event(cache):
+    """A runtime writing to fd 1 from C (one line a forged, framed ``done``) while the
+    controller's LocalTransport reads the job: every event arrives, the noise is logged."""
+    from lutfarm.profiler.devices import LOCAL
+    from lutfarm.profiler.transport import LocalTransport
+    from lutfarm_agent.runtimes.bench_sleep_rt import NOISE
+
+    job = job_for(CIFAR.unique_cases()[:2], cache, name="bench-sleep", native_noise=True,
+                  sleep_ms=0.2)
+    transport = LocalTransport(LOCAL)
+    try:
+        events = list(transport.run_job(job, line_timeout=60))
+    finally:
+        transport.close()
+    assert [e["event"] for e in events] == ["hello", "result", "result", "done"]
+    assert all(e["status"] == "ok" for e in events[1:3]), events
+    assert events[-1] == {"event": "done", "measured": 2, "failed": 0}
+    transport._last_output()          # the log thread has read everything
+    logged = list(transport.output_tail)
+    for noise in NOISE:
+        assert noise.decode().strip() in logged

@@ -9,11 +9,11 @@ import time
 from dataclasses import replace
 
 from conftest import FAST, REPO
-from profiler.campaign import FarmSettings, Progress, plan_cases, run_campaign
-from profiler.devices import LOCAL
-from profiler.export import ModelCache
-from profiler.runtime_config import RuntimeConfig
-from profiler.store import Store
+from lutfarm.profiler.campaign import FarmSettings, Progress, plan_cases, run_campaign
+from lutfarm.profiler.devices import LOCAL
+from lutfarm.profiler.export import ModelCache
+from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.store import Store
 
 RT = RuntimeConfig()
 SLOW = replace(FAST, min_s=0.05)   # each case lasts long enough to be killed in the middle
@@ -145,7 +145,7 @@ class _OneCaseUnconvertible(ModelCache):
     bad = ""
 
     def get(self, case, fmt="onnx", dtype="fp32"):
-        from profiler.export import ExportError
+        from lutfarm.profiler.export import ExportError
 
         if case.key == self.bad:
             raise ExportError(f"{case.key}: litert-torch cannot convert it: aten.foo not lowered")

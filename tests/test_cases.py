@@ -2,8 +2,8 @@ import csv
 
 import pytest
 
-from lut.hwnasbench import BUNDLED
-from spaces import BlockCase, CaseKeyError
+from lutfarm.lut.hwnasbench import BUNDLED
+from lutfarm.spaces import BlockCase, CaseKeyError
 
 HW_ROWS = list(csv.DictReader(open(BUNDLED)))
 

@@ -8,9 +8,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from profiler.export import ModelCache
-from spaces import OPS, get_layout
-from spaces.fbnet_modules import build_block, build_network, seeded_init
+from lutfarm.profiler.export import ModelCache
+from lutfarm.spaces import OPS, get_layout
+from lutfarm.spaces.fbnet_modules import build_block, build_network, seeded_init
 
 CIFAR = get_layout("fbnet", "cifar")
 SLOTS = CIFAR.layer_slots()

@@ -12,16 +12,16 @@ from dataclasses import replace
 
 import pytest
 
-from conftest import FAST, REPO
-from profiler.campaign import FarmSettings, plan_cases, run_campaign, run_farm
-from profiler.check import check_device
-from profiler.lock import SFTPFS, BoardLock, owner_info
-from profiler.runtime_config import RuntimeConfig
-from profiler.ssh import AuthError, HostKeyError, SSHSession
-from profiler.store import Store
-from sshd import keygen, netns_available, sshd_available, start_host
+from conftest import FAST, IN_CI, REPO, missing, need
+from lutfarm.profiler.campaign import FarmSettings, plan_cases, run_campaign, run_farm
+from lutfarm.profiler.check import check_device
+from lutfarm.profiler.lock import SFTPFS, BoardLock, owner_info
+from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.ssh import AuthError, HostKeyError, SSHSession
+from lutfarm.profiler.store import Store
+from sshd import keygen, start_host
 
-pytestmark = pytest.mark.skipif(sshd_available() is not None, reason=str(sshd_available()))
+pytestmark = pytest.mark.needs("sshd")
 RT = RuntimeConfig()
 ONLY = "ConvBlock_H4_*,Skip_H4_*"          # 20 small cases: quick, but several per device
 
@@ -60,7 +60,7 @@ def test_campaign_over_ssh_deploys_once_and_builds_a_lut(tmp_path, host, cache):
 
 
 def host_layout():
-    from spaces import get_layout
+    from lutfarm.spaces import get_layout
     return get_layout("fbnet", "cifar")
 
 
@@ -167,7 +167,9 @@ def test_a_stale_lock_is_taken_over(tmp_path, host, cache):
 @pytest.fixture(scope="module")
 def farm_hosts(tmp_path_factory, client):
     """Three hosts of one kind, each in its own network namespace (or loopback ports)."""
-    why = netns_available()
+    why = missing("netns")
+    if why and IN_CI:
+        need("netns")
     if why:
         print(f"network namespaces unavailable ({why}); using three sshd on 127.0.0.1")
     hosts = [start_host(tmp_path_factory.mktemp(f"farm{i}"), f"node-{i}", client[1], client[0],
@@ -245,10 +247,10 @@ def test_inventory_cli_check_and_profile(tmp_path, farm_hosts):
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
-@pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON), reason="no system Python to provision")
+@pytest.mark.needs("system-python")
 def test_provision_builds_a_venv_offline_and_is_idempotent(tmp_path, host, cache):
     """A bare interpreter (no numpy, no runtime) gets a venv from wheels pushed over SFTP."""
-    from profiler.provision import provision
+    from lutfarm.profiler.provision import provision
     device = host.device(python=SYSTEM_PYTHON, workdir=str(tmp_path / "work"))
     before = check_device(device)
     assert not before.ok and before.numpy is None and not before.provisioned
@@ -274,7 +276,7 @@ def store_context(db):
 
 
 def test_wheels_for_an_aarch64_board_are_chosen_by_its_platform(tmp_path):
-    from profiler.provision import download_wheels
+    from lutfarm.profiler.provision import download_wheels
     target = download_wheels(["numpy"], "cp311", "aarch64", tmp_path)
     names = [p.name for p in target.glob("*.whl")]
     assert names and all("aarch64" in n and "cp311" in n for n in names), names
@@ -287,7 +289,7 @@ def test_a_full_disk_gives_the_board_up_with_the_reason_and_keeps_what_was_measu
     workdir.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(workdir)],
                       capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
+        need("root", "cannot mount a tmpfs here (needs root)")
     try:
         device = host.device(workdir=str(workdir))
         farm = FarmSettings(backoff_s=0.01, max_device_failures=2)

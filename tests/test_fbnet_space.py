@@ -3,8 +3,8 @@ import csv
 import numpy as np
 import pytest
 
-from lut.hwnasbench import BUNDLED
-from spaces import ArchError, UnknownSpaceError, get_layout, parse_arch, validate_archs
+from lutfarm.lut.hwnasbench import BUNDLED
+from lutfarm.spaces import ArchError, UnknownSpaceError, get_layout, parse_arch, validate_archs
 
 HW_KEYS = {r["key"] for r in csv.DictReader(open(BUNDLED))}
 

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from conftest import FIXTURES
-from lut import LatencyTable, import_hwnasbench
-from lut.hwnasbench import BUNDLED, DEVICES
-from lut.io import LUTFileError
+from lutfarm.lut import LatencyTable, import_hwnasbench
+from lutfarm.lut.hwnasbench import BUNDLED, DEVICES
+from lutfarm.lut.io import LUTFileError
 
 REFERENCE = json.loads((FIXTURES / "hwnasbench_reference_values.json").read_text())["fbnet"]
 CASES = [(arch, dataset, device) for arch in REFERENCE for dataset in REFERENCE[arch]

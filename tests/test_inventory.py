@@ -1,7 +1,7 @@
 import pytest
 
-from profiler.devices import UnknownDeviceError, select_devices
-from profiler.inventory import InventoryError, load_inventory
+from lutfarm.profiler.devices import UnknownDeviceError, select_devices
+from lutfarm.profiler.inventory import InventoryError, load_inventory
 
 GOOD = """
 [defaults]

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from lut import LatencyTable, LUTError, LUTFileError, build_lut, load_lut, save_lut
-from profiler.runtime_config import RuntimeConfig
-from profiler.store import Store
-from spaces import OPS, ArchError
+from lutfarm.lut import LatencyTable, LUTError, LUTFileError, build_lut, load_lut, save_lut
+from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.store import Store
+from lutfarm.spaces import OPS, ArchError
 
 RT = RuntimeConfig().key
 
@@ -107,10 +107,10 @@ def test_compare_two_luts_finds_ratios_and_reranked_layers(lut, tmp_path):
 
     from click.testing import CliRunner
 
-    from lut import import_hwnasbench
-    from lut.compare import compare_luts
-    from lut.hwnasbench import BUNDLED
     from lutfarm.cli import cli
+    from lutfarm.lut import import_hwnasbench
+    from lutfarm.lut.compare import compare_luts
+    from lutfarm.lut.hwnasbench import BUNDLED
 
     raspi = import_hwnasbench(BUNDLED, "raspi4", "cifar")
     cmp = compare_luts(lut, raspi)
@@ -139,9 +139,9 @@ def test_compare_two_luts_finds_ratios_and_reranked_layers(lut, tmp_path):
 
 
 def test_compare_refuses_luts_of_different_layouts(lut):
-    from lut import import_hwnasbench
-    from lut.compare import compare_luts
-    from lut.hwnasbench import BUNDLED
+    from lutfarm.lut import import_hwnasbench
+    from lutfarm.lut.compare import compare_luts
+    from lutfarm.lut.hwnasbench import BUNDLED
 
     with pytest.raises(LUTError, match="different layouts"):
         compare_luts(lut, import_hwnasbench(BUNDLED, "raspi4", "imagenet"))

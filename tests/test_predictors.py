@@ -1,15 +1,17 @@
 """Predictors: few-shot latency transfer on HELP's protocol, persistence."""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
-from predictors.encoding import one_hot, with_pairs
-from predictors.fewshot import FewShotTransfer
-from predictors.persistence import PredictorError
-from search.nb201 import DEFAULT_PATH
-
-DATA = DEFAULT_PATH.parent
-HAVE_DATA = (DATA / "help_fbnet_latency.csv").exists() and DEFAULT_PATH.exists()
+from conftest import REPO
+from conftest import SHARED_DATA as DATA
+from lutfarm.predictors.encoding import one_hot, with_pairs
+from lutfarm.predictors.fewshot import FewShotTransfer
+from lutfarm.predictors.persistence import PredictorError
 
 
 def test_encodings():
@@ -41,10 +43,10 @@ def test_transfer_recovers_a_device_that_mixes_known_ones(tmp_path):
         model.adapt(x[:3], np.array([1.0, 0.0, 2.0]))
 
 
-@pytest.mark.skipif(not HAVE_DATA, reason=f"shared data not at {DATA}")
+@pytest.mark.needs("shared-data")
 @pytest.mark.parametrize("space", ["fbnet", "nb201"])
 def test_help_protocol_beats_help(space):
-    from predictors.help_protocol import evaluate
+    from lutfarm.predictors.help_protocol import evaluate
     r = evaluate(space, DATA, seeds=5)
     assert set(r["spearman"]) == set(r["help"])
     assert r["mean"] > r["help_mean"], r
@@ -53,7 +55,7 @@ def test_help_protocol_beats_help(space):
 def test_pairwise_loss_prefers_the_right_order():
     import torch
 
-    from predictors.accuracy import pairwise_loss
+    from lutfarm.predictors.accuracy import pairwise_loss
     y = torch.tensor([1.0, 2.0, 3.0])
     good, bad = pairwise_loss(torch.tensor([0.1, 0.5, 0.9]), y), pairwise_loss(
         torch.tensor([0.9, 0.5, 0.1]), y)
@@ -63,7 +65,7 @@ def test_pairwise_loss_prefers_the_right_order():
 def test_mlp_learns_saves_and_refuses_another_space(tmp_path):
     from scipy import stats
 
-    from predictors.accuracy import MLPPredictor
+    from lutfarm.predictors.accuracy import MLPPredictor
     rng = np.random.default_rng(0)
     archs = rng.integers(0, 5, (400, 6))
     x = one_hot(archs, 5)
@@ -81,18 +83,18 @@ def test_mlp_learns_saves_and_refuses_another_space(tmp_path):
         m.fit(x, y, "hinge")
 
 
-@pytest.mark.skipif(not HAVE_DATA, reason=f"shared data not at {DATA}")
+@pytest.mark.needs("shared-data")
 def test_accuracy_predictor_ranks_nb201_with_424_samples():
-    from predictors.nb201_accuracy import evaluate
+    from lutfarm.predictors.nb201_accuracy import evaluate
     r = evaluate(DATA / "nb201_master.csv", sizes=(424,), methods=("pairwise",), epochs=150)
     assert r["pairwise"][424]["kendall"] > 0.6
 
 
 def test_arch_level_predictors_on_synthetic_in_context_effects(measured_db):
-    from lut import LatencyTable, build_lut
-    from lut.validate import InContextCorrection, overhead_corrected
-    from predictors.arch_latency import evaluate
-    from profiler.store import Store
+    from lutfarm.lut import LatencyTable, build_lut
+    from lutfarm.lut.validate import InContextCorrection, overhead_corrected
+    from lutfarm.predictors.arch_latency import evaluate
+    from lutfarm.profiler.store import Store
     with Store(measured_db) as store:
         table = LatencyTable(build_lut(store, "local", "onnxruntime-fp32-t1"))
     archs = np.random.default_rng(2).integers(0, 9, (160, 22))
@@ -107,7 +109,7 @@ def test_arch_level_predictors_on_synthetic_in_context_effects(measured_db):
 
 
 def _random_blocks(n, seed):
-    from spaces import BlockCase
+    from lutfarm.spaces import BlockCase
     rng = np.random.default_rng(seed)
     out = {}
     while len(out) < n:
@@ -121,7 +123,7 @@ def _random_blocks(n, seed):
 
 
 def test_block_predictor_learns_saves_and_adaptive_sampling_adds_cases(tmp_path):
-    from predictors.block_latency import BlockLatencyPredictor, adaptive_sample
+    from lutfarm.predictors.block_latency import BlockLatencyPredictor, adaptive_sample
 
     def fake_device(cases):   # a deterministic cost model standing in for a device
         return {c.key: 0.01 + c.macs / 2e8 * (1.3 if c.group == 2 else 1.0) for c in cases}
@@ -142,11 +144,6 @@ def test_block_predictor_learns_saves_and_adaptive_sampling_adds_cases(tmp_path)
 
 
 def test_cli_predict_train_query_and_eval(tmp_path, measured_db):
-    import json
-    import subprocess
-    import sys
-
-    from conftest import REPO
     run = lambda *a: subprocess.run([sys.executable, "-m", "lutfarm", "predict", *map(str, a)],  # noqa: E731
                                     cwd=REPO, capture_output=True, text=True, timeout=300)
     model = tmp_path / "block.json"
@@ -158,7 +155,12 @@ def test_cli_predict_train_query_and_eval(tmp_path, measured_db):
     assert json.loads(q.stdout)[key] > 0
     bad = run("train", "--db", measured_db, "--device", "nowhere", "-o", model)
     assert bad.returncode == 2 and bad.stderr.startswith("error: 0 ConvBlock cases measured on nowhere")
-    if HAVE_DATA:
-        e = run("eval", "fewshot", "--json")
-        r = json.loads(e.stdout)
-        assert r["fbnet"]["mean"] > r["fbnet"]["help_mean"]
+
+
+@pytest.mark.needs("shared-data")
+def test_cli_predict_eval_fewshot_beats_help_on_fbnet():
+    e = subprocess.run([sys.executable, "-m", "lutfarm", "predict", "eval", "fewshot", "--data",
+                        str(DATA), "--json"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert e.returncode == 0, e.stderr[-800:]
+    r = json.loads(e.stdout)
+    assert r["fbnet"]["mean"] > r["fbnet"]["help_mean"]

@@ -8,23 +8,23 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO
-from lut import LatencyTable, import_hwnasbench
-from lut.hwnasbench import BUNDLED
-from search.evolution import (
+from conftest import REPO, SHARED_DATA
+from lutfarm.lut import LatencyTable, import_hwnasbench
+from lutfarm.lut.hwnasbench import BUNDLED
+from lutfarm.search.evolution import (
     SearchError,
     constrained_evolution,
     random_search,
     regularized_evolution,
 )
-from search.nb201 import DEFAULT_PATH, NB201Error, parse_arch_str
-from search.space import GeneSpace, fbnet_space, lut_latency, macs
-from search.targeting import targeting_matrix
-from spaces import get_layout
+from lutfarm.search.space import GeneSpace, fbnet_space, lut_latency, macs
+from lutfarm.search.targeting import targeting_matrix
+from lutfarm.spaces import get_layout
+from lutfarm.spaces.nb201 import NB201Error, parse_arch_str
 
 CIFAR = get_layout("fbnet", "cifar")
+NB201 = SHARED_DATA / "nb201_master.csv"
 RASPI = LatencyTable(import_hwnasbench(BUNDLED, "raspi4"))
-HAVE_NB201 = DEFAULT_PATH.exists()
 
 
 def test_mutation_and_crossover():
@@ -68,10 +68,10 @@ def test_nb201_arch_strings():
         parse_arch_str("|conv~0|")
 
 
-@pytest.mark.skipif(not HAVE_NB201, reason=f"NB201 table not at {DEFAULT_PATH}")
+@pytest.mark.needs("nb201-data")
 def test_evolution_beats_random_search_on_nb201():
-    from search.nb201 import bench, load_nb201
-    table = load_nb201(DEFAULT_PATH)
+    from lutfarm.search.nb201 import bench, load_nb201
+    table = load_nb201(NB201)
     r = bench(table, "raspi4", float(np.nanmax(table.latency["raspi4"])), queries=150,
               seeds=20, methods=("random", "evolution"))
     assert r.oracle_accuracy == pytest.approx(table.accuracy.max())
@@ -88,7 +88,7 @@ def test_each_winner_is_fastest_on_its_own_target():
 
 
 def test_latency_term_alone_moves_theta_to_fast_blocks():
-    from search.dnas import fbnet_loss
+    from lutfarm.search.dnas import fbnet_loss
     lut = torch.tensor(RASPI.matrix, dtype=torch.float32)
     theta = torch.zeros_like(lut, requires_grad=True)
     opt = torch.optim.Adam([theta], lr=0.05)
@@ -106,8 +106,8 @@ def test_latency_term_alone_moves_theta_to_fast_blocks():
 
 
 def test_dnas_runs_end_to_end_on_bundled_digits():
-    from search.data import digits32
-    from search.dnas import search
+    from lutfarm.search.data import digits32
+    from lutfarm.search.dnas import search
     data = torch.utils.data.Subset(digits32(), range(64))
     r = search(RASPI, data, 10, epochs=2, warmup_epochs=1, batch_size=8, max_batches=1,
                n_samples=3)
@@ -143,15 +143,15 @@ def test_cli_evolve_and_target(tmp_path):
 
 
 def test_runtime_keys_round_trip():
-    from profiler.runtime_config import RuntimeConfig
+    from lutfarm.profiler.runtime_config import RuntimeConfig
     for rc in (RuntimeConfig(), RuntimeConfig("bench-sleep", 4), RuntimeConfig(threads=2,
                                                                                provider="CPUExecutionProvider")):
         assert RuntimeConfig.from_key(rc.key) == rc
 
 
 def test_verify_measures_the_winner_end_to_end(tmp_path, measured_db):
-    from lut import build_lut, save_lut
-    from profiler.store import Store
+    from lutfarm.lut import build_lut, save_lut
+    from lutfarm.profiler.store import Store
     db = tmp_path / "v.db"
     db.write_bytes(measured_db.read_bytes())
     with Store(db) as store:
@@ -173,7 +173,7 @@ def test_verify_measures_the_winner_end_to_end(tmp_path, measured_db):
 
 
 def test_fbnetv2_width_table_uses_measured_entries_and_scales_the_rest():
-    from search.widths import layer_latency, stage_widths, width_table
+    from lutfarm.search.widths import layer_latency, stage_widths, width_table
     t, head, counts = width_table(RASPI, (0.5, 1.0))
     full = [0] * 22
     np.testing.assert_allclose(layer_latency(t, CIFAR, full, [1] * 7),
@@ -186,7 +186,7 @@ def test_fbnetv2_width_table_uses_measured_entries_and_scales_the_rest():
 
 
 def test_fbnetv2_latency_term_narrows_the_stages():
-    from search.dnas import SuperNet, fbnet_loss
+    from lutfarm.search.dnas import SuperNet, fbnet_loss
     net = SuperNet(RASPI, 10, widths=(0.5, 0.75, 1.0))
     opt = torch.optim.Adam(net.arch_parameters(), lr=0.05)
     with torch.no_grad():
@@ -220,25 +220,29 @@ def test_cli_dnas_with_widths_and_bench_nb201(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "lutfarm", "search", "dnas", "--lut", str(lut),
                           "--widths", "0.5,2"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and "--widths must lie in (0, 1]" in bad.stderr
-    if HAVE_NB201:
-        b = subprocess.run([sys.executable, "-m", "lutfarm", "search", "bench-nb201", "--device",
-                            "pixel3", "--budget-ms", "10", "--queries", "30", "--seeds", "3",
-                            "--json"], cwd=REPO, capture_output=True, text=True)
-        s = json.loads(b.stdout)
-        assert set(s["mean_found_accuracy"]) == {"random", "evolution", "predictor"}
-        assert all(v <= s["oracle_accuracy"] for v in s["mean_found_accuracy"].values())
+
+
+@pytest.mark.needs("nb201-data")
+def test_cli_bench_nb201_scores_every_method_against_the_oracle():
+    b = subprocess.run([sys.executable, "-m", "lutfarm", "search", "bench-nb201", "--device",
+                        "pixel3", "--budget-ms", "10", "--queries", "30", "--seeds", "3",
+                        "--nb201", str(NB201), "--json"], cwd=REPO, capture_output=True, text=True)
+    assert b.returncode == 0, b.stderr[-800:]
+    s = json.loads(b.stdout)
+    assert set(s["mean_found_accuracy"]) == {"random", "evolution", "predictor"}
+    assert all(v <= s["oracle_accuracy"] for v in s["mean_found_accuracy"].values())
 
 
 def test_measured_width_variants_replace_the_stand_in(tmp_path, measured_db, cache):
     from dataclasses import replace as dc_replace
 
     from conftest import FAST
-    from lut import build_lut
-    from profiler.campaign import plan_cases, run_campaign
-    from profiler.devices import LOCAL
-    from profiler.runtime_config import RuntimeConfig
-    from profiler.store import Store
-    from search.widths import width_table
+    from lutfarm.lut import build_lut
+    from lutfarm.profiler.campaign import plan_cases, run_campaign
+    from lutfarm.profiler.devices import LOCAL
+    from lutfarm.profiler.runtime_config import RuntimeConfig
+    from lutfarm.profiler.store import Store
+    from lutfarm.search.widths import width_table
     db = tmp_path / "w.db"
     db.write_bytes(measured_db.read_bytes())
     only = "ConvBlock_H4_*_exp1_*"
@@ -262,9 +266,9 @@ def test_evolve_under_a_peak_memory_budget(tmp_path):
     LUT."""
     from click.testing import CliRunner
 
-    from lut import save_lut
     from lutfarm.cli import cli
-    from search.space import lut_peak_memory
+    from lutfarm.lut import save_lut
+    from lutfarm.search.space import lut_peak_memory
 
     lut = import_hwnasbench(BUNDLED, "raspi4", "cifar")
     cases = {c.key: c for row in lut.layout.choice_cases() for c in row}

@@ -2,7 +2,7 @@ import sqlite3
 
 import pytest
 
-from profiler.store import _SCHEMA, SCHEMA_VERSION, Measurement, Store, StoreError
+from lutfarm.profiler.store import _SCHEMA, SCHEMA_VERSION, Measurement, Store, StoreError
 
 
 def test_new_store_is_wal_and_versioned(tmp_path):

@@ -13,17 +13,17 @@ import time
 import numpy as np
 import pytest
 
-from conftest import FAST, REPO
-from profiler.export import ExportError, ModelCache
-from profiler.runtime_config import RuntimeConfig, RuntimeConfigError
-from spaces import BlockCase
+from conftest import FAST, NP1_PYTHON, REPO, agent_root
+from lutfarm.profiler.export import ExportError, ModelCache
+from lutfarm.profiler.runtime_config import RuntimeConfig, RuntimeConfigError
+from lutfarm.spaces import BlockCase
+from lutfarm_agent.protocol import events_in
 
-pytest.importorskip("litert_torch", reason="the controller's tflite extra is not installed")
+pytestmark = pytest.mark.needs("tflite-toolchain")
 
 # small cases: conversion costs ~2 s each whatever the size
 CONV = BlockCase.from_key("ConvBlock_H4_W4_Cin184_Cout184_exp1_kernel3_stride1_group1")
 SKIP = BlockCase.from_key("Skip_H8_W8_Cin64_Cout64_stride1")
-NP1_PYTHON = REPO / ".venv" / "agent-np1" / "bin" / "python"
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +34,10 @@ def models(cache: ModelCache) -> dict:
 
 
 def run_agent(job: dict, python: str = sys.executable) -> tuple[int, list[dict]]:
-    proc = subprocess.run([python, "-m", "agents"], input=json.dumps(job), capture_output=True,
-                          text=True, cwd=REPO, timeout=300,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)))
-    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
+    proc = subprocess.run([python, "-m", "lutfarm_agent"], input=json.dumps(job), capture_output=True,
+                          text=True, cwd=agent_root(), timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(agent_root())))
+    return proc.returncode, events_in(proc.stdout)
 
 
 def job(models: list, **runtime) -> dict:
@@ -72,7 +72,7 @@ def test_exports_are_nhwc_int8_end_to_end_checked_and_cached(models, cache_dir):
 
 
 def test_the_checks_catch_a_model_that_computes_something_else(models):
-    from profiler.export_tflite import check_model
+    from lutfarm.profiler.export_tflite import check_model
 
     data = models[(CONV.key, "fp32")].path.read_bytes()
     assert all(r.ok for r in check_model(CONV, data, "fp32"))
@@ -119,8 +119,8 @@ def test_an_external_delegate_that_cannot_load_fails_that_case_by_name(models):
     assert "libhexagon_delegate.so" in r["error"]
 
 
+@pytest.mark.needs("tflite-runtime")
 def test_tflite_runtime_under_numpy2_is_refused_with_both_fixes(models):
-    pytest.importorskip("tflite_runtime", reason="tflite-runtime not installed (dev extra)")
     if int(np.__version__.split(".")[0]) < 2:
         pytest.skip("this environment has numpy 1")
     code, events = run_agent(job([models[(SKIP.key, "int8")]], name="tflite"))
@@ -128,8 +128,7 @@ def test_tflite_runtime_under_numpy2_is_refused_with_both_fixes(models):
     assert "numpy<2" in events[-1]["error"] and "ai-edge-litert" in events[-1]["error"]
 
 
-@pytest.mark.skipif(not NP1_PYTHON.exists(), reason="no numpy<2 agent environment "
-                    "(scripts/install.sh makes .venv/agent-np1)")
+@pytest.mark.needs("agent-np1")
 def test_tflite_runtime_times_int8_on_an_old_board_environment(models):
     code, events = run_agent(job([models[(CONV.key, "int8")]], name="tflite"), str(NP1_PYTHON))
     assert code == 0
@@ -149,7 +148,7 @@ def test_tflm_host_finds_the_smallest_arena_and_reports_it_as_memory(models):
     assert r["memory"]["method"] == "tflm-arena" and r["details"]["arena_bytes"] == arena
     # one alignment step less does not run (probed in an agent-like process: this one has
     # JAX's threads, which fork() must not copy)
-    code = ("import sys; from agents.runtimes.tflm_rt import probe_arena as p\n"
+    code = ("import sys; from lutfarm_agent.runtimes.tflm_rt import probe_arena as p\n"
             "d = open(sys.argv[1], 'rb').read(); a = int(sys.argv[2])\n"
             "print(p(d, a) is None, p(d, a - 16) is None)")
     proc = subprocess.run([sys.executable, "-c", code, str(m.path), str(arena)], cwd=REPO,
@@ -168,7 +167,7 @@ def test_tflm_arena_limit_is_a_clear_error_for_that_case(models):
 
 
 def test_smallest_arena_bisects_to_the_alignment():
-    from agents.runtimes.tflm_rt import ARENA_ALIGN, smallest_arena
+    from lutfarm_agent.runtimes.tflm_rt import ARENA_ALIGN, smallest_arena
 
     tried = []
 
@@ -197,9 +196,9 @@ def test_a_corrupted_tflite_model_fails_by_checksum(models, tmp_path):
 
 @pytest.fixture
 def standin(tmp_path):
-    """The LABELLED firmware stand-in on a pty (agents.mcu.standin), small like an MCU."""
+    """The LABELLED firmware stand-in on a pty (lutfarm_agent.mcu.standin), small like an MCU."""
     link = tmp_path / "ttyMCU"
-    proc = subprocess.Popen([sys.executable, "-m", "agents.mcu.standin", "--link", str(link),
+    proc = subprocess.Popen([sys.executable, "-m", "lutfarm_agent.mcu.standin", "--link", str(link),
                              "--max-arena", str(400_000), "--max-model", str(200_000)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 30
@@ -226,7 +225,7 @@ def test_the_agent_times_a_block_on_the_board_by_its_own_clock(models, standin):
 
 
 def test_board_limits_and_crc_errors_are_named(models, standin):
-    from agents.mcu.harness import Board, BoardError
+    from lutfarm_agent.mcu.harness import Board, BoardError
 
     big = models[(CONV.key, "fp32")]                       # > the board's 200 kB of flash
     assert big.path.stat().st_size > 200_000
@@ -252,8 +251,8 @@ def test_profile_on_a_board_stores_arena_memory_and_the_lut_carries_it(models, s
                                                                          tmp_path, cache_dir):
     from click.testing import CliRunner
 
-    from lut import load_lut
     from lutfarm.cli import cli
+    from lutfarm.lut import load_lut
 
     db, out = tmp_path / "mcu.db", tmp_path / "mcu.csv"
     runner = CliRunner()
@@ -275,9 +274,9 @@ def test_profile_on_a_board_stores_arena_memory_and_the_lut_carries_it(models, s
 
 
 def test_describe_asks_the_board_behind_the_port(standin):
-    proc = subprocess.run([sys.executable, "-m", "agents", "--describe", "--serial", standin],
+    proc = subprocess.run([sys.executable, "-m", "lutfarm_agent", "--describe", "--serial", standin],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
-    tflm = json.loads(proc.stdout)["runtimes"]["tflm"]
+    tflm = events_in(proc.stdout)[0]["runtimes"]["tflm"]
     assert tflm["board"] == "standin-not-an-mcu" and tflm["max_arena"] == 400_000
 
 
@@ -285,7 +284,7 @@ def test_a_whole_network_exports_with_nhwc_input_and_class_scores_out(cache, cif
     """What ``lut validate --runtime litert`` measures (slow: ~30 s of conversion)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from spaces import NetworkCase
+    from lutfarm.spaces import NetworkCase
 
     m = cache.get(NetworkCase(cifar, tuple([0] * 22)), "tflite", "fp32")
     assert all(c["ok"] for c in m.checks), m.checks
@@ -298,7 +297,7 @@ def test_an_op_the_runtime_lacks_is_named(tmp_path):
     """torch.sort converts to STABLEHLO_SORT, which neither LiteRT 2.3 nor TFLite-Micro runs."""
     import torch
 
-    from profiler.export_tflite import _litert_torch
+    from lutfarm.profiler.export_tflite import _litert_torch
 
     class Sorts(torch.nn.Module):
         def forward(self, x):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from agents.timing import TimingSettings, median_ci, summarize, time_callable, time_once
+from lutfarm_agent.timing import TimingSettings, median_ci, summarize, time_callable, time_once
 
 
 def test_median_ci_covers_the_true_median_about_95_percent():

@@ -10,9 +10,9 @@ import pytest
 from scipy import stats
 
 from conftest import FAST, REPO
-from lut import LatencyTable, build_lut, load_lut, save_lut
-from lut.metrics import latency_metrics
-from lut.validate import (
+from lutfarm.lut import LatencyTable, build_lut, load_lut, save_lut
+from lutfarm.lut.metrics import latency_metrics
+from lutfarm.lut.validate import (
     InContextCorrection,
     evaluate,
     fusion_pairs,
@@ -21,10 +21,10 @@ from lut.validate import (
     run_validation,
     sample_archs,
 )
-from profiler.devices import LOCAL
-from profiler.runtime_config import RuntimeConfig
-from profiler.store import Store
-from spaces import NetworkCase, PairCase, parse_case_key
+from lutfarm.profiler.devices import LOCAL
+from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.store import Store
+from lutfarm.spaces import NetworkCase, PairCase, parse_case_key
 
 RT = RuntimeConfig()
 
@@ -126,12 +126,12 @@ def test_cli_validate_writes_plot_csv_and_json(tmp_path, measured_db, cache_dir)
 
 
 def test_repeatability_compares_two_runs_and_remeasures_unreliable_cases(tmp_path, cache, cifar):
-    from lut.repeatability import run_repeatability
+    from lutfarm.lut.repeatability import run_repeatability
     # at least 50 ms of samples per case: with FAST's 4-30 ms, one burst of load on a shared
     # 2-core machine moved the median difference of a whole run to 37 % (seen once in CI)
     timing = replace(FAST, min_s=0.05, max_s=0.2)
     with Store(tmp_path / "r.db") as store:
-        from profiler.campaign import run_campaign
+        from lutfarm.profiler.campaign import run_campaign
         run_campaign(store, cifar, LOCAL, RT, timing, cache, "ConvBlock_H8_*")
         r = run_repeatability(store, cifar, [LOCAL], RT, timing, cache, only="ConvBlock_H8_*")
         assert r.cases == 32 and 0 <= r.median_rel_diff < 0.5 and r.spearman > 0.8
@@ -143,7 +143,7 @@ def test_repeatability_compares_two_runs_and_remeasures_unreliable_cases(tmp_pat
 
 
 def test_drift_guard_warns_when_the_device_changed(tmp_path, cache, cifar):
-    from profiler.campaign import run_campaign
+    from lutfarm.profiler.campaign import run_campaign
     with Store(tmp_path / "d.db") as store:
         run_campaign(store, cifar, LOCAL, RT, FAST, cache, "ConvBlock_H4_*")
         # pretend the stored world was different: every block twice as fast, another runtime

@@ -1,7 +1,7 @@
 """The harness protocol between a lutfarm agent and TFLite-Micro firmware on a microcontroller.
 
 A microcontroller sits behind a host (a Raspberry Pi, a lab PC) on a USB serial port; the
-agent runs on the host and talks to the firmware over that port (``agents.mcu.harness``, with
+agent runs on the host and talks to the firmware over that port (``lutfarm_agent.mcu.harness``, with
 pyserial). The firmware links TFLite-Micro, a static tensor arena and a microsecond timer
 (a cycle counter divided by the clock, or a hardware timer).
 
@@ -30,7 +30,7 @@ command). The agent finds the smallest arena by bisection over ``ARENA`` (the fi
 ``max_arena`` bounds it) and reports it as the block's peak memory; times are the firmware's
 own microseconds, so the serial round trip never enters a latency.
 
-``agents.mcu.standin`` is a **stand-in for firmware**, not an MCU: it speaks this protocol over
+``lutfarm_agent.mcu.standin`` is a **stand-in for firmware**, not an MCU: it speaks this protocol over
 a pseudo-terminal and runs the ``tflite-micro`` host interpreter behind it, so the agent side
 can be tested end to end here. Its latencies are the host's, not a microcontroller's.
 """

@@ -1,11 +1,11 @@
-"""Agent side of the MCU harness protocol (see agents.mcu), over pyserial."""
+"""Agent side of the MCU harness protocol (see lutfarm_agent.mcu), over pyserial."""
 
 from __future__ import annotations
 
 import zlib
 
-from agents.runtimes import Loaded, RuntimeUnavailable
-from agents.runtimes.tflm_rt import smallest_arena
+from lutfarm_agent.runtimes import Loaded, RuntimeUnavailable, UnsupportedOp
+from lutfarm_agent.runtimes.tflm_rt import smallest_arena
 
 _BOARDS: dict = {}     # port -> Board: one open port per agent process
 
@@ -16,6 +16,7 @@ class BoardError(RuntimeError):
     def __init__(self, code: str, message: str):
         super().__init__(f"{code} {message}".strip())
         self.code = code
+        self.detail = message
 
 
 class Board:
@@ -103,17 +104,17 @@ def load_on_board(path: str, settings: dict) -> Loaded:
             return True
         except BoardError as exc:
             if exc.code == "OP":
-                raise ValueError("unsupported op on the board's TFLite-Micro: " +
-                                 str(exc)[3:]) from None
+                raise UnsupportedOp("unsupported op on the board's TFLite-Micro: " +
+                                    exc.detail) from None
             if exc.code != "ARENA":
                 raise
             return False
 
     try:
         arena = smallest_arena(works, limit)
+    except UnsupportedOp:
+        raise
     except ValueError as exc:
-        if "unsupported op" in str(exc):
-            raise
         raise ValueError(f"{exc} on the board (its max_arena is {limit} bytes)") \
             from None
     used = board.arena(arena)

@@ -1,11 +1,11 @@
 """STAND-IN FIRMWARE — NOT A MICROCONTROLLER.
 
-Speaks the MCU harness protocol (agents.mcu) over a pseudo-terminal and runs the
+Speaks the MCU harness protocol (lutfarm_agent.mcu) over a pseudo-terminal and runs the
 ``tflite-micro`` host interpreter behind it, so that the agent's serial side is exercised end
 to end where no board exists. Its latencies and arena sizes are the host build's; a real
 board's firmware implements the same five commands in C++.
 
-    python -m agents.mcu.standin [--link PATH] [--max-arena BYTES] [--max-model BYTES]
+    python -m lutfarm_agent.mcu.standin [--link PATH] [--max-arena BYTES] [--max-model BYTES]
 
 prints the pty's device path (and symlinks it to PATH), then serves until killed.
 """
@@ -93,26 +93,26 @@ class StandIn:
             return f"ERR CMD bad arguments to {cmd}: {exc}"
 
     def _arena(self, size: int) -> str:
-        from agents.quiet import QuietStderr
-        from agents.runtimes.tflm_rt import _host_interpreter, probe_arena
+        from lutfarm_agent.quiet import QuietStderr
+        from lutfarm_agent.runtimes.tflm_rt import _host_interpreter, probe_arena
 
         if self.model is None:
             return "ERR NOMODEL send LOAD first"
         if size > self.max_arena:
             return f"ERR ARENA {size} bytes exceed this board's {self.max_arena}"
         self.interpreter = None
-        why = probe_arena(self.model, size)     # a real board resets; the host forks
-        if why is not None:
-            if why.startswith("unsupported op"):
-                return "ERR OP " + why.split(": ", 1)[-1].replace("\n", " ")
-            return "ERR ARENA " + why.replace("\n", " ")
+        failure = probe_arena(self.model, size)     # a real board resets; the host forks
+        if failure is not None:
+            if failure.unsupported_op:
+                return "ERR OP " + failure.message.split(": ", 1)[-1].replace("\n", " ")
+            return "ERR ARENA " + failure.message.replace("\n", " ")
         with QuietStderr():
             self.interpreter, _ = _host_interpreter(self.model, size)
         return f"OK ARENA {size} used={size}"
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agents.mcu.standin", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m lutfarm_agent.mcu.standin", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--link", help="also make this path a symlink to the pty")
     parser.add_argument("--max-arena", type=int, default=512 * 1024)

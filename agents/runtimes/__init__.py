@@ -11,17 +11,21 @@ from typing import Callable, NamedTuple
 
 # name -> (module, pip package that provides it)
 RUNTIMES: dict[str, tuple[str, str]] = {
-    "onnxruntime": ("agents.runtimes.onnxruntime_rt", "onnxruntime"),
-    "litert": ("agents.runtimes.litert_rt", "ai-edge-litert"),
-    "tflite": ("agents.runtimes.tflite_rt", "tflite-runtime 'numpy<2'"),
-    "tflm": ("agents.runtimes.tflm_rt", "tflite-micro (an MCU behind serial also needs pyserial)"),
+    "onnxruntime": ("lutfarm_agent.runtimes.onnxruntime_rt", "onnxruntime"),
+    "litert": ("lutfarm_agent.runtimes.litert_rt", "ai-edge-litert"),
+    "tflite": ("lutfarm_agent.runtimes.tflite_rt", "tflite-runtime 'numpy<2'"),
+    "tflm": ("lutfarm_agent.runtimes.tflm_rt", "tflite-micro (an MCU behind serial also needs pyserial)"),
     # a labelled stand-in that only sleeps: for benchmarks of the farm machinery, never LUTs
-    "bench-sleep": ("agents.runtimes.bench_sleep_rt", "(built in)"),
+    "bench-sleep": ("lutfarm_agent.runtimes.bench_sleep_rt", "(built in)"),
 }
 
 
 class RuntimeUnavailable(RuntimeError):
     """The device lacks the runtime or cannot use it."""
+
+
+class UnsupportedOp(ValueError):
+    """The runtime (or the board's firmware) lacks an op the model uses; the message names it."""
 
 
 class Loaded(NamedTuple):

@@ -1,15 +1,21 @@
-"""NOT A REAL RUNTIME: a stand-in for benchmarks of the farm machinery itself.
+"""NOT A REAL RUNTIME: a stand-in for benchmarks and tests of the farm machinery itself.
 
 Every model "runs" by sleeping ``sleep_ms`` (default 2 ms), so many agents on one small machine
 do not compete for its CPU and a scaling benchmark measures the scheduler, not the cores.
-Never use its LUTs for anything.
+With ``native_noise`` it also writes to fd 1 from C while it loads and first runs a model, as
+chatty native runtimes do (one line is a forged protocol event): the protocol's test of its
+framing. Never use its LUTs for anything.
 """
 
 from __future__ import annotations
 
 import time
 
-from agents.runtimes import Loaded
+from lutfarm_agent.protocol import FRAME
+from lutfarm_agent.runtimes import Loaded
+
+NOISE = (b"native noise from C: loading kernels\n",
+         FRAME.encode() + b'{"event":"done","measured":99,"failed":0}\n')
 
 
 def info(settings: dict) -> dict:
@@ -17,10 +23,22 @@ def info(settings: dict) -> dict:
             "sleep_ms": float(settings.get("sleep_ms") or 2.0)}
 
 
+def _native_noise() -> None:
+    import ctypes
+    libc = ctypes.CDLL(None)
+    for text in NOISE:
+        libc.write(1, text, len(text))
+
+
 def load(path: str, settings: dict) -> Loaded:
     seconds = float(settings.get("sleep_ms") or 2.0) / 1000.0
+    noisy = [bool(settings.get("native_noise"))] * 2
+    if noisy.pop():
+        _native_noise()
 
     def run():
+        if noisy and noisy.pop():
+            _native_noise()
         time.sleep(seconds)
 
     return Loaded(run, [])

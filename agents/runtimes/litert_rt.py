@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ai_edge_litert import interpreter
 
-from agents.runtimes import package_version
-from agents.runtimes.tflite_common import load_tflite
+from lutfarm_agent.runtimes import package_version
+from lutfarm_agent.runtimes.tflite_common import load_tflite
 
 
 def info(settings: dict) -> dict:

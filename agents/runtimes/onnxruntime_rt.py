@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
-from agents.runtimes import Loaded, RuntimeUnavailable
+from lutfarm_agent.runtimes import Loaded, RuntimeUnavailable
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
            "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(int64)": np.int64}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.runtimes import Loaded, RuntimeUnavailable
+from lutfarm_agent.runtimes import Loaded, RuntimeUnavailable
 
 
 def random_input(shape, dtype, rng) -> np.ndarray:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.runtimes import RuntimeUnavailable, package_version
-from agents.runtimes.tflite_common import load_tflite
+from lutfarm_agent.runtimes import RuntimeUnavailable, package_version
+from lutfarm_agent.runtimes.tflite_common import load_tflite
 
 
 def _check_numpy() -> None:

@@ -5,30 +5,38 @@ firmware fixes at build time. The smallest arena that lets the model run is foun
 bisection (TFLite-Micro fails cleanly when the arena is short) and reported as the block's
 peak memory: that is the number MCUNet's 256 KB / 512 KB budgets constrain. Settings:
 ``arena_limit`` (bytes, default 64 MiB on the host) and, for a board, ``serial`` (the port)
-and ``baud`` (see agents.mcu).
+and ``baud`` (see lutfarm_agent.mcu).
 """
 
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import numpy as np
 
-from agents.protocol import one_line
-from agents.quiet import QuietStderr
-from agents.runtimes import Loaded, package_version
-from agents.runtimes.tflite_common import random_input
+from lutfarm_agent.protocol import one_line
+from lutfarm_agent.quiet import QuietStderr
+from lutfarm_agent.runtimes import Loaded, UnsupportedOp, package_version
+from lutfarm_agent.runtimes.tflite_common import random_input
 
 ARENA_ALIGN = 16
 HOST_ARENA_LIMIT = 64 << 20
 
 
-def explain(log: str, exc: Exception) -> str:
+class ArenaFailure(NamedTuple):
+    """Why a model did not run in an arena: an op TFLite-Micro lacks, or anything else."""
+
+    unsupported_op: bool
+    message: str
+
+
+def explain(log: str, exc: Exception) -> ArenaFailure:
     """TFLite-Micro's log + exception -> one line, naming an unsupported op where it is one."""
     for line in log.splitlines():
         if "Didn't find op for builtin opcode" in line or "unsupported" in line.lower():
-            return "unsupported op in TFLite-Micro: " + line.strip()[:200]
-    return one_line(exc, 300)
+            return ArenaFailure(True, "unsupported op in TFLite-Micro: " + line.strip()[:200])
+    return ArenaFailure(False, one_line(exc, 300))
 
 
 def smallest_arena(works, limit: int, start: int = 4096) -> int:
@@ -55,7 +63,7 @@ def smallest_arena(works, limit: int, start: int = 4096) -> int:
 
 def info(settings: dict) -> dict:
     if settings.get("serial"):
-        from agents.mcu.harness import board_info
+        from lutfarm_agent.mcu.harness import board_info
         return board_info(settings)
     from tflite_micro import runtime  # noqa: F401 - fails here when it is not installed
     return {"name": "tflm", "version": package_version("tflite-micro"), "target": "host interpreter",
@@ -74,7 +82,7 @@ def _host_interpreter(data: bytes, arena: int):
     return it, [{"name": "input0", "shape": shape, "dtype": np.dtype(d["dtype"]).name}]
 
 
-def probe_arena(data: bytes, size: int) -> str | None:
+def probe_arena(data: bytes, size: int) -> ArenaFailure | None:
     """None if the model runs in an arena of ``size`` bytes, else TFLite-Micro's reason.
 
     Each try runs in a forked child: after one failed allocation the host interpreter can
@@ -87,20 +95,25 @@ def probe_arena(data: bytes, size: int) -> str | None:
     if pid == 0:                           # child: try, report, leave without cleanup
         os.close(read_fd)
         try:
-            message = _try_arena(data, size) or ""
-            os.write(write_fd, message.encode()[:4000])
+            failure = _try_arena(data, size)
+            if failure is not None:
+                tag = b"O" if failure.unsupported_op else b"A"
+                os.write(write_fd, tag + failure.message.encode()[:4000])
         finally:
             os._exit(0)
     os.close(write_fd)
     with os.fdopen(read_fd, "rb") as pipe:
-        message = pipe.read().decode(errors="replace")
+        answer = pipe.read()
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
-        return f"TFLite-Micro crashed (signal {os.WTERMSIG(status)}) with an arena of {size} bytes"
-    return message or None
+        return ArenaFailure(False, f"TFLite-Micro crashed (signal {os.WTERMSIG(status)}) with "
+                                   f"an arena of {size} bytes")
+    if not answer:
+        return None
+    return ArenaFailure(answer[:1] == b"O", answer[1:].decode(errors="replace"))
 
 
-def _try_arena(data: bytes, size: int) -> str | None:
+def _try_arena(data: bytes, size: int) -> ArenaFailure | None:
     with QuietStderr() as quiet:
         try:
             _host_interpreter(data, size)
@@ -111,30 +124,30 @@ def _try_arena(data: bytes, size: int) -> str | None:
 
 
 def find_arena(data: bytes, limit: int) -> int:
-    """The smallest working arena (bytes), or ValueError naming an unsupported op or the limit."""
+    """The smallest working arena (bytes); UnsupportedOp, or ValueError naming the limit."""
     errors = []
 
     def works(size: int) -> bool:
-        error = probe_arena(data, size)
-        if error is None:
+        failure = probe_arena(data, size)
+        if failure is None:
             return True
-        errors.append(error)
-        if error.startswith("unsupported op"):
-            raise ValueError(error)
+        if failure.unsupported_op:
+            raise UnsupportedOp(failure.message)
+        errors.append(failure.message)
         return False
 
     try:
         return smallest_arena(works, limit)
+    except UnsupportedOp:
+        raise
     except ValueError as exc:
-        if str(exc).startswith("unsupported op"):
-            raise
         raise ValueError("{} (last error: {}); raise the device's arena_limit if it has the "
                          "memory".format(exc, errors[-1] if errors else "none")) from None
 
 
 def load(path: str, settings: dict) -> Loaded:
     if settings.get("serial"):
-        from agents.mcu.harness import load_on_board
+        from lutfarm_agent.mcu.harness import load_on_board
         return load_on_board(path, settings)
     with open(path, "rb") as f:
         data = f.read()

@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from pathlib import Path
 
 import click
 
-from lut import LUTError, LUTFileError
-from predictors.persistence import PredictorError
-from profiler.campaign import CampaignError
-from profiler.devices import UnknownDeviceError
-from profiler.export import ExporterMissing
-from profiler.inventory import InventoryError
-from profiler.runtime_config import RuntimeConfigError
-from profiler.ssh import DeviceError
-from profiler.store import StoreError
-from search.evolution import SearchError
-from search.nb201 import NB201Error
-from spaces import ArchError, CaseKeyError, UnknownSpaceError
-
-# Errors that mean "the user's input is wrong": one line, exit status 2, no traceback.
-USER_ERRORS = (LUTError, LUTFileError, CampaignError, UnknownDeviceError, RuntimeConfigError,
-               StoreError, ArchError, CaseKeyError, UnknownSpaceError, InventoryError,
-               DeviceError, SearchError, NB201Error, PredictorError, ExporterMissing)
+from lutfarm.errors import LutfarmError
 
 
 class Lutfarm(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except USER_ERRORS as exc:
+        except LutfarmError as exc:   # the user can fix it: one line, exit 2
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
@@ -40,8 +26,30 @@ class Lutfarm(click.Group):
 
 @click.group(cls=Lutfarm, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lutfarm")
-def cli() -> None:
+@click.option("-v", "--verbose", count=True,
+              help="log to stderr: -v what lutfarm does, -vv also what agents print")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write the full debug log (agents' output included) to this file")
+def cli(verbose: int, log_file: Path | None) -> None:
     """Measure blocks on your devices, build latency LUTs, query them."""
+    setup_logging(verbose, log_file)
+
+
+def setup_logging(verbose: int, log_file: Path | None) -> None:
+    """lutfarm's loggers (``lutfarm.*``) to stderr at -v/-vv, and everything to ``log_file``."""
+    root = logging.getLogger("lutfarm")
+    root.setLevel(logging.DEBUG)
+    root.handlers.clear()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    console = logging.StreamHandler()
+    console.setLevel({0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG))
+    console.setFormatter(fmt)
+    root.addHandler(console)
+    if log_file is not None:
+        handler = logging.FileHandler(log_file)
+        handler.setLevel(logging.DEBUG)
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
 
 
 def main() -> None:

@@ -7,14 +7,14 @@ from pathlib import Path
 import click
 import numpy as np
 
-from agents.timing import TimingSettings
-from lut import build_lut, save_lut
 from lutfarm.cli import cli
 from lutfarm.cli.options import db_option, layout_options, runtime_options
 from lutfarm.cli.output import lut_table, out
 from lutfarm.cli.profile import run_profile
-from profiler.devices import LOCAL
-from profiler.store import Store
+from lutfarm.lut import build_lut, save_lut
+from lutfarm.profiler.devices import LOCAL
+from lutfarm.profiler.store import Store
+from lutfarm_agent.timing import TimingSettings
 
 
 @cli.command()

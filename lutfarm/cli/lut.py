@@ -8,14 +8,14 @@ from pathlib import Path
 import click
 import numpy as np
 
-from lut import LatencyTable, LUTError, build_lut, import_hwnasbench, load_lut, save_lut
-from lut.build import STATISTICS
-from lut.hwnasbench import BUNDLED, DEVICES
 from lutfarm.cli import cli
 from lutfarm.cli.options import db_option, runtime_options
 from lutfarm.cli.output import err, lut_table, out
-from profiler.store import Store
-from spaces import ArchError, parse_arch
+from lutfarm.lut import LatencyTable, LUTError, build_lut, import_hwnasbench, load_lut, save_lut
+from lutfarm.lut.build import STATISTICS
+from lutfarm.lut.hwnasbench import BUNDLED, DEVICES
+from lutfarm.profiler.store import Store
+from lutfarm.spaces import ArchError, parse_arch
 
 
 @cli.group()
@@ -139,9 +139,9 @@ def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, o
     """Measure whole networks and report how well the LUT predicts them."""
     import csv
 
-    from lut.validate import plot, run_validation
     from lutfarm.cli.output import RichProgress, validation_table
     from lutfarm.cli.profile import resolve_devices
+    from lutfarm.lut.validate import plot, run_validation
 
     if n_archs < 6:
         raise click.BadParameter("give --archs 6 or more (half of them train the correction)")
@@ -173,7 +173,7 @@ def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, o
 
 
 def _kind_or_name(device: str, inventory: Path) -> str:
-    from profiler.inventory import load_inventory
+    from lutfarm.profiler.inventory import load_inventory
     kinds = {d.kind for d in load_inventory(inventory)}
     return f"kind:{device}" if device in kinds else device
 
@@ -193,10 +193,10 @@ def _safe(name: str) -> str:
 @click.option("--json", "as_json", is_flag=True)
 def repeat_cmd(device, inventory, runtime_config, db, layout, only, as_json):
     """Measure the LUT again and report how well the two runs agree."""
-    from lut.repeatability import run_repeatability
     from lutfarm.cli.output import RichProgress
     from lutfarm.cli.profile import resolve_devices
-    from spaces import get_layout
+    from lutfarm.lut.repeatability import run_repeatability
+    from lutfarm.spaces import get_layout
 
     spec = device if inventory is None else _kind_or_name(device, inventory)
     devices = resolve_devices(spec, inventory)
@@ -222,8 +222,8 @@ def repeat_cmd(device, inventory, runtime_config, db, layout, only, as_json):
 def compare_cmd(a_path, b_path, top, plot_path, as_json):
     """Two LUTs of one layout (e.g. two runtimes): per-case ratios B/A and the layers whose
     op ranking differs, which is what makes a searched architecture hardware-specific."""
-    from lut.compare import compare_luts, plot_comparison
     from lutfarm.cli.output import comparison_tables
+    from lutfarm.lut.compare import compare_luts, plot_comparison
 
     a, b = load_lut(a_path), load_lut(b_path)
     cmp = compare_luts(a, b)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from agents.runtimes import RUNTIMES
-from profiler.runtime_config import DTYPES, RuntimeConfig
-from profiler.store import default_db_path
+from lutfarm.profiler.runtime_config import DTYPES, RuntimeConfig
+from lutfarm.profiler.store import default_db_path
+from lutfarm_agent.runtimes import RUNTIMES
 
 
 def db_option(f):
@@ -40,6 +40,6 @@ def layout_options(f):
                   help="classifier width (default: the layout's, 100 for cifar)")
     @functools.wraps(f)
     def wrapper(*args, space, layout, classes, **kwargs):
-        from spaces import get_layout
+        from lutfarm.spaces import get_layout
         return f(*args, layout=get_layout(space, layout, classes), **kwargs)
     return wrapper

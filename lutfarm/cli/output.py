@@ -14,8 +14,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from lut import LUT, LatencyTable
-from profiler import campaign
+from lutfarm.lut import LUT, LatencyTable
+from lutfarm.profiler import campaign
 
 err = Console(stderr=True)
 out = Console()

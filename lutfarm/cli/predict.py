@@ -10,7 +10,7 @@ import click
 from lutfarm.cli import cli
 from lutfarm.cli.options import db_option, runtime_options
 from lutfarm.cli.output import err, out
-from profiler.store import Store
+from lutfarm.profiler.store import Store
 
 
 @cli.group()
@@ -27,10 +27,10 @@ def train_cmd(device, runtime_config, db, output):
     """Block-level latency predictor from every ConvBlock measured on a device (JSON out)."""
     import numpy as np
 
-    from lut.metrics import latency_metrics
-    from predictors.block_latency import BlockLatencyPredictor
-    from predictors.persistence import PredictorError
-    from spaces import BlockCase
+    from lutfarm.lut.metrics import latency_metrics
+    from lutfarm.predictors.block_latency import BlockLatencyPredictor
+    from lutfarm.predictors.persistence import PredictorError
+    from lutfarm.spaces import BlockCase
 
     with Store(db) as store:
         found = store.latest(device, runtime_config.key)
@@ -58,8 +58,8 @@ def train_cmd(device, runtime_config, db, output):
 @click.option("--json", "as_json", is_flag=True)
 def query_cmd(model_path, keys, as_json):
     """Predicted latency (ms) of block cases, measured or not."""
-    from predictors.block_latency import BlockLatencyPredictor
-    from spaces import BlockCase
+    from lutfarm.predictors.block_latency import BlockLatencyPredictor
+    from lutfarm.spaces import BlockCase
 
     model = BlockLatencyPredictor.load(model_path)
     cases = [BlockCase.from_key(k) for k in keys]
@@ -77,17 +77,18 @@ def query_cmd(model_path, keys, as_json):
 @runtime_options
 @db_option
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="fewshot/accuracy: the shared data folder (default ../shared/data)")
+              help="fewshot/accuracy: the shared data folder (default ../shared/data or "
+                   "$LUTFARM_DATA)")
 @click.option("--json", "as_json", is_flag=True)
 def eval_cmd(what, device, runtime_config, db, data, as_json):
     """Metrics of a predictor family: arch (measured networks in the store), fewshot (HELP's
     protocol), accuracy (NB201 Kendall τ vs training archs)."""
-    from search.nb201 import DEFAULT_PATH
+    from lutfarm import environment
 
-    data = data or DEFAULT_PATH.parent
+    data = data or environment.data_dir()
     if what == "arch":
-        from lut import LatencyTable, build_lut
-        from predictors.arch_latency import evaluate, measured_networks
+        from lutfarm.lut import LatencyTable, build_lut
+        from lutfarm.predictors.arch_latency import evaluate, measured_networks
         with Store(db) as store:
             table = LatencyTable(build_lut(store, device, runtime_config.key))
             archs, ms = measured_networks(store, device, runtime_config.key, table.layout)
@@ -96,10 +97,10 @@ def eval_cmd(what, device, runtime_config, db, data, as_json):
                                    f"'lutfarm lut validate' first")
         result = evaluate(table, archs, ms)
     elif what == "fewshot":
-        from predictors.help_protocol import evaluate
+        from lutfarm.predictors.help_protocol import evaluate
         result = {s: evaluate(s, data) for s in ("fbnet", "nb201")}
     else:
-        from predictors.nb201_accuracy import evaluate
+        from lutfarm.predictors.nb201_accuracy import evaluate
         result = evaluate(data / "nb201_master.csv")
     if as_json:
         click.echo(json.dumps(result))

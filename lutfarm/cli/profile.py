@@ -9,15 +9,15 @@ from pathlib import Path
 
 import click
 
-from agents.timing import TimingSettings
 from lutfarm.cli import cli
 from lutfarm.cli.options import db_option, layout_options, runtime_options
 from lutfarm.cli.output import RichProgress, campaign_table, err, failures_table
-from profiler.campaign import CampaignSummary, FarmSettings, plan_cases, run_farm
-from profiler.devices import Device, get_device, select_devices
-from profiler.export import ModelCache
-from profiler.inventory import load_inventory
-from profiler.store import Store
+from lutfarm.profiler.campaign import CampaignSummary, FarmSettings, plan_cases, run_farm
+from lutfarm.profiler.devices import Device, get_device, select_devices
+from lutfarm.profiler.export import ModelCache
+from lutfarm.profiler.inventory import load_inventory
+from lutfarm.profiler.store import Store
+from lutfarm_agent.timing import TimingSettings
 
 
 def timing_options(f):
@@ -96,7 +96,7 @@ def _parse_cpus(_ctx, _param, value: str | None) -> tuple[int, ...] | None:
               help="also measure every block at these stage-width multipliers (FBNetV2 search)")
 @click.option("--serial", default=None, metavar="PORT",
               help="a microcontroller on this serial port runs the blocks (--runtime tflm; "
-                   "firmware speaking the agents.mcu harness protocol)")
+                   "firmware speaking the lutfarm_agent.mcu harness protocol)")
 @click.option("--json", "as_json", is_flag=True, help="print the summaries as JSON on stdout")
 def profile(layout, devices, inventory, runtime_config, db, affinity, only, cache,
             case_timeout, lock_wait, widths, serial, as_json, **timing):

@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from lut import LatencyTable, load_lut
 from lutfarm.cli import cli
 from lutfarm.cli.output import err, out
+from lutfarm.lut import LatencyTable, load_lut
 
 OBJECTIVES = ("mmacs", "mparams")
 
@@ -51,8 +51,8 @@ def search() -> None:
 def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, max_memory_kb, method,
                population, generations, seed, latency_model, plot, verify, device, db, as_json):
     """Maximise the objective under the LUT's latency budget (and MACs/params limits)."""
-    from search.evolution import constrained_evolution, random_search, regularized_evolution
-    from search.space import fbnet_space, lut_latency, lut_peak_memory, macs, params
+    from lutfarm.search.evolution import constrained_evolution, random_search, regularized_evolution
+    from lutfarm.search.space import fbnet_space, lut_latency, lut_peak_memory, macs, params
 
     lut = load_lut(lut_path)
     table = LatencyTable(lut)
@@ -101,7 +101,7 @@ def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, max_memor
     if verify:
         result["verified"] = _verify(lut, r.arch, budget_ms, device, db)
     if plot:
-        from search.plots import pareto_plot
+        from lutfarm.search.plots import pareto_plot
         cloud = np.concatenate([space.random(4000, np.random.default_rng(seed)),
                                 r.archs if r.archs.ndim == 2 and len(r.archs) else arch, arch])
         pareto_plot(latency(cloud), goal(cloud), len(cloud) - 1, budget_ms, plot,
@@ -124,12 +124,12 @@ def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, max_memor
 
 def _verify(lut, arch, budget_ms, device_name, db) -> dict:
     """Measure the winner end to end with the LUT's runtime configuration."""
-    from lut.validate import overhead_corrected
-    from profiler.campaign import run_campaign
-    from profiler.devices import get_device
-    from profiler.runtime_config import RuntimeConfig
-    from profiler.store import Store, default_db_path
-    from spaces import NetworkCase
+    from lutfarm.lut.validate import overhead_corrected
+    from lutfarm.profiler.campaign import run_campaign
+    from lutfarm.profiler.devices import get_device
+    from lutfarm.profiler.runtime_config import RuntimeConfig
+    from lutfarm.profiler.store import Store, default_db_path
+    from lutfarm.spaces import NetworkCase
 
     runtime = RuntimeConfig.from_key(lut.runtime)
     layout = lut.layout
@@ -153,7 +153,7 @@ def _verify(lut, arch, budget_ms, device_name, db) -> dict:
 @click.option("--json", "as_json", is_flag=True)
 def target_cmd(luts, mmacs, as_json):
     """Search for each LUT's device at matched capacity; price every winner on every device."""
-    from search.targeting import targeting_matrix
+    from lutfarm.search.targeting import targeting_matrix
 
     if len(luts) < 2:
         raise click.BadParameter("give at least two --lut files")
@@ -184,7 +184,8 @@ def target_cmd(luts, mmacs, as_json):
 @click.option("--device", required=True, help="a latency column of the NB201 table, e.g. raspi4")
 @click.option("--budget-ms", type=float, required=True)
 @click.option("--nb201", "nb201_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="nb201_master.csv (default: ../shared/data or $LUTFARM_NB201)")
+              default=None, help="nb201_master.csv (default: ../shared/data, $LUTFARM_DATA or "
+                   "$LUTFARM_NB201)")
 @click.option("--dataset", default="cifar10", show_default=True)
 @click.option("--queries", type=int, default=150, show_default=True)
 @click.option("--seeds", type=int, default=20, show_default=True)
@@ -192,11 +193,11 @@ def target_cmd(luts, mmacs, as_json):
 @click.option("--json", "as_json", is_flag=True)
 def bench_cmd(device, budget_ms, nb201_path, dataset, queries, seeds, plot, as_json):
     """Random vs evolution vs predictor-guided on NB201's real data, against the oracle."""
-    from search.nb201 import bench, load_nb201
+    from lutfarm.search.nb201 import bench, load_nb201
 
     result = bench(load_nb201(nb201_path, dataset), device, budget_ms, queries, seeds)
     if plot:
-        from search.plots import curves_plot
+        from lutfarm.search.plots import curves_plot
         curves_plot(result, plot)
         err.print(f"curves: {plot}")
     s = result.summary()
@@ -227,8 +228,8 @@ def bench_cmd(device, budget_ms, nb201_path, dataset, queries, seeds, plot, as_j
 def dnas_cmd(lut_path, data, epochs, warmup_epochs, batch_size, max_batches, alpha, beta, seed,
              widths, as_json):
     """FBNet's differentiable search with the LUT's latency in the loss."""
-    from search.data import digits32, image_folder
-    from search.dnas import search as dnas
+    from lutfarm.search.data import digits32, image_folder
+    from lutfarm.search.dnas import search as dnas
 
     table = LatencyTable(load_lut(lut_path))
     size = table.layout.input_size

@@ -1,0 +1,33 @@
+"""Every environment variable lutfarm reads, and the defaults they override, in one place.
+
+Library code takes paths as arguments; these functions give the defaults that the command
+line (and a notebook) fall back on. Nothing here writes to ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Exported models and the local agent bundle: $LUTFARM_CACHE, else ~/.cache/lutfarm."""
+    base = os.environ.get("LUTFARM_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lutfarm")
+    return Path(base)
+
+
+def db_path() -> Path:
+    """The measurement store: $LUTFARM_DB, else lutfarm.db in the working directory."""
+    return Path(os.environ.get("LUTFARM_DB", "lutfarm.db"))
+
+
+def data_dir() -> Path:
+    """Public measured data (nb201_master.csv, help_fbnet_latency.csv, device_splits.json):
+    $LUTFARM_DATA, else ../shared/data from the working directory (a lab's checkout layout)."""
+    return Path(os.environ.get("LUTFARM_DATA") or Path("..") / "shared" / "data")
+
+
+def nb201_path() -> Path:
+    """NAS-Bench-201's table: $LUTFARM_NB201, else nb201_master.csv in ``data_dir()``."""
+    return Path(os.environ.get("LUTFARM_NB201") or data_dir() / "nb201_master.csv")
