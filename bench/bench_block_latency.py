@@ -13,7 +13,7 @@ import numpy as np
 
 from lutfarm.lut.metrics import latency_metrics
 from lutfarm.predictors.block_latency import adaptive_sample
-from lutfarm.profiler.campaign import run_campaign
+from lutfarm.profiler.campaign import CampaignSettings, run_campaign
 from lutfarm.profiler.devices import LOCAL
 from lutfarm.profiler.runtime_config import RuntimeConfig
 from lutfarm.profiler.store import Store
@@ -50,8 +50,7 @@ def main() -> None:
     runtime = RuntimeConfig()
     with Store(args.db) as store:
         def measure(cases):
-            run_campaign(store, get_layout("fbnet", "cifar"), LOCAL, runtime, timing,
-                         cases=cases)
+            run_campaign(store, get_layout("fbnet", "cifar"), LOCAL, runtime, CampaignSettings(timing=timing, cases=cases))
             got = store.latest("local", runtime.key)
             return {c.key: got[c.key].median_ms for c in cases if c.key in got}
 

@@ -17,7 +17,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from lutfarm.profiler.campaign import run_campaign
+from lutfarm.profiler.campaign import CampaignSettings, run_campaign
 from lutfarm.profiler.devices import LOCAL
 from lutfarm.profiler.export import ModelCache
 from lutfarm.profiler.runtime_config import RuntimeConfig
@@ -29,7 +29,7 @@ from lutfarm_agent.timing import TimingSettings
 def campaign(tmp: Path, name: str, layout, runtime, timing, cache_dir: Path):
     cache = ModelCache(cache_dir)
     with Store(tmp / f"{name}.db") as store:
-        s = run_campaign(store, layout, LOCAL, runtime, timing, cache)
+        s = run_campaign(store, layout, LOCAL, runtime, CampaignSettings(timing=timing, cache=cache))
         medians = {k: m.median_ms for k, m in store.latest(LOCAL.name, runtime.key).items()}
         above = sum(m.rel_ci > 0.01 for m in store.latest(LOCAL.name, runtime.key).values())
     assert not s.failed, s.failed

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from lutfarm.profiler.campaign import run_farm  # noqa: E402
+from lutfarm.profiler.campaign import CampaignSettings, run_farm  # noqa: E402
 from lutfarm.profiler.export import ModelCache  # noqa: E402
 from lutfarm.profiler.lock import owner_info  # noqa: E402
 from lutfarm.profiler.runtime_config import RuntimeConfig  # noqa: E402
@@ -38,7 +38,7 @@ QUICK = TimingSettings(warmup_runs=1, warmup_s=0.0, min_runs=5, min_s=0.005, max
 def campaign(tmp: Path, name: str, devices, runtime, timing, cache, layout=LAYOUT):
     with Store(tmp / f"{name}.db") as store:
         c0, t0 = time.process_time(), time.perf_counter()
-        (s,) = run_farm(store, layout, devices, runtime, timing, cache)
+        (s,) = run_farm(store, layout, devices, runtime, CampaignSettings(timing=timing, cache=cache))
         cpu, wall = time.process_time() - c0, time.perf_counter() - t0
     assert not s.failed, s.failed[:3]
     return s, cpu, wall

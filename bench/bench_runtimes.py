@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lutfarm.lut import LatencyTable, build_lut, save_lut
 from lutfarm.lut.compare import compare_luts
-from lutfarm.profiler.campaign import plan_cases, run_farm
+from lutfarm.profiler.campaign import CampaignSettings, plan_cases, run_farm
 from lutfarm.profiler.devices import LOCAL
 from lutfarm.profiler.export import ModelCache
 from lutfarm.profiler.runtime_config import RuntimeConfig
@@ -63,8 +63,7 @@ def main() -> None:
     with Store(db) as store:
         for rc in CONFIGS:
             t0 = time.perf_counter()
-            [summary] = run_farm(store, layout, [LOCAL], rc, timing, ModelCache(cache_dir),
-                                 args.only)
+            [summary] = run_farm(store, layout, [LOCAL], rc, CampaignSettings(timing=timing, cache=ModelCache(cache_dir), only=args.only))
             lut = build_lut(store, "local", rc.key, "fbnet", "cifar")
             save_lut(lut, args.out / f"lut-{rc.key}.csv")
             luts[rc.key] = lut

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from lutfarm.profiler.campaign import plan_cases, run_farm
+from lutfarm.profiler.campaign import CampaignSettings, plan_cases, run_farm
 
 
 @dataclass
@@ -51,14 +51,12 @@ def run_repeatability(store, layout, devices, runtime, timing=None, cache=None, 
                       progress=None, only: str | None = None) -> Repeatability:
     cases = plan_cases(layout, only)
     target = devices[0].kind
-    run_farm(store, layout, devices, runtime, timing, cache, only, progress, farm=farm,
-             cases=cases, fresh=True)
+    run_farm(store, layout, devices, runtime, CampaignSettings(timing=timing, cache=cache, only=only, progress=progress, farm=farm, cases=cases, fresh=True))
     keys = [c.key for c in cases]
     result = compare_runs(store, target, runtime.key, keys)
     if result.flagged:   # one more, later look at the unreliable ones
         again = [c for c in cases if c.key in set(result.flagged)]
-        run_farm(store, layout, devices, runtime, timing, cache, progress=progress, farm=farm,
-                 cases=again, fresh=True)
+        run_farm(store, layout, devices, runtime, CampaignSettings(timing=timing, cache=cache, progress=progress, farm=farm, cases=again, fresh=True))
         result.remeasured = len(again)
     store.add_report(target, runtime.key, "repeatability", result.as_dict())
     return result

@@ -241,7 +241,7 @@ def run_validation(store, lut, devices, runtime, n: int, timing=None, cache=None
                    progress=None, seed: int = 0, fusion: bool = False,
                    train_fraction: float = 0.5) -> ValidationReport:
     """Measure ``n`` archs end to end (stored results are reused), evaluate, store the report."""
-    from lutfarm.profiler.campaign import run_farm
+    from lutfarm.profiler.campaign import CampaignSettings, run_farm
     from lutfarm.spaces import NetworkCase
 
     table = LatencyTable(lut)
@@ -249,8 +249,7 @@ def run_validation(store, lut, devices, runtime, n: int, timing=None, cache=None
     archs = sample_archs(table, n, seed)
     cases = [NetworkCase(layout, a) for a in archs]
     pairs = fusion_pairs(layout) if fusion else []
-    run_farm(store, layout, devices, runtime, timing, cache, progress=progress, farm=farm,
-             cases=cases + pairs)
+    run_farm(store, layout, devices, runtime, CampaignSettings(timing=timing, cache=cache, progress=progress, farm=farm, cases=cases + pairs))
     measured = {k: m.median_ms for k, m in store.latest(lut.device, runtime.key).items()}
     ok = [(a, c) for a, c in zip(archs, cases) if c.key in measured]
     if len(ok) < 4:

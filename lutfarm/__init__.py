@@ -9,7 +9,7 @@ The command line is a thin layer over these functions; a notebook can use them d
 """
 
 from lutfarm.lut import LUT, LatencyTable, build_lut, import_hwnasbench, load_lut, save_lut
-from lutfarm.profiler.campaign import run_campaign
+from lutfarm.profiler.campaign import CampaignSettings, run_campaign, run_farm
 from lutfarm.profiler.devices import LOCAL, get_device
 from lutfarm.profiler.runtime_config import RuntimeConfig
 from lutfarm.profiler.store import Store
@@ -17,6 +17,7 @@ from lutfarm.spaces import get_layout, parse_arch
 from lutfarm_agent.timing import TimingSettings
 
 __version__ = "0.1.0"
-__all__ = ["LOCAL", "LUT", "LatencyTable", "RuntimeConfig", "Store", "TimingSettings",
+__all__ = ["LOCAL", "LUT", "CampaignSettings", "LatencyTable", "RuntimeConfig", "Store",
+           "TimingSettings", "run_farm",
            "build_lut", "get_device", "get_layout", "import_hwnasbench", "load_lut",
            "parse_arch", "run_campaign", "save_lut"]

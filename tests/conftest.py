@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lutfarm.profiler.campaign import run_campaign
+from lutfarm.profiler.campaign import CampaignSettings, run_campaign
 from lutfarm.profiler.devices import LOCAL
 from lutfarm.profiler.export import ModelCache
 from lutfarm.profiler.runtime_config import RuntimeConfig
@@ -145,6 +145,6 @@ def measured_db(tmp_path_factory, cache, cifar) -> Path:
     """A store holding a complete CIFAR-layout campaign on the local device."""
     path = tmp_path_factory.mktemp("store") / "measured.db"
     with Store(path) as store:
-        summary = run_campaign(store, cifar, LOCAL, RuntimeConfig(), FAST, cache)
+        summary = run_campaign(store, cifar, LOCAL, RuntimeConfig(), CampaignSettings(timing=FAST, cache=cache))
     assert summary.failed == [] and summary.measured == len(cifar.unique_cases()) + 1
     return path

@@ -9,7 +9,13 @@ import time
 from dataclasses import replace
 
 from conftest import FAST, REPO
-from lutfarm.profiler.campaign import FarmSettings, Progress, plan_cases, run_campaign
+from lutfarm.profiler.campaign import (
+    CampaignSettings,
+    FarmSettings,
+    Progress,
+    plan_cases,
+    run_campaign,
+)
 from lutfarm.profiler.devices import LOCAL
 from lutfarm.profiler.export import ModelCache
 from lutfarm.profiler.runtime_config import RuntimeConfig
@@ -22,13 +28,13 @@ SLOW = replace(FAST, min_s=0.05)   # each case lasts long enough to be killed in
 def test_a_rerun_measures_only_what_is_missing(tmp_path, cache, cifar):
     with Store(tmp_path / "s.db") as store:
         n_first = len(plan_cases(cifar, "ConvBlock_H8_*"))
-        first = run_campaign(store, cifar, LOCAL, RT, FAST, cache, only="ConvBlock_H8_*")
+        first = run_campaign(store, cifar, LOCAL, RT, CampaignSettings(timing=FAST, cache=cache, only="ConvBlock_H8_*"))
         assert first.measured == n_first > 8 and first.skipped == 0 and not first.failed
         part = "ConvBlock_H8_*,Skip_H8_*,AvgP_*"
-        second = run_campaign(store, cifar, LOCAL, RT, FAST, cache, only=part)
+        second = run_campaign(store, cifar, LOCAL, RT, CampaignSettings(timing=FAST, cache=cache, only=part))
         assert second.skipped == n_first
         assert second.measured == len(plan_cases(cifar, part)) - n_first > 0
-        third = run_campaign(store, cifar, LOCAL, RT, FAST, cache, only=part)
+        third = run_campaign(store, cifar, LOCAL, RT, CampaignSettings(timing=FAST, cache=cache, only=part))
         assert third.measured == 0 and third.skipped == third.planned
         summaries = store.conn.execute("SELECT COUNT(*) FROM campaigns WHERE summary IS NOT NULL")
         assert summaries.fetchone()[0] == 3
@@ -55,8 +61,7 @@ def test_an_agent_killed_once_is_restarted_and_the_campaign_completes(tmp_path, 
     killer = KillAgentAfter(3)
     farm = FarmSettings(backoff_s=0.01)
     with Store(tmp_path / "s.db") as store:
-        s = run_campaign(store, cifar, LOCAL, RT, SLOW, cache, only, killer,
-                         on_transport=lambda t: setattr(killer, "transport", t), farm=farm)
+        s = run_campaign(store, cifar, LOCAL, RT, CampaignSettings(timing=SLOW, cache=cache, only=only, progress=killer, on_transport=lambda t: setattr(killer, "transport", t), farm=farm))
         assert killer.kills == 1
         assert s.measured == len(planned) and not s.failed and not s.device_errors
         assert store.measured_keys("local", RT.key) == planned
@@ -68,8 +73,7 @@ def test_an_agent_that_keeps_dying_fails_the_rest_and_a_rerun_picks_up(tmp_path,
     killer = KillAgentAfter(3, times=99)
     farm = FarmSettings(max_device_failures=2, backoff_s=0.01)
     with Store(tmp_path / "s.db") as store:
-        s = run_campaign(store, cifar, LOCAL, RT, SLOW, cache, only, killer,
-                         on_transport=lambda t: setattr(killer, "transport", t), farm=farm)
+        s = run_campaign(store, cifar, LOCAL, RT, CampaignSettings(timing=SLOW, cache=cache, only=only, progress=killer, on_transport=lambda t: setattr(killer, "transport", t), farm=farm))
         # two kills, at the 3rd and 6th result (a result already in the pipe may still land)
         assert killer.kills == 2 and 6 <= s.measured < len(planned)
         assert s.measured + len(s.failed) == len(planned)
@@ -80,7 +84,7 @@ def test_an_agent_that_keeps_dying_fails_the_rest_and_a_rerun_picks_up(tmp_path,
         failed_rows = store.conn.execute(
             "SELECT COUNT(*) FROM measurements WHERE status = 'failed'").fetchone()[0]
         assert failed_rows == len(s.failed)
-        again = run_campaign(store, cifar, LOCAL, RT, FAST, cache, only)
+        again = run_campaign(store, cifar, LOCAL, RT, CampaignSettings(timing=FAST, cache=cache, only=only))
         assert again.skipped == s.measured and again.measured == len(s.failed)
         assert store.measured_keys("local", RT.key) == set(planned)
 
@@ -99,7 +103,7 @@ def test_a_hanging_case_times_out_and_the_rest_are_measured(tmp_path, cifar):
     os.mkfifo(victim.path)
     farm = FarmSettings(case_timeout_s=2.0, backoff_s=0.01)
     with Store(tmp_path / "s.db") as store:
-        s = run_campaign(store, cifar, LOCAL, RT, FAST, hung_cache, only, farm=farm)
+        s = run_campaign(store, cifar, LOCAL, RT, CampaignSettings(timing=FAST, cache=hung_cache, only=only, farm=farm))
     assert [k for k, _ in s.failed] == [cases[1].key]
     assert "timed out" in s.failed[0][1]
     assert s.measured == len(cases) - 1
@@ -157,8 +161,7 @@ def test_a_case_that_cannot_be_exported_fails_alone(tmp_path, cache_dir, cifar):
     keys = [c.key for c in cifar.unique_cases()[:3]]
     cache.bad = keys[1]
     with Store(tmp_path / "s.db") as store:
-        summary = run_campaign(store, cifar, LOCAL, RuntimeConfig(), FAST, cache,
-                               only=",".join(keys))
+        summary = run_campaign(store, cifar, LOCAL, RuntimeConfig(), CampaignSettings(timing=FAST, cache=cache, only=",".join(keys)))
         assert summary.measured == 2
         assert summary.failed == [(keys[1], f"{keys[1]}: litert-torch cannot convert it: "
                                             f"aten.foo not lowered")]

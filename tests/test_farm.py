@@ -13,7 +13,13 @@ from dataclasses import replace
 import pytest
 
 from conftest import FAST, IN_CI, REPO, missing, need
-from lutfarm.profiler.campaign import FarmSettings, plan_cases, run_campaign, run_farm
+from lutfarm.profiler.campaign import (
+    CampaignSettings,
+    FarmSettings,
+    plan_cases,
+    run_campaign,
+    run_farm,
+)
 from lutfarm.profiler.check import check_device
 from lutfarm.profiler.lock import SFTPFS, BoardLock, owner_info
 from lutfarm.profiler.runtime_config import RuntimeConfig
@@ -46,12 +52,12 @@ def test_campaign_over_ssh_deploys_once_and_builds_a_lut(tmp_path, host, cache):
     assert report.ok and report.auth and report.runtimes["onnxruntime"][0].isdigit(), report
     assert "deployed now" in report.agent
     with Store(tmp_path / "s.db") as store:
-        first = run_campaign(store, host_layout(), device, RT, FAST, cache, ONLY)
+        first = run_campaign(store, host_layout(), device, RT, CampaignSettings(timing=FAST, cache=cache, only=ONLY))
         assert first.measured == len(plan_cases(host_layout(), ONLY)) and not first.failed
         assert first.uploaded_bytes > 0
         kept = store.latest("testbox", RT.key)
         assert {m.device for m in kept.values()} == {"box-1"}
-        more = run_campaign(store, host_layout(), device, RT, FAST, cache, ONLY + ",AvgP_*")
+        more = run_campaign(store, host_layout(), device, RT, CampaignSettings(timing=FAST, cache=cache, only=ONLY + ",AvgP_*"))
         assert more.measured == 1 and more.skipped == first.measured
         # the agent and every model already there: only the one new model travels
         model = next(p for p in cache.root.joinpath("models").iterdir())
@@ -91,7 +97,7 @@ def test_names_and_paths_with_spaces_and_quotes_stay_data(tmp_path, host, cache)
     workdir = tmp_path / "work dir 'q' \"dq\" $(touch PWNED3)"
     device = host.device(name=evil, kind=evil, workdir=str(workdir))
     with Store(tmp_path / "s.db") as store:
-        s = run_campaign(store, host_layout(), device, RT, FAST, cache, "Skip_H4_*")
+        s = run_campaign(store, host_layout(), device, RT, CampaignSettings(timing=FAST, cache=cache, only="Skip_H4_*"))
         assert s.measured == 2 and not s.failed
         assert {m.device for m in store.latest(evil, RT.key).values()} == {evil}
     assert workdir.is_dir()
@@ -113,7 +119,7 @@ def test_a_held_board_is_reported_with_its_holder(tmp_path, host, cache):
     lock.acquire()
     try:
         with Store(tmp_path / "s.db") as store:
-            s = run_campaign(store, host_layout(), device, RT, FAST, cache, "Skip_H4_*")
+            s = run_campaign(store, host_layout(), device, RT, CampaignSettings(timing=FAST, cache=cache, only="Skip_H4_*"))
         assert s.measured == 0 and "being measured by" in s.device_errors["box-1"]
         assert "other-campaign" in s.device_errors["box-1"]
     finally:
@@ -155,8 +161,7 @@ def test_a_stale_lock_is_taken_over(tmp_path, host, cache):
     farm = FarmSettings(stale_lock_s=10)
     try:
         with Store(tmp_path / "s.db") as store:
-            s = run_campaign(store, host_layout(), device, RT, FAST, cache, "Skip_H4_*",
-                             farm=farm)
+            s = run_campaign(store, host_layout(), device, RT, CampaignSettings(timing=FAST, cache=cache, only="Skip_H4_*", farm=farm))
         assert s.measured == 2 and not s.device_errors
         with pytest.raises(FileNotFoundError):   # released after the campaign
             session.sftp.stat(lock.path)
@@ -182,7 +187,7 @@ def farm_hosts(tmp_path_factory, client):
 def test_three_hosts_of_one_kind_split_the_work(tmp_path, farm_hosts, cache):
     devices = [h.device(workdir=str(tmp_path / h.name)) for h in farm_hosts]
     with Store(tmp_path / "s.db") as store:
-        (s,) = run_farm(store, host_layout(), devices, RT, FAST, cache, ONLY)
+        (s,) = run_farm(store, host_layout(), devices, RT, CampaignSettings(timing=FAST, cache=cache, only=ONLY))
         planned = {c.key for c in plan_cases(host_layout(), ONLY)}
         assert s.measured == len(planned) and not s.failed
         assert sorted(s.per_device) == ["node-0", "node-1", "node-2"]
@@ -209,8 +214,7 @@ def test_a_host_dropping_mid_campaign_leaves_its_cases_to_the_others(tmp_path, f
 
     try:
         with Store(tmp_path / "s.db") as store:
-            (s,) = run_farm(store, host_layout(), devices, RT, slow, cache, ONLY,
-                            KillOnFirstResult(), farm=farm)
+            (s,) = run_farm(store, host_layout(), devices, RT, CampaignSettings(timing=slow, cache=cache, only=ONLY, progress=KillOnFirstResult(), farm=farm))
             planned = {c.key for c in plan_cases(host_layout(), ONLY)}
             assert done.is_set()
             assert victim.name in s.device_errors
@@ -263,7 +267,7 @@ def test_provision_builds_a_venv_offline_and_is_idempotent(tmp_path, host, cache
     after = check_device(device)
     assert after.ok and after.provisioned
     with Store(tmp_path / "s.db") as store:
-        s = run_campaign(store, host_layout(), device, RT, FAST, cache, "Skip_H4_*")
+        s = run_campaign(store, host_layout(), device, RT, CampaignSettings(timing=FAST, cache=cache, only="Skip_H4_*"))
     assert s.measured == 2
     ctx = store_context(tmp_path / "s.db")
     assert ctx["python_executable"].endswith("/work/venv/bin/python")
@@ -294,8 +298,7 @@ def test_a_full_disk_gives_the_board_up_with_the_reason_and_keeps_what_was_measu
         device = host.device(workdir=str(workdir))
         farm = FarmSettings(backoff_s=0.01, max_device_failures=2)
         with Store(tmp_path / "s.db") as store:
-            s = run_campaign(store, host_layout(), device, RT, FAST, cache,
-                             "Skip_H4_*,ConvNorm_*", farm=farm)
+            s = run_campaign(store, host_layout(), device, RT, CampaignSettings(timing=FAST, cache=cache, only="Skip_H4_*,ConvNorm_*", farm=farm))
             assert "disk full" in s.device_errors["box-1"]
             assert s.measured + len(s.failed) == len(plan_cases(host_layout(),
                                                                  "Skip_H4_*,ConvNorm_*"))

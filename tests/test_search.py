@@ -238,7 +238,7 @@ def test_measured_width_variants_replace_the_stand_in(tmp_path, measured_db, cac
 
     from conftest import FAST
     from lutfarm.lut import build_lut
-    from lutfarm.profiler.campaign import plan_cases, run_campaign
+    from lutfarm.profiler.campaign import CampaignSettings, plan_cases, run_campaign
     from lutfarm.profiler.devices import LOCAL
     from lutfarm.profiler.runtime_config import RuntimeConfig
     from lutfarm.profiler.store import Store
@@ -249,7 +249,7 @@ def test_measured_width_variants_replace_the_stand_in(tmp_path, measured_db, cac
     cases = plan_cases(CIFAR, only, (0.5, 1.0))
     assert len(cases) > len(plan_cases(CIFAR, only))
     with Store(db) as store:
-        s = run_campaign(store, CIFAR, LOCAL, RuntimeConfig(), FAST, cache, cases=cases)
+        s = run_campaign(store, CIFAR, LOCAL, RuntimeConfig(), CampaignSettings(timing=FAST, cache=cache, cases=cases))
         assert s.measured == len(cases) - len(plan_cases(CIFAR, only)) and not s.failed
         lut = build_lut(store, "local", RuntimeConfig().key)
     table = LatencyTable(lut)

@@ -131,8 +131,8 @@ def test_repeatability_compares_two_runs_and_remeasures_unreliable_cases(tmp_pat
     # 2-core machine moved the median difference of a whole run to 37 % (seen once in CI)
     timing = replace(FAST, min_s=0.05, max_s=0.2)
     with Store(tmp_path / "r.db") as store:
-        from lutfarm.profiler.campaign import run_campaign
-        run_campaign(store, cifar, LOCAL, RT, timing, cache, "ConvBlock_H8_*")
+        from lutfarm.profiler.campaign import CampaignSettings, run_campaign
+        run_campaign(store, cifar, LOCAL, RT, CampaignSettings(timing=timing, cache=cache, only="ConvBlock_H8_*"))
         r = run_repeatability(store, cifar, [LOCAL], RT, timing, cache, only="ConvBlock_H8_*")
         assert r.cases == 32 and 0 <= r.median_rel_diff < 0.5 and r.spearman > 0.8
         assert r.remeasured == len(r.flagged)
@@ -143,16 +143,16 @@ def test_repeatability_compares_two_runs_and_remeasures_unreliable_cases(tmp_pat
 
 
 def test_drift_guard_warns_when_the_device_changed(tmp_path, cache, cifar):
-    from lutfarm.profiler.campaign import run_campaign
+    from lutfarm.profiler.campaign import CampaignSettings, run_campaign
     with Store(tmp_path / "d.db") as store:
-        run_campaign(store, cifar, LOCAL, RT, FAST, cache, "ConvBlock_H4_*")
+        run_campaign(store, cifar, LOCAL, RT, CampaignSettings(timing=FAST, cache=cache, only="ConvBlock_H4_*"))
         # pretend the stored world was different: every block twice as fast, another runtime
         store.conn.execute("UPDATE measurements SET median_ms = median_ms / 2")
         ctx = store.context(1)
         ctx["runtime"]["version"] = "0.0.1"
         store.conn.execute("UPDATE contexts SET fingerprint = ?", (json.dumps(ctx),))
         store.conn.commit()
-        s = run_campaign(store, cifar, LOCAL, RT, FAST, cache, "ConvBlock_H4_*,AvgP_*")
+        s = run_campaign(store, cifar, LOCAL, RT, CampaignSettings(timing=FAST, cache=cache, only="ConvBlock_H4_*,AvgP_*"))
         assert s.measured == 1
         assert any("ms when stored (+" in w for w in s.drift), s.drift
         assert any("version changed from 0.0.1" in w for w in s.drift), s.drift

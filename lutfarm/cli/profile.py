@@ -12,7 +12,13 @@ import click
 from lutfarm.cli import cli
 from lutfarm.cli.options import db_option, layout_options, runtime_options
 from lutfarm.cli.output import RichProgress, campaign_table, err, failures_table
-from lutfarm.profiler.campaign import CampaignSummary, FarmSettings, plan_cases, run_farm
+from lutfarm.profiler.campaign import (
+    CampaignSettings,
+    CampaignSummary,
+    FarmSettings,
+    plan_cases,
+    run_farm,
+)
 from lutfarm.profiler.devices import Device, get_device, select_devices
 from lutfarm.profiler.export import ModelCache
 from lutfarm.profiler.inventory import load_inventory
@@ -48,9 +54,7 @@ def run_profile(db: Path, layout, runtime_config, devices: list[Device], only: s
     with Store(db) as store:
         label = devices[0].name if len(devices) == 1 else f"{len(devices)} devices"
         with RichProgress(label) as progress:
-            summaries = run_farm(store, layout, devices, runtime_config, timing,
-                                 ModelCache(cache) if cache else ModelCache(), only, progress,
-                                 farm=farm, cases=cases)
+            summaries = run_farm(store, layout, devices, runtime_config, CampaignSettings(timing=timing, cache=ModelCache(cache) if cache else ModelCache(), only=only, progress=progress, farm=farm, cases=cases))
     if not quiet:
         for summary in summaries:
             err.print(campaign_table(summary))

@@ -125,7 +125,7 @@ def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, max_memor
 def _verify(lut, arch, budget_ms, device_name, db) -> dict:
     """Measure the winner end to end with the LUT's runtime configuration."""
     from lutfarm.lut.validate import overhead_corrected
-    from lutfarm.profiler.campaign import run_campaign
+    from lutfarm.profiler.campaign import CampaignSettings, run_campaign
     from lutfarm.profiler.devices import get_device
     from lutfarm.profiler.runtime_config import RuntimeConfig
     from lutfarm.profiler.store import Store, default_db_path
@@ -135,7 +135,7 @@ def _verify(lut, arch, budget_ms, device_name, db) -> dict:
     layout = lut.layout
     case = NetworkCase(layout, tuple(arch))
     with Store(db or default_db_path()) as store:
-        run_campaign(store, layout, get_device(device_name), runtime, cases=[case])
+        run_campaign(store, layout, get_device(device_name), runtime, CampaignSettings(cases=[case]))
         measured = store.latest(device_name, runtime.key)[case.key].median_ms
     table = LatencyTable(lut)
     predicted = float(table.latency([arch])[0])

@@ -1,0 +1,229 @@
+"""One device's part of a campaign: connect, (drift guard), take chunks of cases from the
+kind's queue, run them as agent jobs, hand results to the recorder; retry a faulty device
+with backoff and give it up after too many faults in a row."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lutfarm.errors import LutfarmError
+from lutfarm.profiler.devices import Device
+from lutfarm.profiler.export import ExportedModel
+from lutfarm.profiler.lock import STALE_S, LockHeld
+from lutfarm.profiler.recorder import Recorder
+from lutfarm.profiler.runtime_config import CHECKED_BY, RuntimeConfig
+from lutfarm.profiler.ssh import TRANSIENT_ERRORS, AuthError, DeviceError, HostKeyError
+from lutfarm.profiler.transport import AgentDied, CaseTimeout, transport_for
+from lutfarm.profiler.work_queue import WorkQueue
+from lutfarm_agent.timing import TimingSettings
+
+log = logging.getLogger(__name__)
+
+CRASHES_PER_CASE = 2   # a case the agent dies on this often is failed, not retried again
+DRIFT_TOLERANCE = 0.10  # a reference case this much off its stored median means the device changed
+CONTEXT_FIELDS = ("cpu_model", "cores", "governor", "machine", "python")
+
+
+class CampaignError(LutfarmError, RuntimeError):
+    """The campaign could not run at all (e.g. the device lacks the runtime)."""
+
+
+@dataclass
+class FarmSettings:
+    """How a campaign treats devices: patience with locks and faults."""
+
+    case_timeout_s: float | None = None   # None: derived from the timing settings
+    max_device_failures: int = 3          # consecutive faults before a device is given up
+    backoff_s: float = 1.0                # first retry delay, doubled each time
+    lock_wait_s: float = 0.0              # wait this long for a board another controller holds
+    stale_lock_s: float = STALE_S
+
+    def case_timeout(self, timing: TimingSettings) -> float:
+        if self.case_timeout_s:
+            return self.case_timeout_s
+        return 60.0 + 2 * timing.max_s * (timing.retries + 1)
+
+
+@dataclass
+class KindWork:
+    """What every device worker of one kind shares: the cases, their models, the rules."""
+
+    kind: str
+    devices: int
+    runtime: RuntimeConfig
+    timing: TimingSettings
+    farm: FarmSettings
+    queue: WorkQueue
+    recorder: Recorder
+    owner: dict                                   # who holds the boards' locks
+    models: dict[str, ExportedModel] = field(default_factory=dict)
+    references: dict[str, float] = field(default_factory=dict)   # drift guard: key -> ms
+    reference_context: dict = field(default_factory=dict)
+
+    def chunk_size(self) -> int:
+        alive = max(1, self.devices - self.recorder.devices_given_up())
+        pending = self.queue.pending()
+        if alive == 1:
+            return max(1, pending)              # one job: no agent restarts at all
+        return max(1, min(16, math.ceil(pending / (4 * alive))))
+
+
+class DeviceWorker:
+    """Drives one device through the campaign (one thread each)."""
+
+    def __init__(self, device: Device, work: KindWork,
+                 on_transport: Callable[[object], None] | None = None):
+        self.device, self.work = device, work
+        self.transport = transport_for(device)
+        self.fatal: str | None = None
+        if on_transport:
+            on_transport(self.transport)
+
+    def stop(self) -> None:
+        """Kill the agent now (Ctrl-C): the thread then releases the board's lock."""
+        try:
+            self.transport.stop()
+        except Exception:
+            pass
+
+    def run(self) -> None:
+        work, device, transport = self.work, self.device, self.transport
+        progress = work.recorder.progress
+        failures, opened, checked = 0, False, False
+        try:
+            while not work.queue.stopped:
+                try:
+                    if not opened:
+                        progress.device_state(device.name, "connecting")
+                        transport.open(work.owner, work.farm.lock_wait_s, work.farm.stale_lock_s)
+                        opened = True
+                        if work.references and not checked:
+                            self._drift_check()
+                            checked = True
+                        progress.device_state(device.name, "measuring")
+                    chunk = work.queue.take(work.chunk_size())
+                    if not chunk:
+                        break
+                    self._run_chunk(chunk)
+                    failures = 0
+                except (HostKeyError, AuthError, LockHeld):
+                    raise                        # needs a person, not a retry
+                except (DeviceError, *TRANSIENT_ERRORS) as exc:   # refused, dropped, agent
+                    failures += 1                                   # died: retry, back off
+                    if not isinstance(exc, DeviceError):
+                        exc = DeviceError(f"{device.name}: {type(exc).__name__}: {exc}")
+                    if failures >= work.farm.max_device_failures or work.queue.stopped:
+                        raise exc from None
+                    log.info("%s: retry %d after %s", device.name, failures, exc)
+                    progress.device_state(device.name, f"retry {failures}: {exc}")
+                    transport.close()
+                    opened = False
+                    time.sleep(work.farm.backoff_s * 2 ** (failures - 1))
+        except DeviceError as exc:
+            work.recorder.gave_up(device, str(exc))
+        except CampaignError as exc:
+            self.fatal = str(exc)
+            work.queue.stop()
+        except Exception as exc:  # a bug: stop the campaign and say where, keep what is stored
+            log.exception("internal error on %s", device.name)
+            self.fatal = f"internal error on {device.name}: {exc!r}"
+            work.queue.stop()
+        finally:
+            transport.close()
+            work.recorder.uploaded(transport.upload.bytes)
+            progress.device_state(device.name, "done")
+
+    def _job(self, keys: list[str], suffix: str = "") -> dict:
+        """An agent job for ``keys`` with this device's threads and affinity."""
+        work, device = self.work, self.device
+        runtime = RuntimeConfig(work.runtime.name, device.threads or work.runtime.threads,
+                                work.runtime.dtype, work.runtime.provider)
+        return {"job_id": f"c{work.recorder.summary.campaign_id}-{device.name}{suffix}",
+                "runtime": dict(runtime.agent_settings(device.affinity),
+                                **device.runtime_settings()),
+                "timing": work.timing.to_dict(),
+                "cases": [{"key": k, "model": self.transport.model_path(work.models[k]),
+                           "sha256": work.models[k].sha256} for k in keys]}
+
+    def _drift_check(self) -> None:
+        """Before resuming on a device: time the references again, compare, warn."""
+        work, device = self.work, self.device
+        keys = list(work.references)
+        self.transport.prepare([work.models[k] for k in keys])
+        now, context, warnings = {}, {}, []
+        for event in self.transport.run_job(self._job(keys, "-drift"),
+                                            work.farm.case_timeout(work.timing)):
+            if event["event"] == "hello":
+                context = event["context"]
+            elif event["event"] == "result" and event["status"] == "ok":
+                now[event["key"]] = event["stats"]["median"]
+        for key, old in work.references.items():
+            if key in now and abs(now[key] / old - 1) > DRIFT_TOLERANCE:
+                warnings.append(f"{device.name}: {key} takes {now[key]:.4f} ms now, "
+                                f"{old:.4f} ms when stored ({now[key] / old - 1:+.0%})")
+        before = work.reference_context
+        for name in CONTEXT_FIELDS:
+            if before.get(name) != context.get(name) and before:
+                warnings.append(f"{device.name}: {name} changed from {before.get(name)!r} to "
+                                f"{context.get(name)!r}")
+        old_rt, new_rt = (before.get("runtime") or {}), (context.get("runtime") or {})
+        if before and old_rt.get("version") != new_rt.get("version"):
+            warnings.append(f"{device.name}: {work.runtime.name} version changed from "
+                            f"{old_rt.get('version')} to {new_rt.get('version')}")
+        work.recorder.drift(device, work.references, now, warnings)
+
+    def _run_chunk(self, chunk: list[str]) -> None:
+        """One agent job; whatever it does not finish goes back to the queue (or fails)."""
+        work, device, queue, recorder = self.work, self.device, self.work.queue, self.work.recorder
+        pending = dict.fromkeys(chunk)
+        try:
+            self.transport.prepare([work.models[k] for k in chunk])
+            context_id = None
+            for event in self.transport.run_job(self._job(chunk),
+                                                work.farm.case_timeout(work.timing)):
+                kind = event["event"]
+                if kind == "fatal":
+                    raise CampaignError(f"device {device.name}: {event['error']}")
+                if kind == "hello":
+                    context_id = recorder.context(device, event["context"])
+                elif kind == "result" and event["key"] in pending:
+                    key = event["key"]
+                    recorder.measured(event, device, work.models[key], context_id,
+                                      CHECKED_BY.get(work.runtime.name, ""))
+                    del pending[key]
+                    queue.done([key])
+        except CaseTimeout as exc:
+            self.transport.stop()
+            hung = next(iter(pending))
+            recorder.failed(hung, f"timed out: {exc}", device.name)
+            del pending[hung]
+            queue.done([hung])
+            queue.give_back(list(pending))
+            return
+        except (AgentDied, DeviceError) as exc:
+            if pending:
+                first = next(iter(pending))
+                crashes = queue.crashed(first)
+                if crashes >= CRASHES_PER_CASE:
+                    recorder.failed(first, f"agent died {crashes} times on it: {exc}",
+                                    device.name)
+                    del pending[first]
+                    queue.done([first])
+            queue.give_back(list(pending))
+            raise
+        except BaseException:
+            queue.give_back(list(pending))
+            raise
+
+
+def start_workers(workers: list[DeviceWorker]) -> list[threading.Thread]:
+    threads = [threading.Thread(target=w.run, name=f"device-{w.device.name}", daemon=True)
+               for w in workers]
+    for t in threads:
+        t.start()
+    return threads

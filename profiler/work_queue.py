@@ -1,0 +1,75 @@
+"""The shared queue of one device kind's cases: the scheduling policy, apart from transport.
+
+Every device of a kind takes chunks from one queue, so N identical boards build one LUT about
+N times faster. The queue owns its state and its lock; workers only call its methods.
+"""
+
+from __future__ import annotations
+
+import threading
+
+
+class WorkQueue:
+    """Cases of one kind, shared by that kind's devices. ``take`` blocks while other devices
+    still hold cases that may come back, so no device quits while work can return."""
+
+    def __init__(self, keys: list[str]):
+        self._pending = list(keys)
+        self._out = 0
+        self._crashes: dict[str, int] = {}
+        self._cond = threading.Condition()
+        self._stopped = False
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._pending)
+
+    def take(self, n: int) -> list[str]:
+        with self._cond:
+            while not self._pending and self._out and not self._stopped:
+                self._cond.wait(0.5)
+            if self._stopped:
+                return []
+            chunk, self._pending = self._pending[:n], self._pending[n:]
+            self._out += len(chunk)
+            return chunk
+
+    def done(self, keys: list[str]) -> None:
+        with self._cond:
+            self._out -= len(keys)
+            self._cond.notify_all()
+
+    def give_back(self, keys: list[str]) -> None:
+        with self._cond:
+            self._pending = list(keys) + self._pending
+            self._out -= len(keys)
+            self._cond.notify_all()
+
+    def crashed(self, key: str) -> int:
+        """Count an agent death on ``key``; returns how often it has happened."""
+        with self._cond:
+            self._crashes[key] = self._crashes.get(key, 0) + 1
+            return self._crashes[key]
+
+    def remove(self, key: str) -> bool:
+        """Take a case out before anyone took it (it cannot be measured); False if not pending."""
+        with self._cond:
+            if key not in self._pending:
+                return False
+            self._pending.remove(key)
+            return True
+
+    def drain(self) -> list[str]:
+        """Everything still pending, removed (no device is left to take it)."""
+        with self._cond:
+            left, self._pending = self._pending, []
+            return left
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
