@@ -16,7 +16,7 @@ from lutfarm.profiler.devices import Device
 from lutfarm.profiler.export import ExportedModel
 from lutfarm.profiler.lock import STALE_S, LockHeld
 from lutfarm.profiler.recorder import Recorder
-from lutfarm.profiler.runtime_config import CHECKED_BY, RuntimeConfig
+from lutfarm.profiler.runtime_config import RuntimeConfig
 from lutfarm.profiler.ssh import TRANSIENT_ERRORS, AuthError, DeviceError, HostKeyError
 from lutfarm.profiler.transport import AgentDied, CaseTimeout, transport_for
 from lutfarm.profiler.work_queue import WorkQueue
@@ -194,7 +194,7 @@ class DeviceWorker:
                 elif kind == "result" and event["key"] in pending:
                     key = event["key"]
                     recorder.measured(event, device, work.models[key], context_id,
-                                      CHECKED_BY.get(work.runtime.name, ""))
+                                      work.runtime.spec.checked_by)
                     del pending[key]
                     queue.done([key])
         except CaseTimeout as exc:

@@ -19,11 +19,8 @@ from lutfarm.profiler.devices import Device
 from lutfarm.profiler.export import default_cache_dir
 from lutfarm.profiler.ssh import DeviceError, SSHSession
 from lutfarm_agent.protocol import events_in
+from lutfarm_agent.runtimes import SPECS
 
-# what a device's venv needs per runtime (tflite-runtime's last release needs numpy 1)
-RUNTIME_PACKAGES = {"onnxruntime": ["onnxruntime"], "litert": ["ai-edge-litert"],
-                    "tflite": ["tflite-runtime"], "tflm": ["tflite-micro", "pyserial"],
-                    "bench-sleep": []}
 MANYLINUX = ("manylinux_2_28", "manylinux_2_27", "manylinux_2_17", "manylinux2014")
 
 
@@ -35,6 +32,15 @@ class ProvisionReport:
     already: bool = False
     wheels_uploaded: int = 0
     bytes_uploaded: int = 0
+
+
+def venv_packages(runtimes: list[str]) -> list[str]:
+    """pip requirements for a device running ``runtimes`` (numpy first, pinned where one of
+    them pins it), from the runtimes' specs."""
+    wanted = [p for r in runtimes for p in SPECS[r].packages]
+    numpy = [p for p in wanted if p.startswith("numpy")] or ["numpy"]
+    rest = [p for p in dict.fromkeys(wanted) if not p.startswith("numpy")]
+    return [numpy[0], *rest]
 
 
 def download_wheels(packages: list[str], python_tag: str, machine: str,
@@ -76,8 +82,7 @@ def provision(device: Device, wheel_cache: Path | None = None) -> ProvisionRepor
             raise DeviceError(f"{device.name}: {device.python} cannot run the agent; is it "
                               f"Python >= 3.8?")
         report.platform = f"{base['python_tag']}-{base['machine']}"
-        numpy = "numpy<2" if "tflite" in device.runtimes else "numpy"
-        packages = [numpy] + [p for r in device.runtimes for p in RUNTIME_PACKAGES[r]]
+        packages = venv_packages(device.runtimes)
         venv_python = f"{workdir}/venv/bin/python"
         if session.size(venv_python) is not None:
             info = _describe(session, venv_python, workdir)

@@ -9,21 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from lutfarm.errors import LutfarmError
-from lutfarm_agent.runtimes import RUNTIMES
+from lutfarm_agent.runtimes import SPECS, RuntimeSpec
 
-# runtime -> (model format, dtypes it can time, default provider/delegate)
-RUNTIME_SUPPORT = {
-    "onnxruntime": ("onnx", ("fp32",), ""),
-    "bench-sleep": ("onnx", ("fp32",), ""),
-    "litert": ("tflite", ("fp32", "int8"), "xnnpack"),
-    "tflite": ("tflite", ("fp32", "int8"), "xnnpack"),
-    "tflm": ("tflite", ("fp32", "int8"), "reference"),
-}
 DTYPES = ("fp32", "int8")
-MODEL_FORMATS = {name: fmt for name, (fmt, _, _) in RUNTIME_SUPPORT.items()}
-# which export check (profiler.export_tflite) speaks for a runtime's results
-CHECKED_BY = {"litert": "litert", "tflite": "litert", "tflm": "tflite-micro"}
-TFLITE_PROVIDERS = ("xnnpack", "none")   # or "delegate:<library.so>" (GPU, Hexagon, …)
 
 
 class RuntimeConfigError(LutfarmError, ValueError):
@@ -38,25 +26,27 @@ class RuntimeConfig:
     provider: str = ""   # execution provider / delegate; "" = the runtime's CPU default
 
     def __post_init__(self) -> None:
-        if self.name not in RUNTIMES:
+        if self.name not in SPECS:
             raise RuntimeConfigError(f"unknown runtime {self.name!r}; choose one of: "
-                                     f"{', '.join(RUNTIMES)}")
+                                     f"{', '.join(SPECS)}")
+        spec = self.spec
         if self.threads < 1:
             raise RuntimeConfigError(f"--threads must be at least 1, got {self.threads}")
-        _, dtypes, default = RUNTIME_SUPPORT[self.name]
-        if self.dtype not in dtypes:
+        if self.dtype not in spec.dtypes:
             raise RuntimeConfigError(f"dtype {self.dtype!r} is not supported for {self.name}; "
-                                     f"choose one of: {', '.join(dtypes)}")
-        if not self.provider and default:
+                                     f"choose one of: {', '.join(spec.dtypes)}")
+        if not self.provider and spec.default_provider:
             # the default delegate is spelled out so that it is part of the LUT's identity
-            object.__setattr__(self, "provider", default)
-        if self.name in ("litert", "tflite") and not (
-                self.provider in TFLITE_PROVIDERS or self.provider.startswith("delegate:")):
+            object.__setattr__(self, "provider", spec.default_provider)
+        delegate = spec.delegates and self.provider.startswith("delegate:")
+        if spec.providers and self.provider not in spec.providers and not delegate:
+            hint = " or delegate:<library.so> for an external delegate" if spec.delegates else ""
             raise RuntimeConfigError(
-                f"--provider {self.provider!r} is not a {self.name} delegate; use xnnpack, none "
-                f"(built-in kernels only) or delegate:<library.so> for an external delegate")
-        if self.name == "tflm" and self.threads != 1:
-            raise RuntimeConfigError("TFLite-Micro runs on one core: use --threads 1")
+                f"--provider {self.provider!r} is not a {self.name} provider; use "
+                f"{', '.join(spec.providers)}{hint}")
+        if spec.max_threads is not None and self.threads > spec.max_threads:
+            raise RuntimeConfigError(f"{self.name} runs on at most {spec.max_threads} "
+                                     f"thread(s): use --threads {spec.max_threads}")
 
     @property
     def key(self) -> str:
@@ -67,8 +57,12 @@ class RuntimeConfig:
         return "-".join(parts)
 
     @property
+    def spec(self) -> RuntimeSpec:
+        return SPECS[self.name]
+
+    @property
     def model_format(self) -> str:
-        return MODEL_FORMATS[self.name]
+        return self.spec.model_format
 
     def agent_settings(self, affinity: list[int] | None = None) -> dict:
         """The ``runtime`` object of an agent job."""

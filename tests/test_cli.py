@@ -52,7 +52,7 @@ def test_import_and_query_hwnasbench_reproduces_the_paper(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["profile", "--space", "ofa"], "unknown space 'ofa'"),
     (["profile", "--layout", "mnist"], "unknown layout 'mnist'"),
-    (["profile", "--runtime", "tvm"], "unknown runtime 'tvm'"),
+    (["profile", "--runtime", "tvm"], "Invalid value for '--runtime': 'tvm' is not one of"),
     (["profile", "--device", "pi4"], "unknown device 'pi4'"),
     (["profile", "--threads", "0"], "--threads must be at least 1"),
     (["profile", "--affinity", "x"], "Invalid value for '--affinity'"),

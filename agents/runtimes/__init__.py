@@ -1,7 +1,11 @@
-"""Runtimes the agent can time, registered by name and imported only when asked for.
+"""Runtimes the agent can time: one spec per runtime, its code imported only when asked for.
 
 A runtime module provides ``info(settings) -> dict`` (name, version, what it will use) and
-``load(path, settings) -> Loaded``. Adding a runtime = one module + one line in RUNTIMES.
+``load(path, settings) -> Loaded``. Its ``RuntimeSpec`` below is the one home of everything
+else lutfarm knows about it: the agent (which module), the controller's RuntimeConfig (model
+format, dtypes, providers, defaults), provisioning (packages) and the command line's
+choices. Adding a runtime = one module + one entry in SPECS (and tests/test_runtimes.py
+then drives it through the same contract as every other).
 """
 
 from __future__ import annotations
@@ -9,15 +13,49 @@ from __future__ import annotations
 import importlib
 from typing import Callable, NamedTuple
 
-# name -> (module, pip package that provides it)
-RUNTIMES: dict[str, tuple[str, str]] = {
-    "onnxruntime": ("lutfarm_agent.runtimes.onnxruntime_rt", "onnxruntime"),
-    "litert": ("lutfarm_agent.runtimes.litert_rt", "ai-edge-litert"),
-    "tflite": ("lutfarm_agent.runtimes.tflite_rt", "tflite-runtime 'numpy<2'"),
-    "tflm": ("lutfarm_agent.runtimes.tflm_rt", "tflite-micro (an MCU behind serial also needs pyserial)"),
+
+class RuntimeSpec(NamedTuple):
+    """What lutfarm knows about a runtime besides its code."""
+
+    module: str                  # the agent module with info() and load()
+    model_format: str            # what the controller exports for it: "onnx" or "tflite"
+    dtypes: tuple                # precisions it can time
+    default_provider: str        # spelled out in LUT keys ("" = the runtime's own CPU default)
+    providers: tuple             # named providers it takes; () = any name (ORT's EPs)
+    delegates: bool              # also takes "delegate:<library.so>"
+    packages: tuple              # pip requirements a device's environment needs
+    max_threads: int | None      # None: any
+    checked_by: str              # the export check that speaks for its results ("" = none)
+    stand_in: bool = False       # not a real runtime: never build a LUT from it
+
+    @property
+    def install(self) -> str:
+        """How to get it, for error messages."""
+        if not self.packages:
+            return "(built in)"
+        return "pip install " + " ".join(
+            f"'{p}'" if "<" in p or ">" in p else p for p in self.packages)
+
+
+SPECS = {
+    "onnxruntime": RuntimeSpec("lutfarm_agent.runtimes.onnxruntime_rt", "onnx", ("fp32",), "",
+                               (), False, ("onnxruntime",), None, ""),
+    "litert": RuntimeSpec("lutfarm_agent.runtimes.litert_rt", "tflite", ("fp32", "int8"),
+                          "xnnpack", ("xnnpack", "none"), True, ("ai-edge-litert",), None,
+                          "litert"),
+    # tflite-runtime's last release (2.14) was built against numpy 1
+    "tflite": RuntimeSpec("lutfarm_agent.runtimes.tflite_rt", "tflite", ("fp32", "int8"),
+                          "xnnpack", ("xnnpack", "none"), True, ("tflite-runtime", "numpy<2"),
+                          None, "litert"),
+    # an MCU behind a serial port also needs pyserial on its host
+    "tflm": RuntimeSpec("lutfarm_agent.runtimes.tflm_rt", "tflite", ("fp32", "int8"),
+                        "reference", ("reference",), False, ("tflite-micro", "pyserial"), 1,
+                        "tflite-micro"),
     # a labelled stand-in that only sleeps: for benchmarks of the farm machinery, never LUTs
-    "bench-sleep": ("lutfarm_agent.runtimes.bench_sleep_rt", "(built in)"),
+    "bench-sleep": RuntimeSpec("lutfarm_agent.runtimes.bench_sleep_rt", "onnx", ("fp32",), "",
+                               (), False, (), None, "", stand_in=True),
 }
+RUNTIMES = tuple(SPECS)
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -52,12 +90,12 @@ def package_version(package: str) -> str:
 
 
 def get_runtime(name: str):
-    if name not in RUNTIMES:
+    if name not in SPECS:
         raise RuntimeUnavailable("unknown runtime {!r}; this agent knows: {}".format(
-            name, ", ".join(RUNTIMES)))
-    module, package = RUNTIMES[name]
+            name, ", ".join(SPECS)))
+    spec = SPECS[name]
     try:
-        return importlib.import_module(module)
+        return importlib.import_module(spec.module)
     except ImportError as exc:
         raise RuntimeUnavailable(f"runtime {name!r} is not installed on this device ({exc}); "
-                                 f"install it with: pip install {package}") from None
+                                 f"install it with: {spec.install}") from None

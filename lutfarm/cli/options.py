@@ -9,7 +9,7 @@ import click
 
 from lutfarm.profiler.runtime_config import DTYPES, RuntimeConfig
 from lutfarm.profiler.store import default_db_path
-from lutfarm_agent.runtimes import RUNTIMES
+from lutfarm_agent.runtimes import SPECS
 
 
 def db_option(f):
@@ -19,8 +19,8 @@ def db_option(f):
 
 
 def runtime_options(f):
-    @click.option("--runtime", default="onnxruntime", show_default=True,
-                  help=f"runtime that runs the blocks ({', '.join(RUNTIMES)})")
+    @click.option("--runtime", type=click.Choice(list(SPECS)), default="onnxruntime",
+                  show_default=True, help="runtime that runs the blocks")
     @click.option("--threads", type=int, default=1, show_default=True, help="runtime threads")
     @click.option("--dtype", type=click.Choice(DTYPES), default="fp32", show_default=True,
                   help="model precision: fp32, or full-integer int8 (TFLite runtimes)")
