@@ -1,7 +1,11 @@
-"""Vectorised latency of many architectures at once.
+"""Vectorised latency of many architectures at once: the one place an arch's LUT sum is made.
 
 The LUT is compiled once into a (layers x ops) matrix plus the sum of the fixed layers; the
 latency of N architectures is then one gather and one row sum over an (N x 22) index array.
+Two sums: ``plain`` (FBNet's Σ Tᵢ) and ``overhead`` (Σ (Tᵢ − o) + o: every LUT entry carries one
+runtime call, o being the measured empty model, while a network makes one). Search, DNAS,
+validation and the predictors all price archs through this class, so a LUT with a missing
+entry is one clear error everywhere instead of a NaN somewhere.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import numpy as np
 
 from lutfarm.lut.table import LUT, LUTError
 from lutfarm.spaces import OPS, validate_archs
+
+LATENCY_MODELS = ("plain", "overhead")
 
 
 class LatencyTable:
@@ -26,7 +32,31 @@ class LatencyTable:
         self.fixed_ms = float(sum(get(k, np.nan) for k in self.fixed_keys))
         self._layer_index = np.arange(layout.num_layers)
 
-    def latency(self, archs) -> np.ndarray:
+    def calls(self) -> int:
+        """Runtime calls one architecture's LUT entries stand for (one per case)."""
+        return len(self.layout.arch_cases([0] * self.layout.num_layers))
+
+    def overhead_shift(self) -> float:
+        """What the overhead-corrected sum subtracts from the plain one: (calls − 1) · o."""
+        o = self.lut.overhead_ms
+        if o is None:
+            raise LUTError("the LUT has no empty-model entry (per-call overhead); re-profile "
+                           "it with this lutfarm, or use the plain sum")
+        return (self.calls() - 1) * o
+
+    def check_complete(self) -> None:
+        """Raise LUTError naming a missing case, if any (a search may pick every entry)."""
+        arch = np.zeros((1, self.layout.num_layers), int)
+        missing = np.argwhere(np.isnan(self.matrix))
+        if len(missing):
+            layer, op = map(int, missing[0])
+            arch[0, layer] = op
+        self.latency(arch)
+
+    def latency(self, archs, model: str = "plain") -> np.ndarray:
+        """Milliseconds per arch: ``plain`` Σ Tᵢ, or ``overhead`` Σ (Tᵢ − o) + o."""
+        if model not in LATENCY_MODELS:
+            raise LUTError(f"unknown latency model {model!r}; use plain or overhead")
         a = validate_archs(archs, self.layout.num_layers)
         if np.isnan(self.fixed_ms):
             missing = [k for k in self.fixed_keys if k not in self.lut.latency_ms]
@@ -40,7 +70,7 @@ class LatencyTable:
             key = self.choice_keys[layer][op]
             raise LUTError(f"the LUT lacks case {key} (layer {layer}, op {op}={OPS[op].name}); "
                            f"measure it: lutfarm profile --only '{key}'")
-        return out
+        return out - self.overhead_shift() if model == "overhead" else out
 
     def breakdown(self, arch) -> list[tuple[str, float]]:
         """(case key, ms) for each layer of one arch, fixed layers included, in order."""

@@ -108,15 +108,6 @@ class InContextCorrection:
                 for s in range(stages) for o in range(NUM_OPS) if OPS[o].exp is not None}
 
 
-def overhead_corrected(table: LatencyTable, archs) -> np.ndarray:
-    """Σ (T_i − o) + o: every LUT entry carries one runtime call, a network makes one."""
-    o = table.lut.overhead_ms
-    if o is None:
-        raise ValueError("the LUT has no empty-model entry (per-call overhead); re-profile it")
-    calls = len(table.layout.arch_cases([0] * table.layout.num_layers))
-    return table.latency(archs) - (calls - 1) * o
-
-
 @dataclass
 class ValidationReport:
     device: str
@@ -151,7 +142,7 @@ def evaluate(table: LatencyTable, archs: list[tuple[int, ...]], measured: np.nda
     """Split, fit the correction on the training archs, score every prediction on the rest."""
     archs_a = np.asarray(archs)
     plain = table.latency(archs_a)
-    base = overhead_corrected(table, archs_a)
+    base = table.latency(archs_a, "overhead")
     order = np.random.default_rng(seed).permutation(len(archs))
     n_train = int(round(len(archs) * train_fraction))
     train, test = order[:n_train], order[n_train:]

@@ -16,7 +16,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from lutfarm.lut.metrics import latency_metrics
 from lutfarm.lut.query import LatencyTable
-from lutfarm.lut.validate import InContextCorrection, overhead_corrected
+from lutfarm.lut.validate import InContextCorrection
 from lutfarm.predictors.accuracy import MLPPredictor
 from lutfarm.predictors.encoding import one_hot
 from lutfarm.spaces import NUM_OPS, NetworkCase, parse_case_key
@@ -42,7 +42,7 @@ def evaluate(table: LatencyTable, archs: np.ndarray, measured: np.ndarray,
     x = one_hot(archs, NUM_OPS)
     out = {}
     t0 = time.perf_counter()
-    base = overhead_corrected(table, archs)
+    base = table.latency(archs, "overhead")
     corr = InContextCorrection(table).fit(archs[tr], measured[tr] - base[tr])
     out["lut+residual"] = (base + corr.predict(archs), time.perf_counter() - t0)
     t0 = time.perf_counter()

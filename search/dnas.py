@@ -47,6 +47,7 @@ class SuperNet(nn.Module):
         self.head = nn.Sequential(build_block(head), build_block(pool), Flatten(),
                                   nn.Linear(layout.head_channels, classes))
         self.theta = nn.Parameter(torch.zeros(layout.num_layers, NUM_OPS))
+        table.check_complete()      # the expected latency mixes every entry: none may be NaN
         unit = 1.0 if min(table.latency([table.extremes()["fastest"]])) >= math.e else 1000.0
         self.unit = unit                                    # 1: milliseconds, 1000: µs
         self.register_buffer("lut", torch.tensor(table.matrix * unit, dtype=torch.float32))

@@ -75,9 +75,24 @@ def params(layout: FBNetLayout) -> AdditiveMetric:
     return AdditiveMetric.from_cases(layout, lambda c: c.params / 1e6, "M params")
 
 
-def lut_latency(table) -> AdditiveMetric:
-    """A LatencyTable as a search metric (milliseconds)."""
-    return AdditiveMetric(table.matrix, table.fixed_ms, f"{table.lut.device} ms")
+@dataclass
+class LatencyMetric:
+    """A LatencyTable as a search metric: milliseconds per arch, by the table's own sum."""
+
+    table: object               # lutfarm.lut.LatencyTable
+    model: str = "plain"        # or "overhead" (see lutfarm.lut.query)
+    name: str = ""
+
+    def __call__(self, archs) -> np.ndarray:
+        return self.table.latency(archs, self.model)
+
+
+def lut_latency(table, model: str = "plain") -> LatencyMetric:
+    """The LUT's latency for a search; refuses a LUT with a missing entry up front."""
+    table.check_complete()
+    if model == "overhead":
+        table.overhead_shift()          # raises now if the LUT has no empty-model entry
+    return LatencyMetric(table, model, f"{table.lut.device} ms")
 
 
 @dataclass

@@ -92,7 +92,7 @@ def test_accuracy_predictor_ranks_nb201_with_424_samples():
 
 def test_arch_level_predictors_on_synthetic_in_context_effects(measured_db):
     from lutfarm.lut import LatencyTable, build_lut
-    from lutfarm.lut.validate import InContextCorrection, overhead_corrected
+    from lutfarm.lut.validate import InContextCorrection
     from lutfarm.predictors.arch_latency import evaluate
     from lutfarm.profiler.store import Store
     with Store(measured_db) as store:
@@ -101,7 +101,7 @@ def test_arch_level_predictors_on_synthetic_in_context_effects(measured_db):
     feats = InContextCorrection(table).features(archs)
     factors = np.ones(feats.shape[1])
     factors[[1, 5, 12]] = 1.3
-    measured = overhead_corrected(table, archs) + feats @ (factors - 1)
+    measured = table.latency(archs, "overhead") + feats @ (factors - 1)
     r = evaluate(table, archs, measured)
     assert r["lut+residual"]["within_5pct"] == 1.0
     assert r["lut+residual"]["spearman"] > r["mlp"]["spearman"]

@@ -298,3 +298,25 @@ def test_evolve_under_a_peak_memory_budget(tmp_path):
     by_hand = max(act_bytes(c) for c in lut.layout.arch_cases(got["arch"])) / 1024
     assert got["peak_memory_kb"] == pytest.approx(by_hand) and by_hand <= limit
     assert got["mmacs"] < free["mmacs"]            # the budget binds: a smaller network wins
+
+
+def test_search_on_a_lut_with_a_missing_entry_names_it_instead_of_returning_nan(tmp_path):
+    """evolve and DNAS price archs through LatencyTable: one missing case is one clear error."""
+    from lutfarm.lut import save_lut
+    from lutfarm.lut.table import LUTError
+
+    lut = import_hwnasbench(BUNDLED, "raspi4")
+    key = CIFAR.choice_cases()[5][7].key
+    del lut.latency_ms[key]
+    partial = LatencyTable(lut)
+    with pytest.raises(LUTError, match=key):
+        lut_latency(partial)
+    from lutfarm.search.dnas import SuperNet
+    with pytest.raises(LUTError, match=key):
+        SuperNet(partial, classes=10)
+    path = save_lut(lut, tmp_path / "partial.csv")
+    p = subprocess.run([sys.executable, "-m", "lutfarm", "search", "evolve", "--lut", str(path),
+                        "--budget-ms", "30", "--generations", "2", "--population", "8"],
+                       cwd=REPO, capture_output=True, text=True)
+    assert p.returncode == 2, p.stdout
+    assert p.stderr.count("\n") == 1 and key in p.stderr and "Traceback" not in p.stderr

@@ -17,7 +17,6 @@ from lutfarm.lut.validate import (
     evaluate,
     fusion_pairs,
     fusion_table,
-    overhead_corrected,
     run_validation,
     sample_archs,
 )
@@ -59,7 +58,7 @@ def test_overhead_model_and_correction_recover_a_known_truth(measured_db, cifar)
     x = truth.features(archs)
     factors = np.ones(x.shape[1])
     factors[[1, 10, 19]] = 1.3                  # grouped k3 blocks cost 30 % more in stages 0-2
-    measured = overhead_corrected(table, archs) + x @ (factors - 1)
+    measured = table.latency(archs, "overhead") + x @ (factors - 1)
     report = evaluate(table, [tuple(a) for a in archs], measured)
     assert report.corrected["within_5pct"] == 1.0 and report.corrected["mape"] < 0.01
     assert report.factors["stage1/k3_e1_g2"] == pytest.approx(1.3, abs=0.05)

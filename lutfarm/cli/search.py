@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -57,12 +56,7 @@ def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, max_memor
     lut = load_lut(lut_path)
     table = LatencyTable(lut)
     layout = table.layout
-    space, latency = fbnet_space(layout), lut_latency(table)
-    if latency_model == "overhead":
-        if lut.overhead_ms is None:
-            raise click.BadParameter("this LUT has no empty-model entry; use --latency plain")
-        calls = len(layout.arch_cases([0] * layout.num_layers))
-        latency = replace(latency, fixed=latency.fixed - (calls - 1) * lut.overhead_ms)
+    space, latency = fbnet_space(layout), lut_latency(table, latency_model)
     mm, mp = macs(layout), params(layout)
     goal = mm if objective == "mmacs" else mp
     memory = lut_peak_memory(lut) if max_memory_kb is not None else None
@@ -124,7 +118,6 @@ def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, max_memor
 
 def _verify(lut, arch, budget_ms, device_name, db) -> dict:
     """Measure the winner end to end with the LUT's runtime configuration."""
-    from lutfarm.lut.validate import overhead_corrected
     from lutfarm.profiler.campaign import CampaignSettings, run_campaign
     from lutfarm.profiler.devices import get_device
     from lutfarm.profiler.runtime_config import RuntimeConfig
@@ -139,7 +132,7 @@ def _verify(lut, arch, budget_ms, device_name, db) -> dict:
         measured = store.latest(device_name, runtime.key)[case.key].median_ms
     table = LatencyTable(lut)
     predicted = float(table.latency([arch])[0])
-    corrected = float(overhead_corrected(table, np.array([arch]))[0]) \
+    corrected = float(table.latency([arch], "overhead")[0]) \
         if lut.overhead_ms is not None else predicted
     return {"measured_ms": measured, "predicted_ms": predicted,
             "overhead_corrected_ms": corrected, "within_budget": measured <= budget_ms}
