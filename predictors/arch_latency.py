@@ -2,7 +2,7 @@
 
 Three models, each scored on held-out networks with ``lut.metrics``:
 - ``lut+residual``: the overhead-corrected LUT sum plus the in-context factors per (op, stage)
-  (``lut.validate.InContextCorrection``): few parameters, needs the device's LUT;
+  (``predictors.in_context.InContextCorrection``): few parameters, needs the device's LUT;
 - ``mlp``: OFA's 3 x 400 MLP on the one-hot encoding (no LUT needed);
 - ``gbm``: scikit-learn's histogram gradient boosting on the one-hot encoding.
 """
@@ -16,9 +16,9 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from lutfarm.lut.metrics import latency_metrics
 from lutfarm.lut.query import LatencyTable
-from lutfarm.lut.validate import InContextCorrection
 from lutfarm.predictors.accuracy import MLPPredictor
 from lutfarm.predictors.encoding import one_hot
+from lutfarm.predictors.in_context import InContextCorrection
 from lutfarm.spaces import NUM_OPS, NetworkCase, parse_case_key
 
 

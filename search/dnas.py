@@ -75,7 +75,7 @@ class SuperNet(nn.Module):
         self.fixed_wo_head = self.fixed - head_full
         slots = layout.layer_slots()
         self.stage_of = [s.stage for s in slots]
-        self.first = [i == 0 or slots[i - 1].stage != s.stage for i, s in enumerate(slots)]
+        self.first = [s.first for s in slots]
 
     def weight_parameters(self):
         return [p for n, p in self.named_parameters() if n not in ("theta", "phi")]

@@ -46,13 +46,12 @@ def width_table(table: LatencyTable, multipliers) -> tuple[np.ndarray, np.ndarra
         return o + (base - o) * ratio
 
     for i, slot in enumerate(slots):
-        first = i == 0 or slots[i - 1].stage != slot.stage
         for op in range(NUM_OPS):
             full = slot.case(OPS[op])
             for a in range(n):
                 for b in range(n):
                     cout = widths[slot.stage, b]
-                    if not first:
+                    if not slot.first:
                         cin = cout if a == b else None
                     elif slot.stage == 0:
                         cin = layout.stem_channels if a == (full_idx or 0) else None
@@ -73,14 +72,13 @@ def layer_latency(t: np.ndarray, layout, ops, width_choice) -> np.ndarray:
     slots = layout.layer_slots()
     n = t.shape[2]
     out = []
-    for i, slot in enumerate(slots):
+    for slot in slots:
         b = width_choice[slot.stage]
-        first = i == 0 or slots[i - 1].stage != slot.stage
-        if not first:
+        if not slot.first:
             a = b
         elif slot.stage == 0:
             a = n - 1
         else:
             a = width_choice[slot.stage - 1]
-        out.append(t[i, ops[i], a, b])
+        out.append(t[slot.index, ops[slot.index], a, b])
     return np.array(out)

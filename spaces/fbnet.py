@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from lutfarm.errors import LutfarmError
-from lutfarm.spaces.cases import BlockCase, CaseKeyError
+from lutfarm.spaces.cases import BlockCase, CaseKeyError, PairCase
 
 
 class ArchError(LutfarmError, ValueError):
@@ -56,6 +56,7 @@ class LayerSlot:
     cin: int
     cout: int
     stride: int
+    first: bool = False      # the first layer of its stage (takes the previous stage's width)
 
     def case(self, op: int | Op) -> BlockCase:
         op = OPS[op] if isinstance(op, int) else op
@@ -95,7 +96,7 @@ class FBNetLayout:
                                                  self.stage_strides)):
             for i in range(n):
                 stride = s if i == 0 else 1
-                slots.append(LayerSlot(len(slots), stage, h, cin, cout, stride))
+                slots.append(LayerSlot(len(slots), stage, h, cin, cout, stride, first=i == 0))
                 h, cin = h // stride, cout
         return slots
 
@@ -119,6 +120,18 @@ class FBNetLayout:
     def overhead_case(self) -> BlockCase:
         """An empty model with the network's input: the runtime's per-call cost."""
         return BlockCase("Identity", 3, 3, h=self.input_size, w=self.input_size)
+
+    def fusion_pairs(self) -> list[PairCase]:
+        """Adjacent layers running the same block, once per distinct pair of shapes (the
+        cases of nn-Meter's fusion test)."""
+        slots = self.layer_slots()
+        seen: dict[str, PairCase] = {}
+        for a, b in zip(slots, slots[1:]):
+            for op in OPS:
+                if op.exp is not None:
+                    pair = PairCase(a.case(op), b.case(op))
+                    seen.setdefault(pair.key, pair)
+        return list(seen.values())
 
     def choice_cases(self) -> list[list[BlockCase]]:
         """``[layer][op]`` -> case, 22 x 9."""
@@ -144,10 +157,9 @@ class FBNetLayout:
         widths = self.stage_widths(multipliers)
         slots = self.layer_slots()
         seen: dict[str, BlockCase] = {}
-        for i, slot in enumerate(slots):
-            first = i == 0 or slots[i - 1].stage != slot.stage
+        for slot in slots:
             for cout in widths[slot.stage]:
-                if not first:
+                if not slot.first:
                     cins = [cout]
                 elif slot.stage == 0:
                     cins = [self.stem_channels]

@@ -92,8 +92,8 @@ def test_accuracy_predictor_ranks_nb201_with_424_samples():
 
 def test_arch_level_predictors_on_synthetic_in_context_effects(measured_db):
     from lutfarm.lut import LatencyTable, build_lut
-    from lutfarm.lut.validate import InContextCorrection
     from lutfarm.predictors.arch_latency import evaluate
+    from lutfarm.predictors.in_context import InContextCorrection
     from lutfarm.profiler.store import Store
     with Store(measured_db) as store:
         table = LatencyTable(build_lut(store, "local", "onnxruntime-fp32-t1"))

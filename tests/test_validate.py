@@ -12,14 +12,9 @@ from scipy import stats
 from conftest import FAST, REPO
 from lutfarm.lut import LatencyTable, build_lut, load_lut, save_lut
 from lutfarm.lut.metrics import latency_metrics
-from lutfarm.lut.validate import (
-    InContextCorrection,
-    evaluate,
-    fusion_pairs,
-    fusion_table,
-    run_validation,
-    sample_archs,
-)
+from lutfarm.predictors.in_context import InContextCorrection
+from lutfarm.predictors.lut_validation import evaluate, fusion_table, run_validation, sample_archs
+from lutfarm.profiler.campaign import CampaignSettings
 from lutfarm.profiler.devices import LOCAL
 from lutfarm.profiler.runtime_config import RuntimeConfig
 from lutfarm.profiler.store import Store
@@ -45,7 +40,7 @@ def test_metrics_on_known_values():
 def test_network_and_pair_keys_round_trip(cifar):
     net = NetworkCase(cifar, tuple(range(9)) * 2 + (0, 1, 2, 3))
     assert parse_case_key(net.key) == net and net.input_shape == (1, 3, 32, 32)
-    pair = fusion_pairs(cifar)[0]
+    pair = cifar.fusion_pairs()[0]
     assert isinstance(pair, PairCase) and parse_case_key(pair.key) == pair
 
 
@@ -91,14 +86,16 @@ def test_validation_measures_networks_once_and_is_stored_with_the_lut(tmp_path, 
     db.write_bytes(measured_db.read_bytes())
     with Store(db) as store:
         lut = build_lut(store, "local", RT.key)
-        report = run_validation(store, lut, [LOCAL], RT, 12, FAST, cache, seed=2)
+        report = run_validation(store, lut, [LOCAL], RT, 12,
+                                CampaignSettings(timing=FAST, cache=cache), seed=2)
         assert report.n == 12 and report.n_train == 6
         nets = [k for k in store.measured_keys("local", RT.key) if k.startswith("FBNet_")]
         assert len(nets) == 12
         for r in report.rows:   # every row's measurement is the stored one
             assert r["measured_ms"] == store.latest("local", RT.key)[
                 NetworkCase(lut.layout, tuple(map(int, r["arch"]))).key].median_ms
-        again = run_validation(store, lut, [LOCAL], RT, 12, FAST, cache, seed=2)
+        again = run_validation(store, lut, [LOCAL], RT, 12,
+                               CampaignSettings(timing=FAST, cache=cache), seed=2)
         assert again.plain == report.plain                   # nothing re-measured
         exported = build_lut(store, "local", RT.key)
     assert exported.meta["validation"]["plain"] == report.plain
@@ -125,14 +122,15 @@ def test_cli_validate_writes_plot_csv_and_json(tmp_path, measured_db, cache_dir)
 
 
 def test_repeatability_compares_two_runs_and_remeasures_unreliable_cases(tmp_path, cache, cifar):
-    from lutfarm.lut.repeatability import run_repeatability
+    from lutfarm.profiler.repeatability import run_repeatability
     # at least 50 ms of samples per case: with FAST's 4-30 ms, one burst of load on a shared
     # 2-core machine moved the median difference of a whole run to 37 % (seen once in CI)
     timing = replace(FAST, min_s=0.05, max_s=0.2)
     with Store(tmp_path / "r.db") as store:
         from lutfarm.profiler.campaign import CampaignSettings, run_campaign
         run_campaign(store, cifar, LOCAL, RT, CampaignSettings(timing=timing, cache=cache, only="ConvBlock_H8_*"))
-        r = run_repeatability(store, cifar, [LOCAL], RT, timing, cache, only="ConvBlock_H8_*")
+        r = run_repeatability(store, cifar, [LOCAL], RT,
+                              CampaignSettings(timing=timing, cache=cache, only="ConvBlock_H8_*"))
         assert r.cases == 32 and 0 <= r.median_rel_diff < 0.5 and r.spearman > 0.8
         assert r.remeasured == len(r.flagged)
         counts = dict(store.conn.execute(

@@ -141,7 +141,8 @@ def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, o
 
     from lutfarm.cli.output import RichProgress, validation_table
     from lutfarm.cli.profile import resolve_devices
-    from lutfarm.lut.validate import plot, run_validation
+    from lutfarm.predictors.lut_validation import plot, run_validation
+    from lutfarm.profiler.campaign import CampaignSettings
 
     if n_archs < 6:
         raise click.BadParameter("give --archs 6 or more (half of them train the correction)")
@@ -156,7 +157,8 @@ def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, o
                            f"run 'lutfarm profile' first")
         with RichProgress(device) as progress:
             report = run_validation(store, table, devices, runtime_config, n_archs,
-                                    progress=progress, seed=seed, fusion=fusion)
+                                    CampaignSettings(progress=progress), seed=seed,
+                                    fusion=fusion)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"validate_{_safe(device)}_{runtime_config.key}_{table.layout_name}"
     plot(report, stem.with_suffix(".png"))
@@ -195,14 +197,15 @@ def repeat_cmd(device, inventory, runtime_config, db, layout, only, as_json):
     """Measure the LUT again and report how well the two runs agree."""
     from lutfarm.cli.output import RichProgress
     from lutfarm.cli.profile import resolve_devices
-    from lutfarm.lut.repeatability import run_repeatability
+    from lutfarm.profiler.campaign import CampaignSettings
+    from lutfarm.profiler.repeatability import run_repeatability
     from lutfarm.spaces import get_layout
 
     spec = device if inventory is None else _kind_or_name(device, inventory)
     devices = resolve_devices(spec, inventory)
     with Store(db) as store, RichProgress(device) as progress:
         r = run_repeatability(store, get_layout("fbnet", layout), devices, runtime_config,
-                              progress=progress, only=only)
+                              CampaignSettings(progress=progress, only=only))
     if as_json:
         click.echo(json.dumps(r.as_dict()))
         return

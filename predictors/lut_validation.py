@@ -6,7 +6,7 @@ Three predictions are reported side by side, on held-out architectures:
 - ``overhead``: the per-call cost of the runtime (the measured empty model) is inside every
   block entry, but a network pays it once: Σ (T_i − o) + o;
 - ``corrected``: ``overhead`` with each block's cost scaled by a learned in-context factor per
-  (op, stage) (``InContextCorrection``), fitted on measured networks of the training split
+  (op, stage) (``predictors.in_context``), fitted on measured networks of the training split
   only. It captures what isolated blocks cannot show: layout conversions that whole networks
   skip, fused residual adds, cache effects between neighbours.
 """
@@ -21,10 +21,8 @@ import numpy as np
 from lutfarm.lut.metrics import latency_metrics
 from lutfarm.lut.query import LatencyTable
 from lutfarm.lut.table import LUTError
+from lutfarm.predictors.in_context import InContextCorrection
 from lutfarm.spaces import NUM_OPS
-from lutfarm.spaces.fbnet import FBNetLayout
-
-ALPHAS = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0)
 
 
 def sample_archs(table: LatencyTable, n: int, seed: int = 0) -> list[tuple[int, ...]]:
@@ -44,68 +42,6 @@ def sample_archs(table: LatencyTable, n: int, seed: int = 0) -> list[tuple[int, 
             seen.add(a)
             picked.append(a)
     return picked[:n]
-
-
-@dataclass
-class InContextCorrection:
-    """How much more (or less) each block costs inside a network than alone.
-
-    measured − base ≈ b + Σ_l c[op_l, stage_l] · (T[l, op_l] − o): one factor per (op, stage),
-    63 for FBNet, fitted by ridge (shrunk towards "the LUT is right", alpha by k-fold CV).
-    The factors say what the runtime does to blocks in context: e.g. grouped blocks (channel
-    shuffle) costing ~1.3x inside ONNX Runtime networks, because whole networks stay in its
-    blocked layout while isolated blocks convert at both ends.
-    """
-
-    table: LatencyTable
-    alpha: float = 1.0
-    coef: np.ndarray | None = None
-    intercept: float = 0.0
-
-    def features(self, archs) -> np.ndarray:
-        a = np.asarray(archs)
-        layout = self.table.layout
-        stages = np.array([s.stage for s in layout.layer_slots()])
-        cost = self.table.matrix - (self.table.lut.overhead_ms or 0.0)   # (layers, ops)
-        x = np.zeros((len(a), len(layout.stage_layers) * NUM_OPS))
-        rows = np.arange(len(a))
-        for layer in range(layout.num_layers):
-            np.add.at(x, (rows, stages[layer] * NUM_OPS + a[:, layer]), cost[layer, a[:, layer]])
-        return x
-
-    @staticmethod
-    def _solve(x, y, alpha):
-        xm, ym = x.mean(axis=0), y.mean()
-        xc = x - xm
-        w = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (y - ym))
-        return w, ym - xm @ w
-
-    def fit(self, archs, residual, folds: int = 5, seed: int = 0) -> InContextCorrection:
-        x, y = self.features(archs), np.asarray(residual, float)
-        idx = np.random.default_rng(seed).permutation(len(y))
-        parts = np.array_split(idx, min(folds, len(y)))
-        best = None
-        for alpha in ALPHAS:
-            err = 0.0
-            for part in parts:
-                train = np.setdiff1d(idx, part)
-                w, b = self._solve(x[train], y[train], alpha)
-                err += float(np.sum((x[part] @ w + b - y[part]) ** 2))
-            if best is None or err < best[0]:
-                best = (err, alpha)
-        self.alpha = best[1]
-        self.coef, self.intercept = self._solve(x, y, self.alpha)
-        return self
-
-    def predict(self, archs) -> np.ndarray:
-        return self.features(archs) @ self.coef + self.intercept
-
-    def factors(self) -> dict[str, float]:
-        """Cost inside a network / cost alone, per ``stage<s>/<op>``."""
-        from lutfarm.spaces import OPS
-        stages = len(self.table.layout.stage_layers)
-        return {f"stage{s}/{OPS[o].name}": float(1 + self.coef[s * NUM_OPS + o])
-                for s in range(stages) for o in range(NUM_OPS) if OPS[o].exp is not None}
 
 
 @dataclass
@@ -147,7 +83,7 @@ def evaluate(table: LatencyTable, archs: list[tuple[int, ...]], measured: np.nda
     n_train = int(round(len(archs) * train_fraction))
     train, test = order[:n_train], order[n_train:]
     if len(test) < 3 or n_train < 3:
-        raise ValueError(f"need at least 6 measured archs to validate, got {len(archs)}")
+        raise LUTError(f"need at least 6 measured archs to validate, got {len(archs)}")
     model = InContextCorrection(table).fit(archs_a[train], measured[train] - base[train])
     corrected = base + model.predict(archs_a)
     split = np.array(["test"] * len(archs), dtype=object)
@@ -163,21 +99,6 @@ def evaluate(table: LatencyTable, archs: list[tuple[int, ...]], measured: np.nda
         corrected=latency_metrics(corrected[test], measured[test]),
         plain_all=latency_metrics(plain, measured), alpha=model.alpha, rows=rows,
         factors=model.factors())
-
-
-def fusion_pairs(layout: FBNetLayout) -> list:
-    """Adjacent layers running the same block, once per distinct pair of shapes."""
-    from lutfarm.spaces import OPS, PairCase
-
-    slots = layout.layer_slots()
-    seen: dict[str, PairCase] = {}
-    for a, b in zip(slots, slots[1:]):
-        for op in OPS:
-            if op.exp is None:
-                continue
-            pair = PairCase(a.case(op), b.case(op))
-            seen.setdefault(pair.key, pair)
-    return list(seen.values())
 
 
 def fusion_table(pairs, latency_ms: dict[str, float], overhead_ms: float) -> list[dict]:
@@ -228,29 +149,26 @@ def plot(report: ValidationReport, path) -> None:
     plt.close(fig)
 
 
-def run_validation(store, lut, devices, runtime, n: int, timing=None, cache=None, farm=None,
-                   progress=None, seed: int = 0, fusion: bool = False,
-                   train_fraction: float = 0.5) -> ValidationReport:
+def run_validation(store, lut, devices, runtime, n: int, settings=None, seed: int = 0,
+                   fusion: bool = False, train_fraction: float = 0.5) -> ValidationReport:
     """Measure ``n`` archs end to end (stored results are reused), evaluate, store the report."""
-    from lutfarm.profiler.campaign import CampaignSettings, run_farm
-    from lutfarm.spaces import NetworkCase
+    from lutfarm.profiler.networks import measure_networks
 
     table = LatencyTable(lut)
     layout = table.layout
     archs = sample_archs(table, n, seed)
-    cases = [NetworkCase(layout, a) for a in archs]
-    pairs = fusion_pairs(layout) if fusion else []
-    run_farm(store, layout, devices, runtime, CampaignSettings(timing=timing, cache=cache, progress=progress, farm=farm, cases=cases + pairs))
-    measured = {k: m.median_ms for k, m in store.latest(lut.device, runtime.key).items()}
-    ok = [(a, c) for a, c in zip(archs, cases) if c.key in measured]
+    pairs = layout.fusion_pairs() if fusion else []
+    measured = measure_networks(store, layout, archs, devices, runtime, settings, extra=pairs,
+                                target=lut.device)
+    ok = [a for a in archs if a in measured.networks]
     if len(ok) < 4:
-        failed = store.failures(lut.device, runtime.key)
-        why = next((failed[c.key] for c in cases if c.key in failed), "see the campaign summary")
-        raise LUTError(f"only {len(ok)} of {len(cases)} networks could be measured with "
-                       f"{runtime.key} (e.g. {why}); fix that and run validate again")
-    report = evaluate(table, [a for a, _ in ok], np.array([measured[c.key] for _, c in ok]),
+        raise LUTError(f"only {len(ok)} of {len(archs)} networks could be measured with "
+                       f"{runtime.key} (e.g. {measured.why_failed()}); fix that and run "
+                       f"validate again")
+    report = evaluate(table, ok, np.array([measured.networks[a] for a in ok]),
                       train_fraction, seed)
     if fusion:
-        report.fusion = fusion_table(pairs, {**lut.latency_ms, **measured}, lut.overhead_ms)
+        report.fusion = fusion_table(pairs, {**lut.latency_ms, **measured.other},
+                                     lut.overhead_ms)
     store.add_report(lut.device, runtime.key, "validation", report.summary())
     return report

@@ -8,12 +8,12 @@ is exported afterwards uses the newest, calmer measurement.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import stats
 
-from lutfarm.profiler.campaign import CampaignSettings, plan_cases, run_farm
+from lutfarm.profiler.campaign import CampaignError, CampaignSettings, plan_cases, run_farm
 
 
 @dataclass
@@ -36,7 +36,8 @@ def compare_runs(store, target: str, runtime: str, keys: list[str], max_cv: floa
     hist = store.history(target, runtime, keys, depth=2)
     pairs = [(k, h[0], h[1]) for k, h in hist.items() if len(h) == 2]
     if len(pairs) < 3:
-        raise ValueError(f"need at least 3 cases measured twice on {target}, have {len(pairs)}")
+        raise CampaignError(f"need at least 3 cases measured twice on {target}, have "
+                            f"{len(pairs)}")
     new = np.array([a.median_ms for _, a, _ in pairs])
     old = np.array([b.median_ms for _, _, b in pairs])
     rel = np.abs(new - old) / old
@@ -47,16 +48,19 @@ def compare_runs(store, target: str, runtime: str, keys: list[str], max_cv: floa
                          float(stats.kendalltau(new, old).statistic), flagged)
 
 
-def run_repeatability(store, layout, devices, runtime, timing=None, cache=None, farm=None,
-                      progress=None, only: str | None = None) -> Repeatability:
-    cases = plan_cases(layout, only)
+def run_repeatability(store, layout, devices, runtime,
+                      settings: CampaignSettings | None = None) -> Repeatability:
+    """Measure ``settings.only`` of the layout (default: all of it) again, compare, re-measure
+    the unreliable cases once more, store the report."""
+    settings = settings or CampaignSettings()
+    cases = plan_cases(layout, settings.only)
     target = devices[0].kind
-    run_farm(store, layout, devices, runtime, CampaignSettings(timing=timing, cache=cache, only=only, progress=progress, farm=farm, cases=cases, fresh=True))
+    run_farm(store, layout, devices, runtime, replace(settings, cases=cases, fresh=True))
     keys = [c.key for c in cases]
     result = compare_runs(store, target, runtime.key, keys)
     if result.flagged:   # one more, later look at the unreliable ones
         again = [c for c in cases if c.key in set(result.flagged)]
-        run_farm(store, layout, devices, runtime, CampaignSettings(timing=timing, cache=cache, progress=progress, farm=farm, cases=again, fresh=True))
+        run_farm(store, layout, devices, runtime, replace(settings, cases=again, fresh=True))
         result.remeasured = len(again)
     store.add_report(target, runtime.key, "repeatability", result.as_dict())
     return result
