@@ -13,6 +13,7 @@ import numpy as np
 from scipy import stats
 
 from lutfarm.lut.table import LUT, LUTError
+from lutfarm.plotting import figure
 from lutfarm.spaces import OPS
 
 
@@ -97,15 +98,10 @@ def compare_luts(a: LUT, b: LUT) -> Comparison:
 
 def plot_comparison(cmp: Comparison, a: LUT, b: LUT, path) -> None:
     """Log-log scatter of per-case latency, A against B; the diagonal is 'same speed'."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     keys = list(cmp.ratios)
     xa = np.array([a.latency_ms[k] for k in keys])
     xb = np.array([b.latency_ms[k] for k in keys])
-    fig, ax = plt.subplots(figsize=(6, 6), dpi=110)
+    fig, ax = figure((6, 6))
     ax.loglog(xa, xb, ".", alpha=0.7)
     lo, hi = min(xa.min(), xb.min()), max(xa.max(), xb.max())
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
@@ -116,4 +112,3 @@ def plot_comparison(cmp: Comparison, a: LUT, b: LUT, path) -> None:
                  f"change their fastest op", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from lutfarm.predictors.persistence import PredictorError, check_identity, read_model
+from lutfarm.seeding import torch_seeded
 
 FORMAT = "lutfarm-accuracy-mlp-v1"
 LOSSES = ("mse", "huber", "pairwise")
@@ -49,9 +50,9 @@ class MLPPredictor:
     meta: dict = field(default_factory=dict)      # what it was trained on, its metrics
 
     def __post_init__(self):
-        torch.manual_seed(self.seed)
-        self.encoder = _mlp(self.inputs, self.hidden, self.layers)
-        self.head = nn.Linear(self.hidden, 1)
+        with torch_seeded(self.seed):
+            self.encoder = _mlp(self.inputs, self.hidden, self.layers)
+            self.head = nn.Linear(self.hidden, 1)
         self.base = 0.0
         self.scale = 1.0
 
@@ -63,11 +64,13 @@ class MLPPredictor:
         """FBNetV3's first step: learn the encoder from free statistics (FLOPs, params, …)."""
         s = np.asarray(stats, float)
         s = (s - s.mean(0)) / (s.std(0) + 1e-12)
-        proxy = nn.Linear(self.hidden, s.shape[1])
+        with torch_seeded(self.seed + 1):
+            proxy = nn.Linear(self.hidden, s.shape[1])
+        gen = torch.Generator().manual_seed(self.seed + 2)
         xt, st = torch.tensor(x, dtype=torch.float32), torch.tensor(s, dtype=torch.float32)
         opt = torch.optim.Adam([*self.encoder.parameters(), *proxy.parameters()], lr=lr)
         for _ in range(epochs):
-            for idx in torch.randperm(len(xt)).split(256):
+            for idx in torch.randperm(len(xt), generator=gen).split(256):
                 loss = nn.functional.mse_loss(proxy(self.encoder(xt[idx])), st[idx])
                 opt.zero_grad()
                 loss.backward()
@@ -84,11 +87,12 @@ class MLPPredictor:
         yt = torch.tensor((y - self.base) / self.scale, dtype=torch.float32)
         params = [*self.encoder.parameters(), *self.head.parameters()]
         opt = torch.optim.Adam(params, lr=lr, weight_decay=1e-5)
+        gen = torch.Generator().manual_seed(self.seed + 3)
         for epoch in range(epochs):
             train_encoder = epoch >= freeze_epochs
             for p in self.encoder.parameters():
                 p.requires_grad_(train_encoder)
-            for idx in torch.randperm(len(xt)).split(batch):
+            for idx in torch.randperm(len(xt), generator=gen).split(batch):
                 pred = self._forward(xt[idx])
                 if loss == "mse":
                     value = nn.functional.mse_loss(pred, yt[idx])

@@ -21,6 +21,7 @@ import numpy as np
 from lutfarm.lut.metrics import latency_metrics
 from lutfarm.lut.query import LatencyTable
 from lutfarm.lut.table import LUTError
+from lutfarm.plotting import figure
 from lutfarm.predictors.in_context import InContextCorrection
 from lutfarm.spaces import NUM_OPS
 
@@ -118,14 +119,9 @@ def fusion_table(pairs, latency_ms: dict[str, float], overhead_ms: float) -> lis
 
 def plot(report: ValidationReport, path) -> None:
     """Predicted vs measured (held-out archs), the three predictions, ±10 % band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     test = [r for r in report.rows if r["split"] == "test"]
     m = np.array([r["measured_ms"] for r in test])
-    fig, ax = plt.subplots(figsize=(6, 6), dpi=110)
+    fig, ax = figure((6, 6))
     lo, hi = m.min() * 0.85, m.max() * 1.2
     xs = np.linspace(lo, hi, 2)
     ax.fill_between(xs, xs * 0.9, xs * 1.1, color="0.92", label="±10 %")
@@ -146,7 +142,6 @@ def plot(report: ValidationReport, path) -> None:
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def run_validation(store, lut, devices, runtime, n: int, settings=None, seed: int = 0,

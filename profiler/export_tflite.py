@@ -11,7 +11,6 @@ TFLite runtime.
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
 from dataclasses import dataclass
 
@@ -70,7 +69,6 @@ def torch_module(case):
 
 def _litert_torch():
     """Import litert-torch quietly: its import logs optional-kernel misses to stderr."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")   # the converter's C++ INFO lines
     with QuietStderr():
         import litert_torch
         from litert_torch import progress

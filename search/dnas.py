@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, random_split
 
 from lutfarm.lut import LatencyTable
+from lutfarm.seeding import torch_seeded
 from lutfarm.spaces import NUM_OPS
 from lutfarm.spaces.fbnet_modules import Flatten, build_block
 
@@ -142,7 +143,15 @@ def search(table: LatencyTable, data: Dataset, classes: int, epochs: int = 10,
            device: str | None = None, log=None,
            widths: tuple[float, ...] | None = None) -> DNASResult:
     """Train the supernet; ``widths`` (e.g. (0.5, 0.75, 1.0)) adds FBNetV2 channel search."""
-    torch.manual_seed(seed)
+    with torch_seeded(seed):     # repeatable, and the caller's torch RNG is left as it was
+        return _search(table, data, classes, epochs, warmup_epochs, batch_size, alpha, beta,
+                       tau0, tau_decay, lr, theta_lr, max_batches, n_samples, seed, device, log,
+                       widths)
+
+
+def _search(table, data, classes, epochs, warmup_epochs, batch_size, alpha, beta, tau0,
+            tau_decay, lr, theta_lr, max_batches, n_samples, seed, device, log,
+            widths) -> DNASResult:
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     net = SuperNet(table, classes, widths).to(device)
     n_w = int(len(data) * 0.8)

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+from lutfarm.plotting import figure
 
 
 def pareto_front(latency: np.ndarray, objective: np.ndarray) -> np.ndarray:
@@ -26,9 +20,8 @@ def pareto_front(latency: np.ndarray, objective: np.ndarray) -> np.ndarray:
 
 def pareto_plot(latency, objective, chosen: int | None, budget_ms: float | None, path,
                 objective_name: str, title: str) -> None:
-    plt = _plt()
     latency, objective = np.asarray(latency), np.asarray(objective)
-    fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=110)
+    fig, ax = figure((6.5, 4.5))
     ax.scatter(latency, objective, s=5, color="0.7", label="evaluated")
     f = pareto_front(latency, objective)
     ax.plot(latency[f], objective[f], color="tab:blue", marker="o", ms=3, label="Pareto front")
@@ -43,12 +36,10 @@ def pareto_plot(latency, objective, chosen: int | None, budget_ms: float | None,
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def curves_plot(result, path) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=110)
+    fig, ax = figure((6.5, 4.5))
     k = np.arange(1, result.queries + 1)
     for name, curve in result.curves.items():
         ax.plot(k, curve, label=f"{name} ({curve[-1]:.2f})")
@@ -60,4 +51,3 @@ def curves_plot(result, path) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)

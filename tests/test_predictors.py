@@ -164,3 +164,17 @@ def test_cli_predict_eval_fewshot_beats_help_on_fbnet():
     assert e.returncode == 0, e.stderr[-800:]
     r = json.loads(e.stdout)
     assert r["fbnet"]["mean"] > r["fbnet"]["help_mean"]
+
+
+def test_a_predictor_is_repeatable_and_leaves_the_callers_random_state_alone():
+    import torch
+
+    from lutfarm.predictors.accuracy import MLPPredictor
+    x = np.random.default_rng(0).random((40, 6))
+    y = x @ np.arange(6.0)
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    a = MLPPredictor(6, hidden=16, layers=1, seed=4).fit(x, y, epochs=5)
+    b = MLPPredictor(6, hidden=16, layers=1, seed=4).fit(x, y, epochs=5)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    np.testing.assert_array_equal(a.predict(x), b.predict(x))
