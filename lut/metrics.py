@@ -10,13 +10,19 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from lutfarm.errors import LutfarmError
+
+
+class MetricsError(LutfarmError, ValueError):
+    """Predictions and measurements that cannot be compared."""
+
 
 def relative_errors(predicted, measured) -> np.ndarray:
     p, m = np.asarray(predicted, float), np.asarray(measured, float)
     if p.shape != m.shape or p.ndim != 1:
-        raise ValueError(f"need two equal 1-D arrays, got {p.shape} and {m.shape}")
+        raise MetricsError(f"need two equal 1-D arrays, got {p.shape} and {m.shape}")
     if np.any(m <= 0):
-        raise ValueError("measured values must be positive (drop unreachable or empty archs)")
+        raise MetricsError("measured values must be positive (drop unreachable or empty archs)")
     return (p - m) / m
 
 

@@ -18,6 +18,7 @@ from scipy import stats
 
 from lutfarm.predictors.encoding import one_hot, with_pairs
 from lutfarm.predictors.fewshot import FewShotTransfer
+from lutfarm.predictors.persistence import PredictorError
 from lutfarm.spaces.nb201 import OPS, read_nb201
 
 HELP_PUBLISHED = {
@@ -47,6 +48,12 @@ def _middle(idx: np.ndarray, y: np.ndarray) -> np.ndarray:
 def evaluate(space: str, data: str | Path, seeds: int = 10, samples: int = 10) -> dict:
     """Per meta-test device and mean Spearman, ours beside HELP's published figures."""
     data = Path(data)
+    needed = ["device_splits.json", "help_fbnet_latency.csv" if space == "fbnet"
+              else "nb201_master.csv"]
+    missing = [n for n in needed if not (data / n).is_file()]
+    if missing:
+        raise PredictorError(f"{', '.join(missing)} not in {data}; pass --data with the shared "
+                             f"data folder (shared/data) or set LUTFARM_DATA")
     splits = json.loads((data / "device_splits.json").read_text())
     if space == "fbnet":
         x, lat = _fbnet(data)
@@ -59,7 +66,7 @@ def evaluate(space: str, data: str | Path, seeds: int = 10, samples: int = 10) -
         query, pool = np.arange(900, 1900), np.arange(0, 900)
         meta_rows = np.setdiff1d(np.arange(len(x)), query)
     else:
-        raise ValueError(f"unknown space {space!r}: fbnet or nb201")
+        raise PredictorError(f"unknown space {space!r}: fbnet or nb201")
     model = FewShotTransfer(space, "onehot" if space == "fbnet" else "pairs").fit_meta(
         x[meta_rows], {d: lat[d][meta_rows] for d in split["meta_train"]})
     per_device = {}

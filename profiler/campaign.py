@@ -74,7 +74,11 @@ def plan_cases(layout: FBNetLayout, only: str | None = None,
         cases += [c for c in layout.width_cases(widths) if c.key not in have]
     if only:
         patterns = [p.strip() for p in only.split(",") if p.strip()]
-        cases = [c for c in cases if any(fnmatch.fnmatchcase(c.key, p) for p in patterns)]
+        matched = [c for c in cases if any(fnmatch.fnmatchcase(c.key, p) for p in patterns)]
+        if not matched:
+            raise CampaignError(f"--only {only!r} matches none of the layout's {len(cases)} "
+                                f"cases (keys look like {cases[-1].key})")
+        cases = matched
     return cases
 
 

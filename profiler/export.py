@@ -138,7 +138,7 @@ class ModelCache:
             self.stats.reused += 1
             return found
         if dtype not in FORMATS.get(fmt, ()):
-            raise ValueError(f"no exporter for format {fmt!r} and dtype {dtype!r}")
+            raise ExportError(f"no exporter for format {fmt!r} and dtype {dtype!r}")
         # int8 starts from the (cached) fp32 model, which counts as its own export
         float_model = self.get(case, fmt, "fp32").path.read_bytes() \
             if fmt == "tflite" and dtype == "int8" else None

@@ -83,7 +83,7 @@ class FBNetLayout:
 
     def with_classes(self, classes: int) -> FBNetLayout:
         if classes < 1:
-            raise ValueError(f"--classes must be a positive integer, got {classes}")
+            raise ArchError(f"--classes must be a positive integer, got {classes}")
         return replace(self, classes=classes)
 
     @property

@@ -83,6 +83,9 @@ def check_cmd(inventory, devices, as_json):
 @devices_option
 def provision_cmd(inventory, devices):
     """Create <workdir>/venv on each device with its runtimes, from wheels pushed over SFTP."""
+    if inventory is None:
+        raise click.UsageError("devices provision needs --inventory (SSH devices); this "
+                               "machine's runtimes come with pip install")
     failed = False
     for d in _chosen(inventory, devices):
         try:

@@ -208,9 +208,9 @@ def bench_cmd(device, budget_ms, nb201_path, dataset, queries, seeds, plot, as_j
 @click.option("--lut", "lut_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--data", default="digits", show_default=True,
               help="'digits' (bundled, no download) or an image folder root/<class>/<image>")
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--warmup-epochs", type=int, default=2, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--warmup-epochs", type=click.IntRange(min=0), default=2, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--max-batches", type=int, default=None, help="cap the batches per epoch")
 @click.option("--alpha", type=float, default=0.2, show_default=True)
 @click.option("--beta", type=float, default=0.6, show_default=True)
