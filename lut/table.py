@@ -55,5 +55,16 @@ class LUT:
         """The measured cost of an empty model (per-call overhead), when the LUT has it."""
         return self.latency_ms.get(self.layout.overhead_case().key)
 
+    def to_frame(self):
+        """The rows as a pandas DataFrame indexed by case key: ``latency_ms`` and the extra
+        columns this LUT carries (the header stays in ``LUT.header``)."""
+        import pandas as pd
+
+        frame = pd.DataFrame({"latency_ms": pd.Series(self.latency_ms, dtype=float)})
+        frame.index.name = "key"
+        extra = pd.DataFrame.from_dict(self.extra, orient="index")
+        return frame.join(extra[[c for c in EXTRA_COLUMNS if c in extra]]) if len(extra) \
+            else frame
+
     def __len__(self) -> int:
         return len(self.latency_ms)

@@ -73,6 +73,12 @@ class ValidationReport:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def to_frame(self):
+        """One row per measured arch: split, measured and the three predictions (ms)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
 
 def evaluate(table: LatencyTable, archs: list[tuple[int, ...]], measured: np.ndarray,
              train_fraction: float = 0.5, seed: int = 0) -> ValidationReport:

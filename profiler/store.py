@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from lutfarm import environment
@@ -274,7 +274,21 @@ class Store:
         return {r[0]: r[2] or "unknown error" for r in rows if r[1] == "failed"}
 
     def measurements(self, device: str | None = None, runtime: str | None = None,
-                     campaign_id: int | None = None) -> Iterator[Measurement]:
+                     campaign_id: int | None = None):
+        """Every measurement (filtered by device, runtime or campaign) as a pandas DataFrame,
+        one row per measurement in the order taken, one column per ``Measurement`` field (raw
+        samples left out: ``iter_measurements`` has them)."""
+        import pandas as pd
+
+        rows = [asdict(m) for m in self.iter_measurements(device, runtime, campaign_id)]
+        columns = [f.name for f in fields(Measurement)]
+        frame = pd.DataFrame(rows, columns=columns).drop(columns=["samples"])
+        frame["created"] = pd.to_datetime(frame["created"], unit="s")
+        return frame
+
+    def iter_measurements(self, device: str | None = None, runtime: str | None = None,
+                          campaign_id: int | None = None) -> Iterator[Measurement]:
+        """The same measurements as records."""
         clauses, args = [], []
         for col, value in (("device", device), ("runtime", runtime), ("campaign_id", campaign_id)):
             if value is not None:

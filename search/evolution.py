@@ -39,6 +39,16 @@ class SearchResult:
     def best_so_far(self) -> np.ndarray:
         return np.maximum.accumulate(self.history)
 
+    def to_frame(self):
+        """Every evaluation in order: the arch (as a digit string), its objective value and
+        the best value so far."""
+        import pandas as pd
+
+        archs = ["".join(map(str, a)) for a in self.archs] if self.archs.ndim == 2 and \
+            len(self.archs) == len(self.history) else [None] * len(self.history)
+        return pd.DataFrame({"arch": archs, "objective": self.history,
+                             "best_so_far": self.best_so_far()})
+
 
 def _always(archs):
     return np.ones(len(archs), bool)

@@ -142,7 +142,7 @@ def test_two_controllers_on_one_board_take_turns(tmp_path, host, cache_dir):
     spans = []
     for i in range(2):
         with Store(tmp_path / f"c{i}.db") as store:
-            times = [m.created for m in store.measurements("box-1")]
+            times = [m.created for m in store.iter_measurements("box-1")]
             assert len(times) == 8
             spans.append((min(times), max(times)))
     (a0, a1), (b0, b1) = sorted(spans)
@@ -264,6 +264,12 @@ def test_provision_builds_a_venv_offline_and_is_idempotent(tmp_path, host, cache
     assert first.platform == "cp311-x86_64" and first.installed["onnxruntime"][0].isdigit()
     again = provision(device, wheels)
     assert again.already and again.wheels_uploaded == 0
+    inventory = tmp_path / "farm.toml"      # the command does the same, and says so
+    inventory.write_text(host.toml(python=SYSTEM_PYTHON, workdir=str(tmp_path / "work")))
+    cli = subprocess.run([sys.executable, "-m", "lutfarm", "devices", "provision", "--inventory",
+                          str(inventory)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr[-800:]
+    assert "box-1: already provisioned (cp311-x86_64)" in cli.stderr
     after = check_device(device)
     assert after.ok and after.provisioned
     with Store(tmp_path / "s.db") as store:
@@ -334,5 +340,21 @@ def test_ctrl_c_stops_a_farm_campaign_cleanly(tmp_path, host):
         kept = store.measured_keys("testbox", RT.key)
     assert 1 <= len(kept) < 16
     assert not (tmp_path / "work" / "lutfarm.lock").exists()        # lock released
-    leftover = subprocess.run(["pgrep", "-f", "agents --serve"], capture_output=True, text=True)
-    assert leftover.stdout.strip() == "", "an agent survived Ctrl-C"
+    assert _agents_running_in(tmp_path / "work") == [], "an agent survived Ctrl-C"
+
+
+def _agents_running_in(workdir) -> list[int]:
+    """PIDs of serving agents whose working directory is under ``workdir`` (this test's own:
+    other suites on the machine may run agents too)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmd = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if b"lutfarm_agent" in cmd and b"--serve" in cmd and cwd.startswith(str(workdir)):
+            found.append(int(entry))
+    return found

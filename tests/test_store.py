@@ -25,7 +25,7 @@ def test_measurements_round_trip_and_latest_wins(tmp_path):
         assert latest["k"].median_ms == 2.0 and latest["k"].samples == [2.0] * 3
         assert latest["k"].extra == {"a": 1} and latest["k"].converged is True
         assert store.measured_keys("d", "rt") == {"k"}
-        assert [m.status for m in store.measurements("d")] == ["ok", "ok", "failed", "failed"]
+        assert [m.status for m in store.iter_measurements("d")] == ["ok", "ok", "failed", "failed"]
         assert store.configurations() == [("d", "rt", 1)]
 
 

@@ -18,7 +18,7 @@ from lutfarm.profiler.campaign import CampaignSettings
 from lutfarm.profiler.devices import LOCAL
 from lutfarm.profiler.runtime_config import RuntimeConfig
 from lutfarm.profiler.store import Store
-from lutfarm.spaces import NetworkCase, PairCase, parse_case_key
+from lutfarm.spaces import NetworkCase, PairCase, get_layout, parse_case_key
 
 RT = RuntimeConfig()
 
@@ -69,15 +69,17 @@ def test_sampled_archs_hold_the_extremes_and_are_distinct(measured_db):
     assert tuple(ext["fastest"]) in archs and tuple(ext["slowest"]) in archs
 
 
-def test_fusion_rule():
-    class P:
-        def __init__(self, a, b):
-            self.first, self.second = type("C", (), {"key": a}), type("C", (), {"key": b})
-            self.key = f"Pair__{a}__{b}"
-    pairs = [P("a", "b"), P("a", "c")]
-    lat = {"a": 1.1, "b": 1.1, "c": 2.1, "Pair__a__b": 1.2, "Pair__a__c": 3.0}
-    rows = fusion_table(pairs, lat, overhead_ms=0.1)
+def test_fusion_rule(cifar):
+    """nn-Meter's rule on two real pairs of the layout, with chosen latencies."""
+    pairs = [p for p in cifar.fusion_pairs() if p.first.key != p.second.key]
+    fused = pairs[0]
+    apart = next(p for p in pairs if not {p.first.key, p.second.key} & {fused.first.key,
+                                                                        fused.second.key})
+    lat = {fused.first.key: 1.1, fused.second.key: 1.1, fused.key: 1.2,
+           apart.first.key: 1.1, apart.second.key: 2.1, apart.key: 3.0}
+    rows = fusion_table([fused, apart], lat, overhead_ms=0.1)
     assert [r["fused"] for r in rows] == [True, False]    # 1+1-1.1 = 0.9 > 0.5; 1+2-2.9 < 0.5
+    assert rows[0]["saving_ms"] == pytest.approx(0.9) and rows[1]["saving_ms"] == pytest.approx(0.1)
 
 
 def test_validation_measures_networks_once_and_is_stored_with_the_lut(tmp_path, measured_db,
@@ -89,6 +91,8 @@ def test_validation_measures_networks_once_and_is_stored_with_the_lut(tmp_path, 
         report = run_validation(store, lut, [LOCAL], RT, 12,
                                 CampaignSettings(timing=FAST, cache=cache), seed=2)
         assert report.n == 12 and report.n_train == 6
+        frame = report.to_frame()
+        assert len(frame) == 12 and (frame["split"] == "train").sum() == 6
         nets = [k for k in store.measured_keys("local", RT.key) if k.startswith("FBNet_")]
         assert len(nets) == 12
         for r in report.rows:   # every row's measurement is the stored one
@@ -107,18 +111,31 @@ def test_cli_validate_writes_plot_csv_and_json(tmp_path, measured_db, cache_dir)
     db = tmp_path / "v.db"
     db.write_bytes(measured_db.read_bytes())
     p = subprocess.run([sys.executable, "-m", "lutfarm", "lut", "validate", "--db", str(db),
-                        "--archs", "8", "--out", str(tmp_path / "out"), "--json"],
-                       cwd=REPO, capture_output=True, text=True, timeout=600)
+                        "--archs", "10", "--fusion", "--out", str(tmp_path / "out"), "--json"],
+                       cwd=REPO, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-1000:]
     summary = json.loads(p.stdout)
-    for name in ("plain", "corrected"):
-        assert set(summary[name]) >= {"within_5pct", "within_10pct", "mape", "rmse_ms",
-                                      "spearman", "kendall"}
-        assert 0 <= summary[name]["within_10pct"] <= 1
-    assert summary["n"] == 4
+    assert summary["n"] == 5
     png = next((tmp_path / "out").glob("*.png"))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(next((tmp_path / "out").glob("*.csv")).read_text().splitlines()) == 9
+    import csv
+    rows = list(csv.DictReader(open(next((tmp_path / "out").glob("*.csv")))))
+    assert len(rows) == 10
+    held = [r for r in rows if r["split"] == "test"]
+    measured = [float(r["measured_ms"]) for r in held]
+    for name in ("plain", "overhead", "corrected"):   # the JSON is the CSV's held-out rows
+        expected = latency_metrics([float(r[f"{name}_ms"]) for r in held], measured)
+        assert summary[name] == pytest.approx(expected)
+    with Store(db) as store:      # --fusion measured every adjacent pair of the layout
+        pairs = [k for k in store.measured_keys("local", RT.key) if k.startswith("Pair__")]
+    assert len(pairs) == len(get_layout("fbnet", "cifar").fusion_pairs())
+    # the arch-level predictors, scored on the 10 measured networks
+    e = subprocess.run([sys.executable, "-m", "lutfarm", "predict", "eval", "arch", "--db",
+                        str(db), "--json"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert e.returncode == 0, e.stderr[-1000:]
+    scores = json.loads(e.stdout)
+    assert set(scores) >= {"plain_lut", "lut+residual", "mlp", "gbm"}
+    assert scores["plain_lut"]["n"] > 0
 
 
 def test_repeatability_compares_two_runs_and_remeasures_unreliable_cases(tmp_path, cache, cifar):
