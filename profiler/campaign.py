@@ -118,6 +118,11 @@ def run_farm(store: Store, layout: FBNetLayout, devices: list[Device], runtime: 
             work.models = models
             if planned:
                 workers += [DeviceWorker(d, work, s.on_transport) for d in devs]
+        for work, planned in kinds:
+            summary = work.recorder.summary
+            log.info("campaign %d: %s on %s, %d cases to measure (%d already stored), %d "
+                     "device(s)", summary.campaign_id, runtime.key, work.kind, len(planned),
+                     summary.skipped, work.devices)
         threads = start_workers(workers)
         while any(t.is_alive() for t in threads):
             for t in threads:
@@ -139,6 +144,8 @@ def run_farm(store: Store, layout: FBNetLayout, devices: list[Device], runtime: 
             summary.exported, summary.export_s = cache.stats.exported, cache.stats.seconds
             summary.wall_s = time.perf_counter() - t0
             store.finish_campaign(summary.campaign_id, summary.as_dict())
+            log.info("campaign %d: %d measured, %d failed, %.1f s", summary.campaign_id,
+                     summary.measured, len(summary.failed), summary.wall_s)
     fatal = [w.fatal for w in workers if w.fatal]
     if fatal:
         raise CampaignError(fatal[0])

@@ -45,6 +45,20 @@ def quote_command(argv: list[str], cwd: str | None = None) -> str:
     return f"cd {shlex.quote(cwd)} && exec {cmd}" if cwd else cmd
 
 
+class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
+    """An unknown host key is refused (never added): the device is not who we think it is
+    until a person has checked its key and put it in known_hosts."""
+
+    def __init__(self, device: Device, known: str):
+        self.device, self.known = device, known
+
+    def missing_host_key(self, client, hostname, key) -> None:
+        d = self.device
+        raise HostKeyError(f"{d.name}: {d.host}:{d.port} is not in {self.known}; verify its "
+                           f"key and add it with: ssh-keyscan -p {d.port} {d.host} >> "
+                           f"{self.known}")
+
+
 class SSHSession:
     """One authenticated connection to one device, reused for every command and transfer."""
 
@@ -57,7 +71,7 @@ class SSHSession:
                                f"with: ssh-keyscan -p {device.port} {device.host} >> {known} "
                                f"(after checking the key)")
         self.client.load_host_keys(known)
-        self.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        self.client.set_missing_host_key_policy(_RefuseUnknown(device, known))
         try:
             self.client.connect(
                 device.host, port=device.port, username=device.user,
@@ -73,12 +87,9 @@ class SSHSession:
             raise AuthError(f"{device.name}: authentication failed for {device.user}@"
                             f"{device.host}:{device.port} with key "
                             f"{device.key_file or '(ssh agent)'} ({exc})") from None
+        except HostKeyError:
+            raise
         except paramiko.SSHException as exc:
-            if "not found in known_hosts" in str(exc):
-                raise HostKeyError(
-                    f"{device.name}: {device.host}:{device.port} is not in {known}; verify its "
-                    f"key and add it with: ssh-keyscan -p {device.port} {device.host} >> "
-                    f"{known}") from None
             raise DeviceError(f"{device.name}: SSH error: {exc}") from None
         except (TimeoutError, OSError) as exc:
             raise DeviceError(f"{device.name}: cannot connect to {device.host}:{device.port} "

@@ -75,3 +75,13 @@ def test_evolve_methods_and_objectives_from_the_command_line(tmp_path):
     # MACs winner of the same method, and vice versa
     for method in ("constrained", "regularized"):
         assert found[method, "mparams"]["mparams"] >= 0.9 * found[method, "mmacs"]["mparams"]
+
+
+def test_verbose_logs_the_campaign_and_the_log_file_keeps_everything(tmp_path, cache_dir):
+    log = tmp_path / "lutfarm.log"
+    p = lutfarm("-v", "--log-file", log, "profile", "--db", tmp_path / "s.db", "--only",
+                "Skip_H4_*", "--min-time", "0.01", "--max-time", "0.05")
+    assert p.returncode == 0, p.stderr[-800:]
+    assert "INFO lutfarm.profiler.campaign: campaign 1: onnxruntime-fp32-t1 on local" in p.stderr
+    text = log.read_text()
+    assert "campaign 1: onnxruntime-fp32-t1 on local" in text and "measured, 0 failed" in text

@@ -178,3 +178,15 @@ def test_a_predictor_is_repeatable_and_leaves_the_callers_random_state_alone():
     b = MLPPredictor(6, hidden=16, layers=1, seed=4).fit(x, y, epochs=5)
     assert torch.equal(torch.random.get_rng_state(), before)
     np.testing.assert_array_equal(a.predict(x), b.predict(x))
+
+
+@pytest.mark.needs("nb201-data")
+def test_cli_predict_eval_accuracy_ranks_held_out_nb201_archs():
+    e = subprocess.run([sys.executable, "-m", "lutfarm", "predict", "eval", "accuracy", "--data",
+                        str(DATA), "--train-sizes", "200", "--epochs", "60", "--json"],
+                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert e.returncode == 0, e.stderr[-800:]
+    r = json.loads(e.stdout)
+    assert set(r) == {"mse", "pairwise", "fbnetv3"}
+    for method, by_n in r.items():       # 200 training archs already rank 3000 held-out ones
+        assert by_n["200"]["kendall"] > 0.3, (method, by_n)

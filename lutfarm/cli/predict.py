@@ -79,8 +79,12 @@ def query_cmd(model_path, keys, as_json):
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="fewshot/accuracy: the shared data folder (default ../shared/data or "
                    "$LUTFARM_DATA)")
+@click.option("--train-sizes", default="50,100,424,1000", show_default=True,
+              help="accuracy: numbers of training archs to score (comma-separated)")
+@click.option("--epochs", type=click.IntRange(min=1), default=300, show_default=True,
+              help="accuracy: training epochs of each predictor")
 @click.option("--json", "as_json", is_flag=True)
-def eval_cmd(what, device, runtime_config, db, data, as_json):
+def eval_cmd(what, device, runtime_config, db, data, train_sizes, epochs, as_json):
     """Metrics of a predictor family: arch (measured networks in the store), fewshot (HELP's
     protocol), accuracy (NB201 Kendall τ vs training archs)."""
     from lutfarm import environment
@@ -101,7 +105,12 @@ def eval_cmd(what, device, runtime_config, db, data, as_json):
         result = {s: evaluate(s, data) for s in ("fbnet", "nb201")}
     else:
         from lutfarm.predictors.nb201_accuracy import evaluate
-        result = evaluate(data / "nb201_master.csv")
+        try:
+            sizes = tuple(int(n) for n in train_sizes.split(","))
+        except ValueError:
+            raise click.BadParameter(f"--train-sizes takes comma-separated integers, got "
+                                     f"{train_sizes!r}") from None
+        result = evaluate(data / "nb201_master.csv", sizes=sizes, epochs=epochs)
     if as_json:
         click.echo(json.dumps(result))
         return
