@@ -96,15 +96,17 @@ def run_campaign(store: Store, layout: FBNetLayout, device: Device | list[Device
 
 def run_farm(store: Store, layout: FBNetLayout, devices: list[Device], runtime: RuntimeConfig,
              settings: CampaignSettings | None = None) -> list[CampaignSummary]:
-    """One campaign per device kind, all kinds at once; one summary each (inventory order)."""
+    """One campaign per device kind (and per runtime configuration its devices resolve to: a
+    board with its own ``threads`` measures under its own key), all at once; one summary each
+    (inventory order)."""
     s = settings or CampaignSettings()
     cache = s.cache or ModelCache()
     cases = s.cases if s.cases is not None else plan_cases(layout, s.only)
-    groups: dict[str, list[Device]] = {}
+    groups: dict[tuple[str, RuntimeConfig], list[Device]] = {}
     for d in devices:
-        groups.setdefault(d.kind, []).append(d)
-    kinds = [_plan_kind(store, layout, kind, devs, runtime, cases, s)
-             for kind, devs in groups.items()]
+        groups.setdefault((d.kind, d.resolve(runtime)), []).append(d)
+    kinds = [_plan_kind(store, layout, kind, devs, resolved, cases, s)
+             for (kind, resolved), devs in groups.items()]
     workers: list[DeviceWorker] = []
     threads = []
     t0 = time.perf_counter()
@@ -121,7 +123,7 @@ def run_farm(store: Store, layout: FBNetLayout, devices: list[Device], runtime: 
         for work, planned in kinds:
             summary = work.recorder.summary
             log.info("campaign %d: %s on %s, %d cases to measure (%d already stored), %d "
-                     "device(s)", summary.campaign_id, runtime.key, work.kind, len(planned),
+                     "device(s)", summary.campaign_id, work.runtime.key, work.kind, len(planned),
                      summary.skipped, work.devices)
         threads = start_workers(workers)
         while any(t.is_alive() for t in threads):
@@ -190,6 +192,7 @@ def _export(todo: dict, cache: ModelCache, runtime: RuntimeConfig,
     models: dict[str, ExportedModel] = {}
     for key, case in todo.items():
         try:
+            # one model for every resolved configuration: they differ in threads only
             models[key] = cache.get(case, runtime.model_format, runtime.dtype)
         except ExportError as exc:
             for work, planned in kinds:

@@ -141,8 +141,7 @@ class DeviceWorker:
     def _job(self, keys: list[str], suffix: str = "") -> dict:
         """An agent job for ``keys`` with this device's threads and affinity."""
         work, device = self.work, self.device
-        runtime = RuntimeConfig(work.runtime.name, device.threads or work.runtime.threads,
-                                work.runtime.dtype, work.runtime.provider)
+        runtime = work.runtime          # already resolved for this device (Device.resolve)
         return {"job_id": f"c{work.recorder.summary.campaign_id}-{device.name}{suffix}",
                 "runtime": dict(runtime.agent_settings(device.affinity),
                                 **device.runtime_settings()),

@@ -9,9 +9,10 @@ and their measurements build one LUT.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lutfarm.errors import LutfarmError
+from lutfarm.profiler.runtime_config import RuntimeConfig
 
 
 class UnknownDeviceError(LutfarmError, ValueError):
@@ -38,6 +39,13 @@ class Device:
     baud: int = 115200
     arena_limit: int | None = None           # largest TFLite-Micro arena to try, bytes
     line: int = 0                            # where the inventory defines it
+
+    def resolve(self, runtime: RuntimeConfig) -> RuntimeConfig:
+        """The configuration this device really runs ``runtime`` with (its own ``threads``
+        wins): what its measurements are stored under, so a LUT's key never lies."""
+        if self.threads and self.threads != runtime.threads:
+            return replace(runtime, threads=self.threads)
+        return runtime
 
     def runtime_settings(self) -> dict:
         """Settings this device adds to every agent job's ``runtime`` object."""

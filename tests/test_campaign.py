@@ -166,3 +166,20 @@ def test_a_case_that_cannot_be_exported_fails_alone(tmp_path, cache_dir, cifar):
         assert summary.failed == [(keys[1], f"{keys[1]}: litert-torch cannot convert it: "
                                             f"aten.foo not lowered")]
         assert store.measured_keys("local", "onnxruntime-fp32-t1") == {keys[0], keys[2]}
+
+
+def test_a_device_with_its_own_threads_measures_under_its_own_key(tmp_path, cache, cifar):
+    """An inventory's ``threads = 2`` overrides --threads 1: the measurements, the context and
+    the LUT all say t2, and nothing lands in the t1 LUT."""
+    from lutfarm.lut import build_lut
+    two = replace(LOCAL, threads=2)
+    with Store(tmp_path / "t.db") as store:
+        s = run_campaign(store, cifar, two, RT, CampaignSettings(timing=FAST, cache=cache,
+                                                                 only="Skip_*"))
+        assert s.runtime == "onnxruntime-fp32-t2" and s.measured == len(plan_cases(cifar, "Skip_*"))
+        assert store.latest("local", RT.key) == {}
+        measured = store.latest("local", "onnxruntime-fp32-t2")
+        assert len(measured) == s.measured
+        context = store.context(next(iter(measured.values())).context_id)
+        assert context["runtime"]["threads"] == 2
+        assert build_lut(store, "local", "onnxruntime-fp32-t2").runtime == "onnxruntime-fp32-t2"
