@@ -98,18 +98,60 @@ def serve(out, inp=sys.stdin) -> int:
     return 0
 
 
+def runtime_info(name: str, board: dict = None) -> dict:
+    """``info()`` of one runtime in this process, or why it cannot be used."""
+    try:
+        return get_runtime(name).info(board or {})
+    except Exception as exc:
+        return {"error": one_line(exc)}
+
+
+def probe_runtime(name: str, board: dict = None, timeout: float = 120.0) -> dict:
+    """``runtime_info`` in a child process: a runtime whose import or set-up crashes the
+    interpreter (SIGSEGV, SIGILL: a build for a newer core, an emulator it trips) is reported
+    broken with its signal, and the other runtimes stay usable."""
+    import signal
+    import subprocess
+
+    from lutfarm_agent.protocol import events_in
+
+    cmd = [sys.executable, "-m", "lutfarm_agent", "--probe-runtime", name]
+    if board:
+        cmd += ["--serial", board["serial"], "--baud", str(board.get("baud", 115200))]
+    env = dict(os.environ)
+    package = os.path.dirname(os.path.abspath(__file__))
+    if os.path.basename(package) == "lutfarm_agent":    # a deployed bundle: the child finds it
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(package),
+                                                          env.get("PYTHONPATH")]))
+    try:
+        proc = subprocess.run(cmd, capture_output=True, env=env,
+                              timeout=timeout, text=True)
+    except subprocess.TimeoutExpired:
+        return {"error": f"probing {name} took over {timeout:.0f} s"}
+    if proc.returncode < 0:
+        try:
+            sig = signal.Signals(-proc.returncode).name
+        except ValueError:
+            sig = f"signal {-proc.returncode}"
+        return {"error": f"{name} crashed the interpreter ({sig}) while loading; this build does not "
+                         "run on this device", "crashed": sig}
+    found = [e for e in events_in(proc.stdout) if e["event"] == "runtime"]
+    if not found:
+        tail = proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+        return {"error": f"probing {name} failed: {tail[0][:300]}"}
+    info = found[0]
+    info.pop("event")
+    return info
+
+
 def describe(workdir: str = ".", board: dict = None) -> dict:
     """What the device can do: Python, platform, numpy, runtimes, free disk (and, with
     ``board`` = {"serial", "baud"}, what the microcontroller's firmware says about itself)."""
     import platform
     import shutil
 
-    runtimes = {}
-    for name in RUNTIMES:
-        try:
-            runtimes[name] = get_runtime(name).info(board if name == "tflm" and board else {})
-        except Exception as exc:
-            runtimes[name] = {"error": str(exc)}
+    runtimes = {name: probe_runtime(name, board if name == "tflm" else None)
+                for name in RUNTIMES}
     try:
         import numpy
         numpy_version = numpy.__version__
@@ -144,10 +186,16 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", default=".", help="where --describe measures free disk")
     parser.add_argument("--serial", default=None, help="--describe: an MCU board on this port")
     parser.add_argument("--baud", type=int, default=115200)
+    parser.add_argument("--probe-runtime", default=None, metavar="NAME",
+                        help="print one runtime's info (or why it cannot be used) and exit")
     parser.add_argument("--verify", action="store_true",
                         help="read [{path, sha256}] from stdin, print the bad paths")
     args = parser.parse_args(argv)
     out = event_stream()
+    if args.probe_runtime:
+        board = {"serial": args.serial, "baud": args.baud} if args.serial else None
+        emit(out, "runtime", **runtime_info(args.probe_runtime, board))
+        return 0
     if args.describe:
         board = {"serial": args.serial, "baud": args.baud} if args.serial else None
         emit(out, "described", **describe(args.workdir, board))

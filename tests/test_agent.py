@@ -137,3 +137,19 @@ def test_native_output_on_fd1_mid_job_is_the_agents_log_never_an_event(cache):
     logged = list(transport.output_tail)
     for noise in NOISE:
         assert noise.decode().strip() in logged
+
+
+def test_a_runtime_that_crashes_the_interpreter_is_reported_and_the_others_still_work():
+    """Each runtime is probed in its own process: the stand-in killed by SIGSEGV while loading
+    (as onnxruntime 1.32 is under qemu-user, or a build for a newer core on an old board)."""
+    import os
+    root = agent_root()
+    out = subprocess.run([sys.executable, "-m", "lutfarm_agent", "--describe"], cwd=root,
+                         capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, PYTHONPATH=str(root),
+                                  LUTFARM_STANDIN_CRASH="SIGSEGV"))
+    assert out.returncode == 0, out.stderr[-800:]
+    [info] = events_in(out.stdout)
+    crashed = info["runtimes"]["bench-sleep"]
+    assert crashed["crashed"] == "SIGSEGV" and "crashed the interpreter" in crashed["error"]
+    assert info["runtimes"]["onnxruntime"]["version"]
