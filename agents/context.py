@@ -32,6 +32,26 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+X86_MARKERS = ("GenuineIntel", "AuthenticAMD", "HygonGenuine")
+
+
+def emulation(cpuinfo: str | None = None, machine: str | None = None) -> str | None:
+    """Why this looks like an emulated CPU (timings that are not the hardware's), or None.
+
+    qemu-user runs ARM binaries on an x86 host whose /proc/cpuinfo it passes through: the
+    interpreter says aarch64/armv7l while the CPU described is an Intel or AMD one. A CPU
+    that names QEMU itself (qemu-system's default models) is emulated too."""
+    text = _read("/proc/cpuinfo") if cpuinfo is None else cpuinfo
+    machine = machine or platform.machine()
+    text = text or ""
+    if "QEMU" in text:
+        return "the CPU describes itself as QEMU"
+    if not machine.lower().startswith(("x86", "i386", "i686", "amd64")) and any(
+            m in text for m in X86_MARKERS):
+        return f"{machine} interpreter on an x86 CPU (qemu-user)"
+    return None
+
+
 def cpu_affinity() -> list[int] | None:
     try:
         return sorted(os.sched_getaffinity(0))
@@ -66,6 +86,7 @@ def fingerprint(runtime_info: dict | None = None) -> dict:
         "hostname": socket.gethostname(),
         "cpu_model": cpu_model(),
         "machine": platform.machine(),
+        "emulated": emulation(),      # None on real hardware: timings are the hardware's
         "cores": os.cpu_count(),
         "affinity": cpu_affinity(),
         "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),

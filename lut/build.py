@@ -47,6 +47,9 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
     flagged = sorted(k for k, m in rows.items() if (m.extra or {}).get("check"))
     if flagged:   # timed, but the runtime computes them differently from torch
         meta["check_failed"] = flagged
+    emulated = [store.context(c).get("emulated") for c in contexts]
+    if any(emulated):   # never let emulated timings pass for a board's
+        meta["emulated"] = next(e for e in emulated if e)
     report = store.latest_report(device, runtime, "validation")
     if report and report.get("layout") == lay.name:
         meta["validation"] = report   # every exported LUT says how accurate its sums are

@@ -326,6 +326,17 @@ class Store:
                 "FROM measurements WHERE status = 'ok' GROUP BY COALESCE(kind, device), runtime "
                 "ORDER BY 1, 2")]
 
+    def emulated(self, target: str, runtime: str) -> str | None:
+        """Why the measurements of this configuration come from an emulated CPU (their
+        contexts say so), or None: emulated timings must never pass for hardware timings."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT DISTINCT c.fingerprint FROM contexts c JOIN measurements m "
+                "ON m.context_id = c.id WHERE (m.kind = ? OR m.device = ?) AND m.runtime = ?",
+                (target, target, runtime)).fetchall()
+        reasons = [json.loads(r[0]).get("emulated") for r in rows]
+        return next((r for r in reasons if r), None)
+
     def last_campaign_layout(self, target: str, runtime: str) -> tuple[str, str, int] | None:
         """(space, layout, classes) of the newest campaign for this configuration."""
         with self._lock:

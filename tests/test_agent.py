@@ -153,3 +153,13 @@ def test_a_runtime_that_crashes_the_interpreter_is_reported_and_the_others_still
     crashed = info["runtimes"]["bench-sleep"]
     assert crashed["crashed"] == "SIGSEGV" and "crashed the interpreter" in crashed["error"]
     assert info["runtimes"]["onnxruntime"]["version"]
+
+
+def test_emulation_is_detected_from_cpuinfo_and_machine():
+    from lutfarm_agent.context import emulation
+    intel = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel Xeon\n"
+    arm = "processor\t: 0\nBogoMIPS\t: 48.00\nCPU implementer\t: 0x41\nCPU part\t: 0xd08\n"
+    assert "qemu-user" in emulation(intel, "aarch64")          # qemu-user on an x86 host
+    assert emulation(intel, "x86_64") is None                 # a real x86 machine
+    assert emulation(arm, "aarch64") is None                  # a real Cortex-A72 board
+    assert "QEMU" in emulation("model name\t: QEMU Virtual CPU version 2.5+\n", "x86_64")

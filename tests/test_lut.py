@@ -156,3 +156,32 @@ def test_peak_memory_column_round_trips(lut, tmp_path):
     path = save_lut(lut, tmp_path / "m.csv")
     assert "peak_mem_bytes" in path.read_text().splitlines()[1]
     assert load_lut(path).peak_mem_bytes() == mem
+
+
+def test_emulated_measurements_say_so_in_the_lut_and_in_list_and_show(tmp_path, measured_db):
+    """Contexts rewritten as an emulated board's agent writes them (qemu-user: an aarch64
+    interpreter on an x86 CPU); the real boards' path is in tests/test_armboards.py."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from lutfarm.profiler.store import Store
+    db = tmp_path / "emu.db"
+    db.write_bytes(measured_db.read_bytes())
+    why = "aarch64 interpreter on an x86 CPU (qemu-user)"
+    with Store(db) as store:
+        for cid, text in store.conn.execute("SELECT id, fingerprint FROM contexts").fetchall():
+            store.conn.execute("UPDATE contexts SET fingerprint = ? WHERE id = ?",
+                               (json.dumps({**json.loads(text), "emulated": why}), cid))
+        store.conn.commit()
+        assert build_lut(store, "local", RT).meta["emulated"] == why
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "lutfarm", *map(str, args)], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+    listed = run("lut", "list", "--db", db)
+    assert f"EMULATED, not hardware timings ({why})" in listed.stdout
+    assert run("lut", "export", "--db", db, "-o", tmp_path / "emu.csv").returncode == 0
+    shown = run("lut", "show", "--lut", tmp_path / "emu.csv")
+    assert "EMULATED" in shown.stdout and "not hardware timings" in shown.stdout

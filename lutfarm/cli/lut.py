@@ -114,11 +114,12 @@ def show_cmd(lut_path):
 def list_cmd(db):
     """Device / runtime configurations in the store, with their number of measured cases."""
     with Store(db) as store:
-        configs = store.configurations()
+        configs = [(d, r, n, store.emulated(d, r)) for d, r, n in store.configurations()]
     if not configs:
         click.echo(f"{db}: no measurements yet; run 'lutfarm profile'")
-    for device, runtime, n in configs:
-        click.echo(f"{device}\t{runtime}\t{n} cases")
+    for device, runtime, n, emulated in configs:
+        note = f"\tEMULATED, not hardware timings ({emulated})" if emulated else ""
+        click.echo(f"{device}\t{runtime}\t{n} cases{note}")
 
 
 @lut.command("validate")

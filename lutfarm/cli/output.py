@@ -108,6 +108,8 @@ def lut_table(lut: LUT, examples: dict[str, list[int]] | None = None) -> Table:
     table = LatencyTable(lut)
     t = Table(title=f"LUT {lut.device} / {lut.runtime} / {lut.space}-{lut.layout_name}"
                     f" ({lut.statistic})", show_header=False)
+    if lut.meta.get("emulated"):
+        t.add_row("[red]EMULATED", f"[red]not hardware timings: {lut.meta['emulated']}")
     t.add_row("cases", f"{len(lut)}" + (f" ([red]{len(lut.missing_cases())} missing[/])"
                                          if lut.missing_cases() else ""))
     if lut.overhead_ms is not None:
