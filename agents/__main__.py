@@ -160,6 +160,7 @@ def describe(workdir: str = ".", board: dict = None) -> dict:
         numpy_version, context = None, {}
     return {"agent_version": AGENT_VERSION, "python": platform.python_version(),
             "python_tag": "cp{}{}".format(*sys.version_info[:2]), "machine": platform.machine(),
+            "libc": "-".join(platform.libc_ver()),
             "system": platform.system(), "numpy": numpy_version,
             "disk_free_bytes": shutil.disk_usage(workdir).free, "context": context,
             "runtimes": runtimes}

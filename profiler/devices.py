@@ -38,6 +38,7 @@ class Device:
     serial: str = ""                         # an MCU's port on this host (lutfarm_agent.mcu protocol)
     baud: int = 115200
     arena_limit: int | None = None           # largest TFLite-Micro arena to try, bytes
+    packages: tuple[tuple[str, str], ...] = ()   # version pins for provisioning (name, spec)
     line: int = 0                            # where the inventory defines it
 
     def resolve(self, runtime: RuntimeConfig) -> RuntimeConfig:

@@ -48,7 +48,7 @@ KEYS = {
     "name": str, "host": str, "port": int, "user": str, "key_file": str, "known_hosts": str,
     "kind": str, "tags": list, "python": str, "runtimes": list, "threads": int,
     "affinity": list, "workdir": str, "transport": str, "serial": str, "baud": int,
-    "arena_limit": int,
+    "arena_limit": int, "packages": dict,
 }
 DEFAULTS = {"port": 22, "python": "python3", "runtimes": ["onnxruntime"], "workdir": "lutfarm",
             "known_hosts": "~/.ssh/known_hosts", "transport": "ssh", "key_file": "", "tags": []}
@@ -108,6 +108,8 @@ def load_inventory(path: str | os.PathLike) -> list[Device]:
     for i, entry in enumerate(raw):
         start = heads[i] if i < len(heads) else 1
         merged = {**DEFAULTS, **defaults, **entry}
+        if isinstance(defaults.get("packages"), dict) and isinstance(entry.get("packages"), dict):
+            merged["packages"] = {**defaults["packages"], **entry["packages"]}   # pin by pin
         found = _check_fields(entry, lines, start, f"device #{i + 1}", require=False)
         found += _check_fields(merged, lines, start, f"device #{i + 1}", require=True,
                                report_types=False)
@@ -164,6 +166,10 @@ def _check_value(key: str, value) -> list[str]:
         return [f"affinity must list CPU numbers, got {value!r}"]
     if key == "tags" and not all(isinstance(t, str) for t in value):
         return [f"tags must be strings, got {value!r}"]
+    if key == "packages" and not all(isinstance(k, str) and isinstance(v, str)
+                                     for k, v in value.items()):
+        return [f"packages maps package names to version specifiers, e.g. "
+                f"{{ onnxruntime = \"==1.22.0\" }}, got {value!r}"]
     if key == "transport" and value not in ("ssh", "local"):
         return [f"transport must be 'ssh' or 'local', got {value!r}"]
     return []
@@ -176,4 +182,5 @@ def _device(d: dict, line: int) -> Device:
                   python=d["python"], runtimes=tuple(d["runtimes"]), threads=d.get("threads"),
                   affinity=tuple(d["affinity"]) if d.get("affinity") else None,
                   workdir=d["workdir"], serial=d.get("serial", ""), baud=d.get("baud", 115200),
-                  arena_limit=d.get("arena_limit"), line=line)
+                  arena_limit=d.get("arena_limit"),
+                  packages=tuple(sorted((d.get("packages") or {}).items())), line=line)

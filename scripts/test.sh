@@ -3,11 +3,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-# The farm tests start real OpenSSH servers; install Debian's openssh-server where we can.
-if ! [ -x /usr/sbin/sshd ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  echo "installing openssh-server for the farm tests ..." >&2
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; } \
-    >.venv/apt.log 2>&1 || { tail -n 20 .venv/apt.log >&2; echo "could not install openssh-server; farm tests will be skipped" >&2; }
+# The farm tests start real OpenSSH servers, and emulated ARM boards (debootstrap + qemu-user);
+# install Debian's packages for them where we can.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! { [ -x /usr/sbin/sshd ] \
+     && command -v debootstrap && [ -e /usr/libexec/qemu-binfmt/aarch64-binfmt-P ]; } >/dev/null; then
+  echo "installing openssh-server, debootstrap and qemu-user-static for the farm tests ..." >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server \
+      debootstrap qemu-user-static; } >.venv/apt.log 2>&1 \
+    || { tail -n 20 .venv/apt.log >&2; echo "could not install them; those tests will be skipped" >&2; }
 fi
 .venv/bin/ruff check .
 # Layers (import-linter contracts in pyproject.toml). grimp reads packages as installed, and the

@@ -56,6 +56,11 @@ def _netns() -> str | None:
     return netns_available()
 
 
+def _arm_boards() -> str | None:
+    from armboards import unavailable
+    return unavailable()
+
+
 def _files(*names: str) -> Callable[[], str | None]:
     def check() -> str | None:
         absent = [n for n in names if not (SHARED_DATA / n).is_file()]
@@ -69,6 +74,7 @@ def _files(*names: str) -> Callable[[], str | None]:
 COMPONENTS: dict[str, Callable[[], str | None]] = {
     "sshd": _sshd,
     "netns": _netns,
+    "arm-boards": _arm_boards,
     "tflite-toolchain": lambda: None if find_spec("litert_torch") and find_spec("tflite_micro")
     else "the controller's tflite extra is not installed (pip install -e '.[tflite]')",
     "tflite-runtime": lambda: None if find_spec("tflite_runtime")

@@ -131,6 +131,23 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def make_netns(index: int) -> tuple[str, str, str]:
+    """A network namespace joined to this host by a veth pair: (namespace, host-side veth,
+    the address inside it, 10.231.<index>.2). Only this machine can reach it."""
+    ns, veth = f"lf{os.getpid()}n{index}", f"lf{os.getpid() % 10000}h{index}"
+    address, peer = f"10.231.{index}.2", f"lf{os.getpid() % 10000}d{index}"
+    for cmd in (["ip", "netns", "add", ns],
+                ["ip", "link", "add", veth, "type", "veth", "peer", "name", peer],
+                ["ip", "link", "set", peer, "netns", ns],
+                ["ip", "addr", "add", f"10.231.{index}.1/24", "dev", veth],
+                ["ip", "link", "set", veth, "up"],
+                ["ip", "netns", "exec", ns, "ip", "addr", "add", f"{address}/24", "dev", peer],
+                ["ip", "netns", "exec", ns, "ip", "link", "set", peer, "up"],
+                ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"]):
+        subprocess.run(cmd, check=True, capture_output=True)
+    return ns, veth, address
+
+
 def start_host(root: Path, name: str, client_pub: str, client_key: Path, index: int = 0,
                netns: bool = False) -> SSHHost:
     """Start one sshd; with ``netns`` inside its own namespace at 10.231.<index>.2:22."""
@@ -141,18 +158,8 @@ def start_host(root: Path, name: str, client_pub: str, client_key: Path, index: 
     (root / "authorized_keys").write_text(client_pub + "\n")
     ns = veth = None
     if netns:
-        ns, veth = f"lf{os.getpid()}n{index}", f"lf{os.getpid() % 10000}h{index}"
-        address, port = f"10.231.{index}.2", 22
-        peer = f"lf{os.getpid() % 10000}d{index}"
-        for cmd in (["ip", "netns", "add", ns],
-                    ["ip", "link", "add", veth, "type", "veth", "peer", "name", peer],
-                    ["ip", "link", "set", peer, "netns", ns],
-                    ["ip", "addr", "add", f"10.231.{index}.1/24", "dev", veth],
-                    ["ip", "link", "set", veth, "up"],
-                    ["ip", "netns", "exec", ns, "ip", "addr", "add", f"{address}/24", "dev", peer],
-                    ["ip", "netns", "exec", ns, "ip", "link", "set", peer, "up"],
-                    ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"]):
-            subprocess.run(cmd, check=True, capture_output=True)
+        ns, veth, address = make_netns(index)
+        port = 22
     else:
         address, port = "127.0.0.1", free_port()
     config = root / "sshd_config"

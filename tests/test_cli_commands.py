@@ -85,3 +85,19 @@ def test_verbose_logs_the_campaign_and_the_log_file_keeps_everything(tmp_path, c
     assert "INFO lutfarm.profiler.campaign: campaign 1: onnxruntime-fp32-t1 on local" in p.stderr
     text = log.read_text()
     assert "campaign 1: onnxruntime-fp32-t1 on local" in text and "measured, 0 failed" in text
+
+
+def test_devices_check_is_one_line_per_runtime_at_80_columns():
+    import os
+    env = dict(os.environ, COLUMNS="80")
+    p = subprocess.run([sys.executable, "-m", "lutfarm", "devices", "check"], cwd=REPO,
+                       capture_output=True, text=True, env=env, timeout=300)
+    lines = p.stdout.splitlines()
+    from lutfarm_agent.runtimes import SPECS
+    assert len(lines) == 1 + len(SPECS), p.stdout
+    assert all(len(line) <= 80 for line in lines), p.stdout
+    for name, line in zip(SPECS, lines[1:]):
+        assert line.split()[0] == name and line.split()[1] in ("ok", "missing", "broken")
+    full = subprocess.run([sys.executable, "-m", "lutfarm", "devices", "check", "-v"],
+                          cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    assert len(full.stdout.replace("\n", "")) >= len(p.stdout.replace("\n", ""))

@@ -115,3 +115,35 @@ arena_limit = 327680
     assert devices[0].runtime_settings() == {}
     with pytest.raises(InventoryError, match="baud must be positive"):
         load_inventory(write(tmp_path, GOOD.replace('threads = 4', 'baud = 0')))
+
+
+def test_version_pins_on_defaults_and_devices_merge_pin_by_pin(tmp_path):
+    from lutfarm.profiler.inventory import load_inventory
+    from lutfarm.profiler.provision import venv_packages
+    inv = tmp_path / "farm.toml"
+    inv.write_text('[defaults]\nuser = "pi"\nkind = "rpi4"\n'
+                   'packages = { onnxruntime = "==1.22.0", numpy = "<2" }\n\n'
+                   '[[devices]]\nname = "a"\nhost = "h1"\nruntimes = ["onnxruntime", "tflite"]\n'
+                   'packages = { tflite-runtime = "==2.14.0" }\n\n'
+                   '[[devices]]\nname = "b"\nhost = "h2"\n')
+    a, b = load_inventory(inv)
+    assert venv_packages(list(a.runtimes), dict(a.packages)) == [
+        "numpy<2", "onnxruntime==1.22.0", "tflite-runtime==2.14.0"]
+    assert venv_packages(list(b.runtimes), dict(b.packages)) == ["numpy<2", "onnxruntime==1.22.0"]
+
+
+def test_a_pin_that_is_not_a_string_is_reported_with_its_line(tmp_path):
+    from lutfarm.profiler.inventory import InventoryError, load_inventory
+    inv = tmp_path / "farm.toml"
+    inv.write_text('[[devices]]\nname = "a"\nhost = "h"\nuser = "u"\nkind = "k"\n'
+                   'packages = { onnxruntime = 1.22 }\n')
+    with pytest.raises(InventoryError, match="line 6: packages maps package names"):
+        load_inventory(inv)
+
+
+def test_platform_tags_follow_the_boards_glibc():
+    from lutfarm.profiler.provision import platform_tags
+    tags = platform_tags("armv7l", "glibc-2.36")
+    assert tags[0] == "manylinux_2_36_armv7l" and "manylinux_2_34_armv7l" in tags
+    assert tags[-2:] == ["manylinux2014_armv7l", "linux_armv7l"]
+    assert "manylinux_2_35_aarch64" not in platform_tags("aarch64", "glibc-2.31")

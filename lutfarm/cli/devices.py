@@ -58,30 +58,48 @@ def list_cmd(inventory):
 @inventory_option
 @devices_option
 @click.option("--json", "as_json", is_flag=True)
-def check_cmd(inventory, devices, as_json):
+@click.option("-v", "--verbose", is_flag=True, help="the full text of every runtime's error")
+def check_cmd(inventory, devices, as_json, verbose):
     """Reachable? auth? Python, numpy, runtimes, free disk, agent version — per device."""
     reports = [check_device(d) for d in _chosen(inventory, devices)]
     if as_json:
         click.echo(json.dumps([asdict(r) | {"ok": r.ok} for r in reports]))
     else:
-        t = Table("device", "address", "reach", "auth", "python", "numpy", "runtimes",
-                  "free disk", "agent", "problem")
         for r in reports:
-            mark = lambda b: "[green]yes" if b else "[red]no"  # noqa: E731
-            t.add_row(r.name, r.address, mark(r.reachable), mark(r.auth),
-                      f"{r.python} {r.machine}".strip(), r.numpy or "[red]missing",
-                      "\n".join(f"{k} {v}" for k, v in r.runtimes.items()),
-                      f"{r.disk_free_bytes / 1e9:.1f} GB" if r.disk_free_bytes else "",
-                      r.agent + (" venv" if r.provisioned else ""), f"[red]{r.error}")
-        out.print(t)
+            print_report(r, verbose)
     if not all(r.ok for r in reports):
         sys.exit(1)
+
+
+def print_report(r, verbose: bool) -> None:
+    """One line for the board, one per runtime (status, version or a short reason): readable
+    at 80 columns; ``verbose`` prints each error whole under its runtime."""
+    state = "[red]" + r.error if r.error else "[green]ok" if r.ok else "[red]no usable runtime"
+    disk = f", {r.disk_free_bytes / 1e9:.1f} GB free" if r.disk_free_bytes else ""
+    where = f"Python {r.python} {r.machine}, numpy {r.numpy or '[red]missing[/]'}" \
+        if r.python else r.address
+    out.print(f"[bold]{r.name}[/] {where}{disk}: {state}")
+    width = max(20, out.width - 30)
+    for name, value in r.runtimes.items():
+        broken = value.startswith("error: ")
+        text = value.removeprefix("error: ")
+        short = text if verbose or len(text) <= width else text[:width - 1] + "…"
+        status = "[red]missing" if broken and "not installed" in text else \
+            "[red]broken " if broken else "[green]ok     "
+        line = f"  {name:<12} {status}[/] {short}"
+        if verbose:
+            out.print(line)
+        else:
+            out.print(line, no_wrap=True, overflow="ellipsis")
 
 
 @devices.command("provision")
 @inventory_option
 @devices_option
-def provision_cmd(inventory, devices):
+@click.option("--wheelhouse", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default=None, help="a folder of wheels built for the boards (piwheels-style), "
+                                 "searched before the package registry")
+def provision_cmd(inventory, devices, wheelhouse):
     """Create <workdir>/venv on each device with its runtimes, from wheels pushed over SFTP."""
     if inventory is None:
         raise click.UsageError("devices provision needs --inventory (SSH devices); this "
@@ -89,7 +107,7 @@ def provision_cmd(inventory, devices):
     failed = False
     for d in _chosen(inventory, devices):
         try:
-            r = provision(d)
+            r = provision(d, wheelhouse=wheelhouse)
         except Exception as exc:   # report every device, then fail
             err.print(f"[red]{d.name}: {exc}")
             failed = True
@@ -98,7 +116,8 @@ def provision_cmd(inventory, devices):
         if r.already:
             err.print(f"{d.name}: already provisioned ({r.platform}): {versions}")
         else:
-            err.print(f"{d.name}: installed for {r.platform}: {versions} "
+            numpy = " (the board's own numpy)" if r.numpy_source == "system" else ""
+            err.print(f"{d.name}: installed for {r.platform}: {versions}{numpy} "
                       f"({r.wheels_uploaded} wheels, {r.bytes_uploaded / 1e6:.1f} MB pushed)")
     if failed:
         sys.exit(1)

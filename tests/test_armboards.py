@@ -1,0 +1,123 @@
+"""The farm on emulated ARM boards (tests/armboards.py): Debian 12 arm64 and armhf, each with
+its own sshd in its own network namespace. Their software path is real; their timings are
+emulated and must say so."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from armboards import BOARDS, start_board
+
+from conftest import FAST, REPO
+from lutfarm.lut import build_lut, load_lut
+from lutfarm.profiler.campaign import CampaignSettings, run_campaign
+from lutfarm.profiler.check import check_device
+from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.store import Store
+from lutfarm.spaces import get_layout
+from sshd import keygen
+
+pytestmark = pytest.mark.needs("arm-boards", "netns")
+ARCHS = ("arm64", "armhf")
+SLEEP = RuntimeConfig("bench-sleep")     # built into the agent: no runtime to install
+
+
+@pytest.fixture(scope="module")
+def boards(tmp_path_factory):
+    d = tmp_path_factory.mktemp("arm")
+    key = d / "id_ed25519"
+    pub = keygen(key)
+    known = d / "known_hosts"
+    known.touch()
+    started = {}
+    try:
+        for i, arch in enumerate(ARCHS):
+            started[arch] = start_board(BOARDS[arch], 40 + i, pub, key, known)
+        yield started
+    finally:
+        for b in started.values():
+            b.stop()
+
+
+def workdir() -> str:
+    return f"lutfarm-test-{os.getpid()}"      # under the login's home on the board
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_devices_check_deploys_the_agent_on_the_board(boards, arch):
+    board = boards[arch]
+    r = check_device(board.device(workdir=workdir()))
+    assert r.reachable and r.auth and not r.error, r
+    assert r.machine == BOARDS[arch].machine and r.python_tag == "cp311"
+    assert r.numpy and r.numpy.startswith("1.")         # Debian 12's python3-numpy
+    assert "deployed" in r.agent or len(r.agent) == 16
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_a_campaign_on_the_board_is_stored_as_emulated(boards, arch, tmp_path, cache):
+    """The whole SSH path (deploy, upload, serve, results) on the ARM interpreter, with the
+    agent's built-in stand-in runtime; the context and the LUT say the timings are emulated."""
+    board = boards[arch]
+    device = board.device(workdir=workdir())
+    with Store(tmp_path / "s.db") as store:
+        s = run_campaign(store, get_layout("fbnet", "cifar"), device, SLEEP,
+                         CampaignSettings(timing=FAST, cache=cache, only="Skip_H4_*"))
+        assert s.measured == 2 and not s.failed and not s.device_errors, s
+        m = next(iter(store.latest(device.kind, SLEEP.key).values()))
+        context = store.context(m.context_id)
+        assert context["machine"] == BOARDS[arch].machine
+        assert "qemu-user" in context["emulated"]
+        assert "qemu-user" in store.emulated(device.kind, SLEEP.key)
+        assert "qemu-user" in build_lut(store, device.kind, SLEEP.key).meta["emulated"]
+
+
+def lutfarm(*args, timeout=1800):
+    return subprocess.run([sys.executable, "-m", "lutfarm", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.needs("tflite-toolchain")
+def test_provision_profile_and_export_on_arm64_and_armhf(boards, tmp_path):
+    """devices check -> provision (offline wheels; armhf gets no numpy wheel and uses the
+    board's own) -> profile with tflite-runtime fp32/int8 on both and onnxruntime on arm64 ->
+    a LUT per kind, each marked emulated. onnxruntime is pinned to 1.22: 1.32 dies with SIGSEGV
+    on import under qemu-user 7.2 (design notes)."""
+    arm64, armhf = boards["arm64"], boards["armhf"]
+    inventory = tmp_path / "farm.toml"
+    inventory.write_text(
+        arm64.toml(runtimes=("onnxruntime", "tflite")).replace(
+            "\n\n", '\nruntimes = ["onnxruntime", "tflite"]\n'
+                    'packages = { onnxruntime = "==1.22.0" }\n\n', 1)
+        + armhf.toml().replace("\n\n", '\nruntimes = ["tflite"]\n\n', 1))
+    provision = lutfarm("devices", "provision", "--inventory", inventory)
+    assert provision.returncode == 0, provision.stderr[-1500:]
+    assert "emu-armhf-41" in provision.stderr and "board's own numpy" in provision.stderr \
+        or "emu-armhf-41: already provisioned" in provision.stderr, provision.stderr
+    check = lutfarm("devices", "check", "--inventory", inventory, "--json")
+    assert check.returncode == 0, check.stdout + check.stderr[-800:]
+    reports = {r["name"]: r for r in json.loads(check.stdout)}
+    assert reports["emu-arm64-40"]["runtimes"]["onnxruntime"].startswith("1.22")
+    assert reports["emu-armhf-41"]["runtimes"]["tflite"].startswith("2.14")
+    db = tmp_path / "arm.db"
+    runs = [("emu-arm64", "tflite", "fp32"), ("emu-arm64", "tflite", "int8"),
+            ("emu-arm64", "onnxruntime", "fp32"), ("emu-armhf", "tflite", "fp32"),
+            ("emu-armhf", "tflite", "int8")]
+    for kind, runtime, dtype in runs:
+        p = lutfarm("profile", "--inventory", inventory, "--devices", f"kind:{kind}",
+                    "--runtime", runtime, "--dtype", dtype, "--only", "Skip_H4_*",
+                    "--min-time", "0.01", "--max-time", "0.05", "--db", db, "--json")
+        assert p.returncode == 0, (kind, runtime, dtype, p.stderr[-1500:])
+        summary = json.loads(p.stdout)
+        assert summary["measured"] == 2 and not summary["failed"], summary
+        key = RuntimeConfig(runtime, 1, dtype).key
+        out = tmp_path / f"{kind}-{key}.csv"
+        e = lutfarm("lut", "export", "--db", db, "--device", kind, "--runtime", runtime,
+                    "--dtype", dtype, "-o", out)
+        assert e.returncode == 0, e.stderr[-800:]
+        lut = load_lut(out)
+        assert "qemu-user" in lut.meta["emulated"] and len(lut.latency_ms) == 2
+        assert lut.meta["context"]["machine"] == BOARDS[kind.split("-")[1]].machine
