@@ -137,8 +137,9 @@ def run_farm(store: Store, layout: FBNetLayout, devices: list[Device], runtime: 
             work.recorder.summary.interrupted = True
         for w in workers:
             w.stop()
-        for t in threads:            # let every device thread release its lock
-            t.join(10)
+        deadline = time.monotonic() + 30   # let every device thread release its lock
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
         raise
     finally:
         for work, _ in kinds:
