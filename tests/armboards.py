@@ -44,6 +44,8 @@ class BoardSpec:
 BOARDS = {
     "arm64": BoardSpec("arm64", "bookworm", "aarch64", "aarch64"),
     "armhf": BoardSpec("armhf", "bookworm", "arm", "armv7l"),
+    # an older distribution: Debian 11's Python 3.9 and numpy 1.19
+    "arm64-py39": BoardSpec("arm64", "bullseye", "aarch64", "aarch64"),
 }
 
 
@@ -128,7 +130,7 @@ class Board(SSHHost):
     mounts: tuple[str, ...] = ()
 
     def device(self, **kw):
-        base = dict(kind=f"emu-{self.spec.arch}", user=USER, python="/usr/bin/python3",
+        base = dict(kind=f"emu-{self.spec.arch}-{self.spec.suite}", user=USER, python="/usr/bin/python3",
                     workdir="lutfarm")
         base.update(kw)
         return super().device(**base)
@@ -148,7 +150,9 @@ def start_board(spec: BoardSpec, index: int, client_pub: str, client_key: Path,
     """Boot the board's sshd (its own ARM binary, under qemu-user) in a new namespace."""
     root = rootfs(spec)
     mounts = []
-    for what, how in (("proc", ["-t", "proc", "proc"]), ("dev", ["--bind", "/dev"])):
+    # /sys too: runtimes read the CPU list there (onnxruntime's cpuinfo aborts without it)
+    for what, how in (("proc", ["-t", "proc", "proc"]), ("dev", ["--bind", "/dev"]),
+                      ("sys", ["--bind", "/sys"])):
         point = root / what
         if subprocess.run(["mountpoint", "-q", str(point)]).returncode != 0:
             subprocess.run(["mount", *how, str(point)], check=True, capture_output=True)

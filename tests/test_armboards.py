@@ -103,10 +103,10 @@ def test_provision_profile_and_export_on_arm64_and_armhf(boards, tmp_path):
     assert reports["emu-arm64-40"]["runtimes"]["onnxruntime"].startswith("1.22")
     assert reports["emu-armhf-41"]["runtimes"]["tflite"].startswith("2.14")
     db = tmp_path / "arm.db"
-    runs = [("emu-arm64", "tflite", "fp32"), ("emu-arm64", "tflite", "int8"),
-            ("emu-arm64", "onnxruntime", "fp32"), ("emu-armhf", "tflite", "fp32"),
-            ("emu-armhf", "tflite", "int8")]
-    for kind, runtime, dtype in runs:
+    runs = [(arm64, "tflite", "fp32"), (arm64, "tflite", "int8"), (arm64, "onnxruntime", "fp32"),
+            (armhf, "tflite", "fp32"), (armhf, "tflite", "int8")]
+    for board, runtime, dtype in runs:
+        kind = board.device().kind
         p = lutfarm("profile", "--inventory", inventory, "--devices", f"kind:{kind}",
                     "--runtime", runtime, "--dtype", dtype, "--only", "Skip_H4_*",
                     "--min-time", "0.01", "--max-time", "0.05", "--db", db, "--json")
@@ -120,4 +120,30 @@ def test_provision_profile_and_export_on_arm64_and_armhf(boards, tmp_path):
         assert e.returncode == 0, e.stderr[-800:]
         lut = load_lut(out)
         assert "qemu-user" in lut.meta["emulated"] and len(lut.latency_ms) == 2
-        assert lut.meta["context"]["machine"] == BOARDS[kind.split("-")[1]].machine
+        assert lut.meta["context"]["machine"] == board.spec.machine
+
+
+@pytest.fixture(scope="module")
+def old_board(tmp_path_factory):
+    d = tmp_path_factory.mktemp("arm-old")
+    key = d / "id_ed25519"
+    pub = keygen(key)
+    known = d / "known_hosts"
+    known.touch()
+    board = start_board(BOARDS["arm64-py39"], 42, pub, key, known)
+    yield board
+    board.stop()
+
+
+def test_the_agent_runs_on_an_older_board_with_python_39(old_board, tmp_path, cache):
+    """Debian 11: Python 3.9 and numpy 1.19, as on boards that stay on an old image."""
+    device = old_board.device(workdir=workdir())
+    r = check_device(device)
+    assert r.ok and r.python_tag == "cp39" and r.numpy.startswith("1.19"), r
+    with Store(tmp_path / "s.db") as store:
+        s = run_campaign(store, get_layout("fbnet", "cifar"), device, SLEEP,
+                         CampaignSettings(timing=FAST, cache=cache, only="Skip_H4_*"))
+        assert s.measured == 2 and not s.failed, s
+        context = store.context(next(iter(store.latest(device.kind, SLEEP.key).values()))
+                                .context_id)
+        assert context["python"].startswith("3.9") and "qemu-user" in context["emulated"]
