@@ -6,7 +6,7 @@ board's ARM binary) in its own network namespace, key-only login as ``lab`` and 
 key. lutfarm reaches it over SSH exactly like a board on a lab's network. Everything measured
 there is EMULATED: the agent sees an x86 CPU under an ARM interpreter and says so in every
 context, LUT header and listing. Root filesystems are cached in ``~/.cache/lutfarm/boards``
-(``$LUTFARM_CACHE/boards``): the first build takes minutes, a second start seconds.
+(or ``$LUTFARM_BOARDS``): the first build takes minutes, a second start seconds.
 
 Used by tests/test_armboards.py (a session fixture) and by ``scripts/arm-boards.sh``.
 """
@@ -50,9 +50,10 @@ BOARDS = {
 
 
 def cache_root() -> Path:
-    base = os.environ.get("LUTFARM_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lutfarm")
-    return Path(base) / "boards"
+    """$LUTFARM_BOARDS, else ~/.cache/lutfarm/boards: not $LUTFARM_CACHE, which the tests point
+    at a fresh folder per session (boards take minutes to build, models seconds)."""
+    return Path(os.environ.get("LUTFARM_BOARDS") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lutfarm", "boards"))
 
 
 def unavailable() -> str | None:
