@@ -20,5 +20,5 @@ rm -rf .venv/layers
 rm -rf build
 layers=$(cd .venv/layers && PYTHONPATH=. ../bin/lint-imports --no-cache ../../pyproject.toml) \
   || { echo "$layers"; exit 1; }
-echo "$layers" | tail -n 4
+echo "$layers" | tail -n 5
 exec .venv/bin/python -m pytest "$@"

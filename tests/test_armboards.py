@@ -26,8 +26,8 @@ ARCHS = ("arm64", "armhf")
 SLEEP = RuntimeConfig("bench-sleep")     # built into the agent: no runtime to install
 
 
-@pytest.fixture(scope="module")
-def boards(tmp_path_factory):
+def _started(tmp_path_factory, specs: dict[str, int]):
+    """Start boards (name -> network index) with one client key; stop them all afterwards."""
     d = tmp_path_factory.mktemp("arm")
     key = d / "id_ed25519"
     pub = keygen(key)
@@ -35,12 +35,17 @@ def boards(tmp_path_factory):
     known.touch()
     started = {}
     try:
-        for i, arch in enumerate(ARCHS):
-            started[arch] = start_board(BOARDS[arch], 40 + i, pub, key, known)
+        for name, index in specs.items():
+            started[name] = start_board(BOARDS[name], index, pub, key, known)
         yield started
     finally:
         for b in started.values():
             b.stop()
+
+
+@pytest.fixture(scope="module")
+def boards(tmp_path_factory):
+    yield from _started(tmp_path_factory, {arch: 40 + i for i, arch in enumerate(ARCHS)})
 
 
 def workdir() -> str:
@@ -125,14 +130,8 @@ def test_provision_profile_and_export_on_arm64_and_armhf(boards, tmp_path):
 
 @pytest.fixture(scope="module")
 def old_board(tmp_path_factory):
-    d = tmp_path_factory.mktemp("arm-old")
-    key = d / "id_ed25519"
-    pub = keygen(key)
-    known = d / "known_hosts"
-    known.touch()
-    board = start_board(BOARDS["arm64-py39"], 42, pub, key, known)
-    yield board
-    board.stop()
+    for started in _started(tmp_path_factory, {"arm64-py39": 42}):
+        yield started["arm64-py39"]
 
 
 def test_the_agent_runs_on_an_older_board_with_python_39(old_board, tmp_path, cache):
