@@ -9,7 +9,7 @@ import sys
 import time
 
 from lutfarm_agent import AGENT_VERSION
-from lutfarm_agent.context import fingerprint, moment
+from lutfarm_agent.context import SYS, cool_down, fingerprint, moment
 from lutfarm_agent.memory import RSSPeak
 from lutfarm_agent.protocol import emit, event_stream, one_line, read_job
 from lutfarm_agent.runtimes import RUNTIMES, RuntimeUnavailable, get_runtime
@@ -41,12 +41,26 @@ def measure_case(runtime, case: dict, settings: dict, timing: TimingSettings) ->
     loaded.run()
     first_ms = (time.perf_counter() - t0) * 1000
     memory = loaded.memory or {"peak_bytes": rss.peak_growth(), "method": rss.method}
-    res = time_callable(loaded.run, timing, clock=loaded.clock or time.perf_counter)
+    sys_root = settings.get("sysfs_root") or SYS
+    cooled = 0.0
+    if settings.get("cooldown_c"):     # a board that heats up: start every case cool
+        cooled = cool_down(float(settings["cooldown_c"]),
+                           float(settings.get("cooldown_max_s") or 300), sys_root)
+    retimed = False
+    while True:
+        before = moment(sys_root)
+        res = time_callable(loaded.run, timing, clock=loaded.clock or time.perf_counter)
+        after = moment(sys_root)
+        throttled = before["freq_khz"] != after["freq_khz"]
+        if not throttled or retimed:    # the clock moved while timing: once more, then flag
+            break
+        retimed = True
     return {"status": "ok", "init_ms": init_ms, "first_ms": first_ms, "batch": res.batch,
             "attempts": res.attempts, "converged": res.converged,
             "warmup_calls": res.warmup_calls, "sampling_s": res.sampling_s, "stats": res.stats,
-            "samples_ms": res.samples_ms, "inputs": loaded.inputs, "moment": moment(),
-            "memory": memory, "details": loaded.details or {}}
+            "samples_ms": res.samples_ms, "inputs": loaded.inputs, "moment": after,
+            "moment_start": before, "cooldown_s": cooled, "retimed": retimed,
+            "throttled": throttled, "memory": memory, "details": loaded.details or {}}
 
 
 def run_job(job: dict, out) -> int:

@@ -11,6 +11,7 @@ import os
 import platform
 import socket
 import sys
+import time
 
 from lutfarm_agent import AGENT_VERSION
 
@@ -59,19 +60,23 @@ def cpu_affinity() -> list[int] | None:
         return None
 
 
-def frequencies_khz() -> dict[str, int]:
+SYS = "/sys"   # sysfs; a job's ``sysfs_root`` replaces it (a FAKE one, in the tests only)
+
+
+def frequencies_khz(sys_root: str = SYS) -> dict[str, int]:
     """Current frequency per CPU where cpufreq exposes it (VMs often do not)."""
     out = {}
-    for path in sorted(glob.glob("/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq")):
+    pattern = sys_root + "/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq"
+    for path in sorted(glob.glob(pattern)):
         value = _read(path)
         if value and value.isdigit():
-            out[path.split("/")[5]] = int(value)
+            out[path[len(sys_root):].split("/")[4]] = int(value)
     return out
 
 
-def temperatures_c() -> dict[str, float]:
+def temperatures_c(sys_root: str = SYS) -> dict[str, float]:
     out = {}
-    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*")):
+    for zone in sorted(glob.glob(sys_root + "/class/thermal/thermal_zone*")):
         value = _read(zone + "/temp")
         if value and value.lstrip("-").isdigit():
             out[_read(zone + "/type") or os.path.basename(zone)] = int(value) / 1000.0
@@ -101,6 +106,18 @@ def fingerprint(runtime_info: dict | None = None) -> dict:
     }
 
 
-def moment() -> dict:
+def moment(sys_root: str = SYS) -> dict:
     """What may change between cases: frequencies and temperatures."""
-    return {"freq_khz": frequencies_khz(), "temp_c": temperatures_c()}
+    return {"freq_khz": frequencies_khz(sys_root), "temp_c": temperatures_c(sys_root)}
+
+
+def cool_down(below_c: float, max_s: float, sys_root: str = SYS, poll_s: float = 0.5) -> float:
+    """Wait until every thermal zone reads below ``below_c`` (at most ``max_s``); returns the
+    seconds waited, so a result can say how long its board cooled first."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < max_s:
+        temps = temperatures_c(sys_root)
+        if all(t < below_c for t in temps.values()):
+            break
+        time.sleep(poll_s)
+    return time.monotonic() - t0

@@ -39,6 +39,7 @@ class Device:
     baud: int = 115200
     arena_limit: int | None = None           # largest TFLite-Micro arena to try, bytes
     packages: tuple[tuple[str, str], ...] = ()   # version pins for provisioning (name, spec)
+    cooldown_c: float | None = None          # wait before each case until every zone is cooler
     line: int = 0                            # where the inventory defines it
 
     def resolve(self, runtime: RuntimeConfig) -> RuntimeConfig:
@@ -55,6 +56,8 @@ class Device:
             out.update(serial=self.serial, baud=self.baud)
         if self.arena_limit:
             out["arena_limit"] = self.arena_limit
+        if self.cooldown_c:
+            out["cooldown_c"] = self.cooldown_c
         return out
 
     @property

@@ -48,7 +48,7 @@ KEYS = {
     "name": str, "host": str, "port": int, "user": str, "key_file": str, "known_hosts": str,
     "kind": str, "tags": list, "python": str, "runtimes": list, "threads": int,
     "affinity": list, "workdir": str, "transport": str, "serial": str, "baud": int,
-    "arena_limit": int, "packages": dict,
+    "arena_limit": int, "packages": dict, "cooldown_c": (int, float),
 }
 DEFAULTS = {"port": 22, "python": "python3", "runtimes": ["onnxruntime"], "workdir": "lutfarm",
             "known_hosts": "~/.ssh/known_hosts", "transport": "ssh", "key_file": "", "tags": []}
@@ -137,7 +137,9 @@ def _check_fields(entry: dict, lines: list[str], start: int, where: str, require
                 out.append(f"line {n}: unknown key {key!r} in {where} (known: "
                            f"{', '.join(sorted(KEYS))})")
             elif not isinstance(value, KEYS[key]) or isinstance(value, bool):
-                out.append(f"line {n}: {key} must be a {KEYS[key].__name__}, "
+                kind = KEYS[key]
+                name = "number" if isinstance(kind, tuple) else kind.__name__
+                out.append(f"line {n}: {key} must be a {name}, "
                            f"got {value!r}")
             else:
                 out += [f"line {n}: {msg}" for msg in _check_value(key, value)]
@@ -151,7 +153,7 @@ def _check_fields(entry: dict, lines: list[str], start: int, where: str, require
 def _check_value(key: str, value) -> list[str]:
     if key == "port" and not 0 < value < 65536:
         return [f"port {value} is outside 1-65535"]
-    if key in ("baud", "arena_limit") and value < 1:
+    if key in ("baud", "arena_limit", "cooldown_c") and value <= 0:
         return [f"{key} must be positive, got {value}"]
     if key == "threads" and value < 1:
         return [f"threads must be at least 1, got {value}"]
@@ -183,4 +185,5 @@ def _device(d: dict, line: int) -> Device:
                   affinity=tuple(d["affinity"]) if d.get("affinity") else None,
                   workdir=d["workdir"], serial=d.get("serial", ""), baud=d.get("baud", 115200),
                   arena_limit=d.get("arena_limit"),
-                  packages=tuple(sorted((d.get("packages") or {}).items())), line=line)
+                  packages=tuple(sorted((d.get("packages") or {}).items())),
+                  cooldown_c=d.get("cooldown_c"), line=line)

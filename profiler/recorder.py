@@ -50,6 +50,7 @@ class CampaignSummary:
     uploaded_bytes: int = 0
     drift: list[str] = field(default_factory=list)   # drift-guard warnings on resume
     check_flags: list[str] = field(default_factory=list)  # timed models that compute wrongly
+    throttled: list[str] = field(default_factory=list)    # the clock moved while timing them
 
     def as_dict(self) -> dict:
         q = _quartiles
@@ -61,7 +62,8 @@ class CampaignSummary:
                 "rel_ci_quartiles": q(self.rel_cis), "not_converged": self.not_converged,
                 "interrupted": self.interrupted, "per_device": self.per_device,
                 "device_errors": self.device_errors, "uploaded_bytes": self.uploaded_bytes,
-                "drift": self.drift, "check_flags": self.check_flags}
+                "drift": self.drift, "check_flags": self.check_flags,
+                "throttled": self.throttled}
 
 
 def _quartiles(values: list[float]) -> list[float] | None:
@@ -97,6 +99,11 @@ class Recorder:
                     f"{m.case_key}: outputs differ from torch in {bad['runtime']} "
                     f"(error {bad['error']:.3g} > {bad['tolerance']:.3g}"
                     + (f"; {bad['message']}" if bad.get("message") else "") + ")")
+        if m.status == "ok" and (m.extra or {}).get("throttled"):
+            with self._lock:
+                self.summary.throttled.append(m.case_key)
+            log.warning("%s: the CPU frequency changed while timing %s, twice", device.name,
+                        m.case_key)
         self.record(m)
         return m
 

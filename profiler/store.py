@@ -115,6 +115,9 @@ class Measurement:
                 setattr(m, f"{name}_ms", st[name])
             m.samples = event["samples_ms"]
             m.extra = {"inputs": event.get("inputs"), "moment": event.get("moment"),
+                       "moment_start": event.get("moment_start"),
+                       "cooldown_s": event.get("cooldown_s"), "retimed": event.get("retimed"),
+                       "throttled": event.get("throttled"),
                        "warmup_calls": event.get("warmup_calls"),
                        "details": event.get("details") or {}}
             memory = event.get("memory") or {}

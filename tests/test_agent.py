@@ -163,3 +163,57 @@ def test_emulation_is_detected_from_cpuinfo_and_machine():
     assert emulation(intel, "x86_64") is None                 # a real x86 machine
     assert emulation(arm, "aarch64") is None                  # a real Cortex-A72 board
     assert "QEMU" in emulation("model name\t: QEMU Virtual CPU version 2.5+\n", "x86_64")
+
+
+def _fake_sysfs(root):
+    """A FAKE sysfs (plain files, no kernel behind them) for the agent's hygiene tests."""
+    freq = root / "devices/system/cpu/cpu0/cpufreq/scaling_cur_freq"
+    freq.parent.mkdir(parents=True)
+    freq.write_text("1500000\n")
+    zone = root / "class/thermal/thermal_zone0"
+    zone.mkdir(parents=True)
+    (zone / "type").write_text("cpu-thermal\n")
+    (zone / "temp").write_text("80000\n")
+    return freq, zone / "temp"
+
+
+def test_cooldown_waits_for_the_zones_and_a_moving_clock_is_retimed_then_flagged(tmp_path,
+                                                                                 cache):
+    import os
+    import threading
+    import time
+    freq, temp = _fake_sysfs(tmp_path / "sys")
+    cases = CIFAR.unique_cases()[:2]
+    settings = dict(name="bench-sleep", sleep_ms=0.2, sysfs_root=str(tmp_path / "sys"))
+
+    def cool_later():           # the zone cools 3 s from now: after the agent has started
+        time.sleep(3.0)
+        temp.write_text("40000\n")
+    threading.Thread(target=cool_later, daemon=True).start()
+    code, events, err = run_agent(job_for(cases, cache, cooldown_c=50, **settings))
+    assert code == 0, err
+    first, second = [e for e in events if e["event"] == "result"]
+    assert first["cooldown_s"] >= 0.5 and second["cooldown_s"] < 0.5   # waited once, then cool
+    assert first["moment_start"]["temp_c"] == {"cpu-thermal": 40.0}
+    assert not first["throttled"] and not first["retimed"]
+
+    stop = threading.Event()
+
+    def throttle():             # the clock never holds still: every timing sees it move
+        khz = 1500000
+        while not stop.is_set():
+            khz -= 1000
+            tmp = freq.with_suffix(".tmp")        # whole values only, as the kernel gives
+            tmp.write_text(f"{khz}\n")
+            os.replace(tmp, freq)
+            time.sleep(0.0002)
+    threading.Thread(target=throttle, daemon=True).start()
+    job = job_for(cases[:1], cache, **settings)
+    job["timing"].update(min_s=0.2, max_s=0.3)      # windows the writer surely moves in
+    try:
+        code, events, err = run_agent(job)
+    finally:
+        stop.set()
+    [result] = [e for e in events if e["event"] == "result"]
+    assert result["retimed"] and result["throttled"], result
+    assert result["moment"]["freq_khz"]["cpu0"] < result["moment_start"]["freq_khz"]["cpu0"]

@@ -147,3 +147,15 @@ def test_platform_tags_follow_the_boards_glibc():
     assert tags[0] == "manylinux_2_36_armv7l" and "manylinux_2_34_armv7l" in tags
     assert tags[-2:] == ["manylinux2014_armv7l", "linux_armv7l"]
     assert "manylinux_2_35_aarch64" not in platform_tags("aarch64", "glibc-2.31")
+
+
+def test_a_cooldown_temperature_reaches_the_agent_and_must_be_positive(tmp_path):
+    from lutfarm.profiler.inventory import InventoryError, load_inventory
+    inv = tmp_path / "farm.toml"
+    inv.write_text('[[devices]]\nname = "a"\nhost = "h"\nuser = "u"\nkind = "k"\n'
+                   'cooldown_c = 55.5\n')
+    [device] = load_inventory(inv)
+    assert device.runtime_settings()["cooldown_c"] == 55.5
+    inv.write_text(inv.read_text().replace("55.5", "-3"))
+    with pytest.raises(InventoryError, match="line 6: cooldown_c must be positive"):
+        load_inventory(inv)
