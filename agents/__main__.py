@@ -12,7 +12,7 @@ from lutfarm_agent import AGENT_VERSION
 from lutfarm_agent.context import SYS, cool_down, fingerprint, moment
 from lutfarm_agent.memory import RSSPeak
 from lutfarm_agent.protocol import emit, event_stream, one_line, read_job
-from lutfarm_agent.runtimes import RUNTIMES, RuntimeUnavailable, get_runtime
+from lutfarm_agent.runtimes import RUNTIMES, RuntimeMissing, RuntimeUnavailable, get_runtime
 from lutfarm_agent.timing import TimingSettings, time_callable
 
 
@@ -116,6 +116,8 @@ def runtime_info(name: str, board: dict = None) -> dict:
     """``info()`` of one runtime in this process, or why it cannot be used."""
     try:
         return get_runtime(name).info(board or {})
+    except RuntimeMissing as exc:
+        return {"error": one_line(exc), "missing": True}
     except Exception as exc:
         return {"error": one_line(exc)}
 
@@ -127,7 +129,7 @@ def probe_runtime(name: str, board: dict = None, timeout: float = 120.0) -> dict
     import signal
     import subprocess
 
-    from lutfarm_agent.protocol import events_in
+    from lutfarm_agent.protocol import last_event
 
     cmd = [sys.executable, "-m", "lutfarm_agent", "--probe-runtime", name]
     if board:
@@ -149,12 +151,10 @@ def probe_runtime(name: str, board: dict = None, timeout: float = 120.0) -> dict
             sig = f"signal {-proc.returncode}"
         return {"error": f"{name} crashed the interpreter ({sig}) while loading; this build does not "
                          "run on this device", "crashed": sig}
-    found = [e for e in events_in(proc.stdout) if e["event"] == "runtime"]
-    if not found:
+    info = last_event(proc.stdout, "runtime")
+    if info is None:
         tail = proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
         return {"error": f"probing {name} failed: {tail[0][:300]}"}
-    info = found[0]
-    info.pop("event")
     return info
 
 
@@ -207,12 +207,11 @@ def main(argv=None) -> int:
                         help="read [{path, sha256}] from stdin, print the bad paths")
     args = parser.parse_args(argv)
     out = event_stream()
+    board = {"serial": args.serial, "baud": args.baud} if args.serial else None
     if args.probe_runtime:
-        board = {"serial": args.serial, "baud": args.baud} if args.serial else None
         emit(out, "runtime", **runtime_info(args.probe_runtime, board))
         return 0
     if args.describe:
-        board = {"serial": args.serial, "baud": args.baud} if args.serial else None
         emit(out, "described", **describe(args.workdir, board))
         return 0
     if args.verify:

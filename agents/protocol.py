@@ -104,6 +104,16 @@ def events_in(text: str) -> list:
     return [e for e in map(parse_line, text.splitlines()) if e is not None]
 
 
+def last_event(text: str, name: str) -> dict | None:
+    """The last ``name`` event in a finished agent's stdout, without its ``event`` field."""
+    found = [e for e in events_in(text) if e["event"] == name]
+    if not found:
+        return None
+    event = dict(found[-1])
+    event.pop("event")
+    return event
+
+
 def read_job(path: str) -> dict:
     text = sys.stdin.read() if path == "-" else open(path).read()
     job = json.loads(text)

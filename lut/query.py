@@ -31,18 +31,16 @@ class LatencyTable:
         self.matrix = np.array([[get(k, np.nan) for k in row] for row in self.choice_keys])
         self.fixed_ms = float(sum(get(k, np.nan) for k in self.fixed_keys))
         self._layer_index = np.arange(layout.num_layers)
-
-    def calls(self) -> int:
-        """Runtime calls one architecture's LUT entries stand for (one per case)."""
-        return len(self.layout.arch_cases([0] * self.layout.num_layers))
+        # runtime calls one architecture's LUT entries stand for (one per case, every arch)
+        self.calls = len(layout.arch_cases([0] * layout.num_layers))
+        self._overhead_ms = lut.overhead_ms
 
     def overhead_shift(self) -> float:
         """What the overhead-corrected sum subtracts from the plain one: (calls − 1) · o."""
-        o = self.lut.overhead_ms
-        if o is None:
+        if self._overhead_ms is None:
             raise LUTError("the LUT has no empty-model entry (per-call overhead); re-profile "
                            "it with this lutfarm, or use the plain sum")
-        return (self.calls() - 1) * o
+        return (self.calls - 1) * self._overhead_ms
 
     def check_complete(self) -> None:
         """Raise LUTError naming a missing case, if any (a search may pick every entry)."""

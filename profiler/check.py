@@ -10,13 +10,13 @@ from lutfarm.profiler.deploy import (
     UploadStats,
     agent_bundle,
     agent_command,
-    agent_dir,
     deploy_agent,
+    describe_remote,
     local_agent_dir,
 )
 from lutfarm.profiler.devices import Device
 from lutfarm.profiler.ssh import AuthError, DeviceError, HostKeyError, SSHSession
-from lutfarm_agent.protocol import events_in
+from lutfarm_agent.protocol import last_event
 
 
 @dataclass
@@ -30,6 +30,7 @@ class DeviceReport:
     machine: str = ""
     numpy: str | None = None
     runtimes: dict[str, str] = field(default_factory=dict)   # name -> version or "error: …"
+    missing: list[str] = field(default_factory=list)         # runtimes not installed at all
     disk_free_bytes: int | None = None
     agent: str = ""          # "current", "current (deployed now)", …
     provisioned: bool = False
@@ -47,14 +48,7 @@ def _fill(report: DeviceReport, info: dict) -> None:
     report.disk_free_bytes = info["disk_free_bytes"]
     report.runtimes = {name: r.get("version") or f"error: {r.get('error')}"
                        for name, r in info["runtimes"].items()}
-
-
-def _described(stdout: str) -> dict:
-    """The agent's ``described`` event (anything else it printed is not protocol)."""
-    found = [e for e in events_in(stdout) if e["event"] == "described"]
-    if not found:
-        raise DeviceError("the agent answered --describe without a description")
-    return found[-1]
+    report.missing = [name for name, r in info["runtimes"].items() if r.get("missing")]
 
 
 def _board(device: Device) -> list[str]:
@@ -71,10 +65,11 @@ def check_device(device: Device) -> DeviceReport:
                              capture_output=True, text=True, timeout=120)
         report.reachable = report.auth = True
         report.agent = "local source"
-        if out.returncode != 0:
+        described = last_event(out.stdout, "described") if out.returncode == 0 else None
+        if described is None:
             report.error = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "?"
             return report
-        _fill(report, _described(out.stdout))
+        _fill(report, described)
         return report
     try:
         session = SSHSession(device)
@@ -94,14 +89,10 @@ def check_device(device: Device) -> DeviceReport:
         venv_python = f"{workdir}/venv/bin/python"
         report.provisioned = session.size(venv_python) is not None
         python = venv_python if report.provisioned else device.python
-        code, out, err = session.run(agent_command(python, "--describe", "--workdir", workdir,
-                                                   *_board(device)),
-                                     cwd=agent_dir(workdir))
-        if code != 0:
-            last = err.strip().splitlines()[-1] if err.strip() else f"exit {code}"
-            report.error = f"{python} cannot run the agent: {last}"
-        else:
-            _fill(report, _described(out))
+        described, report.error = describe_remote(session, python, workdir,
+                                                  tuple(_board(device)))
+        if described is not None:
+            _fill(report, described)
     except DeviceError as exc:
         report.error = str(exc)
     finally:

@@ -19,6 +19,7 @@ from pathlib import Path
 import lutfarm_agent
 from lutfarm.profiler.export import ExportedModel, default_cache_dir
 from lutfarm.profiler.ssh import DeviceError, SSHSession
+from lutfarm_agent.protocol import last_event
 
 AGENT_DIR = Path(lutfarm_agent.__file__).resolve().parent
 AGENT_MODULE = "lutfarm_agent"
@@ -65,6 +66,18 @@ def local_agent_dir() -> Path:
             tmp.replace(path)
         (target / COMPLETE).write_text(version)
     return target
+
+
+def describe_remote(session: SSHSession, python: str, workdir: str,
+                    extra: tuple[str, ...] = ()) -> tuple[dict | None, str]:
+    """(the deployed agent's ``--describe`` under ``python``, or None; why not, in one line)."""
+    code, out, err = session.run(agent_command(python, "--describe", "--workdir", workdir,
+                                               *extra), cwd=agent_dir(workdir))
+    described = last_event(out, "described") if code == 0 else None
+    if described is None:
+        last = err.strip().splitlines()[-1] if err.strip() else f"exit {code}"
+        return None, f"{python} cannot run the agent: {last}"
+    return described, ""
 
 
 def deploy_agent(session: SSHSession, workdir: str, stats: UploadStats) -> str:

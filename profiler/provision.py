@@ -15,11 +15,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lutfarm.profiler.deploy import UploadStats, agent_command, agent_dir, deploy_agent
+from lutfarm.profiler.deploy import UploadStats, deploy_agent, describe_remote
 from lutfarm.profiler.devices import Device
 from lutfarm.profiler.export import default_cache_dir
 from lutfarm.profiler.ssh import DeviceError, SSHSession
-from lutfarm_agent.protocol import events_in
 from lutfarm_agent.runtimes import SPECS
 
 
@@ -87,10 +86,7 @@ class NoWheel(DeviceError):
 
 
 def _describe(session: SSHSession, python: str, workdir: str) -> dict | None:
-    code, out, _ = session.run(agent_command(python, "--describe", "--workdir", workdir),
-                               cwd=agent_dir(workdir))
-    described = [e for e in events_in(out) if e["event"] == "described"] if code == 0 else []
-    return described[-1] if described else None
+    return describe_remote(session, python, workdir)[0]
 
 
 def provision(device: Device, wheel_cache: Path | None = None,

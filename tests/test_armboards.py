@@ -59,6 +59,7 @@ def test_devices_check_deploys_the_agent_on_the_board(boards, arch):
     assert r.reachable and r.auth and not r.error, r
     assert r.machine == BOARDS[arch].machine and r.python_tag == "cp311"
     assert r.numpy and r.numpy.startswith("1.")         # Debian 12's python3-numpy
+    assert "onnxruntime" in r.missing and r.runtimes["bench-sleep"] == "0"   # nothing installed
     assert "deployed" in r.agent or len(r.agent) == 16
 
 

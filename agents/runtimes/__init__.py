@@ -62,6 +62,11 @@ class RuntimeUnavailable(RuntimeError):
     """The device lacks the runtime or cannot use it."""
 
 
+class RuntimeMissing(RuntimeUnavailable):
+    """The runtime's package is not installed on the device (as opposed to installed but
+    unusable there)."""
+
+
 class UnsupportedOp(ValueError):
     """The runtime (or the board's firmware) lacks an op the model uses; the message names it."""
 
@@ -97,5 +102,5 @@ def get_runtime(name: str):
     try:
         return importlib.import_module(spec.module)
     except ImportError as exc:
-        raise RuntimeUnavailable(f"runtime {name!r} is not installed on this device ({exc}); "
+        raise RuntimeMissing(f"runtime {name!r} is not installed on this device ({exc}); "
                                  f"install it with: {spec.install}") from None

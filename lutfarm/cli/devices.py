@@ -84,7 +84,7 @@ def print_report(r, verbose: bool) -> None:
         broken = value.startswith("error: ")
         text = value.removeprefix("error: ")
         short = text if verbose or len(text) <= width else text[:width - 1] + "…"
-        status = "[red]missing" if broken and "not installed" in text else \
+        status = "[red]missing" if name in r.missing else \
             "[red]broken " if broken else "[green]ok     "
         line = f"  {name:<12} {status}[/] {short}"
         if verbose:
