@@ -9,6 +9,7 @@ import sys
 import time
 
 from lutfarm_agent import AGENT_VERSION
+from lutfarm_agent.clocks import ClockControl
 from lutfarm_agent.context import SYS, cool_down, fingerprint, moment
 from lutfarm_agent.memory import RSSPeak
 from lutfarm_agent.protocol import emit, event_stream, one_line, read_job
@@ -74,19 +75,42 @@ def run_job(job: dict, out) -> int:
     except (RuntimeUnavailable, ValueError, OSError) as exc:
         emit(out, "fatal", error=str(exc))
         return 2
-    emit(out, "hello", job_id=job.get("job_id"), agent_version=AGENT_VERSION, pid=os.getpid(),
-         context=fingerprint(info))
+    clocks = ClockControl.from_settings(settings)
+    context = {}
+    if clocks:
+        context["clocks"] = clocks.apply()
+        _restore_on_signals()
     measured = failed = 0
-    for case in job["cases"]:
-        try:
-            fields = measure_case(runtime, case, settings, timing)
-            measured += 1
-        except Exception as exc:  # one bad model must not stop the job; report it by name
-            fields = {"status": "failed", "error": f"{type(exc).__name__}: {one_line(exc)}"}
-            failed += 1
-        emit(out, "result", key=case["key"], **fields)
-    emit(out, "done", measured=measured, failed=failed)
+    try:
+        context = dict(fingerprint(info, settings.get("sysfs_root") or SYS), **context)
+        emit(out, "hello", job_id=job.get("job_id"), agent_version=AGENT_VERSION,
+             pid=os.getpid(), context=context)
+        for case in job["cases"]:
+            try:
+                fields = measure_case(runtime, case, settings, timing)
+                measured += 1
+            except Exception as exc:  # one bad model must not stop the job; report it by name
+                fields = {"status": "failed", "error": f"{type(exc).__name__}: {one_line(exc)}"}
+                failed += 1
+            emit(out, "result", key=case["key"], **fields)
+    finally:
+        restored = {"clock_restore_errors": clocks.restore()} if clocks else {}
+    emit(out, "done", measured=measured, failed=failed, **restored)
     return 0
+
+
+def _restore_on_signals() -> None:
+    """SIGTERM / SIGHUP (a controller stopping the job, an SSH channel closing) end the job
+    through its ``finally``, so the board gets its own clocks back. SIGKILL cannot."""
+    import signal
+
+    def leave(signum, frame):
+        raise SystemExit(128 + signum)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            signal.signal(sig, leave)
+        except (ValueError, OSError):      # not the main thread, or no such signal here
+            pass
 
 
 def serve(out, inp=sys.stdin) -> int:

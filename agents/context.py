@@ -16,7 +16,8 @@ import time
 from lutfarm_agent import AGENT_VERSION
 
 
-def _read(path: str) -> str | None:
+def read_text(path: str) -> str | None:
+    """A small text file's stripped content, or None when it cannot be read."""
     try:
         with open(path) as f:
             return f.read().strip()
@@ -25,7 +26,7 @@ def _read(path: str) -> str | None:
 
 
 def cpu_model() -> str:
-    text = _read("/proc/cpuinfo") or ""
+    text = read_text("/proc/cpuinfo") or ""
     for line in text.splitlines():
         key, _, value = line.partition(":")
         if key.strip() in ("model name", "Hardware", "Model", "cpu model"):
@@ -42,7 +43,7 @@ def emulation(cpuinfo: str | None = None, machine: str | None = None) -> str | N
     qemu-user runs ARM binaries on an x86 host whose /proc/cpuinfo it passes through: the
     interpreter says aarch64/armv7l while the CPU described is an Intel or AMD one. A CPU
     that names QEMU itself (qemu-system's default models) is emulated too."""
-    text = _read("/proc/cpuinfo") if cpuinfo is None else cpuinfo
+    text = read_text("/proc/cpuinfo") if cpuinfo is None else cpuinfo
     machine = machine or platform.machine()
     text = text or ""
     if "QEMU" in text:
@@ -68,7 +69,7 @@ def frequencies_khz(sys_root: str = SYS) -> dict[str, int]:
     out = {}
     pattern = sys_root + "/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq"
     for path in sorted(glob.glob(pattern)):
-        value = _read(path)
+        value = read_text(path)
         if value and value.isdigit():
             out[path[len(sys_root):].split("/")[4]] = int(value)
     return out
@@ -77,14 +78,14 @@ def frequencies_khz(sys_root: str = SYS) -> dict[str, int]:
 def temperatures_c(sys_root: str = SYS) -> dict[str, float]:
     out = {}
     for zone in sorted(glob.glob(sys_root + "/class/thermal/thermal_zone*")):
-        value = _read(zone + "/temp")
+        value = read_text(zone + "/temp")
         if value and value.lstrip("-").isdigit():
-            out[_read(zone + "/type") or os.path.basename(zone)] = int(value) / 1000.0
+            out[read_text(zone + "/type") or os.path.basename(zone)] = int(value) / 1000.0
     return out
 
 
-def fingerprint(runtime_info: dict | None = None) -> dict:
-    """Static facts plus the moment's frequencies and temperatures."""
+def fingerprint(runtime_info: dict | None = None, sys_root: str = SYS) -> dict:
+    """Static facts plus the moment's governor, frequencies and temperatures."""
     import numpy
 
     return {
@@ -94,9 +95,9 @@ def fingerprint(runtime_info: dict | None = None) -> dict:
         "emulated": emulation(),      # None on real hardware: timings are the hardware's
         "cores": os.cpu_count(),
         "affinity": cpu_affinity(),
-        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
-        "freq_khz": frequencies_khz(),
-        "temp_c": temperatures_c(),
+        "governor": read_text(sys_root + "/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "freq_khz": frequencies_khz(sys_root),
+        "temp_c": temperatures_c(sys_root),
         "os": platform.platform(),
         "python": platform.python_version(),
         "python_executable": sys.executable,

@@ -190,6 +190,13 @@ class DeviceWorker:
                     raise CampaignError(f"device {device.name}: {event['error']}")
                 if kind == "hello":
                     context_id = recorder.context(device, event["context"])
+                    clocks = event["context"].get("clocks")
+                    if clocks and not clocks["applied"]:
+                        recorder.clock_warning(device, f"clocks not set ({clocks['error']}); "
+                                                       f"timed at the board's own")
+                elif kind == "done" and event.get("clock_restore_errors"):
+                    recorder.clock_warning(device, "clocks not restored: "
+                                           + "; ".join(event["clock_restore_errors"]))
                 elif kind == "result" and event["key"] in pending:
                     key = event["key"]
                     recorder.measured(event, device, work.models[key], context_id,

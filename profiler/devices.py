@@ -40,6 +40,8 @@ class Device:
     arena_limit: int | None = None           # largest TFLite-Micro arena to try, bytes
     packages: tuple[tuple[str, str], ...] = ()   # version pins for provisioning (name, spec)
     cooldown_c: float | None = None          # wait before each case until every zone is cooler
+    governor: str | None = None              # cpufreq governor for the length of each job
+    frequency_khz: int | None = None         # or a fixed clock (scaling_min = max = this)
     line: int = 0                            # where the inventory defines it
 
     def resolve(self, runtime: RuntimeConfig) -> RuntimeConfig:
@@ -58,6 +60,10 @@ class Device:
             out["arena_limit"] = self.arena_limit
         if self.cooldown_c:
             out["cooldown_c"] = self.cooldown_c
+        if self.governor:
+            out["governor"] = self.governor
+        if self.frequency_khz:
+            out["frequency_khz"] = self.frequency_khz
         return out
 
     @property

@@ -49,6 +49,7 @@ KEYS = {
     "kind": str, "tags": list, "python": str, "runtimes": list, "threads": int,
     "affinity": list, "workdir": str, "transport": str, "serial": str, "baud": int,
     "arena_limit": int, "packages": dict, "cooldown_c": (int, float),
+    "governor": str, "frequency_khz": int,
 }
 DEFAULTS = {"port": 22, "python": "python3", "runtimes": ["onnxruntime"], "workdir": "lutfarm",
             "known_hosts": "~/.ssh/known_hosts", "transport": "ssh", "key_file": "", "tags": []}
@@ -153,7 +154,7 @@ def _check_fields(entry: dict, lines: list[str], start: int, where: str, require
 def _check_value(key: str, value) -> list[str]:
     if key == "port" and not 0 < value < 65536:
         return [f"port {value} is outside 1-65535"]
-    if key in ("baud", "arena_limit", "cooldown_c") and value <= 0:
+    if key in ("baud", "arena_limit", "cooldown_c", "frequency_khz") and value <= 0:
         return [f"{key} must be positive, got {value}"]
     if key == "threads" and value < 1:
         return [f"threads must be at least 1, got {value}"]
@@ -186,4 +187,5 @@ def _device(d: dict, line: int) -> Device:
                   workdir=d["workdir"], serial=d.get("serial", ""), baud=d.get("baud", 115200),
                   arena_limit=d.get("arena_limit"),
                   packages=tuple(sorted((d.get("packages") or {}).items())),
-                  cooldown_c=d.get("cooldown_c"), line=line)
+                  cooldown_c=d.get("cooldown_c"), governor=d.get("governor") or None,
+                  frequency_khz=d.get("frequency_khz"), line=line)

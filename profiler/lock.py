@@ -23,6 +23,7 @@ from lutfarm.profiler.ssh import DeviceError
 
 LOCK_NAME = "lutfarm.lock"
 STALE_S = 600.0
+_LIVE_TOKENS: set[str] = set()   # the locks this process holds now
 
 
 class LockHeld(DeviceError):
@@ -135,6 +136,7 @@ class BoardLock:
                                    f"last heartbeat") from None
                 time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.01)))
         self.held = True
+        _LIVE_TOKENS.add(self.owner["token"])
         self._stop.clear()
         self._beat = threading.Thread(target=self._heartbeat, daemon=True,
                                       name=f"lock-{self.device}")
@@ -147,8 +149,11 @@ class BoardLock:
             return {}
 
     def _is_stale(self, holder: dict) -> bool:
-        if holder.get("host") == socket.gethostname() and not _pid_alive(holder.get("pid")):
-            return True     # its controller ran on this machine and is gone
+        if holder.get("host") == socket.gethostname() and (
+                not _pid_alive(holder.get("pid")) or (holder.get("pid") == os.getpid()
+                                                      and holder.get("token") not in _LIVE_TOKENS)):
+            return True     # its controller ran on this machine and is gone (or is this
+                            # process, whose earlier campaign lost the board mid-way)
         try:
             age = self.fs.now(self.directory) - self.fs.mtime(self.path)
         except OSError:
@@ -183,6 +188,7 @@ class BoardLock:
                 self.fs.remove(self.path)
             except Exception:   # connection gone: the lock goes stale and is taken over
                 pass
+        _LIVE_TOKENS.discard(self.owner["token"])
         self.held = False
 
 

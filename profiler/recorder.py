@@ -51,6 +51,7 @@ class CampaignSummary:
     drift: list[str] = field(default_factory=list)   # drift-guard warnings on resume
     check_flags: list[str] = field(default_factory=list)  # timed models that compute wrongly
     throttled: list[str] = field(default_factory=list)    # the clock moved while timing them
+    clocks: list[str] = field(default_factory=list)       # governor/frequency not set (or restored)
 
     def as_dict(self) -> dict:
         q = _quartiles
@@ -63,7 +64,7 @@ class CampaignSummary:
                 "interrupted": self.interrupted, "per_device": self.per_device,
                 "device_errors": self.device_errors, "uploaded_bytes": self.uploaded_bytes,
                 "drift": self.drift, "check_flags": self.check_flags,
-                "throttled": self.throttled}
+                "throttled": self.throttled, "clocks": self.clocks}
 
 
 def _quartiles(values: list[float]) -> list[float] | None:
@@ -128,6 +129,16 @@ class Recorder:
                 s.failed.append((m.case_key, m.error or "unknown error"))
                 log.info("%s failed on %s: %s", m.case_key, m.device, m.error)
         self.progress.advance(m.case_key, m.status, m.device)
+
+    def clock_warning(self, device: Device, why: str) -> None:
+        """A board whose requested governor/frequency could not be set (or put back): its
+        timings ran at its own clocks. Said once per board and reason."""
+        text = f"{device.name}: {why}"
+        with self._lock:
+            if text in self.summary.clocks:
+                return
+            self.summary.clocks.append(text)
+        log.warning("clocks: %s", text)
 
     def gave_up(self, device: Device, why: str) -> None:
         with self._lock:

@@ -87,6 +87,8 @@ COMPONENTS: dict[str, Callable[[], str | None]] = {
     "nb201-data": _files("nb201_master.csv"),
     "shared-data": _files("nb201_master.csv", "help_fbnet_latency.csv", "device_splits.json"),
     "root": lambda: None if os.geteuid() == 0 else "needs root (tmpfs mounts)",
+    "sudo": lambda: None if shutil.which("sudo") and shutil.which("unshare")
+    and shutil.which("setpriv") else "sudo, unshare or setpriv is not installed",
 }
 MISSING: dict[str, str] = {}
 

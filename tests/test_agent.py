@@ -189,8 +189,9 @@ def test_cooldown_waits_for_the_zones_and_a_moving_clock_is_retimed_then_flagged
     def cool_later():           # the zone cools 3 s from now: after the agent has started
         time.sleep(3.0)
         temp.write_text("40000\n")
+    job = job_for(cases, cache, cooldown_c=50, **settings)    # models exported before the clock
     threading.Thread(target=cool_later, daemon=True).start()
-    code, events, err = run_agent(job_for(cases, cache, cooldown_c=50, **settings))
+    code, events, err = run_agent(job)
     assert code == 0, err
     first, second = [e for e in events if e["event"] == "result"]
     assert first["cooldown_s"] >= 0.5 and second["cooldown_s"] < 0.5   # waited once, then cool
@@ -217,3 +218,124 @@ def test_cooldown_waits_for_the_zones_and_a_moving_clock_is_retimed_then_flagged
     [result] = [e for e in events if e["event"] == "result"]
     assert result["retimed"] and result["throttled"], result
     assert result["moment"]["freq_khz"]["cpu0"] < result["moment_start"]["freq_khz"]["cpu0"]
+
+
+def _fake_cpufreq(root, cpus=2, governor="ondemand"):
+    """A FAKE cpufreq tree (plain files, no kernel behind them), laid out as a board's."""
+    files = {"scaling_governor": governor,
+             "scaling_available_governors": "ondemand performance powersave userspace",
+             "scaling_min_freq": "600000", "scaling_max_freq": "1500000",
+             "cpuinfo_min_freq": "600000", "cpuinfo_max_freq": "1500000",
+             "scaling_available_frequencies": "600000 1000000 1200000 1500000",
+             "scaling_cur_freq": "600000"}
+    for n in range(cpus):
+        d = root / f"devices/system/cpu/cpu{n}/cpufreq"
+        d.mkdir(parents=True)
+        for name, value in files.items():
+            (d / name).write_text(value + "\n")
+    return root
+
+
+def _cpufreq(root, name, cpu=0):
+    return (root / f"devices/system/cpu/cpu{cpu}/cpufreq" / name).read_text().strip()
+
+
+def test_a_governor_and_a_fixed_frequency_hold_for_the_job_and_are_restored(tmp_path):
+    from lutfarm_agent.clocks import ClockControl
+    sys_root = _fake_cpufreq(tmp_path / "sys")
+    clocks = ClockControl("performance", 1200000, str(sys_root))
+    record = clocks.apply()
+    assert record["applied"] and record["via"] == "sysfs" and record["cpus"] == 2, record
+    for cpu in (0, 1):     # min = max = the fixed clock, on every CPU
+        assert _cpufreq(sys_root, "scaling_governor", cpu) == "performance"
+        assert _cpufreq(sys_root, "scaling_min_freq", cpu) == "1200000"
+        assert _cpufreq(sys_root, "scaling_max_freq", cpu) == "1200000"
+    assert clocks.restore() == []
+    for cpu in (0, 1):
+        assert _cpufreq(sys_root, "scaling_governor", cpu) == "ondemand"
+        assert _cpufreq(sys_root, "scaling_min_freq", cpu) == "600000"
+        assert _cpufreq(sys_root, "scaling_max_freq", cpu) == "1500000"
+
+
+def test_clocks_a_board_cannot_take_are_refused_whole_with_what_it_offers(tmp_path):
+    from lutfarm_agent.clocks import ClockControl
+    sys_root = _fake_cpufreq(tmp_path / "sys")
+    before = {p: p.read_text() for p in sys_root.rglob("*") if p.is_file()}
+    record = ClockControl("performance", 1100000, str(sys_root)).apply()
+    assert not record["applied"]
+    assert record["error"] == ("cpu0 does not offer 1100000 kHz; it has: 600000, 1000000, "
+                               "1200000, 1500000")
+    assert {p: p.read_text() for p in before} == before          # nothing half-applied
+    record = ClockControl("turbo", None, str(sys_root)).apply()
+    assert "'turbo' is not offered by cpu0; it has: ondemand, performance" in record["error"]
+    record = ClockControl("performance", None, str(tmp_path / "empty")).apply()
+    assert record["error"].startswith("no cpufreq under") and not record["applied"]
+
+
+def test_the_agent_sets_clocks_for_its_job_reports_them_and_gives_them_back(tmp_path, cache):
+    sys_root = _fake_cpufreq(tmp_path / "sys")
+    job = job_for(CIFAR.unique_cases()[:2], cache, name="bench-sleep", sleep_ms=0.2,
+                  sysfs_root=str(sys_root), governor="performance", frequency_khz=1000000)
+    code, events, err = run_agent(job)
+    assert code == 0, err
+    hello, done = events[0], events[-1]
+    assert hello["context"]["clocks"] == {"requested": {"governor": "performance",
+                                                       "frequency_khz": 1000000},
+                                          "applied": True, "via": "sysfs", "error": None,
+                                          "cpus": 2}
+    assert hello["context"]["governor"] == "performance"      # read while it held
+    assert done["clock_restore_errors"] == [] and done["measured"] == 2
+    assert _cpufreq(sys_root, "scaling_governor") == "ondemand"
+    assert _cpufreq(sys_root, "scaling_min_freq") == "600000"
+
+
+SUDO_PROBE = """
+import json, sys
+from lutfarm_agent.clocks import ClockControl
+clocks = ClockControl("performance", None, sys.argv[1])
+record = clocks.apply()
+held = open(sys.argv[1] + "/devices/system/cpu/cpu0/cpufreq/scaling_governor").read().strip()
+print(json.dumps(dict(record, held=held, restore_errors=clocks.restore())))
+"""
+
+
+@pytest.mark.needs("root", "sudo", "system-python")
+def test_clocks_go_through_sudo_when_sudoers_allows_it_and_are_refused_when_not():
+    """The agent's user cannot write cpufreq (root-owned files, as on a board); it gets there
+    through the real sudo with a NOPASSWD rule for tee, or says sudo refused. sudoers.d is
+    replaced only inside a private mount namespace (unshare), the host's stays untouched."""
+    import os
+    import shutil
+    import tempfile
+    base = Path(tempfile.mkdtemp(prefix="lutfarm-sudo-"))
+    try:
+        base.chmod(0o755)
+        shutil.copytree(REPO / "agents", base / "lutfarm_agent",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        sys_root = _fake_cpufreq(base / "sys", cpus=1)
+        for p in [base, *base.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)          # readable by nobody, not writable
+        rules = base / "sudoers.d"
+        rules.mkdir(mode=0o755)
+
+        def as_nobody() -> dict:
+            script = (f"mount --bind {rules} /etc/sudoers.d && exec setpriv --reuid=nobody "
+                      f"--regid=nogroup --clear-groups /usr/bin/python3 -c '{SUDO_PROBE}' {sys_root}")
+            proc = subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True,
+                                  text=True, timeout=60, cwd=base,
+                                  env=dict(os.environ, PYTHONPATH=str(base)))
+            assert proc.returncode == 0, proc.stderr
+            return json.loads(proc.stdout)
+
+        denied = as_nobody()
+        assert not denied["applied"] and denied["held"] == "ondemand"
+        assert "no permission to write" in denied["error"] and "sudo -n refused" in denied["error"]
+        rule = rules / "lutfarm"
+        rule.write_text(f"nobody ALL=(root) NOPASSWD: /usr/bin/tee {sys_root}/*\n")
+        rule.chmod(0o440)
+        allowed = as_nobody()
+        assert allowed["applied"] and allowed["via"] == "sudo", allowed
+        assert allowed["held"] == "performance" and allowed["restore_errors"] == []
+        assert _cpufreq(sys_root, "scaling_governor") == "ondemand"       # given back
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

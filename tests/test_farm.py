@@ -127,6 +127,22 @@ def test_a_held_board_is_reported_with_its_holder(tmp_path, host, cache):
         session.close()
 
 
+def test_a_lock_this_process_left_on_a_lost_board_is_taken_over_a_live_one_is_not(tmp_path):
+    """A campaign whose board dropped off could not remove its lock; the same process resuming
+    (a notebook, a retrying script) must not wait 600 s for its own dead lock."""
+    from lutfarm.profiler.lock import LOCK_NAME, LocalFS, LockHeld
+    (tmp_path / LOCK_NAME).write_text(json.dumps(owner_info("lost")))   # our host and pid
+    resumed = BoardLock(LocalFS(), str(tmp_path), "b", owner_info("resumed"))
+    resumed.acquire()
+    try:
+        assert json.loads((tmp_path / LOCK_NAME).read_text())["campaign"] == "resumed"
+        with pytest.raises(LockHeld, match="campaign resumed"):
+            BoardLock(LocalFS(), str(tmp_path), "b", owner_info("third")).acquire()
+    finally:
+        resumed.release()
+    assert not (tmp_path / LOCK_NAME).exists()
+
+
 def test_two_controllers_on_one_board_take_turns(tmp_path, host, cache_dir):
     device = host.device(workdir=str(tmp_path / "work"))
     inventory = tmp_path / "farm.toml"

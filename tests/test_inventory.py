@@ -159,3 +159,18 @@ def test_a_cooldown_temperature_reaches_the_agent_and_must_be_positive(tmp_path)
     inv.write_text(inv.read_text().replace("55.5", "-3"))
     with pytest.raises(InventoryError, match="line 6: cooldown_c must be positive"):
         load_inventory(inv)
+
+
+def test_a_governor_or_a_fixed_frequency_reaches_the_agent(tmp_path):
+    from lutfarm.profiler.inventory import InventoryError, load_inventory
+    inv = tmp_path / "farm.toml"
+    inv.write_text('[defaults]\ngovernor = "performance"\n[[devices]]\nname = "a"\nhost = "h"\n'
+                   'user = "u"\nkind = "k"\nfrequency_khz = 1200000\n')
+    [device] = load_inventory(inv)
+    assert device.runtime_settings() == {"governor": "performance", "frequency_khz": 1200000}
+    inv.write_text(inv.read_text().replace("1200000", "0"))
+    with pytest.raises(InventoryError, match="line 8: frequency_khz must be positive"):
+        load_inventory(inv)
+    inv.write_text(inv.read_text().replace('"performance"', "1"))
+    with pytest.raises(InventoryError, match="governor must be a str"):
+        load_inventory(inv)

@@ -71,6 +71,12 @@ def campaign_table(s: campaign.CampaignSummary) -> Table:
         t.add_row(f"[red]device {device} given up", why)
     for warning in s.drift:
         t.add_row("[yellow]drift guard", f"[yellow]{warning}")
+    for warning in s.clocks:
+        t.add_row("[yellow]clocks", f"[yellow]{warning}")
+    if s.throttled:
+        t.add_row("[yellow]throttled (clock moved, timed twice)",
+                  f"[yellow]{len(s.throttled)}: {', '.join(s.throttled[:3])}"
+                  + (" …" if len(s.throttled) > 3 else ""))
     for flag in s.check_flags[:5]:
         t.add_row("[yellow]timed, but computes wrongly", f"[yellow]{flag}")
     if len(s.check_flags) > 5:
