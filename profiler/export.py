@@ -82,7 +82,7 @@ def onnx_bytes(case: BlockCase | PairCase | NetworkCase) -> bytes:
     """Build the case's torch module with seeded weights and export it to one ONNX file."""
     import torch
 
-    from lutfarm.spaces.fbnet_modules import build_module, seeded_init
+    from lutfarm.spaces.modules import build_module, seeded_init
 
     module = seeded_init(build_module(case), case.key)
     example = torch.randn(*case.input_shape, generator=torch.Generator().manual_seed(0))

@@ -62,7 +62,7 @@ def nhwc(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def torch_module(case):
-    from lutfarm.spaces.fbnet_modules import build_module, seeded_init
+    from lutfarm.spaces.modules import build_module, seeded_init
 
     return seeded_init(build_module(case), case.key)
 

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, random_split
 from lutfarm.lut import LatencyTable
 from lutfarm.seeding import torch_seeded
 from lutfarm.spaces import NUM_OPS
-from lutfarm.spaces.fbnet_modules import Flatten, build_block
+from lutfarm.spaces.modules import Flatten, build_block
 
 
 class MixedLayer(nn.Module):

@@ -6,9 +6,8 @@ above this package (export, LUT, predictors, search) asks ``get_layout`` for one
 
 from __future__ import annotations
 
-from lutfarm.errors import LutfarmError
+from lutfarm.spaces import fbnet, mcunet  # noqa: F401  (each registers itself)
 from lutfarm.spaces.cases import KIND_FIELDS, BlockCase, CaseKeyError, PairCase
-from lutfarm.spaces.fbnet import LAYOUTS as FBNET_LAYOUTS
 from lutfarm.spaces.fbnet import (
     NUM_OPS,
     OPS,
@@ -18,34 +17,29 @@ from lutfarm.spaces.fbnet import (
     parse_arch,
     validate_archs,
 )
-
-SPACES: dict[str, dict[str, FBNetLayout]] = {"fbnet": FBNET_LAYOUTS}
-
-
-class UnknownSpaceError(LutfarmError, ValueError):
-    """A space or layout name lutfarm does not know."""
-
-
-def get_layout(space: str, layout: str, classes: int | None = None) -> FBNetLayout:
-    """Look a layout up by name; ``classes`` overrides the classifier width."""
-    if space not in SPACES:
-        raise UnknownSpaceError(f"unknown space {space!r}; known spaces: {', '.join(SPACES)}")
-    layouts = SPACES[space]
-    if layout not in layouts:
-        raise UnknownSpaceError(f"unknown layout {layout!r} for space {space!r}; "
-                                f"choose one of: {', '.join(layouts)}")
-    found = layouts[layout]
-    return found.with_classes(classes) if classes is not None else found
+from lutfarm.spaces.mcunet import MCUNetArch, MCUNetLayout, MCUNetNetworkCase
+from lutfarm.spaces.registry import (
+    Space,
+    UnknownSpaceError,
+    get_layout,
+    get_space,
+    list_spaces,
+    register_space,
+)
 
 
-def parse_case_key(key: str) -> BlockCase | PairCase | NetworkCase:
-    """Any case key -> its case: blocks, block pairs, whole networks."""
+def parse_case_key(key: str):
+    """Any case key -> its case: blocks, block pairs, whole networks of any space."""
     if key.startswith(PairCase.PREFIX + "__"):
         return PairCase.from_key(key)
-    if key.startswith(NetworkCase.PREFIX + "_"):
-        return NetworkCase.from_key(key)
+    for name in list_spaces():
+        network = get_space(name).network_case
+        if key.startswith(network.PREFIX + "_"):
+            return network.from_key(key)
     return BlockCase.from_key(key)
 
 
-__all__ = ["KIND_FIELDS", "NetworkCase", "PairCase", "parse_case_key", "NUM_OPS", "OPS", "SPACES", "ArchError", "BlockCase", "CaseKeyError",
-           "FBNetLayout", "UnknownSpaceError", "get_layout", "parse_arch", "validate_archs"]
+__all__ = ["KIND_FIELDS", "NUM_OPS", "OPS", "ArchError", "BlockCase", "CaseKeyError",
+           "FBNetLayout", "MCUNetArch", "MCUNetLayout", "MCUNetNetworkCase", "NetworkCase",
+           "PairCase", "Space", "UnknownSpaceError", "get_layout", "get_space", "list_spaces",
+           "parse_arch", "parse_case_key", "register_space", "validate_archs"]

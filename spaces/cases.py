@@ -22,11 +22,17 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "AvgP": ("H", "W", "Cin", "Cout", "kernel", "stride"),
     "FC": ("Cin", "Cout"),
     "Identity": ("H", "W", "Cin", "Cout"),
+    # MCUNet's blocks (lutfarm's own keys): ReLU6 everywhere, an inverted residual with an
+    # optional squeeze-and-excitation (se 0/1) and no expansion conv at exp1, the fused first
+    # block (a linear 1x1 conv) and the stem / feature-mix convs with ReLU6.
+    "MBConv": ("H", "W", "Cin", "Cout", "exp", "kernel", "stride", "se"),
+    "PointLinear": ("H", "W", "Cin", "Cout"),
+    "ConvNormR6": ("H", "W", "Cin", "Cout", "kernel", "stride"),
 }
 
 # key field name -> dataclass attribute
 _ATTR = {"H": "h", "W": "w", "Cin": "cin", "Cout": "cout", "exp": "exp", "kernel": "kernel",
-         "stride": "stride", "group": "group"}
+         "stride": "stride", "group": "group", "se": "se"}
 
 
 class CaseKeyError(LutfarmError, ValueError):
@@ -46,6 +52,7 @@ class BlockCase:
     kernel: int | None = None
     stride: int | None = None
     group: int | None = None
+    se: int | None = None          # MBConv: 1 with squeeze-and-excitation
 
     def __post_init__(self) -> None:
         if self.kind not in KIND_FIELDS:
@@ -73,9 +80,23 @@ class BlockCase:
         return (1, self.cin, self.h, self.w)
 
     @property
+    def out_hw(self) -> tuple[int, int]:
+        """Output height and width ('same' padding: ceil(H / stride))."""
+        s = self.stride or 1
+        return -(-self.h // s), -(-self.w // s)
+
+    @property
+    def se_channels(self) -> int:
+        """The squeeze-and-excitation's reduced width: a quarter of the block's input channels
+        (MCUNet's SE_BASE_CHANNEL rule), at least one."""
+        return max(1, round(self.cin / 4))
+
+    @property
     def macs(self) -> int:
         """Multiply-accumulates of one inference (batch 1): a cheap cost and capacity proxy."""
         k = self.kind
+        if k in ("MBConv", "PointLinear", "ConvNormR6"):
+            return self._mcunet_costs()[0]
         if k in ("Identity", "AvgP") or self.is_identity:
             return self.h * self.w * self.cin if k == "AvgP" else 0
         if k == "FC":
@@ -89,10 +110,57 @@ class BlockCase:
         return (self.h * self.w * self.cin * mid // self.group + ho * wo * mid * self.kernel ** 2
                 + ho * wo * mid * self.cout // self.group)
 
+    def _mcunet_costs(self) -> tuple[int, int]:
+        """(MACs, weights) of MCUNet's block kinds."""
+        ho, wo = self.out_hw
+        if self.kind == "PointLinear":
+            return self.h * self.w * self.cin * self.cout, self.cin * self.cout
+        if self.kind == "ConvNormR6":
+            weights = self.cin * self.cout * self.kernel ** 2
+            return ho * wo * weights, weights
+        mid = self.cin * self.exp
+        macs = ho * wo * mid * self.kernel ** 2 + ho * wo * mid * self.cout
+        weights = mid * self.kernel ** 2 + mid * self.cout
+        if self.exp != 1:
+            macs += self.h * self.w * self.cin * mid
+            weights += self.cin * mid
+        if self.se:
+            se = 2 * mid * self.se_channels
+            macs += se + ho * wo * mid          # the two 1x1 convs, then the channel scaling
+            weights += se
+        return macs, weights
+
+    @property
+    def activation_peak(self) -> int:
+        """Largest live activation of the block (elements; bytes at int8): the input and output
+        of its costliest step, plus an input held for the residual add. MCUNet's analytical
+        peak memory is the largest of these over a network."""
+        k, hw = self.kind, self.h * self.w if self.h else 1
+        if k == "FC":
+            return self.cin + self.cout
+        if k == "Identity" or self.is_identity:
+            return hw * self.cin
+        if k == "AvgP":        # no padding: (H - kernel) / stride + 1
+            side = (self.h - self.kernel) // self.stride + 1
+            return hw * self.cin + side * side * self.cout
+        ho, wo = self.out_hw
+        out = ho * wo * self.cout
+        if k not in ("MBConv", "ConvBlock"):
+            return hw * self.cin + out
+        a, mid = hw * self.cin, self.cin * self.exp
+        keep = a if self.stride == 1 and self.cin == self.cout else 0
+        m_out = ho * wo * mid
+        if k == "MBConv" and self.exp == 1:   # the depthwise reads the block's input itself
+            return max(a + m_out, m_out + out + keep)
+        m_in = hw * mid        # expand, depthwise, project
+        return max(a + m_in, m_in + m_out + keep, m_out + out + keep)
+
     @property
     def params(self) -> int:
         """Weights (BN folded into the convolutions, biases ignored)."""
         k = self.kind
+        if k in ("MBConv", "PointLinear", "ConvNormR6"):
+            return self._mcunet_costs()[1]
         if k in ("Identity", "AvgP") or self.is_identity:
             return 0
         if k == "FC":

@@ -14,6 +14,7 @@ import numpy as np
 
 from lutfarm.errors import LutfarmError
 from lutfarm.spaces.cases import BlockCase, CaseKeyError, PairCase
+from lutfarm.spaces.registry import Space, register_space
 
 
 class ArchError(LutfarmError, ValueError):
@@ -181,6 +182,45 @@ class FBNetLayout:
         layers = [slot.case(int(op)) for slot, op in zip(self.layer_slots(), row)]
         return [self.stem_case(), *layers, *self.head_cases()]
 
+    # -- the space contract (spaces.registry) -------------------------------------------------
+    def parse_arch(self, text: str) -> tuple[int, ...]:
+        return tuple(parse_arch(text, self.num_layers))
+
+    def arch_to_text(self, arch) -> str:
+        return "".join(str(int(op)) for op in arch)
+
+    def sample_archs(self, n: int, seed: int = 0) -> list[tuple[int, ...]]:
+        rng = np.random.default_rng(seed)
+        return [tuple(int(v) for v in row)
+                for row in rng.integers(0, NUM_OPS, size=(n, self.num_layers))]
+
+    @property
+    def encoding_size(self) -> int:
+        return self.num_layers * NUM_OPS
+
+    def encode(self, archs) -> np.ndarray:
+        """One-hot per layer (HELP's and the arch predictors' encoding), N x (22 * 9)."""
+        a = validate_archs(np.asarray(archs), self.num_layers)
+        out = np.zeros((len(a), self.num_layers, NUM_OPS), dtype=np.float32)
+        np.put_along_axis(out, a[:, :, None], 1.0, axis=2)
+        return out.reshape(len(a), -1)
+
+    def decode(self, row) -> tuple[int, ...]:
+        return tuple(int(v) for v in np.asarray(row).reshape(self.num_layers, NUM_OPS)
+                     .argmax(axis=1))
+
+    def macs(self, arch) -> int:
+        return sum(c.macs for c in self.arch_cases(arch))
+
+    def params(self, arch) -> int:
+        return sum(c.params for c in self.arch_cases(arch))
+
+    def peak_activation(self, arch) -> int:
+        return max(c.activation_peak for c in self.arch_cases(arch))
+
+    def network_case(self, arch) -> NetworkCase:
+        return NetworkCase(self, tuple(int(v) for v in arch))
+
 
 @dataclass(frozen=True)
 class NetworkCase:
@@ -251,3 +291,7 @@ def parse_arch(text: str, num_layers: int = 22) -> list[int]:
                         f"indices 0-{NUM_OPS - 1}, e.g. {','.join(['0'] * num_layers)}") from None
     validate_archs(np.asarray(ops), num_layers)
     return ops
+
+
+register_space(Space("fbnet", "FBNet (v1): 22 layers x 9 blocks, HW-NAS-Bench's layouts",
+                     LAYOUTS, "cifar", NetworkCase))

@@ -50,7 +50,9 @@ def test_import_and_query_hwnasbench_reproduces_the_paper(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["profile", "--space", "ofa"], "unknown space 'ofa'"),
+    (["profile", "--space", "ofa"], "Invalid value for '--space': 'ofa' is not one of 'fbnet', 'mcunet'"),
+    (["profile", "--space", "mcunet", "--resolutions", "16"], "resolutions must be whole numbers of at least 32"),
+    (["profile", "--resolutions", "96"], "--resolutions is for mcunet"),
     (["profile", "--layout", "mnist"], "unknown layout 'mnist'"),
     (["profile", "--runtime", "tvm"], "Invalid value for '--runtime': 'tvm' is not one of"),
     (["profile", "--device", "pi4"], "unknown device 'pi4'"),

@@ -10,7 +10,7 @@ import torch
 
 from lutfarm.profiler.export import ModelCache
 from lutfarm.spaces import OPS, get_layout
-from lutfarm.spaces.fbnet_modules import build_block, build_network, seeded_init
+from lutfarm.spaces.modules import build_block, build_network, seeded_init
 
 CIFAR = get_layout("fbnet", "cifar")
 SLOTS = CIFAR.layer_slots()

@@ -25,6 +25,9 @@ from lutfarm_agent.timing import TimingSettings
               default=Path("lut_local.csv"), show_default=True, help="where to write the LUT")
 def demo(layout, runtime_config, db, output):
     """Profile this machine, export its LUT and price a few example architectures."""
+    if layout.space != "fbnet":
+        raise click.UsageError(f"the demo builds an FBNet LUT; measure the {layout.space} "
+                               f"space with: lutfarm profile --space {layout.space}")
     run_profile(db, layout, runtime_config, [LOCAL], None, None, TimingSettings())
     with Store(db) as store:
         table = build_lut(store, "local", runtime_config.key, layout.space, layout.name,

@@ -34,12 +34,31 @@ def runtime_options(f):
 
 
 def layout_options(f):
-    @click.option("--space", default="fbnet", show_default=True, help="search space")
-    @click.option("--layout", default="cifar", show_default=True, help="macro layout: cifar|imagenet")
+    from lutfarm.spaces import list_spaces
+
+    @click.option("--space", default="fbnet", show_default=True,
+                  type=click.Choice(list_spaces()), help="search space")
+    @click.option("--layout", default=None,
+                  help="macro layout (default: the space's): fbnet cifar|imagenet, mcunet vww|c10")
     @click.option("--classes", type=int, default=None,
-                  help="classifier width (default: the layout's, 100 for cifar)")
+                  help="classifier width (default: the layout's, 100 for cifar, 2 for vww)")
+    @click.option("--resolutions", default=None, metavar="96,128",
+                  help="mcunet: only these input resolutions (default: 96,112,128,144,160)")
     @functools.wraps(f)
-    def wrapper(*args, space, layout, classes, **kwargs):
+    def wrapper(*args, space, layout, classes, resolutions, **kwargs):
         from lutfarm.spaces import get_layout
-        return f(*args, layout=get_layout(space, layout, classes), **kwargs)
+
+        chosen = get_layout(space, layout, classes)
+        if resolutions:
+            if not hasattr(chosen, "with_resolutions"):
+                raise click.BadParameter(f"the {space} space has fixed resolutions; "
+                                         f"--resolutions is for mcunet",
+                                         param_hint="--resolutions")
+            try:
+                values = [int(r) for r in resolutions.split(",") if r.strip()]
+            except ValueError:
+                raise click.BadParameter(f"{resolutions!r}: give pixels like 96,128",
+                                         param_hint="--resolutions") from None
+            chosen = chosen.with_resolutions(values)
+        return f(*args, layout=chosen, **kwargs)
     return wrapper

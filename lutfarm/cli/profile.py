@@ -113,6 +113,9 @@ def profile(layout, devices, inventory, runtime_config, db, affinity, only, cach
             raise click.BadParameter("--serial needs --runtime tflm", param_hint="--serial")
         chosen = [replace(d, serial=serial) for d in chosen]
     farm = FarmSettings(case_timeout_s=case_timeout, lock_wait_s=lock_wait)
+    if widths and not hasattr(layout, "width_cases"):
+        raise click.BadParameter(f"the {layout.space} space has its own width multipliers; "
+                                 f"--widths is for fbnet", param_hint="--widths")
     try:
         mults = tuple(float(w) for w in widths.split(",")) if widths else None
     except ValueError:

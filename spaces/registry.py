@@ -1,0 +1,64 @@
+"""The registry of search spaces: each space's module registers itself here (name, layouts,
+whole-network case), so every command takes ``--space NAME`` and the contract test in
+``tests/test_spaces.py`` runs every registered space through the same checks.
+
+What a layout offers (the plug-in contract; FBNetLayout and MCUNetLayout implement it):
+``name``, ``space``, ``classes``, ``input_size``, ``with_classes(n)``; ``unique_cases()``
+(everything a campaign measures) and ``overhead_case()``; ``arch_cases(arch)`` (one network's
+cases in execution order); ``sample_archs(n, seed)``, ``parse_arch(text)``,
+``arch_to_text(arch)``, ``encode(archs)`` / ``decode(row)``; ``macs``, ``params`` and
+``peak_activation`` of an arch; ``network_case(arch)`` (the whole network as a case).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lutfarm.errors import LutfarmError
+
+
+class UnknownSpaceError(LutfarmError, ValueError):
+    """A space or layout name lutfarm does not know."""
+
+
+@dataclass(frozen=True)
+class Space:
+    name: str
+    description: str
+    layouts: dict                  # layout name -> layout
+    default_layout: str
+    network_case: type             # its whole-network case (``PREFIX``, ``from_key``)
+
+
+_SPACES: dict[str, Space] = {}
+
+
+def register_space(space: Space) -> Space:
+    if space.default_layout not in space.layouts:
+        raise ValueError(f"space {space.name}: default layout {space.default_layout!r} missing")
+    _SPACES[space.name] = space
+    return space
+
+
+def list_spaces() -> list[str]:
+    return list(_SPACES)
+
+
+def get_space(name: str) -> Space:
+    try:
+        return _SPACES[name]
+    except KeyError:
+        raise UnknownSpaceError(f"unknown space {name!r}; known spaces: "
+                                f"{', '.join(_SPACES)}") from None
+
+
+def get_layout(space: str, layout: str | None = None, classes: int | None = None):
+    """Look a layout up by name (``None``: the space's default); ``classes`` overrides the
+    classifier width."""
+    entry = get_space(space)
+    name = layout or entry.default_layout
+    if name not in entry.layouts:
+        raise UnknownSpaceError(f"unknown layout {name!r} for space {space!r}; "
+                                f"choose one of: {', '.join(entry.layouts)}")
+    found = entry.layouts[name]
+    return found.with_classes(classes) if classes is not None else found
