@@ -27,6 +27,8 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
         last = store.last_campaign_layout(device, runtime)
         space, layout, classes = last if last else ("fbnet", "cifar", classes)
     lay = get_layout(space or "fbnet", layout, classes)
+    if hasattr(lay, "with_resolutions"):      # a LUT covers the resolutions it has measured
+        lay = lay.with_resolutions(measured_resolutions(lay, found) or lay.resolutions)
     keys = [lay.overhead_case().key] + [c.key for c in lay.unique_cases()]
     rows: dict[str, Measurement] = {k: found[k] for k in keys if k in found}
     # other blocks measured on this configuration (e.g. width variants) belong in the LUT too;
@@ -37,6 +39,7 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
                        f"with {runtime!r}; profile it with --layout {lay.name}")
     contexts = sorted({m.context_id for m in rows.values() if m.context_id is not None})
     meta = {"source": f"lutfarm store {store.path}", "created": time.time(),
+            **({"resolutions": list(lay.resolutions)} if hasattr(lay, "resolutions") else {}),
             "overhead_case": lay.overhead_case().key,
             "context": store.context(contexts[-1]) if contexts else {},
             "missing": [k for k in keys if k not in rows],
@@ -58,6 +61,13 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
                latency_ms={k: getattr(m, f"{statistic}_ms") for k, m in rows.items()},
                extra={k: {c: getattr(m, c) for c in EXTRA_COLUMNS} for k, m in rows.items()},
                meta=meta)
+
+
+def measured_resolutions(layout, found) -> list[int]:
+    """Resolutions of an elastic-resolution layout with at least one measured case of their own
+    (the classifier, the same at every resolution, does not count)."""
+    return [r for r in layout.resolutions
+            if any(c.key in found for c in layout.resolution_cases(r) if c.kind != "FC")]
 
 
 def _is_block(key: str) -> bool:

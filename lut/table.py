@@ -32,7 +32,10 @@ class LUT:
 
     @property
     def layout(self) -> FBNetLayout:
-        return get_layout(self.space, self.layout_name, self.classes)
+        layout = get_layout(self.space, self.layout_name, self.classes)
+        if self.meta.get("resolutions") and hasattr(layout, "with_resolutions"):
+            layout = layout.with_resolutions(self.meta["resolutions"])   # what it was built for
+        return layout
 
     @property
     def header(self) -> dict:

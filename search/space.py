@@ -14,22 +14,35 @@ from lutfarm.spaces.fbnet import FBNetLayout
 
 @dataclass(frozen=True)
 class GeneSpace:
-    """``genes`` positions, each choosing one of ``choices`` options (FBNet: 22 x 9)."""
+    """``genes`` positions, each choosing one of ``choices`` options: one count for every gene
+    (FBNet: 22 x 9) or one per gene (MCUNet: kernels, expands, depths, width, resolution)."""
 
     genes: int
-    choices: int
+    choices: int | tuple[int, ...]
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.broadcast_to(np.asarray(self.choices, dtype=np.int64), (self.genes,))
 
     def random(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return rng.integers(0, self.choices, size=(n, self.genes))
+        if isinstance(self.choices, int):
+            return rng.integers(0, self.choices, size=(n, self.genes))
+        return (rng.random((n, self.genes)) * self.sizes).astype(np.int64)
 
-    def mutate(self, pop: np.ndarray, prob: float, rng: np.random.Generator,
+    def mutate(self, pop: np.ndarray, prob, rng: np.random.Generator,
                at_least_one: bool = True) -> np.ndarray:
-        """Resample each gene with probability ``prob`` (and at least one gene per child)."""
+        """Resample each gene with probability ``prob`` (a number, or one per gene) to a
+        different choice, and at least one gene per child."""
         pop = np.array(pop, copy=True)
         mask = rng.random(pop.shape) < prob
         if at_least_one:
             mask[np.arange(len(pop)), rng.integers(0, self.genes, len(pop))] = True
-        fresh = rng.integers(0, self.choices - 1, size=pop.shape)
+        if isinstance(self.choices, int):
+            fresh = rng.integers(0, self.choices - 1, size=pop.shape)
+        else:
+            sizes = self.sizes
+            mask &= sizes > 1                     # a gene with one choice never changes
+            fresh = (rng.random(pop.shape) * np.maximum(sizes - 1, 1)).astype(np.int64)
         fresh += fresh >= pop                     # a different choice, uniformly
         pop[mask] = fresh[mask]
         return pop
@@ -39,8 +52,14 @@ class GeneSpace:
         return np.where(rng.random(a.shape) < 0.5, a, b)
 
     def encode(self, pop: np.ndarray) -> np.ndarray:
-        """Base-``choices`` integer of each arch (a hashable id, also a table index)."""
-        return np.asarray(pop) @ (self.choices ** np.arange(self.genes - 1, -1, -1))
+        """Mixed-radix integer of each arch: a hashable id (and, while it fits in 64 bits, a
+        table index; longer genomes wrap around, which keeps it a good hash)."""
+        sizes = self.sizes
+        weights = np.ones(self.genes, dtype=np.int64)
+        with np.errstate(over="ignore"):
+            for i in range(self.genes - 2, -1, -1):
+                weights[i] = weights[i + 1] * sizes[i + 1]
+            return np.asarray(pop, dtype=np.int64) @ weights
 
 
 def fbnet_space(layout: FBNetLayout) -> GeneSpace:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -274,6 +275,16 @@ class MCUNetLayout:
                            float(rng.choice(self.widths)), int(rng.choice(self.resolutions)))
                 for _ in range(n)]
 
+    def smallest_arch(self) -> MCUNetArch:
+        """The cheapest subnet: smallest kernels, expands, depths, width and resolution."""
+        return MCUNetArch((KERNELS[0],) * NUM_BLOCKS, (EXPANDS[0],) * NUM_BLOCKS,
+                          (DEPTHS[0],) * NUM_STAGES, min(self.widths), min(self.resolutions))
+
+    def largest_arch(self) -> MCUNetArch:
+        """The costliest subnet: largest of every choice."""
+        return MCUNetArch((KERNELS[-1],) * NUM_BLOCKS, (EXPANDS[-1],) * NUM_BLOCKS,
+                          (DEPTHS[-1],) * NUM_STAGES, max(self.widths), max(self.resolutions))
+
     @property
     def encoding_size(self) -> int:
         return NUM_BLOCKS * (len(KERNELS) + len(EXPANDS)) + len(self.resolutions) \
@@ -316,6 +327,54 @@ class MCUNetLayout:
         width = self.widths[int(tail[len(self.resolutions):].argmax())]
         return MCUNetArch(tuple(ks), tuple(es), tuple(d), width, resolution)
 
+    # -- genes: archs as integer arrays, for vectorised search and lookup ----------------------
+    def gene_choices(self) -> tuple[int, ...]:
+        """Choices per gene: 20 kernels, 20 expand ratios, 6 depths, width, resolution."""
+        return ((len(KERNELS),) * NUM_BLOCKS + (len(EXPANDS),) * NUM_BLOCKS
+                + (len(DEPTHS),) * NUM_STAGES + (len(self.widths), len(self.resolutions)))
+
+    def to_genes(self, archs) -> np.ndarray:
+        archs = [archs] if isinstance(archs, MCUNetArch) else list(archs)
+        return np.array([[KERNELS.index(k) for k in a.ks] + [EXPANDS.index(e) for e in a.e]
+                         + [DEPTHS.index(d) for d in a.d]
+                         + [self.widths.index(a.width), self.resolutions.index(a.resolution)]
+                         for a in (self.check(a) for a in archs)], dtype=np.int64)
+
+    def from_genes(self, genes) -> list[MCUNetArch]:
+        g = np.atleast_2d(np.asarray(genes))
+        n, m = NUM_BLOCKS, NUM_STAGES
+        return [MCUNetArch(tuple(KERNELS[i] for i in row[:n]),
+                           tuple(EXPANDS[i] for i in row[n:2 * n]),
+                           tuple(DEPTHS[i] for i in row[2 * n:2 * n + m]),
+                           self.widths[row[-2]], self.resolutions[row[-1]])
+                for row in g.tolist()]
+
+    def active_blocks(self, genes) -> np.ndarray:
+        """(N, 20) bool: which elastic blocks each arch runs."""
+        g = np.atleast_2d(np.asarray(genes))
+        depth = np.asarray(DEPTHS)[g[:, 2 * NUM_BLOCKS:2 * NUM_BLOCKS + NUM_STAGES]]
+        depth = np.minimum(np.asarray(BASE_DEPTH) + depth, np.asarray(STAGE_BLOCKS))
+        return _POSITION[None, :] < depth[:, _STAGE]
+
+    def case_keys(self) -> list[str]:
+        """Every case key of the layout, in the order ``case_index`` numbers them."""
+        return [c.key for c in _index_tables(self)[0]]
+
+    def case_list(self) -> list[BlockCase]:
+        """The cases of ``case_keys``, in the same order."""
+        return list(_index_tables(self)[0])
+
+    def case_index(self, genes) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 25) case ids per arch in execution order (-1 for an inactive block) and (N,)
+        the id of each arch's empty model (its resolution's per-call overhead)."""
+        g = np.atleast_2d(np.asarray(genes))
+        _, front, slots, back, overhead = _index_tables(self)
+        w, r = g[:, -2], g[:, -1]
+        ks, es = g[:, :NUM_BLOCKS], g[:, NUM_BLOCKS:2 * NUM_BLOCKS]
+        blocks = slots[w[:, None], r[:, None], np.arange(NUM_BLOCKS)[None, :], ks, es]
+        blocks = np.where(self.active_blocks(g), blocks, -1)
+        return np.concatenate([front[w, r], blocks, back[w, r]], axis=1), overhead[r]
+
     # -- analytical efficiency (the seed's predictor) ---------------------------------------
     def macs(self, arch: MCUNetArch) -> int:
         return sum(c.macs for c in self.arch_cases(arch))
@@ -329,6 +388,41 @@ class MCUNetLayout:
 
     def network_case(self, arch: MCUNetArch) -> MCUNetNetworkCase:
         return MCUNetNetworkCase(self, self.check(arch).canonical())
+
+
+_STAGE = np.repeat(np.arange(NUM_STAGES), STAGE_BLOCKS)             # elastic block -> stage
+_POSITION = np.concatenate([np.arange(n) for n in STAGE_BLOCKS])      # ... -> place in stage
+
+
+@lru_cache(maxsize=16)
+def _index_tables(layout: MCUNetLayout):
+    """Case keys and, per (width, resolution), the case ids of the fixed layers and of every
+    elastic block's (kernel, expand) choice: what ``case_index`` gathers from."""
+    ids: dict[str, int] = {}
+    cases: list[BlockCase] = []
+
+    def idx(case: BlockCase) -> int:
+        if case.key not in ids:
+            ids[case.key] = len(cases)
+            cases.append(case)
+        return ids[case.key]
+    nw, nr = len(layout.widths), len(layout.resolutions)
+    front = np.zeros((nw, nr, 2), np.int64)
+    back = np.zeros((nw, nr, 3), np.int64)
+    slots = np.zeros((nw, nr, NUM_BLOCKS, len(KERNELS), len(EXPANDS)), np.int64)
+    overhead = np.array([idx(layout.overhead_case(r)) for r in layout.resolutions])
+    for wi, width in enumerate(layout.widths):
+        for ri, r in enumerate(layout.resolutions):
+            f, b = layout.fixed_cases(width, r)
+            front[wi, ri] = [idx(c) for c in f]
+            back[wi, ri] = [idx(c) for c in b]
+            for i, _, _, h, cin, cout, stride, se in layout._block_slots(width, r):
+                for ki, k in enumerate(KERNELS):
+                    for ei, e in enumerate(EXPANDS):
+                        slots[wi, ri, i, ki, ei] = idx(BlockCase(
+                            "MBConv", cin, cout, h=h, w=h, exp=e, kernel=k, stride=stride,
+                            se=int(se)))
+    return tuple(cases), front, slots, back, overhead
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,6 @@ def failures_table(failed: list[tuple[str, str]], limit: int = 10) -> Table:
 
 def lut_table(lut: LUT, examples: dict[str, list[int]] | None = None) -> Table:
     """A LUT at a glance: size, overhead, fixed layers, the extremes and example archs."""
-    table = LatencyTable(lut)
     t = Table(title=f"LUT {lut.device} / {lut.runtime} / {lut.space}-{lut.layout_name}"
                     f" ({lut.statistic})", show_header=False)
     if lut.meta.get("emulated"):
@@ -120,16 +119,10 @@ def lut_table(lut: LUT, examples: dict[str, list[int]] | None = None) -> Table:
                                          if lut.missing_cases() else ""))
     if lut.overhead_ms is not None:
         t.add_row("empty-model call (overhead)", f"{lut.overhead_ms:.4f} ms")
-    if not np.isnan(table.fixed_ms):
-        t.add_row("fixed layers (stem, head, pool, fc)", f"{table.fixed_ms:.4f} ms")
-    archs = dict(table.extremes())
-    archs.update(examples or {})
-    for name, arch in archs.items():
-        try:
-            ms = float(table.latency(arch)[0])
-            t.add_row(f"arch {name}", f"{ms:.4f} ms  [dim]{''.join(map(str, arch))}[/]")
-        except ValueError as exc:
-            t.add_row(f"arch {name}", f"[red]{exc}")
+    if lut.space == "fbnet":
+        _fbnet_rows(t, lut, examples)
+    else:
+        _subnet_rows(t, lut)
     values = np.array(list(lut.latency_ms.values()))
     t.add_row("block latency min / median / max",
               f"{values.min():.4f} / {np.median(values):.4f} / {values.max():.4f} ms")
@@ -144,6 +137,35 @@ def lut_table(lut: LUT, examples: dict[str, list[int]] | None = None) -> Table:
         t.add_row("[yellow]timed, but computed unlike torch",
                   f"[yellow]{len(lut.meta['check_failed'])} cases (header: check_failed)")
     return t
+
+
+def _fbnet_rows(t: Table, lut: LUT, examples: dict[str, list[int]] | None) -> None:
+    table = LatencyTable(lut)
+    if not np.isnan(table.fixed_ms):
+        t.add_row("fixed layers (stem, head, pool, fc)", f"{table.fixed_ms:.4f} ms")
+    archs = dict(table.extremes())
+    archs.update(examples or {})
+    for name, arch in archs.items():
+        try:
+            ms = float(table.latency(arch)[0])
+            t.add_row(f"arch {name}", f"{ms:.4f} ms  [dim]{''.join(map(str, arch))}[/]")
+        except ValueError as exc:
+            t.add_row(f"arch {name}", f"[red]{exc}")
+
+
+def _subnet_rows(t: Table, lut: LUT) -> None:
+    """Spaces of subnets (MCUNet): resolutions covered, the smallest and largest subnet."""
+    from lutfarm.lut.subnets import SubnetTable
+
+    layout = lut.layout
+    t.add_row("resolutions", ", ".join(map(str, layout.resolutions)))
+    table = SubnetTable(lut)
+    for name, arch in (("smallest", layout.smallest_arch()), ("largest", layout.largest_arch())):
+        try:
+            ms = float(table.latency(layout.to_genes([arch]))[0])
+            t.add_row(f"subnet {name}", f"{ms:.4f} ms  [dim]{arch.to_str()}[/]")
+        except ValueError as exc:
+            t.add_row(f"subnet {name}", f"[red]{exc}")
 
 
 def validation_table(report) -> Table:

@@ -21,8 +21,11 @@ def search() -> None:
 
 
 @search.command("evolve")
-@click.option("--lut", "lut_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--budget-ms", type=float, required=True, help="latency budget under the LUT")
+@click.option("--lut", "lut_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="the device's LUT (required for fbnet; mcunet can search on MACs and its "
+                   "analytical memory alone)")
+@click.option("--space", default=None, help="the LUT's space (checked), or mcunet without a LUT")
+@click.option("--budget-ms", type=float, default=None, help="latency budget under the LUT")
 @click.option("--objective", type=click.Choice(OBJECTIVES), default="mmacs", show_default=True,
               help="what to maximise: a capacity proxy for accuracy (no accuracy predictor for "
                    "FBNet ships yet)")
@@ -47,13 +50,26 @@ def search() -> None:
 @click.option("--device", default="local", show_default=True)
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True)
-def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, max_memory_kb, method,
-               population, generations, seed, latency_model, plot, verify, device, db, as_json):
-    """Maximise the objective under the LUT's latency budget (and MACs/params limits)."""
+def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, max_memory_kb,
+               method, population, generations, seed, latency_model, plot, verify, device, db,
+               as_json):
+    """Maximise the objective under the LUT's latency budget (and MACs/params/memory limits)."""
     from lutfarm.search.evolution import constrained_evolution, random_search, regularized_evolution
     from lutfarm.search.space import fbnet_space, lut_latency, lut_peak_memory, macs, params
 
-    lut = load_lut(lut_path)
+    lut = load_lut(lut_path) if lut_path else None
+    if lut is not None and space and space != lut.space:
+        raise click.BadParameter(f"the LUT {lut_path} is for the {lut.space} space, not {space}",
+                                 param_hint="--space")
+    space = lut.space if lut is not None else (space or "fbnet")
+    if space != "fbnet":
+        if verify or plot or max_mparams is not None:
+            raise click.UsageError("--verify, --plot and --max-mparams are for fbnet searches")
+        _evolve_subnets(lut, space, budget_ms, objective, max_mmacs, max_memory_kb, method,
+                        population, generations, seed, latency_model, as_json)
+        return
+    if lut is None or budget_ms is None:
+        raise click.UsageError("an fbnet search needs --lut and --budget-ms")
     table = LatencyTable(lut)
     layout = table.layout
     space, latency = fbnet_space(layout), lut_latency(table, latency_model)
@@ -114,6 +130,31 @@ def evolve_cmd(lut_path, budget_ms, objective, max_mmacs, max_mparams, max_memor
             out.print(f"measured on {device}: {v['measured_ms']:.4f} ms "
                       f"(predicted {v['predicted_ms']:.4f}); budget "
                       f"{'holds' if v['within_budget'] else '[red]broken'}")
+
+
+def _evolve_subnets(lut, space, budget_ms, objective, max_mmacs, max_memory_kb, method,
+                    population, generations, seed, latency_model, as_json) -> None:
+    from lutfarm.lut.subnets import SubnetTable
+    from lutfarm.search.subnets import SubnetConstraints, evolve_subnets
+    from lutfarm.spaces import get_layout
+
+    limits = SubnetConstraints(budget_ms, max_memory_kb, max_mmacs)
+    if not any(v is not None for v in vars(limits).values()):
+        raise click.UsageError("give at least one limit: --budget-ms, --max-memory-kb or "
+                               "--max-mmacs")
+    layout = lut.layout if lut is not None else get_layout(space)
+    table = SubnetTable(lut) if lut is not None else None
+    r = evolve_subnets(layout, table, limits, method, population, generations, seed,
+                       latency_model, objective)
+    if as_json:
+        click.echo(json.dumps(r))
+        return
+    latency = f"{r['latency_ms']:.3f} ms, " if "latency_ms" in r else ""
+    out.print(f"{r['arch_str']}\n  {latency}{r['mmacs']:.1f} MMACs, peak memory "
+              f"{r['peak_memory_kb']:.0f} KiB ({r['memory_method']}); {objective} "
+              f"{r['objective_value']:.2f} [dim](a capacity proxy, not accuracy)[/]; "
+              f"{r['evaluations']} evaluations in {r['wall_s']:.1f} s"
+              + (" [yellow]EMULATED timings" if r.get("emulated") else ""))
 
 
 def _verify(lut, arch, budget_ms, device_name, db) -> dict:

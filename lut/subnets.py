@@ -1,0 +1,70 @@
+"""Vectorised LUT sums for spaces whose architectures choose *which* blocks run, not only what
+each layer is (MCUNet: elastic depth, width and resolution): ``LatencyTable`` is FBNet's.
+
+The layout numbers its cases (``case_keys``) and maps a population of gene rows to case ids
+(``case_index``: -1 for a block the arch leaves out); a LUT becomes one vector with a zero at
+the end, and N archs cost one gather and one row sum. ``overhead`` is the same correction as
+FBNet's, per arch: Σ (Tᵢ − o_r) + o_r, o_r the empty model at the arch's resolution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lutfarm.lut.query import LATENCY_MODELS
+from lutfarm.lut.table import LUT, LUTError
+
+
+class SubnetTable:
+    """``SubnetTable(lut).latency(genes)`` -> milliseconds per arch (gene rows of the layout);
+    ``peak_memory(genes)`` -> the largest per-block measured peak (bytes) where the LUT has it."""
+
+    def __init__(self, lut: LUT):
+        self.lut, self.layout = lut, lut.layout
+        self.keys = self.layout.case_keys()
+        get = lut.latency_ms.get
+        self.vector = np.array([get(k, np.nan) for k in self.keys] + [0.0])
+        mem = lut.peak_mem_bytes()
+        self.memory = np.array([mem.get(k, np.nan) for k in self.keys] + [0.0])
+
+    def _gather(self, values: np.ndarray, genes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ids, overhead = self.layout.case_index(genes)
+        taken = values[ids]                       # -1 picks the trailing zero
+        return taken, ids, overhead
+
+    def _raise_missing(self, taken: np.ndarray, ids: np.ndarray, what: str) -> None:
+        row, col = map(int, np.argwhere(np.isnan(taken))[0])
+        key = self.keys[int(ids[row, col])]
+        raise LUTError(f"the LUT lacks {what} for case {key}; measure it: lutfarm profile "
+                       f"--space {self.layout.space} --only '{key}'")
+
+    def latency(self, genes, model: str = "plain") -> np.ndarray:
+        if model not in LATENCY_MODELS:
+            raise LUTError(f"unknown latency model {model!r}; use plain or overhead")
+        taken, ids, overhead = self._gather(self.vector, genes)
+        if np.isnan(taken).any():
+            self._raise_missing(taken, ids, "a latency")
+        out = taken.sum(axis=1)
+        if model == "overhead":
+            o = self.vector[overhead]
+            if np.isnan(o).any():
+                raise LUTError("the LUT has no empty-model entry for a resolution "
+                               f"({self.keys[int(overhead[np.isnan(o)][0])]}); use the plain sum")
+            out = out - ((ids >= 0).sum(axis=1) - 1) * o
+        return out
+
+    def peak_memory(self, genes) -> np.ndarray:
+        """Largest measured per-block peak (bytes): TFLite-Micro arenas for ``tflm`` LUTs."""
+        taken, ids, _ = self._gather(self.memory, genes)
+        if np.isnan(taken).any():
+            self._raise_missing(taken, ids, "a peak memory")
+        return taken.max(axis=1)
+
+    def check_complete(self) -> None:
+        missing = [k for k, v in zip(self.keys, self.vector) if np.isnan(v)
+                   and not k.startswith("Identity_")]
+        if missing:
+            rs = ",".join(map(str, getattr(self.layout, "resolutions", ())))
+            raise LUTError(f"the LUT lacks {len(missing)} of the layout's {len(self.keys)} cases "
+                           f"(e.g. {missing[0]}); measure them: lutfarm profile --space "
+                           f"{self.layout.space} --resolutions {rs}")

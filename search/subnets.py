@@ -1,0 +1,149 @@
+"""Search over spaces whose archs choose which blocks run (MCUNet): archs as gene rows of the
+layout (``to_genes`` / ``from_genes``), metrics as per-case vectors gathered through the
+layout's ``case_index`` and summed (MACs, latency) or maxed (peak memory). The evolution and
+random search of ``search.evolution`` run on these genes unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from lutfarm.search.space import GeneSpace
+from lutfarm.spaces.cases import BlockCase
+
+# The seed's evolution (OFA / MCUNet): a block's choices mutate with 0.1, the resolution with 0.5
+BLOCK_MUTATION = 0.1
+RESOLUTION_MUTATION = 0.5
+
+
+def subnet_space(layout) -> GeneSpace:
+    choices = layout.gene_choices()
+    return GeneSpace(len(choices), tuple(choices))
+
+
+def mutation_probs(layout, block: float = BLOCK_MUTATION,
+                   resolution: float = RESOLUTION_MUTATION) -> np.ndarray:
+    """Per-gene mutation probability: ``block`` for kernels, expands, depths and the width,
+    ``resolution`` for the last gene."""
+    probs = np.full(len(layout.gene_choices()), block)
+    probs[-1] = resolution
+    return probs
+
+
+@dataclass
+class CaseMetric:
+    """metric(genes) = reduce over the arch's cases of a per-case value (sum or max)."""
+
+    layout: object
+    values: np.ndarray            # per case id, plus the neutral value last (for -1)
+    reduce: str = "sum"
+    name: str = ""
+
+    def __call__(self, genes) -> np.ndarray:
+        ids, _ = self.layout.case_index(genes)
+        taken = self.values[ids]
+        return taken.sum(axis=1) if self.reduce == "sum" else taken.max(axis=1)
+
+    @classmethod
+    def from_cases(cls, layout, value: Callable[[BlockCase], float], reduce: str,
+                   name: str) -> CaseMetric:
+        values = np.array([value(c) for c in layout.case_list()] + [0.0])
+        return cls(layout, values, reduce, name)
+
+
+def subnet_macs(layout) -> CaseMetric:
+    return CaseMetric.from_cases(layout, lambda c: c.macs / 1e6, "sum", "MMACs")
+
+
+def subnet_params(layout) -> CaseMetric:
+    return CaseMetric.from_cases(layout, lambda c: c.params / 1e6, "sum", "M params")
+
+
+def subnet_peak_activation(layout) -> CaseMetric:
+    """The seed's analytical peak memory: the largest live activation, KiB at int8."""
+    return CaseMetric.from_cases(layout, lambda c: c.activation_peak / 1024, "max",
+                                 "peak activation KiB (analytical, int8)")
+
+
+@dataclass
+class SubnetConstraints:
+    """Any mix of limits; ``None`` leaves one out."""
+
+    budget_ms: float | None = None
+    max_memory_kb: float | None = None
+    max_mmacs: float | None = None
+
+
+def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = None,
+                   method: str = "constrained", population: int = 100, generations: int = 500,
+                   seed: int = 0, latency_model: str = "plain", objective: str = "mmacs") -> dict:
+    """The seed's search on a subnet space: maximise ``objective`` (a capacity proxy until an
+    accuracy predictor is given) under latency (from ``table``, a ``SubnetTable``), peak
+    memory (the LUT's measured per-block peak where it has one, else the analytical peak
+    activation) and MACs limits. Returns the JSON-ready result."""
+    import time
+
+    from lutfarm.search.evolution import (
+        SearchError,
+        constrained_evolution,
+        random_search,
+        regularized_evolution,
+    )
+
+    c = constraints or SubnetConstraints()
+    if c.budget_ms is not None and table is None:
+        raise SearchError("a latency budget needs a LUT (--lut) to price the subnets")
+    space = subnet_space(layout)
+    mm, analytical = subnet_macs(layout), subnet_peak_activation(layout)
+    goal = mm if objective == "mmacs" else subnet_params(layout)
+    if table is not None:
+        table.check_complete()
+
+    def latency(g):
+        return table.latency(g, latency_model)
+    measured_memory = table is not None and not np.isnan(table.memory[:-1]).any()
+
+    def memory_kb(g):
+        return table.peak_memory(g) / 1024 if measured_memory else analytical(g)
+
+    def feasible(g):
+        ok = np.ones(len(g), bool)
+        if c.budget_ms is not None:
+            ok &= latency(g) <= c.budget_ms
+        if c.max_mmacs is not None:
+            ok &= mm(g) <= c.max_mmacs
+        if c.max_memory_kb is not None:
+            ok &= memory_kb(g) <= c.max_memory_kb
+        return ok
+
+    smallest = layout.to_genes([layout.smallest_arch()])    # a start for tight limits
+    t0 = time.perf_counter()
+    if method == "constrained":
+        r = constrained_evolution(space, goal, feasible, population, generations,
+                                  mutate_prob=mutation_probs(layout), seed=seed, seeds=smallest)
+    elif method == "regularized":
+        r = regularized_evolution(space, goal, population * generations, feasible, population,
+                                  mutation_prob=mutation_probs(layout), seed=seed, seeds=smallest)
+    else:
+        r = random_search(space, goal, population * generations, feasible, seed, seeds=smallest)
+    wall = time.perf_counter() - t0
+    genes = np.array([r.arch])
+    arch = layout.from_genes(genes)[0].canonical()
+    out = {"arch": arch.to_json(), "arch_str": arch.to_str(), "space": layout.space,
+           "layout": layout.name, "objective": objective,
+           "objective_value": float(r.objective), "mmacs": float(mm(genes)[0]),
+           "peak_activation_kb": float(analytical(genes)[0]),
+           "peak_memory_kb": float(memory_kb(genes)[0]),
+           "memory_method": (table.lut.meta.get("memory_method") or "measured")
+           if measured_memory else "analytical",
+           "method": r.method, "evaluations": r.evaluations, "wall_s": wall,
+           "constraints": {k: v for k, v in vars(c).items() if v is not None}}
+    if table is not None:
+        out.update(latency_ms=float(latency(genes)[0]), latency_model=latency_model,
+                   lut_device=table.lut.device, lut_runtime=table.lut.runtime)
+        if table.lut.meta.get("emulated"):
+            out["emulated"] = table.lut.meta["emulated"]
+    return out
+
