@@ -57,6 +57,7 @@ class CampaignSettings:
     farm: FarmSettings | None = None
     cases: list | None = None
     fresh: bool = False
+    export_workers: int | None = None      # TFLite export processes (None: one per CPU)
 
     def __post_init__(self) -> None:   # None means "the default", as everywhere in the API
         self.timing = self.timing or TimingSettings()
@@ -114,7 +115,7 @@ def run_farm(store: Store, layout: FBNetLayout, devices: list[Device], runtime: 
         todo = {key: case for work, planned in kinds for key, case in planned.items()}
         for work, _ in kinds:
             todo.update({k: parse_case_key(k) for k in work.references})
-        models = _export(todo, cache, runtime, kinds, s.progress)
+        models = _export(todo, cache, runtime, kinds, s.progress, s.export_workers)
         s.progress.phase("measure", sum(len(planned) for _, planned in kinds))
         for (work, planned), devs in zip(kinds, groups.values()):
             work.models = models
@@ -187,23 +188,25 @@ def _pick_references(store: Store, work: KindWork) -> None:
 
 
 def _export(todo: dict, cache: ModelCache, runtime: RuntimeConfig,
-            kinds: list[tuple[KindWork, dict]], progress: Progress) -> dict[str, ExportedModel]:
+            kinds: list[tuple[KindWork, dict]], progress: Progress,
+            workers: int | None = None) -> dict[str, ExportedModel]:
     """Every case's model; a case that cannot be exported fails alone, the rest go on."""
     progress.phase("export", len(todo))
     models: dict[str, ExportedModel] = {}
-    for key, case in todo.items():
-        try:
-            # one model for every resolved configuration: they differ in threads only
-            models[key] = cache.get(case, runtime.model_format, runtime.dtype)
-        except ExportError as exc:
+
+    def done(key: str, result) -> None:
+        if isinstance(result, ExportError):
             for work, planned in kinds:
                 work.references.pop(key, None)
                 if work.queue.remove(key):
                     del planned[key]
-                    work.recorder.failed(key, str(exc))
+                    work.recorder.failed(key, str(result))
             progress.advance(key, "failed")
-            continue
-        progress.advance(key, "exported")
+        else:
+            models[key] = result
+            progress.advance(key, "exported")
+    # one model for every resolved configuration: they differ in threads only
+    cache.get_many(todo, runtime.model_format, runtime.dtype, workers, on_result=done)
     return models
 
 

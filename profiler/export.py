@@ -168,6 +168,105 @@ class ModelCache:
         return ExportedModel(case.key, path, sha, fmt, checks)
 
 
+    def get_many(self, cases: dict, fmt: str = "onnx", dtype: str = "fp32",
+                 workers: int | None = None, on_result=None) -> dict:
+        """``{key: ExportedModel or ExportError}`` for many cases, the missing ones exported in
+        ``workers`` processes at once (default: one per CPU). TFLite conversion takes seconds per
+        block, so a space's few hundred cases are worth the processes; ONNX export and cache
+        hits stay in this process. ``on_result(key, model_or_error)`` is called as each ends."""
+        out: dict = {}
+        missing = {}
+        for key, case in cases.items():
+            found = self.lookup(case, fmt, dtype)
+            if found is None:
+                missing[key] = case
+            else:
+                self.stats.reused += 1
+                out[key] = found
+                if on_result:
+                    on_result(key, found)
+        workers = min(workers or os.cpu_count() or 1, len(missing))
+        if fmt == "onnx" or workers <= 1:
+            for key, case in missing.items():
+                try:
+                    out[key] = self.get(case, fmt, dtype)
+                except ExportError as exc:
+                    out[key] = exc
+                if on_result:
+                    on_result(key, out[key])
+            return out
+        t0 = time.perf_counter()
+        try:
+            _export_in_workers(self, missing, fmt, dtype, workers, out, on_result)
+        finally:
+            self.stats.seconds += time.perf_counter() - t0
+        return out
+
+
+def _export_in_workers(cache: ModelCache, missing: dict, fmt: str, dtype: str, workers: int,
+                       out: dict, on_result) -> None:
+    """Worker processes (``python -m lutfarm.profiler.export_worker``), fed one case key at a
+    time by one thread each; every worker writes into the same content-addressed cache. Plain
+    subprocesses, not multiprocessing: no fork of a process holding torch or TensorFlow
+    threads, and no demand on the caller's ``__main__``."""
+    import subprocess
+    import sys
+    import threading
+
+    queue = list(missing)
+    lock = threading.Lock()
+    fatal: list[str] = []
+
+    def serve(proc) -> None:
+        while True:
+            with lock:
+                if not queue or fatal:
+                    return
+                key = queue.pop(0)
+            proc.stdin.write(key + "\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+            if not line:
+                with lock:
+                    fatal.append(f"an export worker died while exporting {key}")
+                return
+            answer = json.loads(line)
+            with lock:
+                if answer["error"] is None:
+                    out[key] = cache.lookup(missing[key], fmt, dtype)
+                    cache.stats.exported += 1 + (fmt == "tflite" and dtype == "int8")
+                elif answer["type"] == "ExporterMissing":
+                    fatal.append(answer["error"])
+                    return
+                else:
+                    out[key] = ExportError(answer["error"])
+                if on_result:
+                    on_result(key, out[key])
+
+    procs = [subprocess.Popen([sys.executable, "-m", "lutfarm.profiler.export_worker",
+                               str(cache.root), fmt, dtype], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+             for _ in range(workers)]
+    threads = [threading.Thread(target=serve, args=(p,), daemon=True) for p in procs]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        for p in procs:
+            p.stdin.close()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    if fatal:
+        if fatal[0].startswith("an export worker died"):
+            raise ExportError(fatal[0])
+        raise ExporterMissing(fatal[0])
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)

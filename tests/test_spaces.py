@@ -177,3 +177,24 @@ def test_mcunet_blocks_export_to_tflite_int8_and_match_torch(cache):
     for case in (se_block, cases[1]):
         model = cache.get(case, "tflite", "int8")
         assert model.checks and all(c["ok"] for c in model.checks), (case.key, model.checks)
+
+
+@pytest.mark.needs("tflite-toolchain")
+def test_tflite_export_runs_in_worker_processes_into_one_cache(tmp_path, cache):
+    """get_many: the missing models exported by two worker processes (TFLite conversion takes
+    seconds per block), found again by a fresh cache without exporting; the same bytes as this
+    process's own export of a case."""
+    from lutfarm.profiler.export import ModelCache
+    cases = {c.key: c for c in MCU.with_resolutions([96]).resolution_cases(96)
+             if c.kind == "MBConv" and c.se and c.exp == 3 and c.kernel == 5}
+    cases = dict(list(cases.items())[:3])
+    fresh = ModelCache(tmp_path / "cache")
+    seen = []
+    out = fresh.get_many(cases, "tflite", "fp32", workers=2,
+                         on_result=lambda key, model: seen.append(key))
+    assert sorted(seen) == sorted(cases) and fresh.stats.exported == 3
+    assert all(m.checks and all(c["ok"] for c in m.checks) for m in out.values())
+    again = ModelCache(tmp_path / "cache")
+    assert again.get_many(cases, "tflite", "fp32") == out and again.stats.reused == 3
+    key = next(iter(cases))
+    assert cache.get(cases[key], "tflite", "fp32").sha256 == out[key].sha256

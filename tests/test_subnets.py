@@ -112,7 +112,7 @@ def test_profile_build_and_search_an_mcunet_lut_from_the_cli(tmp_path, cache):
     assert "lutfarm profile --space mcunet --resolutions 96" in partial.stderr
     show = lutfarm("lut", "show", "--lut", path)
     assert show.returncode == 0, show.stderr
-    assert "resolutions" in show.stdout and "96" in show.stdout and "lacks" in show.stdout
+    assert "resolutions" in show.stdout and "96" in show.stdout and "missing" in show.stdout
     mismatch = lutfarm("search", "evolve", "--lut", path, "--space", "fbnet", "--budget-ms", 1)
     assert mismatch.returncode == 2 and "is for the mcunet space, not fbnet" in mismatch.stderr
     free = lutfarm("search", "evolve", "--space", "mcunet", "--max-mmacs", 30,
@@ -122,3 +122,23 @@ def test_profile_build_and_search_an_mcunet_lut_from_the_cli(tmp_path, cache):
     assert r["mmacs"] <= 30 and r["peak_memory_kb"] <= 128 and "latency_ms" not in r
     none = lutfarm("search", "evolve", "--space", "mcunet")
     assert none.returncode == 2 and "give at least one limit" in none.stderr
+
+
+def test_lut_validate_measures_subnets_per_resolution(tmp_path, cache):
+    """``lut validate`` on a complete 96 px MCUNet LUT, with the built-in sleep stand-in (NOT a
+    real runtime: every call costs the same 2 ms, so the overhead-corrected sum, which counts
+    one call per subnet, must match the measured subnets and the plain sum must not)."""
+    db = tmp_path / "v.db"
+    p = lutfarm("profile", "--space", "mcunet", "--resolutions", 96, "--runtime", "bench-sleep",
+                "--db", db, "--min-time", "0.005", "--max-time", "0.02", "--json")
+    assert p.returncode == 0, p.stderr[-800:]
+    v = lutfarm("lut", "validate", "--db", db, "--runtime", "bench-sleep", "--archs", 6,
+                "--out", tmp_path, "--json")
+    assert v.returncode == 0, v.stderr[-800:]
+    report = json.loads(v.stdout)
+    assert report["resolutions"] == [96] and report["n"] == 6
+    overhead, plain = report["per_resolution"]["96"]["overhead"], report["plain"]
+    assert 0.85 < overhead["mean_ratio"] < 1.15 and overhead["mape"] < 0.15, overhead
+    assert plain["mean_ratio"] > 5            # ~25 calls priced where the subnet makes one
+    assert report["memory"] == {}             # arenas come with TFLite-Micro only
+    assert (tmp_path / "validate_local_bench-sleep-fp32-t1_mcunet-vww.png").stat().st_size > 0

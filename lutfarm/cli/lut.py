@@ -156,6 +156,10 @@ def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, o
         if missing:
             raise LUTError(f"the LUT of {device} lacks {len(missing)} cases (e.g. {missing[0]}); "
                            f"run 'lutfarm profile' first")
+        if table.space != "fbnet":
+            _validate_subnets(store, table, device, devices, runtime_config, n_archs, seed,
+                              out_dir, as_json)
+            return
         with RichProgress(device) as progress:
             report = run_validation(store, table, devices, runtime_config, n_archs,
                                     CampaignSettings(progress=progress), seed=seed,
@@ -173,6 +177,42 @@ def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, o
         out.print(validation_table(report))
     err.print(f"plot {stem.with_suffix('.png')}, table {stem.with_suffix('.csv')}; the report "
               f"is stored with the LUT (lutfarm lut export includes it)")
+
+
+def _validate_subnets(store, lut, device, devices, runtime_config, per_resolution, seed,
+                      out_dir, as_json) -> None:
+    """``lut validate`` for a subnet space (MCUNet): ``--archs`` subnets per resolution."""
+    from lutfarm.cli.output import RichProgress
+    from lutfarm.predictors.subnet_validation import plot_subnets, run_subnet_validation
+    from lutfarm.profiler.campaign import CampaignSettings
+
+    with RichProgress(device) as progress:
+        report = run_subnet_validation(store, lut, devices, runtime_config, per_resolution,
+                                       CampaignSettings(progress=progress), seed=seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / f"validate_{_safe(device)}_{runtime_config.key}_{lut.space}-{lut.layout_name}"
+    plot_subnets(report, stem.with_suffix(".png"))
+    report.to_frame().to_csv(stem.with_suffix(".csv"), index=False)
+    if as_json:
+        click.echo(json.dumps(report.summary()))
+    else:
+        from rich.table import Table
+        t = Table(title=f"LUT vs measured subnets: {device} / {runtime_config.key}")
+        for col in ("resolution", "sum", "n", "±5 %", "±10 %", "MAPE", "Spearman", "pred/meas"):
+            t.add_column(col, justify="right")
+        for r, metrics in [*report.per_resolution.items(),
+                           ("all", {"plain": report.plain, "overhead": report.overhead})]:
+            for name in ("plain", "overhead"):
+                m = metrics[name]
+                t.add_row(r, name, str(m["n"]), f"{m['within_5pct']:.0%}",
+                          f"{m['within_10pct']:.0%}", f"{m['mape']:.1%}",
+                          f"{m['spearman']:.3f}", f"{m['mean_ratio']:.3f}")
+        out.print(t)
+        for name, stats in report.memory.items():
+            if stats:
+                out.print(f"memory {name.replace('_', ' ')}: median {stats['median']:.2f} "
+                          f"(min {stats['min']:.2f}, max {stats['max']:.2f}, n {stats['n']})")
+    err.print(f"plot {stem.with_suffix('.png')}, table {stem.with_suffix('.csv')}")
 
 
 def _kind_or_name(device: str, inventory: Path) -> str:

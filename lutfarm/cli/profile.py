@@ -49,12 +49,16 @@ def resolve_devices(spec: str, inventory: Path | None) -> list[Device]:
 
 def run_profile(db: Path, layout, runtime_config, devices: list[Device], only: str | None,
                 cache: Path | None, timing: TimingSettings, farm: FarmSettings | None = None,
-                quiet: bool = False, cases: list | None = None) -> list[CampaignSummary]:
+                quiet: bool = False, cases: list | None = None,
+                export_workers: int | None = None) -> list[CampaignSummary]:
     """Run one campaign per device kind with progress bars; print the summaries."""
     with Store(db) as store:
         label = devices[0].name if len(devices) == 1 else f"{len(devices)} devices"
         with RichProgress(label) as progress:
-            summaries = run_farm(store, layout, devices, runtime_config, CampaignSettings(timing=timing, cache=ModelCache(cache) if cache else ModelCache(), only=only, progress=progress, farm=farm, cases=cases))
+            settings = CampaignSettings(timing=timing, cache=ModelCache(cache) if cache
+                                        else ModelCache(), only=only, progress=progress,
+                                        farm=farm, cases=cases, export_workers=export_workers)
+            summaries = run_farm(store, layout, devices, runtime_config, settings)
     if not quiet:
         for summary in summaries:
             err.print(campaign_table(summary))
@@ -101,9 +105,11 @@ def _parse_cpus(_ctx, _param, value: str | None) -> tuple[int, ...] | None:
 @click.option("--serial", default=None, metavar="PORT",
               help="a microcontroller on this serial port runs the blocks (--runtime tflm; "
                    "firmware speaking the lutfarm_agent.mcu harness protocol)")
+@click.option("--export-workers", type=click.IntRange(1), default=None,
+              help="processes exporting TFLite models at once (default: one per CPU)")
 @click.option("--json", "as_json", is_flag=True, help="print the summaries as JSON on stdout")
 def profile(layout, devices, inventory, runtime_config, db, affinity, only, cache,
-            case_timeout, lock_wait, widths, serial, as_json, **timing):
+            case_timeout, lock_wait, widths, serial, export_workers, as_json, **timing):
     """Measure every missing case of a layout on devices (resumable)."""
     chosen = resolve_devices(devices, inventory)
     if affinity:
@@ -123,7 +129,8 @@ def profile(layout, devices, inventory, runtime_config, db, affinity, only, cach
             from None
     summaries = run_profile(db, layout, runtime_config, chosen, only, cache,
                             TimingSettings(**timing), farm, quiet=as_json,
-                            cases=plan_cases(layout, only, mults) if mults else None)
+                            cases=plan_cases(layout, only, mults) if mults else None,
+                            export_workers=export_workers)
     if as_json:
         out = [s.as_dict() for s in summaries]
         click.echo(json.dumps(out[0] if len(out) == 1 else out))

@@ -1,0 +1,150 @@
+"""How well does a LUT predict whole subnets of a space like MCUNet, per resolution, and how far
+is the seed's analytical peak memory from what TFLite-Micro really allocates?
+
+Subnets are measured end to end like any case (``lutfarm profile`` machinery, stored, reused).
+Two latency predictions are reported per resolution and overall, as ``lut validate`` does for
+FBNet: ``plain`` (Σ Tᵢ) and ``overhead`` (Σ (Tᵢ − o_r) + o_r). The in-context correction that
+FBNet's validation fits is not fitted here (30 subnets per resolution are the test set).
+With TFLite-Micro, each measured subnet also has its arena: compared with the analytical peak
+activation (int8 bytes) and with the largest per-block arena of the LUT (what the search's
+memory constraint uses).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from lutfarm.lut.metrics import latency_metrics
+from lutfarm.lut.subnets import SubnetTable
+from lutfarm.lut.table import LUTError
+from lutfarm.plotting import figure
+
+
+def sample_subnets(layout, resolution: int, n: int, seed: int = 0) -> list:
+    """The smallest and largest subnet at ``resolution``, then distinct random ones."""
+    at = layout.with_resolutions([resolution])
+    picked = [at.smallest_arch(), at.largest_arch()]
+    seen = {a.to_str() for a in picked}
+    for arch in at.sample_archs(20 * n, seed):
+        if len(picked) >= n:
+            break
+        arch = arch.canonical()
+        if arch.to_str() not in seen:
+            seen.add(arch.to_str())
+            picked.append(arch)
+    return picked[:n]
+
+
+def _ratio_stats(ratios: np.ndarray) -> dict:
+    if not len(ratios):
+        return {}
+    return {"n": int(len(ratios)), "median": float(np.median(ratios)),
+            "min": float(ratios.min()), "max": float(ratios.max())}
+
+
+@dataclass
+class SubnetValidation:
+    device: str
+    runtime: str
+    layout: str
+    resolutions: list[int]
+    per_resolution: dict[str, dict]          # "96" -> {"plain": metrics, "overhead": metrics}
+    plain: dict
+    overhead: dict
+    memory: dict = field(default_factory=dict)
+    rows: list[dict] = field(default_factory=list)
+    created: float = field(default_factory=time.time)
+
+    def summary(self) -> dict:
+        return {"device": self.device, "runtime": self.runtime, "layout": self.layout,
+                "space": "mcunet", "resolutions": self.resolutions,
+                "per_resolution": self.per_resolution, "plain": self.plain,
+                "overhead": self.overhead, "memory": self.memory, "n": len(self.rows)}
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+
+def run_subnet_validation(store, lut, devices, runtime, per_resolution: int = 30,
+                          settings=None, seed: int = 0) -> SubnetValidation:
+    """Measure ``per_resolution`` subnets at each of the LUT's resolutions, compare, store."""
+    from lutfarm.profiler.campaign import CampaignSettings, run_farm
+
+    table = SubnetTable(lut)
+    table.check_complete()
+    layout = table.layout
+    archs = [a for r in layout.resolutions for a in sample_subnets(layout, r, per_resolution,
+                                                                   seed)]
+    cases = [layout.network_case(a) for a in archs]
+    run_farm(store, layout, devices, runtime,
+             replace(settings or CampaignSettings(), cases=cases))
+    found = store.latest(lut.device, runtime.key)
+    ok = [(a, found[c.key]) for a, c in zip(archs, cases) if c.key in found]
+    if len(ok) < 4:
+        failed = store.failures(lut.device, runtime.key)
+        why = next((failed[c.key] for c in cases if c.key in failed), "see the summary")
+        raise LUTError(f"only {len(ok)} of {len(archs)} subnets could be measured with "
+                       f"{runtime.key} (e.g. {why}); fix that and validate again")
+    genes = layout.to_genes([a for a, _ in ok])
+    measured = np.array([m.median_ms for _, m in ok])
+    plain, overhead = table.latency(genes), table.latency(genes, "overhead")
+    analytical = np.array([layout.peak_activation(a) for a, _ in ok], float)
+    block_max = table.peak_memory(genes) if not np.isnan(table.memory[:-1]).any() \
+        else np.full(len(ok), np.nan)
+    arena = np.array([m.peak_mem_bytes if m.mem_method == "tflm-arena" and m.peak_mem_bytes
+                      else np.nan for _, m in ok], float)
+    rows = [{"arch": a.to_str(), "resolution": a.resolution, "measured_ms": float(t),
+             "plain_ms": float(p), "overhead_ms": float(o),
+             "arena_kb": None if np.isnan(ar) else float(ar / 1024),
+             "analytical_peak_kb": float(an / 1024),
+             "block_arena_max_kb": None if np.isnan(bm) else float(bm / 1024)}
+            for (a, _), t, p, o, ar, an, bm in zip(ok, measured, plain, overhead, arena,
+                                                  analytical, block_max)]
+    res = np.array([a.resolution for a, _ in ok])
+    per = {str(r): {"plain": latency_metrics(plain[res == r], measured[res == r]),
+                    "overhead": latency_metrics(overhead[res == r], measured[res == r])}
+           for r in layout.resolutions if (res == r).any()}
+    have = ~np.isnan(arena)
+    memory = {}
+    if have.any():
+        memory = {"analytical_over_arena": _ratio_stats(analytical[have] / arena[have]),
+                  "block_max_over_arena": _ratio_stats((block_max / arena)[have
+                                                       & ~np.isnan(block_max)])}
+    report = SubnetValidation(lut.device, runtime.key, layout.name, list(layout.resolutions),
+                              per, latency_metrics(plain, measured),
+                              latency_metrics(overhead, measured), memory, rows)
+    store.add_report(lut.device, runtime.key, "validation", report.summary())
+    return report
+
+
+def plot_subnets(report: SubnetValidation, path) -> None:
+    """Predicted (overhead-corrected sum) vs measured, one colour per resolution, ±10 %."""
+    fig, ax = figure((6, 6))
+    m = np.array([r["measured_ms"] for r in report.rows])
+    lo, hi = m.min() * 0.85, m.max() * 1.2
+    xs = np.linspace(lo, hi, 2)
+    ax.fill_between(xs, xs * 0.9, xs * 1.1, color="0.92", label="±10 %")
+    ax.plot(xs, xs, color="0.5", lw=0.8)
+    for r in report.resolutions:
+        rows = [row for row in report.rows if row["resolution"] == r]
+        if rows:
+            metrics = report.per_resolution[str(r)]["overhead"]
+            ax.scatter([row["measured_ms"] for row in rows], [row["overhead_ms"] for row in rows],
+                       s=10, alpha=0.8, label=f"{r} px: {metrics['within_10pct']:.0%} in ±10 %, "
+                                              f"ρ={metrics['spearman']:.3f}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured end-to-end latency (ms)")
+    ax.set_ylabel("LUT sum, overhead-corrected (ms)")
+    ax.set_title(f"{report.device} / {report.runtime} / mcunet-{report.layout}")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
