@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from lutfarm.lut.table import EXTRA_COLUMNS, LUT, LUTError
+from lutfarm.lut.table import EXTRA_COLUMNS, LUT, PREDICTIONS_REPORT, LUTError
 from lutfarm.profiler.store import Measurement, Store
 from lutfarm.spaces import BlockCase, CaseKeyError, get_layout
 
@@ -56,11 +56,19 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
     report = store.latest_report(device, runtime, "validation")
     if report and report.get("layout") == lay.name:
         meta["validation"] = report   # every exported LUT says how accurate its sums are
+    latency = {k: getattr(m, f"{statistic}_ms") for k, m in rows.items()}
+    extra = {k: {c: getattr(m, c, None) for c in EXTRA_COLUMNS} for k, m in rows.items()}
+    predicted = store.latest_report(device, runtime, PREDICTIONS_REPORT)
+    if predicted and (predicted["space"], predicted["layout"]) == (lay.space, lay.name):
+        filled = {k: v for k, v in predicted["latency_ms"].items()
+                  if k in meta["missing"] and k not in latency}
+        latency.update(filled)
+        extra.update({k: {"predicted": 1} for k in filled})
+        meta["missing"] = [k for k in meta["missing"] if k not in filled]
+        meta["predicted"] = {"cases": len(filled), "measured_blocks": predicted["measured"],
+                             "held_out": predicted["held_out"]}
     return LUT(space=lay.space, layout_name=lay.name, classes=lay.classes, device=device,
-               runtime=runtime, statistic=statistic,
-               latency_ms={k: getattr(m, f"{statistic}_ms") for k, m in rows.items()},
-               extra={k: {c: getattr(m, c) for c in EXTRA_COLUMNS} for k, m in rows.items()},
-               meta=meta)
+               runtime=runtime, statistic=statistic, latency_ms=latency, extra=extra, meta=meta)
 
 
 def measured_resolutions(layout, found) -> list[int]:

@@ -9,7 +9,9 @@ from lutfarm.spaces import get_layout
 from lutfarm.spaces.fbnet import FBNetLayout
 
 # Optional per-case columns a LUT may carry next to its latency, in file order.
-EXTRA_COLUMNS = ("std_ms", "ci_lo_ms", "ci_hi_ms", "count", "cv", "peak_mem_bytes")
+EXTRA_COLUMNS = ("std_ms", "ci_lo_ms", "ci_hi_ms", "count", "cv", "peak_mem_bytes", "predicted")
+# The store report ``profile --sample`` leaves: predicted latencies for the unmeasured blocks
+PREDICTIONS_REPORT = "block-predictions"
 
 
 class LUTError(LutfarmError, ValueError):
@@ -47,6 +49,10 @@ class LUT:
     def missing_cases(self) -> list[str]:
         """Cases of the layout this LUT cannot price."""
         return [c.key for c in self.layout.unique_cases() if c.key not in self.latency_ms]
+
+    def predicted_cases(self) -> list[str]:
+        """Entries the block predictor priced instead of a measurement."""
+        return [k for k, e in self.extra.items() if e.get("predicted")]
 
     def peak_mem_bytes(self) -> dict[str, int]:
         """Per-case peak memory where measured (``meta["memory_method"]`` says which kind)."""

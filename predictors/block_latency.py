@@ -27,17 +27,22 @@ FORMAT = "lutfarm-block-latency-v1"
 DEGREE = 3   # cubic terms: 69 % vs 42 % within ±10 % for quadratic on 418 measured blocks here
 FEATURES = ("log_h", "log_cin", "log_cout", "exp", "kernel", "stride", "group", "log_macs",
             "log_params", "log_bytes")
+KINDS = ("ConvBlock", "MBConv")          # inverted residuals: FBNet's and MCUNet's
+SE_FEATURES = FEATURES + ("se",)         # MCUNet's blocks: with or without squeeze-excitation
 
 
-def features(cases: list[BlockCase]) -> np.ndarray:
+def features(cases: list[BlockCase], names: tuple[str, ...] = FEATURES) -> np.ndarray:
     rows = []
     for c in cases:
-        ho = c.h // c.stride
+        ho, wo = c.out_hw
         mid = c.cin * c.exp
-        moved = 4 * (c.h * c.w * c.cin + ho * ho * c.cout + c.params
-                     + c.h * c.w * mid + ho * ho * mid)
-        rows.append([np.log(c.h), np.log(c.cin), np.log(c.cout), c.exp, c.kernel, c.stride,
-                     c.group, np.log1p(c.macs), np.log1p(c.params), np.log1p(moved)])
+        moved = 4 * (c.h * c.w * c.cin + ho * wo * c.cout + c.params
+                     + c.h * c.w * mid + ho * wo * mid)
+        values = {"log_h": np.log(c.h), "log_cin": np.log(c.cin), "log_cout": np.log(c.cout),
+                  "exp": c.exp, "kernel": c.kernel, "stride": c.stride, "group": c.group or 1,
+                  "log_macs": np.log1p(c.macs), "log_params": np.log1p(c.params),
+                  "log_bytes": np.log1p(moved), "se": c.se or 0}
+        rows.append([values[n] for n in names])
     return np.array(rows, float)
 
 
@@ -54,15 +59,19 @@ class BlockLatencyPredictor:
     meta: dict = field(default_factory=dict)
     _poly: PolynomialFeatures = field(default_factory=lambda: PolynomialFeatures(DEGREE),
                                       repr=False)
+    names: tuple[str, ...] = FEATURES
 
     def _design(self, cases) -> np.ndarray:
-        x = (features(cases) - self.mean) / self.std
+        x = (features(cases, self.names) - self.mean) / self.std
         return self._poly.fit_transform(x)
 
     def fit(self, cases: list[BlockCase], latency_ms) -> BlockLatencyPredictor:
-        if any(c.kind != "ConvBlock" for c in cases):
-            raise PredictorError("the block predictor models ConvBlock cases")
-        x = features(cases)
+        kinds = {c.kind for c in cases}
+        if len(kinds) != 1 or not kinds <= set(KINDS):
+            raise PredictorError(f"the block predictor models one kind of inverted residual "
+                                 f"({' or '.join(KINDS)}), got {', '.join(sorted(kinds))}")
+        self.names = SE_FEATURES if kinds == {"MBConv"} else FEATURES
+        x = features(cases, self.names)
         self.mean, self.std = x.mean(0), x.std(0) + 1e-9
         model = RidgeCV(alphas=np.logspace(-4, 2, 13)).fit(self._design(cases),
                                                           np.log(latency_ms))
@@ -76,7 +85,7 @@ class BlockLatencyPredictor:
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps({
             "format": FORMAT, "device": self.device, "runtime": self.runtime,
-            "features": FEATURES, "degree": self._poly.degree,
+            "features": list(self.names), "degree": self._poly.degree,
             "mean": self.mean.tolist(), "std": self.std.tolist(),
             "coef": self.coef.tolist(), "intercept": self.intercept, "meta": self.meta}))
 
@@ -87,7 +96,8 @@ class BlockLatencyPredictor:
         check_identity(path, d, device=device, runtime=runtime)
         return cls(d["device"], d["runtime"], np.array(d["mean"]), np.array(d["std"]),
                    np.array(d["coef"]), d["intercept"], d["meta"],
-                   PolynomialFeatures(d.get("degree", DEGREE)))
+                   PolynomialFeatures(d.get("degree", DEGREE)),
+                   tuple(d.get("features") or FEATURES))
 
 
 def neighbours(case: BlockCase, rng: np.random.Generator, n: int = 2) -> list[BlockCase]:

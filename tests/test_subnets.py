@@ -142,3 +142,30 @@ def test_lut_validate_measures_subnets_per_resolution(tmp_path, cache):
     assert plain["mean_ratio"] > 5            # ~25 calls priced where the subnet makes one
     assert report["memory"] == {}             # arenas come with TFLite-Micro only
     assert (tmp_path / "validate_local_bench-sleep-fp32-t1_mcunet-vww.png").stat().st_size > 0
+
+
+def test_profile_sample_measures_n_blocks_and_the_lut_predicts_the_rest(tmp_path):
+    """--sample 60 on the 96 px MCUNet space with ONNX Runtime: the fixed layers and 60 of
+    its inverted residuals measured (a start, then the adaptive loop), the others priced by
+    the block predictor; the LUT is complete, marks each predicted entry and carries the
+    held-out figures; a subnet search runs on it."""
+    db, lut_path = tmp_path / "s.db", tmp_path / "mcu.csv"
+    p = lutfarm("profile", "--space", "mcunet", "--resolutions", 96, "--sample", 60, "--db", db,
+                "--min-time", "0.005", "--max-time", "0.02", "--json")
+    assert p.returncode == 0, p.stderr[-1500:]
+    report = json.loads(p.stdout)
+    layout = get_layout("mcunet").with_resolutions([96])
+    blocks = [c for c in layout.unique_cases() if c.kind == "MBConv"]
+    assert report["measured"] <= 60 and report["measured"] + report["predicted"] == len(blocks)
+    held = report["held_out"]
+    assert held["n"] >= 5 and 0 <= held["within_10pct"] <= 1 and held["mape"] > 0
+    e = lutfarm("lut", "export", "--db", db, "--device", "local", "-o", lut_path)
+    assert e.returncode == 0, e.stderr[-800:]
+    from lutfarm.lut import load_lut
+    lut = load_lut(lut_path)
+    assert not lut.missing_cases() and len(lut.predicted_cases()) == report["predicted"]
+    assert lut.meta["predicted"]["held_out"] == held
+    s = lutfarm("search", "evolve", "--lut", lut_path, "--max-mmacs", 20, "--generations", 20,
+                "--json")
+    assert s.returncode == 0, s.stderr[-800:]
+    assert json.loads(s.stdout)["latency_ms"] > 0

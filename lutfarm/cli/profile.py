@@ -105,11 +105,15 @@ def _parse_cpus(_ctx, _param, value: str | None) -> tuple[int, ...] | None:
 @click.option("--serial", default=None, metavar="PORT",
               help="a microcontroller on this serial port runs the blocks (--runtime tflm; "
                    "firmware speaking the lutfarm_agent.mcu harness protocol)")
+@click.option("--sample", type=int, default=None, metavar="N",
+              help="measure the fixed layers and N blocks chosen by the block predictor's "
+                   "adaptive sampling; the LUT prices the other blocks by prediction, marked so")
 @click.option("--export-workers", type=click.IntRange(1), default=None,
               help="processes exporting TFLite models at once (default: one per CPU)")
 @click.option("--json", "as_json", is_flag=True, help="print the summaries as JSON on stdout")
 def profile(layout, devices, inventory, runtime_config, db, affinity, only, cache,
-            case_timeout, lock_wait, widths, serial, export_workers, as_json, **timing):
+            case_timeout, lock_wait, widths, serial, sample, export_workers, as_json,
+            **timing):
     """Measure every missing case of a layout on devices (resumable)."""
     chosen = resolve_devices(devices, inventory)
     if affinity:
@@ -127,6 +131,12 @@ def profile(layout, devices, inventory, runtime_config, db, affinity, only, cach
     except ValueError:
         raise click.BadParameter(f"--widths {widths!r}: give multipliers like 0.5,0.75,1.0")\
             from None
+    if sample is not None:
+        if only or widths:
+            raise click.UsageError("--sample chooses the cases itself: leave out --only/--widths")
+        _profile_sampled(db, layout, runtime_config, chosen, cache, TimingSettings(**timing),
+                         farm, sample, export_workers, as_json)
+        return
     summaries = run_profile(db, layout, runtime_config, chosen, only, cache,
                             TimingSettings(**timing), farm, quiet=as_json,
                             cases=plan_cases(layout, only, mults) if mults else None,
@@ -136,3 +146,25 @@ def profile(layout, devices, inventory, runtime_config, db, affinity, only, cach
         click.echo(json.dumps(out[0] if len(out) == 1 else out))
     if any(s.failed for s in summaries):
         sys.exit(1)
+
+
+def _profile_sampled(db, layout, runtime_config, devices, cache, timing, farm, n,
+                     export_workers, as_json) -> None:
+    from lutfarm.predictors.lut_sampling import sample_and_predict
+
+    label = devices[0].name if len(devices) == 1 else f"{len(devices)} devices"
+    with Store(db) as store, RichProgress(label) as progress:
+        settings = CampaignSettings(timing=timing, cache=ModelCache(cache) if cache
+                                    else ModelCache(), progress=progress, farm=farm,
+                                    export_workers=export_workers)
+        report = sample_and_predict(store, layout, devices, runtime_config, n, settings)
+    brief = {k: v for k, v in report.items() if k != "latency_ms"}
+    if as_json:
+        click.echo(json.dumps(brief))
+        return
+    held = report["held_out"]
+    err.print(f"measured {report['measured']} blocks (and the fixed layers), predicted "
+              f"{report['predicted']}; the predictor on {held['n']} held-out measured blocks: "
+              f"{held['within_10pct']:.0%} within ±10 %, MAPE {held['mape']:.1%}, Spearman "
+              f"{held['spearman']:.3f}. 'lutfarm lut export' fills the LUT with the "
+              f"predictions, each marked predicted")
