@@ -6,7 +6,7 @@ above this package (export, LUT, predictors, search) asks ``get_layout`` for one
 
 from __future__ import annotations
 
-from lutfarm.spaces import fbnet, mcunet  # noqa: F401  (each registers itself)
+from lutfarm.spaces import fbnet, mcunet, nb201  # noqa: F401  (each registers itself)
 from lutfarm.spaces.cases import KIND_FIELDS, BlockCase, CaseKeyError, PairCase
 from lutfarm.spaces.fbnet import (
     NUM_OPS,

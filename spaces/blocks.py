@@ -16,12 +16,22 @@ from torch import nn
 from lutfarm.spaces.cases import BlockCase
 
 BLOCKS: dict[str, Callable[[BlockCase], nn.Module]] = {}
+# spaces whose networks are not a chain of their cases (NB201's cells are DAGs)
+NETWORKS: dict[str, Callable[[object, object], nn.Module]] = {}
 
 
 def register_block(kind: str):
     """Decorator: ``fn(case) -> nn.Module`` builds every case of ``kind``."""
     def add(fn):
         BLOCKS[kind] = fn
+        return fn
+    return add
+
+
+def register_network(space: str):
+    """Decorator: ``fn(layout, arch) -> nn.Module`` builds a whole network of ``space``."""
+    def add(fn):
+        NETWORKS[space] = fn
         return fn
     return add
 

@@ -28,7 +28,15 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "MBConv": ("H", "W", "Cin", "Cout", "exp", "kernel", "stride", "se"),
     "PointLinear": ("H", "W", "Cin", "Cout"),
     "ConvNormR6": ("H", "W", "Cin", "Cout", "kernel", "stride"),
+    # NAS-Bench-201's: the stem (conv, BN), a cell edge's ReLU-conv-BN and 3x3 average pool
+    # (padded, stride 1), the residual reduction block, the last BN-ReLU
+    "ConvBN": ("H", "W", "Cin", "Cout", "kernel", "stride"),
+    "ReLUConvBN": ("H", "W", "Cin", "Cout", "kernel", "stride"),
+    "AvgPool": ("H", "W", "Cin", "Cout", "kernel", "stride"),
+    "ResBlock": ("H", "W", "Cin", "Cout", "stride"),
+    "BNReLU": ("H", "W", "Cin", "Cout"),
 }
+_NB201_KINDS = ("ConvBN", "ReLUConvBN", "AvgPool", "ResBlock", "BNReLU")
 
 # key field name -> dataclass attribute
 _ATTR = {"H": "h", "W": "w", "Cin": "cin", "Cout": "cout", "exp": "exp", "kernel": "kernel",
@@ -97,6 +105,8 @@ class BlockCase:
         k = self.kind
         if k in ("MBConv", "PointLinear", "ConvNormR6"):
             return self._mcunet_costs()[0]
+        if k in _NB201_KINDS:
+            return self._nb201_costs()[0]
         if k in ("Identity", "AvgP") or self.is_identity:
             return self.h * self.w * self.cin if k == "AvgP" else 0
         if k == "FC":
@@ -130,6 +140,21 @@ class BlockCase:
             weights += se
         return macs, weights
 
+    def _nb201_costs(self) -> tuple[int, int]:
+        """(MACs, weights) of NAS-Bench-201's kinds (pools: one add per input element)."""
+        ho, wo = self.out_hw
+        k = self.kind
+        if k in ("ConvBN", "ReLUConvBN"):
+            weights = self.cin * self.cout * self.kernel ** 2
+            return ho * wo * weights, weights
+        if k == "AvgPool":
+            return self.h * self.w * self.cin, 0
+        if k == "BNReLU":
+            return 0, 0
+        # ResBlock: 3x3 (stride) -> 3x3, shortcut 2x2 average pool -> 1x1
+        a, b, short = 9 * self.cin * self.cout, 9 * self.cout * self.cout, self.cin * self.cout
+        return ho * wo * (a + b + short) + self.h * self.w * self.cin, a + b + short
+
     @property
     def activation_peak(self) -> int:
         """Largest live activation of the block (elements; bytes at int8): the input and output
@@ -161,6 +186,8 @@ class BlockCase:
         k = self.kind
         if k in ("MBConv", "PointLinear", "ConvNormR6"):
             return self._mcunet_costs()[1]
+        if k in _NB201_KINDS:
+            return self._nb201_costs()[1]
         if k in ("Identity", "AvgP") or self.is_identity:
             return 0
         if k == "FC":

@@ -7,7 +7,8 @@ from torch import nn
 
 import lutfarm.spaces.fbnet_modules  # noqa: F401  (registers FBNet's block kinds)
 import lutfarm.spaces.mcunet_modules  # noqa: F401  (registers MCUNet's)
-from lutfarm.spaces.blocks import BLOCKS, Flatten, seeded_init
+import lutfarm.spaces.nb201_modules  # noqa: F401  (registers NB201's, and its cell network)
+from lutfarm.spaces.blocks import BLOCKS, NETWORKS, Flatten, seeded_init
 from lutfarm.spaces.cases import BlockCase, PairCase
 
 __all__ = ["build_block", "build_module", "build_network", "seeded_init", "Flatten"]
@@ -22,7 +23,10 @@ def build_block(case: BlockCase) -> nn.Module:
 
 
 def build_network(layout, arch) -> nn.Sequential:
-    """A whole network of any space: the blocks of ``layout.arch_cases(arch)`` in order."""
+    """A whole network of any space: the space's own builder where it registered one, else
+    the blocks of ``layout.arch_cases(arch)`` in order."""
+    if layout.space in NETWORKS:
+        return NETWORKS[layout.space](layout, arch)
     modules = [build_block(c) for c in layout.arch_cases(arch)]
     modules.insert(len(modules) - 1, Flatten())  # pool output (N, C, 1, 1) -> classifier
     return nn.Sequential(*modules)

@@ -50,7 +50,7 @@ def test_import_and_query_hwnasbench_reproduces_the_paper(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["profile", "--space", "ofa"], "Invalid value for '--space': 'ofa' is not one of 'fbnet', 'mcunet'"),
+    (["profile", "--space", "ofa"], "Invalid value for '--space': 'ofa' is not one of 'fbnet', 'mcunet', 'nb201'"),
     (["profile", "--space", "mcunet", "--resolutions", "16"], "resolutions must be whole numbers of at least 32"),
     (["profile", "--resolutions", "96"], "--resolutions is for mcunet"),
     (["profile", "--layout", "mnist"], "unknown layout 'mnist'"),

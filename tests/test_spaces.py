@@ -198,3 +198,34 @@ def test_tflite_export_runs_in_worker_processes_into_one_cache(tmp_path, cache):
     assert again.get_many(cases, "tflite", "fp32") == out and again.stats.reused == 3
     key = next(iter(cases))
     assert cache.get(cases[key], "tflite", "fp32").sha256 == out[key].sha256
+
+
+def test_nb201_profiles_into_a_lut_that_prices_its_networks(tmp_path, cache):
+    """NB201 as an entry: its 15 cases measured (ONNX Runtime), a LUT per cell op and
+    resolution, an arch priced from its cases; its networks are DAGs built by its own
+    registered builder and export like any case."""
+    from conftest import FAST
+    from lutfarm.lut import build_lut
+    from lutfarm.profiler.campaign import CampaignSettings, run_campaign
+    from lutfarm.profiler.devices import LOCAL
+    from lutfarm.profiler.runtime_config import RuntimeConfig
+    from lutfarm.profiler.store import Store
+    layout = get_layout("nb201", "cifar10")
+    with Store(tmp_path / "s.db") as store:
+        s = run_campaign(store, layout, LOCAL, RuntimeConfig(),
+                         CampaignSettings(timing=FAST, cache=cache))
+        assert s.measured == len(layout.unique_cases()) + 1 and not s.failed
+        lut = build_lut(store, "local", RuntimeConfig().key)
+    assert lut.space == "nb201" and not lut.missing_cases()
+    conv3, pool = (3,) * 6, (4,) * 6
+    price = {a: sum(lut.latency_ms[c.key] for c in layout.arch_cases(a)) for a in (conv3, pool)}
+    assert price[conv3] > price[pool]
+    net = layout.network_case(layout.parse_arch("|nor_conv_3x3~0|+|skip_connect~0|none~1|+|"
+                                                "avg_pool_3x3~0|nor_conv_1x1~1|none~2|"))
+    model = cache.get(net)
+    x = np.random.default_rng(0).standard_normal(net.input_shape).astype(np.float32)
+    session = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    with torch.no_grad():
+        want = seeded_init(build_network(layout, net.arch), net.key)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max() + 1))

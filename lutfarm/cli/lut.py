@@ -157,6 +157,9 @@ def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, o
             raise LUTError(f"the LUT of {device} lacks {len(missing)} cases (e.g. {missing[0]}); "
                            f"run 'lutfarm profile' first")
         if table.space != "fbnet":
+            if not hasattr(table.layout, "case_index"):
+                raise click.UsageError(f"lut validate checks fbnet and mcunet LUTs, not "
+                                       f"{table.space}")
             _validate_subnets(store, table, device, devices, runtime_config, n_archs, seed,
                               out_dir, as_json)
             return

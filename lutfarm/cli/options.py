@@ -39,7 +39,8 @@ def layout_options(f):
     @click.option("--space", default="fbnet", show_default=True,
                   type=click.Choice(list_spaces()), help="search space")
     @click.option("--layout", default=None,
-                  help="macro layout (default: the space's): fbnet cifar|imagenet, mcunet vww|c10")
+                  help="macro layout (default: the space's): fbnet cifar|imagenet, mcunet vww|c10, "
+                       "nb201 cifar10|cifar100|imagenet16")
     @click.option("--classes", type=int, default=None,
                   help="classifier width (default: the layout's, 100 for cifar, 2 for vww)")
     @click.option("--resolutions", default=None, metavar="96,128",

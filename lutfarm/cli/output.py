@@ -121,7 +121,7 @@ def lut_table(lut: LUT, examples: dict[str, list[int]] | None = None) -> Table:
         t.add_row("empty-model call (overhead)", f"{lut.overhead_ms:.4f} ms")
     if lut.space == "fbnet":
         _fbnet_rows(t, lut, examples)
-    else:
+    elif hasattr(lut.layout, "case_index"):
         _subnet_rows(t, lut)
     values = np.array(list(lut.latency_ms.values()))
     t.add_row("block latency min / median / max",

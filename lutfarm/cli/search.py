@@ -62,6 +62,9 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
         raise click.BadParameter(f"the LUT {lut_path} is for the {lut.space} space, not {space}",
                                  param_hint="--space")
     space = lut.space if lut is not None else (space or "fbnet")
+    if space not in ("fbnet", "mcunet"):
+        raise click.UsageError(f"search evolve searches fbnet and mcunet LUTs; for {space} "
+                               f"use: lutfarm search bench-nb201")
     if space != "fbnet":
         if verify or plot or max_mparams is not None:
             raise click.UsageError("--verify, --plot and --max-mparams are for fbnet searches")
