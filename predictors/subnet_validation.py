@@ -118,6 +118,12 @@ def run_subnet_validation(store, lut, devices, runtime, per_resolution: int = 30
         memory = {"analytical_over_arena": _ratio_stats(analytical[have] / arena[have]),
                   "block_max_over_arena": _ratio_stats((block_max / arena)[have
                                                        & ~np.isnan(block_max)])}
+    block_arenas = lut.peak_mem_bytes() if lut.meta.get("memory_method") == "tflm-arena" else {}
+    cases = {c.key: c for c in layout.case_list()}
+    pairs = [(cases[k].activation_peak, v) for k, v in block_arenas.items() if k in cases and v]
+    if pairs:       # block by block: the analytical peak against the block's own arena
+        a, b = np.array(pairs, float).T
+        memory["block_analytical_over_arena"] = _ratio_stats(a / b)
     report = SubnetValidation(lut.device, runtime.key, layout.name, list(layout.resolutions),
                               per, latency_metrics(plain, measured),
                               latency_metrics(overhead, measured), memory, rows)
