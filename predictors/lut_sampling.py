@@ -49,7 +49,10 @@ def sample_and_predict(store, layout, devices, runtime, n: int, settings=None, s
     target = devices[0].kind
 
     def measure(todo: list) -> dict[str, float]:
-        run_farm(store, layout, devices, runtime, replace(settings, cases=list(todo)))
+        summaries = run_farm(store, layout, devices, runtime, replace(settings, cases=list(todo)))
+        errors = [why for s in summaries for why in s.device_errors.values()]
+        if errors and all(s.measured == 0 for s in summaries):
+            raise PredictorError(f"no device measured anything: {errors[0]}")
         found = store.latest(target, runtime.key)
         return {k: m.median_ms for k, m in found.items() if m.median_ms}
 

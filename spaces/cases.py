@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 from lutfarm.errors import LutfarmError
 
@@ -249,3 +250,34 @@ class PairCase:
         if len(parts) != 3 or parts[0] != cls.PREFIX:
             raise CaseKeyError(f"not a pair key: {key!r}; expected Pair__<case key>__<case key>")
         return cls(BlockCase.from_key(parts[1]), BlockCase.from_key(parts[2]))
+
+
+@dataclass(frozen=True)
+class DigitNetworkCase:
+    """A whole network, measured end to end like any other case, of a space whose archs are a
+    few op indices below ten (FBNet, NB201): the key writes them as digits. Each space
+    subclasses it with its ``PREFIX`` and its ``LAYOUTS``."""
+
+    layout: object
+    arch: tuple[int, ...]
+
+    PREFIX: ClassVar[str] = ""
+    LAYOUTS: ClassVar[dict] = {}
+
+    @property
+    def key(self) -> str:
+        return (f"{self.PREFIX}_{self.layout.name}_C{self.layout.classes}_"
+                f"arch{''.join(map(str, self.arch))}")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (1, 3, self.layout.input_size, self.layout.input_size)
+
+    @classmethod
+    def from_key(cls, key: str):
+        m = re.fullmatch(rf"{cls.PREFIX}_([a-z0-9]+)_C(\d+)_arch(\d+)", key)
+        if not m or m.group(1) not in cls.LAYOUTS:
+            raise CaseKeyError(f"not a {cls.PREFIX} network key: {key!r}; expected "
+                               f"{cls.PREFIX}_<layout>_C<classes>_arch<op digits>")
+        layout = cls.LAYOUTS[m.group(1)].with_classes(int(m.group(2)))
+        return cls(layout, tuple(layout.parse_arch(",".join(m.group(3)))))

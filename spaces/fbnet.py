@@ -7,18 +7,12 @@ This module is pure Python + numpy: the LUT and search use it without torch.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from lutfarm.errors import LutfarmError
-from lutfarm.spaces.cases import BlockCase, CaseKeyError, PairCase
-from lutfarm.spaces.registry import Space, register_space
-
-
-class ArchError(LutfarmError, ValueError):
-    """An architecture that does not fit the space."""
+from lutfarm.spaces.cases import BlockCase, DigitNetworkCase, PairCase
+from lutfarm.spaces.registry import ArchError, Space, register_space
 
 
 @dataclass(frozen=True)
@@ -222,32 +216,10 @@ class FBNetLayout:
         return NetworkCase(self, tuple(int(v) for v in arch))
 
 
-@dataclass(frozen=True)
-class NetworkCase:
-    """A whole FBNet network, measured end to end like any other case."""
-
-    layout: FBNetLayout
-    arch: tuple[int, ...]
+class NetworkCase(DigitNetworkCase):
+    """A whole FBNet network (22 op digits in its key)."""
 
     PREFIX = "FBNet"
-
-    @property
-    def key(self) -> str:
-        return (f"{self.PREFIX}_{self.layout.name}_C{self.layout.classes}_"
-                f"arch{''.join(map(str, self.arch))}")
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (1, 3, self.layout.input_size, self.layout.input_size)
-
-    @classmethod
-    def from_key(cls, key: str) -> NetworkCase:
-        m = re.fullmatch(rf"{cls.PREFIX}_([a-z0-9]+)_C(\d+)_arch(\d+)", key)
-        if not m or m.group(1) not in LAYOUTS:
-            raise CaseKeyError(f"not a network key: {key!r}; expected "
-                               f"FBNet_<layout>_C<classes>_arch<22 digits>")
-        layout = LAYOUTS[m.group(1)].with_classes(int(m.group(2)))
-        return cls(layout, tuple(parse_arch(m.group(3), layout.num_layers)))
 
 
 LAYOUTS: dict[str, FBNetLayout] = {
@@ -293,5 +265,6 @@ def parse_arch(text: str, num_layers: int = 22) -> list[int]:
     return ops
 
 
+NetworkCase.LAYOUTS = LAYOUTS
 register_space(Space("fbnet", "FBNet (v1): 22 layers x 9 blocks, HW-NAS-Bench's layouts",
                      LAYOUTS, "cifar", NetworkCase))

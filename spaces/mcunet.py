@@ -24,8 +24,7 @@ from functools import lru_cache
 import numpy as np
 
 from lutfarm.spaces.cases import BlockCase, CaseKeyError
-from lutfarm.spaces.fbnet import ArchError
-from lutfarm.spaces.registry import Space, register_space
+from lutfarm.spaces.registry import ArchError, Space, register_space
 
 BASE_WIDTHS = (32, 16, 24, 40, 80, 96, 192, 320, 384)   # stem, first block, 6 stages, mix
 STAGE_STRIDES = (2, 2, 2, 1, 2, 1)

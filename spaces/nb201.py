@@ -21,9 +21,8 @@ import numpy as np
 
 from lutfarm import environment
 from lutfarm.errors import LutfarmError
-from lutfarm.spaces.cases import BlockCase, CaseKeyError
-from lutfarm.spaces.fbnet import ArchError
-from lutfarm.spaces.registry import Space, register_space
+from lutfarm.spaces.cases import BlockCase, DigitNetworkCase
+from lutfarm.spaces.registry import ArchError, Space, register_space
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NUM_EDGES = 6
@@ -222,30 +221,10 @@ class NB201Layout:
         return NB201NetworkCase(self, self._check(arch))
 
 
-@dataclass(frozen=True)
-class NB201NetworkCase:
-    layout: NB201Layout
-    arch: tuple[int, ...]
+class NB201NetworkCase(DigitNetworkCase):
+    """A whole NB201 network (6 op digits in its key)."""
 
     PREFIX = "NB201"
-
-    @property
-    def key(self) -> str:
-        return (f"{self.PREFIX}_{self.layout.name}_C{self.layout.classes}_"
-                f"arch{''.join(map(str, self.arch))}")
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (1, 3, self.layout.input_size, self.layout.input_size)
-
-    @classmethod
-    def from_key(cls, key: str) -> NB201NetworkCase:
-        m = re.fullmatch(rf"{cls.PREFIX}_([a-z0-9]+)_C(\d+)_arch(\d{{{NUM_EDGES}}})", key)
-        if not m or m.group(1) not in LAYOUTS:
-            raise CaseKeyError(f"not an NB201 network key: {key!r}; expected "
-                               f"NB201_<layout>_C<classes>_arch<6 digits>")
-        layout = LAYOUTS[m.group(1)].with_classes(int(m.group(2)))
-        return cls(layout, layout._check(m.group(3)))
 
 
 LAYOUTS: dict[str, NB201Layout] = {
@@ -255,5 +234,6 @@ LAYOUTS: dict[str, NB201Layout] = {
 }
 
 
+NB201NetworkCase.LAYOUTS = LAYOUTS
 register_space(Space("nb201", "NAS-Bench-201: one cell of 6 edges x 5 ops, 15 cells",
                      LAYOUTS, "cifar10", NB201NetworkCase))

@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from lutfarm.errors import LutfarmError
 
 
+class ArchError(LutfarmError, ValueError):
+    """An architecture that does not fit the space (every space raises this one)."""
+
+
 class UnknownSpaceError(LutfarmError, ValueError):
     """A space or layout name lutfarm does not know."""
 

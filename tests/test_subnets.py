@@ -168,4 +168,12 @@ def test_profile_sample_measures_n_blocks_and_the_lut_predicts_the_rest(tmp_path
     s = lutfarm("search", "evolve", "--lut", lut_path, "--max-mmacs", 20, "--generations", 20,
                 "--json")
     assert s.returncode == 0, s.stderr[-800:]
-    assert json.loads(s.stdout)["latency_ms"] > 0
+    winner = json.loads(s.stdout)
+    q = lutfarm("lut", "query", "--lut", lut_path, "--arch-json", json.dumps(winner["arch"]),
+                "--arch", layout.smallest_arch().to_str(), "--breakdown", "--json")
+    assert q.returncode == 0, q.stderr[-800:]
+    found, smallest = json.loads(q.stdout)["archs"]
+    assert found["arch_str"] == winner["arch_str"]
+    assert found["latency_ms"] == pytest.approx(winner["latency_ms"])
+    assert found["latency_ms"] == pytest.approx(sum(x["ms"] for x in found["layers"]))
+    assert smallest["latency_ms"] < found["latency_ms"] and smallest["mmacs"] < found["mmacs"]

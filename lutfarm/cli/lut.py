@@ -80,11 +80,19 @@ def _read_archs(archs: tuple[str, ...], archs_file: Path | None, num_layers: int
               help="22 op indices 0-8, comma-separated (repeatable)")
 @click.option("--archs-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="one arch per line")
+@click.option("--arch-json", "arch_json", default=None, metavar="JSON|FILE",
+              help="mcunet: an arch as JSON (or a file holding one, or a list of them)")
 @click.option("--breakdown", is_flag=True, help="per-layer latencies of each arch")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def query_cmd(lut_path, archs, archs_file, breakdown, as_json):
+def query_cmd(lut_path, archs, archs_file, arch_json, breakdown, as_json):
     """Latency of architectures (ms) under a LUT; the layout is read from the LUT."""
-    table = LatencyTable(load_lut(lut_path))
+    lut = load_lut(lut_path)
+    if hasattr(lut.layout, "case_index"):
+        _query_subnets(lut, lut_path, archs, archs_file, arch_json, breakdown, as_json)
+        return
+    if arch_json:
+        raise click.UsageError("--arch-json is for mcunet LUTs; give FBNet archs with --arch")
+    table = LatencyTable(lut)
     rows = _read_archs(archs, archs_file, table.layout.num_layers)
     ms = table.latency(np.array(rows))
     if as_json:
@@ -100,6 +108,48 @@ def query_cmd(lut_path, archs, archs_file, breakdown, as_json):
         if breakdown:
             for key, value in table.breakdown(r):
                 click.echo(f"    {value:9.4f}  {key}")
+
+
+def _query_subnets(lut, lut_path, archs, archs_file, arch_json, breakdown, as_json) -> None:
+    """``lut query`` for subnet spaces: compact strings (--arch, --archs-file) and JSON."""
+    from lutfarm.lut.subnets import SubnetTable
+
+    layout = lut.layout
+    texts = list(archs)
+    if archs_file:
+        texts += [ln for ln in archs_file.read_text().splitlines() if ln.strip()]
+    if arch_json:
+        source = Path(arch_json)
+        text = source.read_text() if not arch_json.lstrip().startswith(("{", "[")) \
+            and source.is_file() else arch_json
+        try:
+            obj = json.loads(text)
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--arch-json") from None
+        texts += [json.dumps(o) for o in (obj if isinstance(obj, list) else [obj])]
+    if not texts:
+        raise click.UsageError(f"give an arch: --arch {layout.smallest_arch().to_str()} or "
+                               f"--arch-json '{{\"ks\": [...], …}}'")
+    rows = [layout.parse_arch(t) for t in texts]
+    table = SubnetTable(lut)
+    genes = layout.to_genes(rows)
+    ms = table.latency(genes)
+    items = [{"arch": a.to_json(), "arch_str": a.to_str(), "latency_ms": float(v),
+              "mmacs": layout.macs(a) / 1e6,
+              "peak_activation_kb": layout.peak_activation(a) / 1024} for a, v in zip(rows, ms)]
+    if breakdown:
+        for item, a in zip(items, rows):
+            item["layers"] = [{"case": c.key, "ms": lut.latency_ms[c.key]}
+                              for c in layout.arch_cases(a)]
+    if as_json:
+        click.echo(json.dumps({"lut": str(lut_path), "device": lut.device,
+                               "runtime": lut.runtime, "archs": items}))
+        return
+    for item in items:
+        click.echo(f"{item['latency_ms']:.4f} ms  {item['mmacs']:.1f} MMACs  "
+                   f"{item['peak_activation_kb']:.0f} KiB  {item['arch_str']}")
+        for layer in item.get("layers", []):
+            click.echo(f"    {layer['ms']:9.4f}  {layer['case']}")
 
 
 @lut.command("show")
