@@ -23,16 +23,18 @@ from lutfarm.lut.table import LUTError
 from lutfarm.plotting import figure
 
 
-def sample_subnets(layout, resolution: int, n: int, seed: int = 0) -> list:
-    """The smallest and largest subnet at ``resolution``, then distinct random ones."""
+def sample_subnets(layout, resolution: int, n: int, seed: int = 0, accept=None) -> list:
+    """The smallest and largest subnet at ``resolution``, then distinct random ones; with
+    ``accept(arch) -> bool``, only those it accepts (e.g. the ones a LUT can price)."""
     at = layout.with_resolutions([resolution])
-    picked = [at.smallest_arch(), at.largest_arch()]
+    accept = accept or (lambda arch: True)
+    picked = [a for a in (at.smallest_arch(), at.largest_arch()) if accept(a)]
     seen = {a.to_str() for a in picked}
-    for arch in at.sample_archs(20 * n, seed):
+    for arch in at.sample_archs(50 * n, seed):
         if len(picked) >= n:
             break
         arch = arch.canonical()
-        if arch.to_str() not in seen:
+        if arch.to_str() not in seen and accept(arch):
             seen.add(arch.to_str())
             picked.append(arch)
     return picked[:n]
@@ -56,13 +58,15 @@ class SubnetValidation:
     overhead: dict
     memory: dict = field(default_factory=dict)
     rows: list[dict] = field(default_factory=list)
+    unpriced_cases: list[str] = field(default_factory=list)   # subnets using them were skipped
     created: float = field(default_factory=time.time)
 
     def summary(self) -> dict:
         return {"device": self.device, "runtime": self.runtime, "layout": self.layout,
                 "space": "mcunet", "resolutions": self.resolutions,
                 "per_resolution": self.per_resolution, "plain": self.plain,
-                "overhead": self.overhead, "memory": self.memory, "n": len(self.rows)}
+                "overhead": self.overhead, "memory": self.memory, "n": len(self.rows),
+                "unpriced_cases": self.unpriced_cases}
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -79,10 +83,13 @@ def run_subnet_validation(store, lut, devices, runtime, per_resolution: int = 30
     from lutfarm.profiler.campaign import CampaignSettings, run_farm
 
     table = SubnetTable(lut)
-    table.check_complete()
     layout = table.layout
-    archs = [a for r in layout.resolutions for a in sample_subnets(layout, r, per_resolution,
-                                                                   seed)]
+    known = set(lut.latency_ms)
+
+    def priced(arch) -> bool:       # a case the runtime could not take leaves a hole
+        return all(c.key in known for c in layout.arch_cases(arch))
+    archs = [a for r in layout.resolutions
+             for a in sample_subnets(layout, r, per_resolution, seed, priced)]
     cases = [layout.network_case(a) for a in archs]
     run_farm(store, layout, devices, runtime,
              replace(settings or CampaignSettings(), cases=cases))
@@ -126,7 +133,8 @@ def run_subnet_validation(store, lut, devices, runtime, per_resolution: int = 30
         memory["block_analytical_over_arena"] = _ratio_stats(a / b)
     report = SubnetValidation(lut.device, runtime.key, layout.name, list(layout.resolutions),
                               per, latency_metrics(plain, measured),
-                              latency_metrics(overhead, measured), memory, rows)
+                              latency_metrics(overhead, measured), memory, rows,
+                              unpriced_cases=lut.missing_cases())
     store.add_report(lut.device, runtime.key, "validation", report.summary())
     return report
 
