@@ -73,9 +73,12 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
 
 def measured_resolutions(layout, found) -> list[int]:
     """Resolutions of an elastic-resolution layout with at least one measured case of their own
-    (the classifier, the same at every resolution, does not count)."""
-    return [r for r in layout.resolutions
-            if any(c.key in found for c in layout.resolution_cases(r) if c.kind != "FC")]
+    (one no other resolution has: 112 and 128 px share their 4x4 head, every resolution its
+    classifier)."""
+    keys = {r: {c.key for c in layout.resolution_cases(r)} | {layout.overhead_case(r).key}
+            for r in layout.resolutions}
+    own = {r: keys[r] - set().union(*(keys[o] for o in keys if o != r)) for r in keys}
+    return [r for r in layout.resolutions if own[r] & set(found)]
 
 
 def _is_block(key: str) -> bool:

@@ -11,6 +11,7 @@ the predictions and the held-out figures of the last round are stored as a repor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -33,29 +34,15 @@ def near(bad, pool: list, k: int) -> list:
     return sorted(same, key=lambda c: _distance(c, bad))[:k]
 
 
-def sample_and_predict(store, layout, devices, runtime, n: int, settings=None, seed: int = 0,
-                       rounds: int = 2) -> dict:
-    """Measure the fixed cases and ``n`` inverted residuals, predict the others; returns (and
-    stores) the report ``build_lut`` reads."""
-    from lutfarm.profiler.campaign import CampaignSettings, plan_cases, run_farm
-
-    settings = settings or CampaignSettings()
-    cases = plan_cases(layout)
-    blocks = [c for c in cases if c.kind in ("MBConv", "ConvBlock")]
-    fixed = [c for c in cases if c not in blocks]
+def adaptive_choice(blocks: list, fixed: list, measure: Callable[[list], dict[str, float]],
+                    n: int, seed: int = 0, rounds: int = 2, device: str = "",
+                    runtime: str = "") -> tuple[BlockLatencyPredictor, dict, list[dict]]:
+    """Choose and measure ``n`` of ``blocks`` (and all of ``fixed``) the adaptive way; returns
+    the predictor refitted on every measured block, what was measured (key -> ms) and the
+    held-out figures per round."""
     if n < 20 or n >= len(blocks):
         raise PredictorError(f"--sample {n}: give between 20 and {len(blocks) - 1} of the "
                              f"{len(blocks)} blocks (all of them: leave --sample out)")
-    target = devices[0].kind
-
-    def measure(todo: list) -> dict[str, float]:
-        summaries = run_farm(store, layout, devices, runtime, replace(settings, cases=list(todo)))
-        errors = [why for s in summaries for why in s.device_errors.values()]
-        if errors and all(s.measured == 0 for s in summaries):
-            raise PredictorError(f"no device measured anything: {errors[0]}")
-        found = store.latest(target, runtime.key)
-        return {k: m.median_ms for k, m in found.items() if m.median_ms}
-
     rng = np.random.default_rng(seed)
     order = [blocks[i] for i in rng.permutation(len(blocks))]
     n_val = max(5, n // 5)
@@ -71,18 +58,17 @@ def sample_and_predict(store, layout, devices, runtime, n: int, settings=None, s
             raise PredictorError(f"only {len(train)} training and {len(val)} held-out blocks "
                                  f"could be measured; see the campaign's failures")
         y_val = np.array([known[c.key] for c in val])
-        model = BlockLatencyPredictor(target, runtime.key).fit(
-            train, [known[c.key] for c in train])
+        model = BlockLatencyPredictor(device, runtime).fit(train,
+                                                           [known[c.key] for c in train])
         pred = model.predict(val)
         history.append({"round": round_, "train": len(train), **latency_metrics(pred, y_val)})
         budget = n - len(train) - len(validation)
         if round_ == rounds or budget <= 0:
             break
         per_round = max(1, budget // (rounds - round_))
-        worst = [val[i] for i in np.argsort(-np.abs(pred / y_val - 1))]
         fresh: dict[str, object] = {}
-        for bad in worst:           # the worst first, the next ones if they are all near-done
-            for c in near(bad, pool, 2):
+        for i in np.argsort(-np.abs(pred / y_val - 1)):   # the worst first
+            for c in near(val[i], pool, 2):
                 fresh.setdefault(c.key, c)
             if len(fresh) >= per_round:
                 break
@@ -91,13 +77,38 @@ def sample_and_predict(store, layout, devices, runtime, n: int, settings=None, s
         known.update(measure(fresh_cases))
         train += fresh_cases
     measured = [c for c in blocks if c.key in known]
-    final = BlockLatencyPredictor(target, runtime.key).fit(
-        measured, [known[c.key] for c in measured])
+    final = BlockLatencyPredictor(device, runtime).fit(measured,
+                                                       [known[c.key] for c in measured])
+    return final, known, history
+
+
+def sample_and_predict(store, layout, devices, runtime, n: int, settings=None, seed: int = 0,
+                       rounds: int = 2) -> dict:
+    """Measure the fixed cases and ``n`` inverted residuals, predict the others; returns (and
+    stores) the report ``build_lut`` reads."""
+    from lutfarm.profiler.campaign import CampaignSettings, plan_cases, run_farm
+
+    settings = settings or CampaignSettings()
+    cases = plan_cases(layout)
+    blocks = [c for c in cases if c.kind in ("MBConv", "ConvBlock")]
+    fixed = [c for c in cases if c not in blocks]
+    target = devices[0].kind
+
+    def measure(todo: list) -> dict[str, float]:
+        summaries = run_farm(store, layout, devices, runtime, replace(settings, cases=list(todo)))
+        errors = [why for s in summaries for why in s.device_errors.values()]
+        if errors and all(s.measured == 0 for s in summaries):
+            raise PredictorError(f"no device measured anything: {errors[0]}")
+        found = store.latest(target, runtime.key)
+        return {k: m.median_ms for k, m in found.items() if m.median_ms}
+
+    final, known, history = adaptive_choice(blocks, fixed, measure, n, seed, rounds, target,
+                                            runtime.key)
     unmeasured = [c for c in blocks if c.key not in known]
     predicted = dict(zip([c.key for c in unmeasured], map(float, final.predict(unmeasured))))
     report = {"space": layout.space, "layout": layout.name,
-              "resolutions": list(getattr(layout, "resolutions", ())), "measured": len(measured),
-              "predicted": len(predicted), "held_out": history[-1], "history": history,
-              "latency_ms": predicted}
+              "resolutions": list(getattr(layout, "resolutions", ())),
+              "measured": len(blocks) - len(unmeasured), "predicted": len(predicted),
+              "held_out": history[-1], "history": history, "latency_ms": predicted}
     store.add_report(target, runtime.key, PREDICTIONS_REPORT, report)
     return report
