@@ -38,11 +38,13 @@ class SubnetTable:
         raise LUTError(f"the LUT lacks {what} for case {key}; measure it: lutfarm profile "
                        f"--space {self.layout.space} --only '{key}'")
 
-    def latency(self, genes, model: str = "plain") -> np.ndarray:
+    def latency(self, genes, model: str = "plain", missing: str = "raise") -> np.ndarray:
+        """``missing="nan"``: an arch that needs an unmeasured case gets NaN (a search treats
+        it as infeasible: a case the runtime could not take cannot run on the device)."""
         if model not in LATENCY_MODELS:
             raise LUTError(f"unknown latency model {model!r}; use plain or overhead")
         taken, ids, overhead = self._gather(self.vector, genes)
-        if np.isnan(taken).any():
+        if missing == "raise" and np.isnan(taken).any():
             self._raise_missing(taken, ids, "a latency")
         out = taken.sum(axis=1)
         if model == "overhead":
@@ -53,17 +55,27 @@ class SubnetTable:
             out = out - ((ids >= 0).sum(axis=1) - 1) * o
         return out
 
-    def peak_memory(self, genes) -> np.ndarray:
+    def peak_memory(self, genes, missing: str = "raise") -> np.ndarray:
         """Largest measured per-block peak (bytes): TFLite-Micro arenas for ``tflm`` LUTs."""
         taken, ids, _ = self._gather(self.memory, genes)
-        if np.isnan(taken).any():
+        if missing == "raise" and np.isnan(taken).any():
             self._raise_missing(taken, ids, "a peak memory")
         return taken.max(axis=1)
 
-    def check_complete(self) -> None:
-        missing = [k for k, v in zip(self.keys, self.vector) if np.isnan(v)
-                   and not k.startswith("Identity_")]
-        if missing:
+    @property
+    def measures_memory(self) -> bool:
+        """Whether the LUT's memory column is an arena the device really allocates."""
+        return self.lut.meta.get("memory_method") == "tflm-arena"
+
+    def missing(self) -> list[str]:
+        """Cases of the layout without a latency (empty models aside)."""
+        return [k for k, v in zip(self.keys, self.vector) if np.isnan(v)
+                and not k.startswith("Identity_")]
+
+    def check_complete(self, tolerated: float = 0.0) -> None:
+        """Raise unless at most ``tolerated`` (a fraction) of the cases are missing."""
+        missing = self.missing()
+        if len(missing) > tolerated * len(self.keys):
             rs = ",".join(map(str, getattr(self.layout, "resolutions", ())))
             raise LUTError(f"the LUT lacks {len(missing)} of the layout's {len(self.keys)} cases "
                            f"(e.g. {missing[0]}); measure them: lutfarm profile --space "

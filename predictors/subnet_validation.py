@@ -104,7 +104,7 @@ def run_subnet_validation(store, lut, devices, runtime, per_resolution: int = 30
     measured = np.array([m.median_ms for _, m in ok])
     plain, overhead = table.latency(genes), table.latency(genes, "overhead")
     analytical = np.array([layout.peak_activation(a) for a, _ in ok], float)
-    block_max = table.peak_memory(genes) if not np.isnan(table.memory[:-1]).any() \
+    block_max = table.peak_memory(genes, missing="nan") if table.measures_memory \
         else np.full(len(ok), np.nan)
     arena = np.array([m.peak_mem_bytes if m.mem_method == "tflm-arena" and m.peak_mem_bytes
                       else np.nan for _, m in ok], float)

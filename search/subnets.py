@@ -98,15 +98,17 @@ def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = N
     space = subnet_space(layout)
     mm, analytical = subnet_macs(layout), subnet_peak_activation(layout)
     goal = mm if objective == "mmacs" else subnet_params(layout)
-    if table is not None:
-        table.check_complete()
+    if table is not None:       # a few cases the runtime could not take: archs needing
+        table.check_complete(0.05)  # them are infeasible; more means the LUT is unfinished
 
     def latency(g):
-        return table.latency(g, latency_model)
-    measured_memory = table is not None and not np.isnan(table.memory[:-1]).any()
+        return np.nan_to_num(table.latency(g, latency_model, missing="nan"), nan=np.inf)
+    measured_memory = table is not None and table.measures_memory
 
     def memory_kb(g):
-        return table.peak_memory(g) / 1024 if measured_memory else analytical(g)
+        if not measured_memory:
+            return analytical(g)
+        return np.nan_to_num(table.peak_memory(g, missing="nan") / 1024, nan=np.inf)
 
     def feasible(g):
         ok = np.ones(len(g), bool)
@@ -142,7 +144,8 @@ def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = N
            "constraints": {k: v for k, v in vars(c).items() if v is not None}}
     if table is not None:
         out.update(latency_ms=float(latency(genes)[0]), latency_model=latency_model,
-                   lut_device=table.lut.device, lut_runtime=table.lut.runtime)
+                   lut_device=table.lut.device, lut_runtime=table.lut.runtime,
+                   unpriced_cases=table.missing())
         if table.lut.meta.get("emulated"):
             out["emulated"] = table.lut.meta["emulated"]
     return out

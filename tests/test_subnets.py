@@ -179,3 +179,21 @@ def test_profile_sample_measures_n_blocks_and_the_lut_predicts_the_rest(tmp_path
     assert found["latency_ms"] == pytest.approx(winner["latency_ms"])
     assert found["latency_ms"] == pytest.approx(sum(x["ms"] for x in found["layers"]))
     assert smallest["latency_ms"] < found["latency_ms"] and smallest["mmacs"] < found["mmacs"]
+
+
+def test_a_case_the_runtime_cannot_take_makes_its_subnets_infeasible_not_the_search_fail():
+    """A LUT with one hole (an export the runtime refused) still searches: every subnet that
+    needs the hole is infeasible, and the result names it; a LUT with many holes is refused."""
+    biggest = MCU.largest_arch()
+    hole = next(c.key for c in MCU.arch_cases(biggest) if c.kind == "MBConv" and c.se)
+    table = SubnetTable(synthetic_lut(MCU, drop=hole))
+    r = evolve_subnets(MCU, table, SubnetConstraints(budget_ms=1e9), population=30,
+                       generations=15, seed=0)
+    assert r["unpriced_cases"] == [hole]
+    assert hole not in {c.key for c in MCU.arch_cases(MCU.parse_arch(r["arch_str"]))}
+    assert np.isnan(table.latency(MCU.to_genes([biggest]), missing="nan")[0])
+    half = synthetic_lut(MCU)
+    for key in list(half.latency_ms)[::2]:
+        del half.latency_ms[key]
+    with pytest.raises(LUTError, match="lutfarm profile --space mcunet --resolutions 96,128"):
+        evolve_subnets(MCU, SubnetTable(half), SubnetConstraints(budget_ms=1.0))
