@@ -57,7 +57,8 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
     if report and report.get("layout") == lay.name:
         meta["validation"] = report   # every exported LUT says how accurate its sums are
     latency = {k: getattr(m, f"{statistic}_ms") for k, m in rows.items()}
-    extra = {k: {c: getattr(m, c, None) for c in EXTRA_COLUMNS} for k, m in rows.items()}
+    extra = {k: {c: getattr(m, c) for c in EXTRA_COLUMNS if hasattr(m, c)}
+             for k, m in rows.items()}
     predicted = store.latest_report(device, runtime, PREDICTIONS_REPORT)
     if predicted and (predicted["space"], predicted["layout"]) == (lay.space, lay.name):
         filled = {k: v for k, v in predicted["latency_ms"].items()

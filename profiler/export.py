@@ -175,25 +175,19 @@ class ModelCache:
         block, so a space's few hundred cases are worth the processes; ONNX export and cache
         hits stay in this process. ``on_result(key, model_or_error)`` is called as each ends."""
         out: dict = {}
-        missing = {}
-        for key, case in cases.items():
-            found = self.lookup(case, fmt, dtype)
-            if found is None:
-                missing[key] = case
-            else:
-                self.stats.reused += 1
-                out[key] = found
-                if on_result:
-                    on_result(key, found)
+        missing = {k: c for k, c in cases.items() if self.lookup(c, fmt, dtype) is None}
         workers = min(workers or os.cpu_count() or 1, len(missing))
-        if fmt == "onnx" or workers <= 1:
-            for key, case in missing.items():
-                try:
-                    out[key] = self.get(case, fmt, dtype)
-                except ExportError as exc:
-                    out[key] = exc
-                if on_result:
-                    on_result(key, out[key])
+        parallel = fmt != "onnx" and workers > 1
+        for key, case in cases.items():     # in this process: everything, or the cache hits
+            if parallel and key in missing:
+                continue
+            try:
+                out[key] = self.get(case, fmt, dtype)
+            except ExportError as exc:
+                out[key] = exc
+            if on_result:
+                on_result(key, out[key])
+        if not parallel:
             return out
         t0 = time.perf_counter()
         try:

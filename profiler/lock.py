@@ -183,7 +183,12 @@ class BoardLock:
         self._stop.set()
         if self._beat is not None:
             self._beat.join(timeout=5)
-        if self.held and self._holder().get("token") == self.owner["token"]:
+        for attempt in range(3):    # a read that fails once (a busy channel) is tried again
+            holder = self._holder() if self.held else {"token": None}
+            if holder:
+                break
+            time.sleep(0.2 * (attempt + 1))
+        if self.held and holder.get("token") == self.owner["token"]:
             try:
                 self.fs.remove(self.path)
             except Exception:   # connection gone: the lock goes stale and is taken over

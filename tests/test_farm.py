@@ -355,7 +355,7 @@ def test_ctrl_c_stops_a_farm_campaign_cleanly(tmp_path, host):
     with Store(db) as store:
         kept = store.measured_keys("testbox", RT.key)
     assert 1 <= len(kept) < 16
-    assert not (tmp_path / "work" / "lutfarm.lock").exists()        # lock released
+    assert not (tmp_path / "work" / "lutfarm.lock").exists(), err[-1500:]   # lock released
     assert _agents_running_in(tmp_path / "work") == [], "an agent survived Ctrl-C"
 
 

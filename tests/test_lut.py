@@ -91,8 +91,8 @@ def test_truncated_and_foreign_files_are_refused(lut, tmp_path):
     with pytest.raises(LUTFileError, match="truncated or not JSON"):
         load_lut(cut_json)
     other = tmp_path / "other.csv"
-    other.write_text(text.replace('"space": "fbnet"', '"space": "nb201"'))
-    with pytest.raises(LUTFileError, match="unknown space 'nb201'"):
+    other.write_text(text.replace('"space": "fbnet"', '"space": "ofa"'))
+    with pytest.raises(LUTFileError, match="unknown space 'ofa'"):
         load_lut(other)
     with pytest.raises(LUTFileError, match="does not exist"):
         load_lut(tmp_path / "nope.csv")
