@@ -141,6 +141,8 @@ def run_farm(store: Store, layout: FBNetLayout, devices: list[Device], runtime: 
         deadline = time.monotonic() + 30   # let every device thread release its lock
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        for w in workers:                  # and release any a slow thread still holds
+            w.release_lock()
         raise
     finally:
         for work, _ in kinds:

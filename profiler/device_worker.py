@@ -91,6 +91,15 @@ class DeviceWorker:
         except Exception:
             pass
 
+    def release_lock(self) -> None:
+        """Give the board back now if this worker still holds it (Ctrl-C's last step)."""
+        lock = getattr(self.transport, "lock", None)
+        if lock is not None and lock.held:
+            try:
+                lock.release()
+            except Exception as exc:
+                log.warning("%s: lock not released: %s", self.device.name, exc)
+
     def run(self) -> None:
         work, device, transport = self.work, self.device, self.transport
         progress = work.recorder.progress

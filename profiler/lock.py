@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 import socket
 import threading
@@ -20,6 +21,8 @@ import uuid
 from pathlib import Path
 
 from lutfarm.profiler.ssh import DeviceError
+
+log = logging.getLogger(__name__)
 
 LOCK_NAME = "lutfarm.lock"
 STALE_S = 600.0
@@ -63,10 +66,23 @@ class LocalFS:
 
 
 class SFTPFS:
-    """The same operations over SFTP; ``now`` is the device's clock (a probe file's mtime)."""
+    """The same operations over SFTP; ``now`` is the device's clock (a probe file's mtime).
 
-    def __init__(self, sftp):
-        self.sftp = sftp
+    ``reopen`` makes a fresh SFTP channel: ``retry`` gives a call that timed out on the old one
+    a second chance there (after Ctrl-C kills an agent, the old channel can stop answering)."""
+
+    def __init__(self, sftp, reopen=None):
+        self.sftp, self.reopen = sftp, reopen
+
+    def retry(self, op: str, *args):
+        """``getattr(self, op)(*args)``, once more on a fresh channel if it timed out."""
+        try:
+            return getattr(self, op)(*args)
+        except (TimeoutError, OSError) as exc:
+            if self.reopen is None or not _timed_out(exc):
+                raise
+            self.sftp = self.reopen()
+            return getattr(self, op)(*args)
 
     def create_exclusive(self, path: str, data: bytes) -> None:
         try:
@@ -144,7 +160,8 @@ class BoardLock:
 
     def _holder(self) -> dict:
         try:
-            return json.loads(self.fs.read(self.path))
+            read = self.fs.retry if hasattr(self.fs, "retry") else None
+            return json.loads(read("read", self.path) if read else self.fs.read(self.path))
         except Exception:   # unreadable, half-written, or the connection is gone
             return {}
 
@@ -190,11 +207,22 @@ class BoardLock:
             time.sleep(0.2 * (attempt + 1))
         if self.held and holder.get("token") == self.owner["token"]:
             try:
-                self.fs.remove(self.path)
-            except Exception:   # connection gone: the lock goes stale and is taken over
-                pass
+                if hasattr(self.fs, "retry"):
+                    self.fs.retry("remove", self.path)
+                else:
+                    self.fs.remove(self.path)
+            except Exception as exc:  # connection gone: the lock goes stale, is taken over
+                log.warning("%s: could not remove its lock (%s: %s); it goes stale and is "
+                            "taken over", self.device, type(exc).__name__, exc)
+        elif self.held and not holder:
+            log.warning("%s: its lock could not be read back; it goes stale and is taken over",
+                        self.device)
         _LIVE_TOKENS.discard(self.owner["token"])
         self.held = False
+
+
+def _timed_out(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError) or "timed out" in str(exc).lower()
 
 
 def _who(holder: dict) -> str:

@@ -37,6 +37,7 @@ from lutfarm.profiler.ssh import DeviceError, SSHSession
 from lutfarm_agent.protocol import parse_line
 
 START_TIMEOUT_S = 120.0
+LOCK_IO_TIMEOUT_S = 10.0   # a lock read or write that takes longer is tried on a new channel
 log = logging.getLogger(__name__)
 
 
@@ -249,14 +250,21 @@ class SSHTransport(_AgentSession):
         self.session.makedirs(self.device.workdir)
         self.workdir = self.session.sftp.normalize(self.device.workdir)
         # The lock's heartbeat gets its own SFTP channel: SFTP clients are not shared by threads.
-        self.lock_sftp = self.session.client.open_sftp()
-        self.lock = BoardLock(SFTPFS(self.lock_sftp), self.workdir, self.device.name, owner,
-                              stale_s)
+        self.lock_sftp = self._lock_channel()
+        self.lock = BoardLock(SFTPFS(self.lock_sftp, reopen=self._lock_channel), self.workdir,
+                              self.device.name, owner, stale_s)
         self.lock.acquire(lock_wait_s)
         deploy_agent(self.session, self.workdir, self.upload)
         venv_python = f"{self.workdir}/venv/bin/python"
         self.python = venv_python if self.session.size(venv_python) is not None \
             else self.device.python
+
+    def _lock_channel(self):
+        """An SFTP channel of the lock's own, whose calls time out rather than hang."""
+        sftp = self.session.client.open_sftp()
+        sftp.get_channel().settimeout(LOCK_IO_TIMEOUT_S)
+        self.lock_sftp = sftp
+        return sftp
 
     def prepare(self, models: list[ExportedModel]) -> None:
         upload_models(self.session, self.workdir, models, self.upload, self.verify)
