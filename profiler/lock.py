@@ -41,6 +41,10 @@ def owner_info(campaign: str = "") -> dict:
 class LocalFS:
     """The lock's file operations on this machine."""
 
+    def retry(self, op: str, *args):
+        """Local files do not time out: just the operation (SFTPFS retries on a new channel)."""
+        return getattr(self, op)(*args)
+
     def create_exclusive(self, path: str, data: bytes) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         with os.fdopen(fd, "wb") as f:
@@ -160,8 +164,7 @@ class BoardLock:
 
     def _holder(self) -> dict:
         try:
-            read = self.fs.retry if hasattr(self.fs, "retry") else None
-            return json.loads(read("read", self.path) if read else self.fs.read(self.path))
+            return json.loads(self.fs.retry("read", self.path))
         except Exception:   # unreadable, half-written, or the connection is gone
             return {}
 
@@ -200,17 +203,10 @@ class BoardLock:
         self._stop.set()
         if self._beat is not None:
             self._beat.join(timeout=5)
-        for attempt in range(3):    # a read that fails once (a busy channel) is tried again
-            holder = self._holder() if self.held else {"token": None}
-            if holder:
-                break
-            time.sleep(0.2 * (attempt + 1))
+        holder = self._holder() if self.held else {}
         if self.held and holder.get("token") == self.owner["token"]:
             try:
-                if hasattr(self.fs, "retry"):
-                    self.fs.retry("remove", self.path)
-                else:
-                    self.fs.remove(self.path)
+                self.fs.retry("remove", self.path)
             except Exception as exc:  # connection gone: the lock goes stale, is taken over
                 log.warning("%s: could not remove its lock (%s: %s); it goes stale and is "
                             "taken over", self.device, type(exc).__name__, exc)

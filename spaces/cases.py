@@ -253,25 +253,32 @@ class PairCase:
 
 
 @dataclass(frozen=True)
-class DigitNetworkCase:
-    """A whole network, measured end to end like any other case, of a space whose archs are a
-    few op indices below ten (FBNet, NB201): the key writes them as digits. Each space
-    subclasses it with its ``PREFIX`` and its ``LAYOUTS``."""
+class WholeNetworkCase:
+    """A whole network, measured end to end like any other case. Its key is
+    ``<PREFIX>_<layout>_C<classes>_<arch text>``; by default the arch is a few op indices below
+    ten written as digits (FBNet, NB201). Each space subclasses it with its ``PREFIX`` and
+    ``LAYOUTS`` (MCUNet also with its own arch text and input resolution)."""
 
     layout: object
-    arch: tuple[int, ...]
+    arch: tuple
 
     PREFIX: ClassVar[str] = ""
     LAYOUTS: ClassVar[dict] = {}
 
+    def arch_text(self) -> str:
+        return "arch" + "".join(map(str, self.arch))
+
+    @property
+    def resolution(self) -> int:
+        return self.layout.input_size
+
     @property
     def key(self) -> str:
-        return (f"{self.PREFIX}_{self.layout.name}_C{self.layout.classes}_"
-                f"arch{''.join(map(str, self.arch))}")
+        return f"{self.PREFIX}_{self.layout.name}_C{self.layout.classes}_{self.arch_text()}"
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return (1, 3, self.layout.input_size, self.layout.input_size)
+        return (1, 3, self.resolution, self.resolution)
 
     @classmethod
     def from_key(cls, key: str):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from lutfarm.spaces.cases import BlockCase, DigitNetworkCase, PairCase
+from lutfarm.spaces.cases import BlockCase, PairCase, WholeNetworkCase
 from lutfarm.spaces.registry import ArchError, Space, register_space
 
 
@@ -216,7 +216,7 @@ class FBNetLayout:
         return NetworkCase(self, tuple(int(v) for v in arch))
 
 
-class NetworkCase(DigitNetworkCase):
+class NetworkCase(WholeNetworkCase):
     """A whole FBNet network (22 op digits in its key)."""
 
     PREFIX = "FBNet"

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from lutfarm.spaces.cases import BlockCase, CaseKeyError
+from lutfarm.spaces.cases import BlockCase, CaseKeyError, WholeNetworkCase
 from lutfarm.spaces.registry import ArchError, Space, register_space
 
 BASE_WIDTHS = (32, 16, 24, 40, 80, 96, 192, 320, 384)   # stem, first block, 6 stages, mix
@@ -424,22 +424,17 @@ def _index_tables(layout: MCUNetLayout):
     return tuple(cases), front, slots, back, overhead
 
 
-@dataclass(frozen=True)
-class MCUNetNetworkCase:
-    """A whole MCUNet subnet, measured end to end like any other case."""
-
-    layout: MCUNetLayout
-    arch: MCUNetArch
+class MCUNetNetworkCase(WholeNetworkCase):
+    """A whole MCUNet subnet: its compact arch string in the key, its resolution as input."""
 
     PREFIX = "MCUNet"
 
-    @property
-    def key(self) -> str:
-        return f"{self.PREFIX}_{self.layout.name}_C{self.layout.classes}_{self.arch.to_str()}"
+    def arch_text(self) -> str:
+        return self.arch.to_str()
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (1, 3, self.arch.resolution, self.arch.resolution)
+    def resolution(self) -> int:
+        return self.arch.resolution
 
     @classmethod
     def from_key(cls, key: str) -> MCUNetNetworkCase:

@@ -21,7 +21,7 @@ import numpy as np
 
 from lutfarm import environment
 from lutfarm.errors import LutfarmError
-from lutfarm.spaces.cases import BlockCase, DigitNetworkCase
+from lutfarm.spaces.cases import BlockCase, WholeNetworkCase
 from lutfarm.spaces.registry import ArchError, Space, register_space
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -221,7 +221,7 @@ class NB201Layout:
         return NB201NetworkCase(self, self._check(arch))
 
 
-class NB201NetworkCase(DigitNetworkCase):
+class NB201NetworkCase(WholeNetworkCase):
     """A whole NB201 network (6 op digits in its key)."""
 
     PREFIX = "NB201"

@@ -47,6 +47,13 @@ def resolve_devices(spec: str, inventory: Path | None) -> list[Device]:
     return select_devices(load_inventory(inventory), spec)
 
 
+def _settings(timing, cache: Path | None, progress, farm, export_workers,
+              **more) -> CampaignSettings:
+    """The campaign settings every profile run shares (``more``: only, cases)."""
+    return CampaignSettings(timing=timing, cache=ModelCache(cache) if cache else ModelCache(),
+                            progress=progress, farm=farm, export_workers=export_workers, **more)
+
+
 def run_profile(db: Path, layout, runtime_config, devices: list[Device], only: str | None,
                 cache: Path | None, timing: TimingSettings, farm: FarmSettings | None = None,
                 quiet: bool = False, cases: list | None = None,
@@ -55,9 +62,8 @@ def run_profile(db: Path, layout, runtime_config, devices: list[Device], only: s
     with Store(db) as store:
         label = devices[0].name if len(devices) == 1 else f"{len(devices)} devices"
         with RichProgress(label) as progress:
-            settings = CampaignSettings(timing=timing, cache=ModelCache(cache) if cache
-                                        else ModelCache(), only=only, progress=progress,
-                                        farm=farm, cases=cases, export_workers=export_workers)
+            settings = _settings(timing, cache, progress, farm, export_workers, only=only,
+                                 cases=cases)
             summaries = run_farm(store, layout, devices, runtime_config, settings)
     if not quiet:
         for summary in summaries:
@@ -154,9 +160,7 @@ def _profile_sampled(db, layout, runtime_config, devices, cache, timing, farm, n
 
     label = devices[0].name if len(devices) == 1 else f"{len(devices)} devices"
     with Store(db) as store, RichProgress(label) as progress:
-        settings = CampaignSettings(timing=timing, cache=ModelCache(cache) if cache
-                                    else ModelCache(), progress=progress, farm=farm,
-                                    export_workers=export_workers)
+        settings = _settings(timing, cache, progress, farm, export_workers)
         report = sample_and_predict(store, layout, devices, runtime_config, n, settings)
     brief = {k: v for k, v in report.items() if k != "latency_ms"}
     if as_json:
