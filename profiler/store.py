@@ -159,10 +159,23 @@ class Store:
                              f"give --db a new file name or an existing lutfarm store") from None
 
     def _create(self) -> None:
-        with self.conn:
-            self.conn.executescript(_SCHEMA)
-            self.conn.executemany("INSERT INTO meta VALUES (?, ?)",
-                                  [("app", APP_ID), ("schema_version", str(SCHEMA_VERSION))])
+        """Create the schema under SQLite's write lock: of two processes opening the same new
+        file (a controller and a watcher), one creates it and the other finds it made."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            made = self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+            if not made:
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    self.conn.execute(statement)
+                self.conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                                      [("app", APP_ID), ("schema_version", str(SCHEMA_VERSION))])
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        if made:
+            self._check()
 
     def _check(self) -> None:
         tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master")}
