@@ -83,8 +83,13 @@ class BlockLatencyPredictor:
         self._poly = PolynomialFeatures(degree)
         model = RidgeCV(alphas=ALPHAS).fit(self._design(cases), y)
         self.coef, self.intercept = model.coef_, float(model.intercept_)
-        self.meta.update(trained_on=len(cases), degree=degree)
+        self.meta.update(trained_on=len(cases), degree=degree, kind=kinds.pop())
         return self
+
+    @property
+    def kind(self) -> str:
+        """The block kind it models (older files without it: by their features)."""
+        return self.meta.get("kind") or ("MBConv" if "se" in self.names else "ConvBlock")
 
     @staticmethod
     def _pick_degree(x: np.ndarray, y: np.ndarray) -> int:
@@ -101,6 +106,11 @@ class BlockLatencyPredictor:
         return max(scores, key=scores.get)
 
     def predict(self, cases: list[BlockCase]) -> np.ndarray:
+        other = sorted({c.kind for c in cases} - {self.kind})
+        if other:
+            raise PredictorError(f"this predictor models {self.kind} blocks, not "
+                                 f"{', '.join(other)}; train one for that space "
+                                 f"(lutfarm predict train --space …)")
         return np.exp(self._design(cases) @ self.coef + self.intercept)
 
     def save(self, path: str | Path) -> None:

@@ -454,4 +454,5 @@ LAYOUTS: dict[str, MCUNetLayout] = {
 
 register_space(Space("mcunet", "MCUNetV2's once-for-all space for microcontrollers (OFAMCUNets, "
                      "mcunet384): kernel, expand, depth, width and resolution elastic",
-                     LAYOUTS, "vww", MCUNetNetworkCase))
+                     LAYOUTS, "vww", MCUNetNetworkCase,
+                     block_kind="MBConv"))

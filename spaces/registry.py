@@ -32,6 +32,7 @@ class Space:
     layouts: dict                  # layout name -> layout
     default_layout: str
     network_case: type             # its whole-network case (``PREFIX``, ``from_key``)
+    block_kind: str | None = None  # the searchable block the block predictor models, if any
 
 
 _SPACES: dict[str, Space] = {}

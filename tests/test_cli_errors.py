@@ -58,7 +58,7 @@ CASES = [
     (["search", "bench-nb201", "--device", "raspi4", "--budget-ms", "20", "--nb201",
       "{not_a_lut}"], "not NAS-Bench-201's table"),
     # predict
-    (["predict", "train", "--db", "{db}", "-o", "m.json"], "0 ConvBlock cases measured"),
+    (["predict", "train", "--db", "{db}", "-o", "m.json"], "0 ConvBlock cases (fbnet) measured"),
     (["predict", "query", "--model", "{missing}", "--case", "x"], "missing.toml"),
     (["predict", "query", "--model", "{not_a_lut}", "--case", "x"], "not_a_lut.csv"),
     (["predict", "eval", "arch", "--db", "{db}"], "no measurements"),

@@ -154,7 +154,14 @@ def test_cli_predict_train_query_and_eval(tmp_path, measured_db):
     q = run("query", "--model", model, "--case", key, "--json")
     assert json.loads(q.stdout)[key] > 0
     bad = run("train", "--db", measured_db, "--device", "nowhere", "-o", model)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: 0 ConvBlock cases measured on nowhere")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: 0 ConvBlock cases (fbnet) measured on nowhere")
+    mcu = run("train", "--space", "mcunet", "--db", measured_db, "-o", tmp_path / "m.json")
+    assert mcu.returncode == 2 and "0 MBConv cases (mcunet)" in mcu.stderr
+    assert "--space mcunet --sample" in mcu.stderr
+    other = run("query", "--model", model, "--case",
+                "MBConv_H48_W48_Cin8_Cout16_exp3_kernel3_stride2_se0")
+    assert other.returncode == 2, other.stderr
+    assert "models ConvBlock blocks, not MBConv" in other.stderr
 
 
 @pytest.mark.needs("shared-data")

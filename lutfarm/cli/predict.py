@@ -18,26 +18,40 @@ def predict() -> None:
     """Train, evaluate and query predictors (block latency, arch latency, few-shot, accuracy)."""
 
 
+def _space_option(f):
+    from lutfarm.spaces import get_space, list_spaces
+
+    with_blocks = [s for s in list_spaces() if get_space(s).block_kind]
+    return click.option("--space", default="fbnet", show_default=True,
+                        type=click.Choice(with_blocks),
+                        help="whose searchable blocks (fbnet: ConvBlock, mcunet: MBConv)")(f)
+
+
 @predict.command("train")
 @click.option("--device", default="local", show_default=True, help="device or kind")
+@_space_option
 @runtime_options
 @db_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def train_cmd(device, runtime_config, db, output):
-    """Block-level latency predictor from every ConvBlock measured on a device (JSON out)."""
+def train_cmd(device, space, runtime_config, db, output):
+    """Block-level latency predictor from every searchable block of a space measured on a
+    device (JSON out)."""
     import numpy as np
 
     from lutfarm.lut.metrics import latency_metrics
     from lutfarm.predictors.block_latency import BlockLatencyPredictor
     from lutfarm.predictors.persistence import PredictorError
-    from lutfarm.spaces import BlockCase
+    from lutfarm.spaces import BlockCase, get_space
 
+    kind = get_space(space).block_kind
     with Store(db) as store:
         found = store.latest(device, runtime_config.key)
-    cases = [BlockCase.from_key(k) for k in found if k.startswith("ConvBlock_")]
+    cases = [BlockCase.from_key(k) for k in found if k.startswith(kind + "_")]
     if len(cases) < 20:
-        raise PredictorError(f"{len(cases)} ConvBlock cases measured on {device}; profile at "
-                             f"least 20 (e.g. lutfarm profile --widths 0.5,1.0)")
+        hint = ("lutfarm profile --widths 0.5,1.0" if space == "fbnet"
+                else f"lutfarm profile --space {space} --sample 60")
+        raise PredictorError(f"{len(cases)} {kind} cases ({space}) measured on {device} with "
+                             f"{runtime_config.key}; profile at least 20 (e.g. {hint})")
     y = np.array([found[c.key].median_ms for c in cases])
     order = np.random.default_rng(0).permutation(len(cases))
     cut = int(len(cases) * 0.8)
@@ -54,7 +68,8 @@ def train_cmd(device, runtime_config, db, output):
 @predict.command("query")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
               required=True)
-@click.option("--case", "keys", multiple=True, required=True, help="ConvBlock case key(s)")
+@click.option("--case", "keys", multiple=True, required=True,
+              help="case key(s) of the kind the model was trained on (ConvBlock_…, MBConv_…)")
 @click.option("--json", "as_json", is_flag=True)
 def query_cmd(model_path, keys, as_json):
     """Predicted latency (ms) of block cases, measured or not."""
