@@ -26,19 +26,25 @@ def relative_errors(predicted, measured) -> np.ndarray:
     return (p - m) / m
 
 
+def rank_metrics(predicted, truth) -> dict[str, float]:
+    """Spearman ρ and Kendall τ-b (NaN when fewer than 3 values or one side is constant)."""
+    p, m = np.asarray(predicted, float), np.asarray(truth, float)
+    ok = len(m) >= 3 and np.ptp(p) > 0 and np.ptp(m) > 0
+    return {"spearman": float(stats.spearmanr(p, m).statistic) if ok else float("nan"),
+            "kendall": float(stats.kendalltau(p, m).statistic) if ok else float("nan")}
+
+
 def latency_metrics(predicted, measured) -> dict[str, float]:
     """within_5pct, within_10pct, mape, rmse_ms, spearman, kendall, mean_ratio, n."""
     p, m = np.asarray(predicted, float), np.asarray(measured, float)
     rel = relative_errors(p, m)
     n = len(m)
-    rank_ok = n >= 3 and np.ptp(p) > 0 and np.ptp(m) > 0
     return {
         "n": int(n),
         "within_5pct": float(np.mean(np.abs(rel) <= 0.05)),
         "within_10pct": float(np.mean(np.abs(rel) <= 0.10)),
         "mape": float(np.mean(np.abs(rel))),
         "rmse_ms": float(np.sqrt(np.mean((p - m) ** 2))),
-        "spearman": float(stats.spearmanr(p, m).statistic) if rank_ok else float("nan"),
-        "kendall": float(stats.kendalltau(p, m).statistic) if rank_ok else float("nan"),
+        **rank_metrics(p, m),
         "mean_ratio": float(np.mean(p / m)),
     }

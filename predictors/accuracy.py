@@ -1,7 +1,7 @@
 """Accuracy predictors for search: what matters is the order they put architectures in.
 
 ``MLPPredictor`` is OFA's: 3 hidden layers of 400 ReLU units on the one-hot encoding, plus a
-constant base value (the training mean). Training losses: ``mse``, ``huber``, or ReNAS's
+constant base value (the training mean). Training losses: ``mse``, ``l1`` (OFA's), ``huber``, or ReNAS's
 pairwise ranking loss log(1 + exp(−(ŷi − ŷj)·sign(yi − yj))). ``fbnetv3`` follows FBNetV3:
 pretrain the encoder on free statistics of many unlabelled archs (FLOPs, params, latency)
 through a proxy head, then fit accuracy with a Huber loss, the encoder frozen for the first
@@ -22,7 +22,7 @@ from lutfarm.predictors.persistence import PredictorError, check_identity, read_
 from lutfarm.seeding import torch_seeded
 
 FORMAT = "lutfarm-accuracy-mlp-v1"
-LOSSES = ("mse", "huber", "pairwise")
+LOSSES = ("mse", "l1", "huber", "pairwise")
 
 
 def _mlp(inputs: int, hidden: int, layers: int) -> nn.Sequential:
@@ -96,6 +96,8 @@ class MLPPredictor:
                 pred = self._forward(xt[idx])
                 if loss == "mse":
                     value = nn.functional.mse_loss(pred, yt[idx])
+                elif loss == "l1":       # OFA's accuracy predictor
+                    value = nn.functional.l1_loss(pred, yt[idx])
                 elif loss == "huber":
                     value = nn.functional.huber_loss(pred, yt[idx], delta=1.0)
                 else:

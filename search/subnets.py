@@ -78,11 +78,13 @@ class SubnetConstraints:
 
 def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = None,
                    method: str = "constrained", population: int = 100, generations: int = 500,
-                   seed: int = 0, latency_model: str = "plain", objective: str = "mmacs") -> dict:
+                   seed: int = 0, latency_model: str = "plain", objective: str = "mmacs",
+                   accuracy=None) -> dict:
     """The seed's search on a subnet space: maximise ``objective`` (a capacity proxy until an
     accuracy predictor is given) under latency (from ``table``, a ``SubnetTable``), peak
     memory (the LUT's measured per-block peak where it has one, else the analytical peak
-    activation) and MACs limits. Returns the JSON-ready result."""
+    activation) and MACs limits; ``accuracy`` (``search.accuracy_objective``) replaces the
+    proxy. Returns the JSON-ready result."""
     import time
 
     from lutfarm.search.evolution import (
@@ -97,7 +99,7 @@ def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = N
         raise SearchError("a latency budget needs a LUT (--lut) to price the subnets")
     space = subnet_space(layout)
     mm, analytical = subnet_macs(layout), subnet_peak_activation(layout)
-    goal = mm if objective == "mmacs" else subnet_params(layout)
+    goal = accuracy or (mm if objective == "mmacs" else subnet_params(layout))
     if table is not None:       # a few cases the runtime could not take: archs needing
         table.check_complete(0.05)  # them are infeasible; more means the LUT is unfinished
 
@@ -142,6 +144,8 @@ def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = N
            if measured_memory else "analytical",
            "method": r.method, "evaluations": r.evaluations, "wall_s": wall,
            "constraints": {k: v for k, v in vars(c).items() if v is not None}}
+    if accuracy is not None:
+        out.update(accuracy=float(r.objective), accuracy_source=accuracy.name)
     if table is not None:
         out.update(latency_ms=float(latency(genes)[0]), latency_model=latency_model,
                    lut_device=table.lut.device, lut_runtime=table.lut.runtime,

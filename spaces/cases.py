@@ -48,6 +48,12 @@ class CaseKeyError(LutfarmError, ValueError):
     """A string that is not a valid case key."""
 
 
+def se_reduced(cin: int) -> int:
+    """The squeeze-and-excitation's reduced width: a quarter of the block's input channels
+    (MCUNet's SE_BASE_CHANNEL rule), at least one."""
+    return max(1, round(cin / 4))
+
+
 @dataclass(frozen=True, order=True)
 class BlockCase:
     """One measurable block. Fields a kind does not use stay ``None``."""
@@ -96,9 +102,7 @@ class BlockCase:
 
     @property
     def se_channels(self) -> int:
-        """The squeeze-and-excitation's reduced width: a quarter of the block's input channels
-        (MCUNet's SE_BASE_CHANNEL rule), at least one."""
-        return max(1, round(self.cin / 4))
+        return se_reduced(self.cin)
 
     @property
     def macs(self) -> int:

@@ -264,10 +264,12 @@ class MCUNetLayout:
     def arch_to_text(self, arch: MCUNetArch) -> str:
         return arch.to_str()
 
-    def sample_archs(self, n: int, seed: int = 0) -> list[MCUNetArch]:
-        """Uniform samples of every choice. (The seed's own sampler draws its width index from
-        ``range(0, len - 1)`` and so never draws 1.0; that quirk is not copied.)"""
-        rng = np.random.default_rng(seed)
+    def sample_archs(self, n: int, seed: int = 0,
+                     rng: np.random.Generator | None = None) -> list[MCUNetArch]:
+        """Uniform samples of every choice (from ``rng`` when given). (The seed's own sampler
+        draws its width index from ``range(0, len - 1)`` and so never draws 1.0; that quirk is
+        not copied.)"""
+        rng = rng or np.random.default_rng(seed)
         return [MCUNetArch(tuple(int(v) for v in rng.choice(KERNELS, NUM_BLOCKS)),
                            tuple(int(v) for v in rng.choice(EXPANDS, NUM_BLOCKS)),
                            tuple(int(v) for v in rng.choice(DEPTHS, NUM_STAGES)),

@@ -228,3 +228,31 @@ def comparison_tables(cmp, top: int = 10) -> list[Table]:
         layers.add_row(str(lr.layer), f"{lr.kendall:.2f}", mark + " ".join(lr.order_a[:4]),
                        mark + " ".join(lr.order_b[:4]))
     return [head, ends, layers]
+
+
+class TrainingProgress:
+    """A bar per epoch over its batches, with the running figures beside it (stderr)."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
+                            TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
+                            console=err, transient=False)
+        self.tasks: dict[int, int] = {}
+
+    def __enter__(self):
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.stop()
+
+    def batch(self, epoch: int, epochs: int, step: int, steps: int, status: str) -> None:
+        if epoch not in self.tasks:
+            self.tasks[epoch] = self.bar.add_task(f"{self.label} epoch {epoch + 1}/{epochs}",
+                                                  total=steps, status="")
+        self.bar.update(self.tasks[epoch], completed=step, status=status)
+
+    def line(self, text: str) -> None:
+        self.bar.console.print(text)

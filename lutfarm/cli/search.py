@@ -34,10 +34,15 @@ def search() -> None:
 @click.option("--max-memory-kb", type=float, default=None,
               help="constraint: largest block peak memory in KiB under the LUT's memory column "
                    "(TFLite-Micro arena: MCUNet's 256 / 512 KB budgets)")
+@click.option("--accuracy", "accuracy_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="maximise accuracy instead: a supernet checkpoint (held-out "
+                                 "accuracy, BN recalibrated) or an accuracy predictor JSON")
 @click.option("--method", type=click.Choice(["constrained", "regularized", "random"]),
               default="constrained", show_default=True)
-@click.option("--population", type=int, default=100, show_default=True)
-@click.option("--generations", type=int, default=500, show_default=True)
+@click.option("--population", type=click.IntRange(min=2), default=None,
+              help="default 100 (20 when a supernet scores every subnet)")
+@click.option("--generations", type=click.IntRange(min=1), default=None,
+              help="default 500 (10 when a supernet scores every subnet)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--latency", "latency_model", type=click.Choice(["plain", "overhead"]),
               default="plain", show_default=True,
@@ -51,9 +56,10 @@ def search() -> None:
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True)
 def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, max_memory_kb,
-               method, population, generations, seed, latency_model, plot, verify, device, db,
-               as_json):
-    """Maximise the objective under the LUT's latency budget (and MACs/params/memory limits)."""
+               accuracy_path, method, population, generations, seed, latency_model, plot, verify,
+               device, db, as_json):
+    """Maximise the objective (accuracy with --accuracy, else a capacity proxy) under the LUT's
+    latency budget and MACs/params/memory limits."""
     from lutfarm.search.evolution import constrained_evolution, random_search, regularized_evolution
     from lutfarm.search.space import fbnet_space, lut_latency, lut_peak_memory, macs, params
 
@@ -61,15 +67,30 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
     if lut is not None and space and space != lut.space:
         raise click.BadParameter(f"the LUT {lut_path} is for the {lut.space} space, not {space}",
                                  param_hint="--space")
+    if lut is None and space is None and accuracy_path is not None:
+        from lutfarm.search.accuracy_objective import accuracy_layout
+        space = accuracy_layout(accuracy_path).space
     space = lut.space if lut is not None else (space or "fbnet")
     if space not in ("fbnet", "mcunet"):
         raise click.UsageError(f"search evolve searches fbnet and mcunet LUTs; for {space} "
                                f"use: lutfarm search bench-nb201")
+    accuracy, layout = None, None
+    if accuracy_path is not None:
+        from lutfarm.search.accuracy_objective import accuracy_layout, accuracy_objective
+        layout = lut.layout if lut is not None else accuracy_layout(accuracy_path)
+        if lut is None and layout.space != space:
+            raise click.BadParameter(f"{accuracy_path} is for the {layout.space} space, not "
+                                     f"{space}", param_hint="--space")
+        accuracy = accuracy_objective(accuracy_path, layout)
+        objective = "accuracy"
+    cheap = accuracy is None or accuracy.source != "supernet"
+    population = population or (100 if cheap else 20)
+    generations = generations or (500 if cheap else 10)
     if space != "fbnet":
         if verify or plot or max_mparams is not None:
             raise click.UsageError("--verify, --plot and --max-mparams are for fbnet searches")
         _evolve_subnets(lut, space, budget_ms, objective, max_mmacs, max_memory_kb, method,
-                        population, generations, seed, latency_model, as_json)
+                        population, generations, seed, latency_model, as_json, accuracy, layout)
         return
     if lut is None or budget_ms is None:
         raise click.UsageError("an fbnet search needs --lut and --budget-ms")
@@ -77,7 +98,7 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
     layout = table.layout
     space, latency = fbnet_space(layout), lut_latency(table, latency_model)
     mm, mp = macs(layout), params(layout)
-    goal = mm if objective == "mmacs" else mp
+    goal = accuracy or (mm if objective == "mmacs" else mp)
     memory = lut_peak_memory(lut) if max_memory_kb is not None else None
 
     def feasible(a):
@@ -108,6 +129,8 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
               "wall_s": r.wall_s, "evaluations_per_s": r.evaluations / max(r.wall_s, 1e-9),
               "method": r.method, "budget_ms": budget_ms, "latency_model": latency_model,
               "lut": str(lut_path)}
+    if accuracy is not None:
+        result.update(accuracy=r.objective, accuracy_source=accuracy.name)
     if memory is not None:
         result.update(peak_memory_kb=float(memory(arch)[0]), max_memory_kb=max_memory_kb,
                       memory_method=lut.meta.get("memory_method"))
@@ -123,8 +146,9 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
     if as_json:
         click.echo(json.dumps(result))
     else:
+        what = accuracy.name if accuracy is not None else f"{objective} (a capacity proxy)"
         out.print(f"{result['arch_str']}  {result['latency_ms']:.4f} ms (budget {budget_ms:g}), "
-                  f"{objective} {r.objective:.3f}; {r.evaluations} evaluations in "
+                  f"{what} {r.objective:.3f}; {r.evaluations} evaluations in "
                   f"{r.wall_s:.2f} s ({result['evaluations_per_s']:,.0f}/s)"
                   + (f"; peak memory {result['peak_memory_kb']:.0f} KiB "
                      f"(limit {max_memory_kb:g})" if memory is not None else ""))
@@ -136,7 +160,8 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
 
 
 def _evolve_subnets(lut, space, budget_ms, objective, max_mmacs, max_memory_kb, method,
-                    population, generations, seed, latency_model, as_json) -> None:
+                    population, generations, seed, latency_model, as_json, accuracy,
+                    layout=None) -> None:
     from lutfarm.lut.subnets import SubnetTable
     from lutfarm.search.subnets import SubnetConstraints, evolve_subnets
     from lutfarm.spaces import get_layout
@@ -145,17 +170,19 @@ def _evolve_subnets(lut, space, budget_ms, objective, max_mmacs, max_memory_kb, 
     if not any(v is not None for v in vars(limits).values()):
         raise click.UsageError("give at least one limit: --budget-ms, --max-memory-kb or "
                                "--max-mmacs")
-    layout = lut.layout if lut is not None else get_layout(space)
+    layout = layout or (lut.layout if lut is not None else get_layout(space))
     table = SubnetTable(lut) if lut is not None else None
     r = evolve_subnets(layout, table, limits, method, population, generations, seed,
-                       latency_model, objective)
+                       latency_model, objective, accuracy)
     if as_json:
         click.echo(json.dumps(r))
         return
     latency = f"{r['latency_ms']:.3f} ms, " if "latency_ms" in r else ""
     out.print(f"{r['arch_str']}\n  {latency}{r['mmacs']:.1f} MMACs, peak memory "
-              f"{r['peak_memory_kb']:.0f} KiB ({r['memory_method']}); {objective} "
-              f"{r['objective_value']:.2f} [dim](a capacity proxy, not accuracy)[/]; "
+              f"{r['peak_memory_kb']:.0f} KiB ({r['memory_method']}); "
+              + (f"{accuracy.name} {r['objective_value']:.3f}; " if accuracy is not None else
+                 f"{objective} {r['objective_value']:.2f} [dim](a capacity proxy, not "
+                 f"accuracy)[/]; ") +
               f"{r['evaluations']} evaluations in {r['wall_s']:.1f} s"
               + (" [yellow]EMULATED timings" if r.get("emulated") else ""))
 

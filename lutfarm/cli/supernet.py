@@ -1,0 +1,153 @@
+"""``lutfarm search supernet …``: train a one-shot supernet, score subnets with its weights."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from lutfarm.cli.options import layout_options
+from lutfarm.cli.output import TrainingProgress, err, out
+from lutfarm.cli.search import search
+
+
+@search.group("supernet")
+def supernet() -> None:
+    """One-shot supernets (SPOS / OFA): train once, score any subnet with inherited weights."""
+
+
+def _data_spec(data: str) -> str:
+    return data if data == "digits" else str(Path(data).resolve())
+
+
+@supernet.command("train")
+@layout_options
+@click.option("--data", default="digits", show_default=True,
+              help="'digits' (bundled, no download) or an image folder root/<class>/<image>")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
+              help="total epochs (a resumed run goes on to this many)")
+@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
+@click.option("--lr", type=float, default=0.05, show_default=True)
+@click.option("--sandwich", is_flag=True,
+              help="OFA's sandwich rule: largest, smallest and two random subnets per step")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="DataLoader worker processes")
+@click.option("--max-batches", type=click.IntRange(min=1), default=None,
+              help="cap the batches per epoch (a quick look)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="processes under DistributedDataParallel (gloo on CPU, NCCL on GPUs); "
+                   "under torchrun, torchrun's")
+@click.option("--device", "torch_device", default=None,
+              help="torch device (default: cuda when present, else cpu)")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="checkpoint, written every epoch; an existing one is resumed")
+@click.option("--json", "as_json", is_flag=True)
+def train_cmd(layout, data, epochs, batch_size, lr, sandwich, workers, max_batches, seed, nproc,
+              torch_device, output, as_json):
+    """Train a space's one-shot supernet on your data; kill it any time and run the same
+    command again to resume from the last finished epoch."""
+    from lutfarm.search.data import load_images, num_classes
+    from lutfarm.search.supernet import (
+        Checkpoint,
+        SupernetError,
+        TrainSettings,
+        build_supernet,
+        train,
+        train_distributed,
+    )
+
+    spec = _data_spec(data)
+    settings = TrainSettings(epochs, batch_size, lr, sandwich=sandwich, seed=seed,
+                             workers=workers, max_batches=max_batches)
+    resolutions = list(layout.resolutions) if hasattr(layout, "resolutions") else None
+    if output.exists():
+        ck = Checkpoint.load(output)
+        mine = (layout.space, layout.name, spec, resolutions)
+        if (ck.space, ck.layout, ck.data, ck.resolutions) != mine:
+            raise SupernetError(
+                f"{output} holds a {ck.space}/{ck.layout} supernet on {ck.data} "
+                f"(resolutions {ck.resolutions}), not {layout.space}/{layout.name} on {spec}; "
+                f"give another -o or delete {output} to start over")
+        saved = {k: v for k, v in ck.settings.items() if k != "epochs"}
+        settings = TrainSettings(epochs=epochs, **saved)
+        if ck.epochs_done >= epochs:
+            err.print(f"{output}: already trained {ck.epochs_done} epochs (asked {epochs})")
+        else:
+            err.print(f"resuming {output} after epoch {ck.epochs_done} of {epochs}")
+    else:
+        classes = num_classes(load_images(spec, layout.input_size))
+        build_supernet(layout.with_classes(classes), classes)     # fails now if no supernet
+        ck = Checkpoint(layout.space, layout.name, classes, resolutions, spec, asdict(settings))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if ck.epochs_done < epochs:
+        if world > 1:          # under torchrun: this process is one rank
+            import torch.distributed as dist
+            dist.init_process_group("nccl" if (torch_device or "").startswith("cuda")
+                                    else "gloo")
+            try:
+                ck = train(ck, output, settings, torch_device)
+            finally:
+                dist.destroy_process_group()
+            if int(os.environ.get("RANK", "0")) != 0:
+                return
+        elif nproc > 1:
+            err.print(f"training on {nproc} processes (DistributedDataParallel)")
+            ck = train_distributed(ck, output, settings, nproc, torch_device, quiet=as_json)
+        else:
+            with TrainingProgress(f"{layout.space} supernet") as bar:
+                ck = train(ck, output, settings, torch_device,
+                           on_batch=lambda b: bar.batch(
+                               b["epoch"], epochs, b["step"], b["steps"],
+                               f"loss {b['loss']:.3f}  acc {b['train_acc']:.1%}"),
+                           on_epoch=lambda r: bar.line(
+                               f"epoch {r['epoch'] + 1}/{epochs}: loss {r['loss']:.3f}, train "
+                               f"acc {r['train_acc']:.1%}, {r['seconds']:.1f} s; checkpoint "
+                               f"{output}"))
+    ck = Checkpoint.load(output)
+    scorer = ck.scorer(torch_device)
+    net = scorer.net
+    ends = {"largest": net.largest(), "smallest": net.smallest()}
+    result = {"supernet": str(output), "space": ck.space, "layout": ck.layout,
+              "classes": ck.classes, "data": ck.data, "epochs": ck.epochs_done,
+              "seconds_per_epoch": [round(r["seconds"], 2) for r in ck.history],
+              **{f"{k}_accuracy": 100.0 * scorer(a) for k, a in ends.items()}}
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    out.print(f"{output}: {ck.space}/{ck.layout} supernet, {ck.epochs_done} epochs on "
+              f"{ck.data}; held-out accuracy (BN recalibrated) largest subnet "
+              f"{result['largest_accuracy']:.1f} %, smallest {result['smallest_accuracy']:.1f} %")
+
+
+@supernet.command("score")
+@click.option("--supernet", "path", type=click.Path(dir_okay=False, path_type=Path),
+              required=True)
+@click.option("--arch", "archs", multiple=True, help="an arch of the supernet's space (repeat)")
+@click.option("--random", "n_random", type=click.IntRange(min=0), default=0,
+              help="also score this many random subnets")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def score_cmd(path, archs, n_random, seed, as_json):
+    """Held-out accuracy of subnets with the supernet's weights (BN recalibrated per subnet)."""
+    import numpy as np
+
+    from lutfarm.search.supernet import Checkpoint
+
+    ck = Checkpoint.load(path)
+    scorer = ck.scorer()
+    layout = scorer.net.layout
+    chosen = [layout.parse_arch(a) for a in archs]
+    rng = np.random.default_rng(seed)
+    chosen += [scorer.net.sample(rng) for _ in range(n_random)]
+    if not chosen:
+        raise click.UsageError("give --arch (repeatable) or --random N")
+    rows = [{"arch": layout.arch_to_text(a), "accuracy": 100.0 * scorer(a)} for a in chosen]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for r in rows:
+        out.print(f"{r['accuracy']:6.2f} %  {r['arch']}")

@@ -1,0 +1,180 @@
+"""One-shot supernets: resumable and repeatable training, BN recalibration, DDP on two gloo
+ranks, subnet scoring, and searches that maximise accuracy (supernet or predictor)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+from lutfarm.search.data import digits32, split
+from lutfarm.search.supernet import (
+    Checkpoint,
+    SupernetError,
+    TrainSettings,
+    build_supernet,
+    recalibrate_bn,
+    train,
+    train_distributed,
+)
+from lutfarm.spaces import get_layout
+
+MCU = get_layout("mcunet", "c10", 10).with_resolutions([32, 48])   # small enough for a CPU
+FAST = TrainSettings(epochs=2, batch_size=32, max_batches=3, seed=3)
+
+
+def _checkpoint(layout=MCU, settings=FAST) -> Checkpoint:
+    from dataclasses import asdict
+    return Checkpoint(layout.space, layout.name, 10, list(getattr(layout, "resolutions", [])) or
+                      None, "digits", asdict(settings))
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
+    whole = train(_checkpoint(), tmp_path / "whole.pt", FAST, "cpu")
+    first = train(_checkpoint(), tmp_path / "part.pt",
+                  TrainSettings(**{**FAST.__dict__, "epochs": 1}), "cpu")
+    assert first.epochs_done == 1
+    resumed = train(Checkpoint.load(tmp_path / "part.pt"), tmp_path / "part.pt", FAST, "cpu")
+    assert resumed.epochs_done == 2 and len(resumed.history) == 2
+    assert _same(whole.state, resumed.state)
+    assert not _same(whole.state, first.state)              # the second epoch changed them
+    assert _same(Checkpoint.load(tmp_path / "whole.pt").state, whole.state)
+
+
+@pytest.mark.parametrize("space,layout", [("fbnet", "cifar"), ("mcunet", "c10")])
+def test_every_subnet_runs_and_the_ends_are_the_largest_and_smallest(space, layout):
+    lay = get_layout(space, layout, 10)
+    lay = lay.with_resolutions([32]) if space == "mcunet" else lay
+    net = build_supernet(lay, 10).eval()
+    x = torch.randn(2, 3, lay.input_size, lay.input_size)
+    rng = np.random.default_rng(0)
+    for arch in [net.largest(), net.smallest(), net.sample(rng), net.sample(rng)]:
+        assert net(x, arch).shape == (2, 10)
+    assert lay.macs(net.largest()) > lay.macs(net.sample(rng)) > lay.macs(net.smallest())
+
+
+def test_recalibration_gives_a_subnet_its_own_batch_statistics():
+    net = build_supernet(MCU, 10)
+    x = digits32(48).tensors[0][:64]
+    arch = net.smallest()
+    recalibrate_bn(net, arch, [(x, None)], "cpu")
+    stem = net.stem
+    out = stem.conv(torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear",
+                                                    align_corners=False), 8)
+    c = out.shape[1]
+    torch.testing.assert_close(stem.bn.running_mean[:c], out.mean((0, 2, 3)))
+    assert not net.training
+    wide = net.largest()
+    recalibrate_bn(net, wide, [(x, None)], "cpu")
+    assert not torch.allclose(stem.bn.running_mean[:c], out.mean((0, 2, 3)))
+
+
+def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
+    settings = TrainSettings(epochs=1, batch_size=16, max_batches=3, seed=1)
+    init = build_supernet(MCU, 10).state_dict()
+    train_distributed(_checkpoint(settings=settings), tmp_path / "ddp.pt", settings, nproc=2,
+                      device="cpu", final_weights=tmp_path / "ranks", quiet=True)
+    r0 = torch.load(tmp_path / "ranks" / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "ranks" / "rank1.pt", weights_only=True)
+    assert _same(r0, r1)
+    assert not _same(r0, {k: v for k, v in init.items()})
+    assert Checkpoint.load(tmp_path / "ddp.pt").epochs_done == 1
+
+
+def test_the_held_out_split_never_overlaps_training():
+    data = digits32()
+    tr, te = split(data, 0.2, seed=5)
+    assert not set(tr.indices) & set(te.indices)
+    assert len(te) == round(len(data) * 0.2) and len(tr) + len(te) == len(data)
+    assert split(data, 0.2, seed=5)[1].indices == te.indices
+
+
+def _cli(*args, timeout=600, **kw):
+    return subprocess.run([sys.executable, "-m", "lutfarm", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout, **kw)
+
+
+MCU_ARGS = ("--space", "mcunet", "--layout", "c10", "--resolutions", "32,48", "--data", "digits",
+            "--batch-size", "32", "--max-batches", "4")
+
+
+def test_cli_train_killed_mid_run_resumes_and_refuses_another_space(tmp_path):
+    out = tmp_path / "s.pt"
+    proc = subprocess.Popen([sys.executable, "-m", "lutfarm", "search", "supernet", "train",
+                             *MCU_ARGS, "--epochs", "30", "-o", str(out)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not out.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = Checkpoint.load(out).epochs_done
+    assert 1 <= done < 30
+    r = _cli("search", "supernet", "train", *MCU_ARGS, "--epochs", done + 1, "-o", out, "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"resuming {out} after epoch {done} of {done + 1}" in " ".join(r.stderr.split())
+    summary = json.loads(r.stdout)
+    assert summary["epochs"] == done + 1 and 0 <= summary["largest_accuracy"] <= 100
+    bad = _cli("search", "supernet", "train", "--data", "digits", "-o", out)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith(f"error: {out} holds a mcunet/c10 supernet")
+
+
+@pytest.fixture(scope="module")
+def tiny_supernet(tmp_path_factory):
+    path = tmp_path_factory.mktemp("supernet") / "mcu.pt"
+    r = _cli("search", "supernet", "train", *MCU_ARGS, "--epochs", "1", "-o", path, "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    return path
+
+
+def test_search_on_supernet_accuracy_reports_what_the_supernet_scores(tiny_supernet):
+    r = _cli("search", "evolve", "--accuracy", tiny_supernet, "--max-mmacs", "3",
+             "--population", "4", "--generations", "2", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    found = json.loads(r.stdout)
+    assert found["mmacs"] <= 3 and found["space"] == "mcunet"
+    s = _cli("search", "supernet", "score", "--supernet", tiny_supernet, "--arch",
+             found["arch_str"], "--json")
+    assert s.returncode == 0, s.stderr[-2000:]
+    assert json.loads(s.stdout)[0]["accuracy"] == pytest.approx(found["accuracy"])
+
+
+def test_accuracy_predictor_from_supernet_scores_drives_a_fast_search(tiny_supernet, tmp_path):
+    acc = tmp_path / "acc.json"
+    t = _cli("predict", "train", "accuracy", "--supernet", tiny_supernet, "--samples", "12",
+             "--epochs", "30", "-o", acc)
+    assert t.returncode == 0, t.stderr[-2000:]
+    meta = json.loads(acc.read_text())["meta"]
+    assert meta["space"] == "mcunet" and meta["samples"] == 12
+    assert meta["held_out"]["n_test"] == 3 and meta["resolutions"] == [32, 48]
+    r = _cli("search", "evolve", "--accuracy", acc, "--max-mmacs", "3", "--population", "20",
+             "--generations", "20", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    found = json.loads(r.stdout)
+    assert found["mmacs"] <= 3 and found["evaluations"] == 400
+    assert "predicted" in found["accuracy_source"]
+    lo, hi = meta["accuracy_range"]
+    assert lo - 20 < found["accuracy"] < hi + 20
+    wrong = _cli("search", "evolve", "--space", "fbnet", "--accuracy", acc, "--max-mmacs", "3")
+    assert wrong.returncode == 2 and "is for the mcunet space, not fbnet" in wrong.stderr
+
+
+def test_a_missing_or_foreign_supernet_file_is_one_clear_line(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    r = _cli("search", "supernet", "score", "--supernet", junk, "--random", "1")
+    assert r.returncode == 2 and r.stderr.startswith(f"error: {junk} is not a lutfarm supernet")
+    with pytest.raises(SupernetError, match="no one-shot supernet for the nb201 space"):
+        build_supernet(get_layout("nb201"), 10)
+    assert os.path.exists(junk)
