@@ -31,6 +31,8 @@ def _data_spec(data: str) -> str:
               help="total epochs (a resumed run goes on to this many)")
 @click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--lr", type=float, default=0.05, show_default=True)
+@click.option("--warmup-epochs", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="linear learning-rate warm-up (sampled paths do not train without it)")
 @click.option("--sandwich", is_flag=True,
               help="OFA's sandwich rule: largest, smallest and two random subnets per step")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
@@ -46,7 +48,7 @@ def _data_spec(data: str) -> str:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="checkpoint, written every epoch; an existing one is resumed")
 @click.option("--json", "as_json", is_flag=True)
-def train_cmd(layout, data, epochs, batch_size, lr, sandwich, workers, max_batches, seed, nproc,
+def train_cmd(layout, data, epochs, batch_size, lr, warmup_epochs, sandwich, workers, max_batches, seed, nproc,
               torch_device, output, as_json):
     """Train a space's one-shot supernet on your data; kill it any time and run the same
     command again to resume from the last finished epoch."""
@@ -61,7 +63,8 @@ def train_cmd(layout, data, epochs, batch_size, lr, sandwich, workers, max_batch
     )
 
     spec = _data_spec(data)
-    settings = TrainSettings(epochs, batch_size, lr, sandwich=sandwich, seed=seed,
+    settings = TrainSettings(epochs, batch_size, lr, warmup_epochs=warmup_epochs,
+                             sandwich=sandwich, seed=seed,
                              workers=workers, max_batches=max_batches)
     resolutions = list(layout.resolutions) if hasattr(layout, "resolutions") else None
     if output.exists():
