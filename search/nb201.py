@@ -16,10 +16,30 @@ from sklearn.linear_model import Ridge
 
 from lutfarm.predictors.encoding import one_hot
 from lutfarm.search.evolution import random_search, regularized_evolution
+from lutfarm.search.query_efficient import bananas, local_search
 from lutfarm.search.space import GeneSpace
 from lutfarm.spaces.nb201 import DATASETS, NUM_EDGES, OPS, NB201Error, read_nb201
 
 SPACE = GeneSpace(NUM_EDGES, len(OPS))
+# every input -> output path of the cell as edge indices (edges (1,0) (2,0) (2,1) (3,0) (3,1) (3,2))
+PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
+
+
+def path_encoding(archs) -> np.ndarray:
+    """BANANAS' path encoding: one bit per (path, op sequence) the cell contains; a ``none``
+    op on an edge cuts every path through it. 4 + 16 + 16 + 64 = 100 bits."""
+    a = np.atleast_2d(np.asarray(archs))
+    k = len(OPS) - 1                                     # ops other than none
+    sizes = [k ** len(p) for p in PATHS]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    out = np.zeros((len(a), sum(sizes)), np.float32)
+    rows = np.arange(len(a))
+    for path, offset in zip(PATHS, offsets):
+        ops = a[:, path]
+        alive = (ops != 0).all(1)
+        index = ((ops - 1) * k ** np.arange(len(path) - 1, -1, -1)).sum(1)
+        out[rows[alive], offset + index[alive]] = 1.0
+    return out
 
 
 @dataclass
@@ -91,6 +111,9 @@ METHODS = {
     "evolution": lambda sp, obj, feas, budget, seed: regularized_evolution(
         sp, obj, budget, feas, population=20, tournament=5, seed=seed),
     "predictor": _ridge_guided,
+    "local": lambda sp, obj, feas, budget, seed: local_search(sp, obj, budget, feas, seed),
+    "bananas": lambda sp, obj, feas, budget, seed: bananas(sp, obj, budget, feas, seed,
+                                                            encode=path_encoding),
 }
 
 

@@ -79,6 +79,41 @@ def test_evolution_beats_random_search_on_nb201():
     assert (np.diff(r.curves["random"]) >= 0).all() and r.curves["random"][-1] <= r.oracle_accuracy
 
 
+def test_path_encoding_sees_the_paths_a_cell_keeps():
+    from lutfarm.search.nb201 import path_encoding
+    enc = path_encoding([[0] * 6, [0, 0, 0, 3, 0, 0], [2, 3, 2, 3, 0, 0], [1] * 6])
+    assert enc.shape == (4, 100)
+    assert enc[0].sum() == 0                                   # every path cut
+    assert enc[1].sum() == 1 and enc[1, 2] == 1                # the one direct conv3x3
+    np.testing.assert_array_equal(enc[1], enc[2])              # dead edges change nothing
+    assert enc[3].sum() == 4                                   # 4 live paths of skips
+
+
+@pytest.mark.parametrize("method", ["local", "bananas"])
+def test_query_efficient_searches_stay_feasible_and_find_the_optimum(method):
+    from lutfarm.search.query_efficient import bananas, local_search
+    space = GeneSpace(6, 5)
+    weights = np.array([3.0, -1.0, 2.0, 0.5, 1.0, -2.0])
+    queried = []
+
+    def objective(a):
+        queried.extend(map(tuple, a))
+        return a @ weights
+
+    def feasible(a):           # a fifth of the space, not the optimum's corner
+        return a[:, 1] + a[:, 5] <= 5
+
+    if method == "local":
+        r = local_search(space, objective, 200, feasible, seed=1)   # ~24 queries per move
+    else:
+        r = bananas(space, objective, 200, feasible, seed=1)
+    every = np.stack(np.meshgrid(*[np.arange(5)] * 6, indexing="ij"), -1).reshape(-1, 6)
+    best = (every[feasible(every)] @ weights).max()
+    assert len(queried) == len(set(queried)) == 200              # no arch asked twice
+    assert feasible(np.array(queried)).all()                     # no infeasible query
+    assert r.objective == pytest.approx(best)
+
+
 def test_each_winner_is_fastest_on_its_own_target():
     m = targeting_matrix({d: import_hwnasbench(BUNDLED, d) for d in ("edgegpu", "raspi4")},
                          generations=100)
@@ -230,7 +265,8 @@ def test_cli_bench_nb201_scores_every_method_against_the_oracle():
                         "--nb201", str(NB201), "--json"], cwd=REPO, capture_output=True, text=True)
     assert b.returncode == 0, b.stderr[-800:]
     s = json.loads(b.stdout)
-    assert set(s["mean_found_accuracy"]) == {"random", "evolution", "predictor"}
+    assert set(s["mean_found_accuracy"]) == {"random", "evolution", "predictor", "local",
+                                             "bananas"}
     assert all(v <= s["oracle_accuracy"] for v in s["mean_found_accuracy"].values())
 
 
