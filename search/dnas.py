@@ -12,8 +12,10 @@ of the data (SGD, cosine), θ on the other 20 % (Adam), θ frozen during warm-up
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, random_split
 
+from lutfarm.errors import LutfarmError
 from lutfarm.lut import LatencyTable
 from lutfarm.seeding import torch_seeded
 from lutfarm.spaces import NUM_OPS
@@ -136,22 +139,57 @@ class DNASResult:
                 "epochs": self.epochs, **self.widths}
 
 
+CHECKPOINT_FORMAT = "lutfarm-dnas-v1"
+
+
+class DNASCheckpointError(LutfarmError, ValueError):
+    """A DNAS checkpoint that belongs to another run."""
+
+
 def search(table: LatencyTable, data: Dataset, classes: int, epochs: int = 10,
            warmup_epochs: int = 2, batch_size: int = 32, alpha: float = 0.2, beta: float = 0.6,
            tau0: float = 5.0, tau_decay: float = 0.045, lr: float = 0.1, theta_lr: float = 0.01,
            max_batches: int | None = None, n_samples: int = 5, seed: int = 0,
            device: str | None = None, log=None,
-           widths: tuple[float, ...] | None = None) -> DNASResult:
-    """Train the supernet; ``widths`` (e.g. (0.5, 0.75, 1.0)) adds FBNetV2 channel search."""
+           widths: tuple[float, ...] | None = None, on_batch=None,
+           checkpoint: Path | None = None) -> DNASResult:
+    """Train the supernet; ``widths`` (e.g. (0.5, 0.75, 1.0)) adds FBNetV2 channel search.
+    ``log`` gets each epoch's record, ``on_batch`` each batch's running figures; with
+    ``checkpoint`` the run is written there after every epoch and resumed from it (the torch
+    random state included, so a resumed run ends where an uninterrupted one does)."""
+    run = {"lut": table.lut.device + "/" + table.lut.runtime, "classes": classes,
+           "epochs": epochs, "warmup_epochs": warmup_epochs, "batch_size": batch_size,
+           "alpha": alpha, "beta": beta, "tau0": tau0, "tau_decay": tau_decay, "lr": lr,
+           "theta_lr": theta_lr, "max_batches": max_batches, "seed": seed,
+           "widths": list(widths) if widths else None, "data_size": len(data)}
     with torch_seeded(seed):     # repeatable, and the caller's torch RNG is left as it was
         return _search(table, data, classes, epochs, warmup_epochs, batch_size, alpha, beta,
                        tau0, tau_decay, lr, theta_lr, max_batches, n_samples, seed, device, log,
-                       widths)
+                       widths, on_batch, checkpoint, run)
+
+
+def _load_checkpoint(path: Path | None, run: dict) -> dict | None:
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DNASCheckpointError(f"{path} is not a DNAS checkpoint ({exc}); give another "
+                                  f"--checkpoint or delete it") from None
+    if not isinstance(d, dict) or d.get("format") != CHECKPOINT_FORMAT:
+        raise DNASCheckpointError(f"{path} is not a DNAS checkpoint; give another --checkpoint")
+    theirs = {k: v for k, v in d["run"].items() if k != "epochs"}
+    mine = {k: v for k, v in run.items() if k != "epochs"}
+    if theirs != mine:
+        diff = sorted(k for k in mine if theirs.get(k) != mine[k])
+        raise DNASCheckpointError(f"{path} is another DNAS run (differs in {', '.join(diff)}); "
+                                  f"give another --checkpoint or delete it to start over")
+    return d
 
 
 def _search(table, data, classes, epochs, warmup_epochs, batch_size, alpha, beta, tau0,
             tau_decay, lr, theta_lr, max_batches, n_samples, seed, device, log,
-            widths) -> DNASResult:
+            widths, on_batch, checkpoint, run) -> DNASResult:
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     net = SuperNet(table, classes, widths).to(device)
     n_w = int(len(data) * 0.8)
@@ -162,26 +200,42 @@ def _search(table, data, classes, epochs, warmup_epochs, batch_size, alpha, beta
     w_opt = torch.optim.SGD(net.weight_parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=max(epochs, 1))
     t_opt = torch.optim.Adam(net.arch_parameters(), lr=theta_lr, weight_decay=5e-4)
-    history = []
-    for epoch in range(epochs):
+    history, start = [], 0
+    saved = _load_checkpoint(checkpoint, run)
+    if saved is not None:
+        net.load_state_dict(saved["net"])
+        w_opt.load_state_dict(saved["w_opt"])
+        t_opt.load_state_dict(saved["t_opt"])
+        sched.load_state_dict(saved["sched"])
+        torch.set_rng_state(saved["rng"])
+        history, start = list(saved["history"]), int(saved["epochs_done"])
+    steps = len(w_loader) if max_batches is None else min(len(w_loader), max_batches)
+    for epoch in range(start, epochs):
         tau = tau0 * math.exp(-tau_decay * epoch)
-        t0, seen, correct, total_loss = time.perf_counter(), 0, 0, 0.0
+        t0, seen, correct, total_loss, total_ce = time.perf_counter(), 0, 0, 0.0, 0.0
         net.train()
         t_iter = iter(t_loader)
         for step, (x, y) in enumerate(w_loader):
-            if max_batches is not None and step >= max_batches:
+            if step >= steps:
                 break
             x, y = x.to(device), y.to(device)
             logits, lat = net(x, tau)
-            loss = fbnet_loss(F.cross_entropy(logits, y), lat, alpha, beta)
+            ce = F.cross_entropy(logits, y)
+            loss = fbnet_loss(ce, lat, alpha, beta)
             w_opt.zero_grad()
             for p in net.arch_parameters():
                 p.grad = None
             loss.backward()
             w_opt.step()
             total_loss += float(loss.detach()) * len(y)
+            total_ce += float(ce.detach()) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
+            if on_batch:
+                on_batch({"epoch": epoch, "step": step + 1, "steps": steps,
+                          "loss": total_loss / seen, "ce": total_ce / seen,
+                          "latency_ms": float(lat.detach()) / net.unit, "tau": tau,
+                          "train_acc": correct / seen})
             if epoch >= warmup_epochs:
                 try:
                     xt, yt = next(t_iter)
@@ -199,9 +253,22 @@ def _search(table, data, classes, epochs, warmup_epochs, batch_size, alpha, beta
             lat = net._width_latency(m, torch.softmax(net.phi, 1)) if net.widths else \
                 (m * net.lut).sum() + net.fixed
         expected = float(lat) / net.unit
+        argmax = net.theta.detach().argmax(1).cpu().numpy()
         history.append({"epoch": epoch, "tau": tau, "loss": total_loss / max(seen, 1),
-                        "train_acc": correct / max(seen, 1), "expected_latency_ms": expected,
+                        "ce": total_ce / max(seen, 1), "train_acc": correct / max(seen, 1),
+                        "expected_latency_ms": expected,
+                        "argmax_arch": "".join(map(str, argmax.tolist())),
+                        "argmax_latency_ms": float(table.latency(argmax[None])[0]),
                         "seconds": time.perf_counter() - t0})
+        if checkpoint is not None:
+            state = {"format": CHECKPOINT_FORMAT, "run": run, "epochs_done": epoch + 1,
+                     "history": history, "rng": torch.get_rng_state(),
+                     "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+                     "w_opt": w_opt.state_dict(), "t_opt": t_opt.state_dict(),
+                     "sched": sched.state_dict()}
+            tmp = Path(str(checkpoint) + ".tmp")
+            torch.save(state, tmp)
+            os.replace(tmp, checkpoint)
         if log:
             log(history[-1])
     probs = torch.softmax(net.theta.detach(), 1).cpu().numpy()

@@ -124,7 +124,7 @@ def bananas(space: GeneSpace, objective: Objective, budget: int, feasible: Feasi
             cands = pool
         else:
             top = np.array(q.archs)[np.argsort(y)[-10:]]
-            cands = sample_feasible(space, 200, feasible, rng, source=lambda k: space.mutate(
+            cands = sample_feasible(space, 200, feasible, rng, source=lambda k, top=top: space.mutate(
                 top[rng.integers(0, len(top), k)], 1.0 / space.genes, rng))
         untried = np.array([int(c) not in q.seen for c in space.encode(cands)])
         cands = cands[untried]

@@ -151,6 +151,30 @@ def test_dnas_runs_end_to_end_on_bundled_digits():
     assert r.epochs[1]["tau"] == pytest.approx(5.0 * np.exp(-0.045))
 
 
+def test_dnas_resumes_from_its_checkpoint_to_the_same_result(tmp_path):
+    from lutfarm.search.data import digits32
+    from lutfarm.search.dnas import DNASCheckpointError, search
+    data = torch.utils.data.Subset(digits32(), range(64))
+    kw = dict(epochs=2, warmup_epochs=1, batch_size=8, max_batches=2, n_samples=2)
+    whole = search(RASPI, data, 10, **kw, checkpoint=tmp_path / "a.pt")
+
+    def kill(record):
+        raise KeyboardInterrupt     # after the epoch's checkpoint, as a Ctrl-C would land
+
+    with pytest.raises(KeyboardInterrupt):
+        search(RASPI, data, 10, **kw, checkpoint=tmp_path / "b.pt", log=kill)
+    batches = []
+    resumed = search(RASPI, data, 10, **kw, checkpoint=tmp_path / "b.pt",
+                     on_batch=batches.append)
+    assert resumed.theta == whole.theta and resumed.arch == whole.arch
+    assert [b["epoch"] for b in batches] == [1, 1]             # only the second epoch ran
+    assert {"loss", "ce", "latency_ms", "tau", "train_acc"} <= set(batches[0])
+    assert resumed.epochs[-1]["argmax_latency_ms"] == pytest.approx(
+        float(RASPI.latency([[int(c) for c in resumed.epochs[-1]["argmax_arch"]]])[0]))
+    with pytest.raises(DNASCheckpointError, match="differs in seed"):
+        search(RASPI, data, 10, **{**kw, "seed": 1}, checkpoint=tmp_path / "b.pt")
+
+
 def test_cli_evolve_and_target(tmp_path):
     lut = tmp_path / "raspi4.csv"
     other = tmp_path / "edgegpu.csv"
@@ -248,11 +272,13 @@ def test_cli_dnas_with_widths_and_bench_nb201(tmp_path):
                     "raspi4", "-o", str(lut)], cwd=REPO, check=True, capture_output=True)
     p = subprocess.run([sys.executable, "-m", "lutfarm", "search", "dnas", "--lut", str(lut),
                         "--epochs", "1", "--warmup-epochs", "0", "--max-batches", "1",
-                        "--batch-size", "4", "--widths", "0.5,1.0", "--json"], cwd=REPO,
+                        "--batch-size", "4", "--widths", "0.5,1.0", "--checkpoint",
+                        str(tmp_path / "d.pt"), "--json"], cwd=REPO,
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-800:]
     r = json.loads(p.stdout)
     assert len(r["arch"]) == 22 and len(r["stage_channels"]) == 7 and r["latency_ms"] > 0
+    assert "epoch 1/1: loss" in p.stderr and "argmax" in p.stderr and (tmp_path / "d.pt").exists()
     bad = subprocess.run([sys.executable, "-m", "lutfarm", "search", "dnas", "--lut", str(lut),
                           "--widths", "0.5,2"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and "--widths must lie in (0, 1]" in bad.stderr

@@ -39,12 +39,21 @@ def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+class _Killed(Exception):
+    pass
+
+
+def _kill_after_first_epoch(record):
+    raise _Killed    # the checkpoint of that epoch is already on disk, as after a real kill
+
+
 def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
     whole = train(_checkpoint(), tmp_path / "whole.pt", FAST, "cpu")
-    first = train(_checkpoint(), tmp_path / "part.pt",
-                  TrainSettings(**{**FAST.__dict__, "epochs": 1}), "cpu")
+    with pytest.raises(_Killed):
+        train(_checkpoint(), tmp_path / "part.pt", FAST, "cpu", on_epoch=_kill_after_first_epoch)
+    first = Checkpoint.load(tmp_path / "part.pt")
     assert first.epochs_done == 1
-    resumed = train(Checkpoint.load(tmp_path / "part.pt"), tmp_path / "part.pt", FAST, "cpu")
+    resumed = train(first, tmp_path / "part.pt", FAST, "cpu")
     assert resumed.epochs_done == 2 and len(resumed.history) == 2
     assert _same(whole.state, resumed.state)
     assert not _same(whole.state, first.state)              # the second epoch changed them

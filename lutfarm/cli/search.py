@@ -288,17 +288,25 @@ def bench_cmd(device, budget_ms, nb201_path, dataset, queries, seeds, plot, as_j
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--widths", default=None, metavar="0.5,0.75,1.0",
               help="FBNetV2: also search a width multiplier per stage (channel masks)")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="written after every epoch and resumed from (default: one per run under the "
+                   "lutfarm cache, so the same command resumes)")
 @click.option("--json", "as_json", is_flag=True)
 def dnas_cmd(lut_path, data, epochs, warmup_epochs, batch_size, max_batches, alpha, beta, seed,
-             widths, as_json):
-    """FBNet's differentiable search with the LUT's latency in the loss."""
-    from lutfarm.search.data import digits32, image_folder
+             widths, checkpoint, as_json):
+    """FBNet's differentiable search with the LUT's latency in the loss; progress per batch, a
+    checkpoint per epoch, and the same command resumes a killed run."""
+    import hashlib
+
+    from lutfarm import environment
+    from lutfarm.cli.output import TrainingProgress
+    from lutfarm.search.data import load_images, num_classes
     from lutfarm.search.dnas import search as dnas
 
     table = LatencyTable(load_lut(lut_path))
     size = table.layout.input_size
-    dataset = digits32(size) if data == "digits" else image_folder(data, size)
-    classes = int(dataset.tensors[1].max()) + 1
+    dataset = load_images(data, size)
+    classes = num_classes(dataset)
     try:
         mults = tuple(sorted(float(w) for w in widths.split(","))) if widths else None
     except ValueError:
@@ -306,12 +314,27 @@ def dnas_cmd(lut_path, data, epochs, warmup_epochs, batch_size, max_batches, alp
             from None
     if mults and (mults[-1] != 1.0 or mults[0] <= 0):
         raise click.BadParameter("--widths must lie in (0, 1] and include 1.0 (the LUT's width)")
-    r = dnas(table, dataset, classes, epochs, warmup_epochs, batch_size, alpha, beta,
-             max_batches=max_batches, seed=seed, widths=mults,
-             log=None if as_json else lambda e: err.print(
-                 f"epoch {e['epoch']}: loss {e['loss']:.3f}, train acc {e['train_acc']:.1%}, "
-                 f"E[latency] {e['expected_latency_ms']:.3f} ms, τ {e['tau']:.2f}, "
-                 f"{e['seconds']:.1f} s"))
+    if checkpoint is None:
+        key = hashlib.sha256(repr((str(Path(lut_path).resolve()), str(data), warmup_epochs,
+                                   batch_size, max_batches, alpha, beta, seed, mults))
+                             .encode()).hexdigest()[:16]
+        checkpoint = environment.cache_dir() / "dnas" / f"{key}.pt"
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    if checkpoint.exists():
+        err.print(f"resuming from {checkpoint}")
+    with TrainingProgress("DNAS") as bar:
+        r = dnas(table, dataset, classes, epochs, warmup_epochs, batch_size, alpha, beta,
+                 max_batches=max_batches, seed=seed, widths=mults, checkpoint=checkpoint,
+                 on_batch=lambda b: bar.batch(
+                     b["epoch"], epochs, b["step"], b["steps"],
+                     f"loss {b['loss']:.3f} CE {b['ce']:.3f} LAT {b['latency_ms']:.3f} ms "
+                     f"τ {b['tau']:.2f}"),
+                 log=lambda e: bar.line(
+                     f"epoch {e['epoch'] + 1}/{epochs}: loss {e['loss']:.3f} (CE "
+                     f"{e['ce']:.3f}), train acc {e['train_acc']:.1%}, expected latency "
+                     f"{e['expected_latency_ms']:.3f} ms, τ {e['tau']:.2f}, argmax "
+                     f"{e['argmax_arch']} = {e['argmax_latency_ms']:.3f} ms, "
+                     f"{e['seconds']:.1f} s; checkpoint {checkpoint}"))
     if as_json:
         click.echo(json.dumps(r.summary()))
     else:
