@@ -152,11 +152,13 @@ def search(table: LatencyTable, data: Dataset, classes: int, epochs: int = 10,
            max_batches: int | None = None, n_samples: int = 5, seed: int = 0,
            device: str | None = None, log=None,
            widths: tuple[float, ...] | None = None, on_batch=None,
-           checkpoint: Path | None = None) -> DNASResult:
+           checkpoint: Path | None = None, final_weights: Path | None = None) -> DNASResult:
     """Train the supernet; ``widths`` (e.g. (0.5, 0.75, 1.0)) adds FBNetV2 channel search.
     ``log`` gets each epoch's record, ``on_batch`` each batch's running figures; with
     ``checkpoint`` the run is written there after every epoch and resumed from it (the torch
-    random state included, so a resumed run ends where an uninterrupted one does)."""
+    random state included, so a resumed run ends where an uninterrupted one does). Under
+    torch.distributed (``spawn_search``, torchrun) each rank trains on its share of the batches
+    and rank 0 writes; ``final_weights`` (a folder) receives every rank's weights."""
     run = {"lut": table.lut.device + "/" + table.lut.runtime, "classes": classes,
            "epochs": epochs, "warmup_epochs": warmup_epochs, "batch_size": batch_size,
            "alpha": alpha, "beta": beta, "tau0": tau0, "tau_decay": tau_decay, "lr": lr,
@@ -165,7 +167,22 @@ def search(table: LatencyTable, data: Dataset, classes: int, epochs: int = 10,
     with torch_seeded(seed):     # repeatable, and the caller's torch RNG is left as it was
         return _search(table, data, classes, epochs, warmup_epochs, batch_size, alpha, beta,
                        tau0, tau_decay, lr, theta_lr, max_batches, n_samples, seed, device, log,
-                       widths, on_batch, checkpoint, run)
+                       widths, on_batch, checkpoint, run, final_weights)
+
+
+def spawn_search(nproc: int, table: LatencyTable, data: Dataset, classes: int,
+                 checkpoint: Path, device: str | None = None, **kw) -> DNASResult:
+    """``search`` on ``nproc`` ranks (DistributedDataParallel); the result is read back from
+    the checkpoint rank 0 wrote."""
+    from lutfarm.search.distributed import spawn
+
+    spawn(_rank_search, (table, data, classes, checkpoint, device, kw), nproc, device)
+    return search(table, data, classes, checkpoint=checkpoint, device=device,
+                  **{k: v for k, v in kw.items() if k not in ("log", "on_batch", "final_weights")})
+
+
+def _rank_search(table, data, classes, checkpoint, device, kw) -> None:
+    search(table, data, classes, checkpoint=checkpoint, device=device, **kw)
 
 
 def _load_checkpoint(path: Path | None, run: dict) -> dict | None:
@@ -189,14 +206,27 @@ def _load_checkpoint(path: Path | None, run: dict) -> dict | None:
 
 def _search(table, data, classes, epochs, warmup_epochs, batch_size, alpha, beta, tau0,
             tau_decay, lr, theta_lr, max_batches, n_samples, seed, device, log,
-            widths, on_batch, checkpoint, run) -> DNASResult:
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+            widths, on_batch, checkpoint, run, final_weights) -> DNASResult:
+    from lutfarm.search.distributed import average_buffers, rank_device, rank_world, wrap
+
+    rank, world = rank_world()
+    device = rank_device(device)
     net = SuperNet(table, classes, widths).to(device)
     n_w = int(len(data) * 0.8)
     w_set, t_set = random_split(data, [n_w, len(data) - n_w],
                                 generator=torch.Generator().manual_seed(seed))
-    w_loader = DataLoader(w_set, batch_size, shuffle=True, drop_last=True)
-    t_loader = DataLoader(t_set, batch_size, shuffle=True, drop_last=True)
+    samplers = [None, None]
+    if world > 1:
+        samplers = [torch.utils.data.DistributedSampler(d, world, rank, shuffle=True, seed=seed)
+                    for d in (w_set, t_set)]
+    w_loader = DataLoader(w_set, batch_size, shuffle=samplers[0] is None, sampler=samplers[0],
+                          drop_last=True)
+    t_loader = DataLoader(t_set, batch_size, shuffle=samplers[1] is None, sampler=samplers[1],
+                          drop_last=True)
+    model = wrap(net, device)
+    if rank != 0:
+        log = on_batch = None
+    checkpoint_out = checkpoint if rank == 0 else None
     w_opt = torch.optim.SGD(net.weight_parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=max(epochs, 1))
     t_opt = torch.optim.Adam(net.arch_parameters(), lr=theta_lr, weight_decay=5e-4)
@@ -211,6 +241,9 @@ def _search(table, data, classes, epochs, warmup_epochs, batch_size, alpha, beta
         history, start = list(saved["history"]), int(saved["epochs_done"])
     steps = len(w_loader) if max_batches is None else min(len(w_loader), max_batches)
     for epoch in range(start, epochs):
+        for sampler in samplers:
+            if sampler is not None:
+                sampler.set_epoch(epoch)
         tau = tau0 * math.exp(-tau_decay * epoch)
         t0, seen, correct, total_loss, total_ce = time.perf_counter(), 0, 0, 0.0, 0.0
         net.train()
@@ -219,7 +252,7 @@ def _search(table, data, classes, epochs, warmup_epochs, batch_size, alpha, beta
             if step >= steps:
                 break
             x, y = x.to(device), y.to(device)
-            logits, lat = net(x, tau)
+            logits, lat = model(x, tau)
             ce = F.cross_entropy(logits, y)
             loss = fbnet_loss(ce, lat, alpha, beta)
             w_opt.zero_grad()
@@ -242,12 +275,13 @@ def _search(table, data, classes, epochs, warmup_epochs, batch_size, alpha, beta
                 except StopIteration:
                     t_iter = iter(t_loader)
                     xt, yt = next(t_iter)
-                logits_t, lat_t = net(xt.to(device), tau)
+                logits_t, lat_t = model(xt.to(device), tau)
                 t_loss = fbnet_loss(F.cross_entropy(logits_t, yt.to(device)), lat_t, alpha, beta)
                 t_opt.zero_grad()
                 t_loss.backward()
                 t_opt.step()
         sched.step()
+        average_buffers(net)
         with torch.no_grad():
             m = torch.softmax(net.theta, 1)
             lat = net._width_latency(m, torch.softmax(net.phi, 1)) if net.widths else \
@@ -260,17 +294,21 @@ def _search(table, data, classes, epochs, warmup_epochs, batch_size, alpha, beta
                         "argmax_arch": "".join(map(str, argmax.tolist())),
                         "argmax_latency_ms": float(table.latency(argmax[None])[0]),
                         "seconds": time.perf_counter() - t0})
-        if checkpoint is not None:
+        if checkpoint_out is not None:
             state = {"format": CHECKPOINT_FORMAT, "run": run, "epochs_done": epoch + 1,
                      "history": history, "rng": torch.get_rng_state(),
                      "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
                      "w_opt": w_opt.state_dict(), "t_opt": t_opt.state_dict(),
                      "sched": sched.state_dict()}
-            tmp = Path(str(checkpoint) + ".tmp")
+            tmp = Path(str(checkpoint_out) + ".tmp")
             torch.save(state, tmp)
-            os.replace(tmp, checkpoint)
+            os.replace(tmp, checkpoint_out)
         if log:
             log(history[-1])
+    if final_weights is not None:
+        Path(final_weights).mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()},
+                   Path(final_weights) / f"rank{rank}.pt")
     probs = torch.softmax(net.theta.detach(), 1).cpu().numpy()
     arch = probs.argmax(1).tolist()
     rng = np.random.default_rng(seed)

@@ -248,12 +248,6 @@ class SubnetScorer:
         return self.cache[key]
 
 
-def _distributed() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
 def train(checkpoint: Checkpoint, output: Path, settings: TrainSettings,
           device: str | None = None, on_batch=None, on_epoch=None,
           final_weights: Path | None = None) -> Checkpoint:
@@ -261,12 +255,11 @@ def train(checkpoint: Checkpoint, output: Path, settings: TrainSettings,
     after every epoch. Under torch.distributed each rank trains on its share of the batches
     and rank 0 writes; ``final_weights`` (a folder) receives every rank's weights at the end."""
     from lutfarm.search.data import loader
+    from lutfarm.search.distributed import average_buffers, rank_device, rank_world, wrap
     from lutfarm.seeding import torch_seeded
 
-    rank, world = _distributed()
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and world > 1:
-        device = f"cuda:{rank % torch.cuda.device_count()}"
+    rank, world = rank_world()
+    device = rank_device(device)
     layout = checkpoint.layout_obj()
     checkpoint.settings = asdict(settings)
     train_set, _ = checkpoint.datasets()
@@ -279,11 +272,7 @@ def train(checkpoint: Checkpoint, output: Path, settings: TrainSettings,
                           weight_decay=settings.weight_decay, nesterov=True)
     if checkpoint.optimizer:
         opt.load_state_dict(checkpoint.optimizer)
-    model = net
-    if world > 1:
-        model = nn.parallel.DistributedDataParallel(
-            net, device_ids=[torch.device(device).index] if device.startswith("cuda") else None,
-            find_unused_parameters=True)     # a subnet leaves the other candidates unused
+    model = wrap(net, device, find_unused=True)   # a subnet leaves the other candidates unused
     for epoch in range(checkpoint.epochs_done, settings.epochs):
         sampler = None
         if world > 1:
@@ -295,8 +284,7 @@ def train(checkpoint: Checkpoint, output: Path, settings: TrainSettings,
                          drop_last=True)
         record = train_epoch(model, batches, opt, settings, epoch, device,
                              on_batch if rank == 0 else None)
-        if world > 1:
-            _average_buffers(net, world)
+        average_buffers(net)
         checkpoint.epochs_done = epoch + 1
         checkpoint.history.append(record)
         if rank == 0:
@@ -313,29 +301,11 @@ def train(checkpoint: Checkpoint, output: Path, settings: TrainSettings,
     return checkpoint
 
 
-def _average_buffers(net: nn.Module, world: int) -> None:
-    """Batch-norm statistics averaged over the ranks (DDP keeps each rank's last ones), so
-    every rank ends with the same network."""
-    for b in net.buffers():
-        if b.is_floating_point():
-            torch.distributed.all_reduce(b)
-            b /= world
-
-
-def _rank_main(rank: int, world: int, port: int, checkpoint: Checkpoint, output: Path,
-               settings: TrainSettings, device: str | None, final_weights: Path | None,
-               quiet: bool) -> None:
-    backend = "nccl" if (device or ("cuda" if torch.cuda.is_available() else "cpu")) \
-        .startswith("cuda") else "gloo"
-    torch.distributed.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}",
-                                         rank=rank, world_size=world)
-    try:
-        log = None if quiet else (lambda r: print(
-            f"epoch {r['epoch'] + 1}: loss {r['loss']:.3f}, train acc {r['train_acc']:.1%}, "
-            f"{r['seconds']:.1f} s", flush=True))
-        train(checkpoint, output, settings, device, on_epoch=log, final_weights=final_weights)
-    finally:
-        torch.distributed.destroy_process_group()
+def _quiet_train(checkpoint, output, settings, device, final_weights, quiet):
+    log = None if quiet else (lambda r: print(
+        f"epoch {r['epoch'] + 1}: loss {r['loss']:.3f}, train acc {r['train_acc']:.1%}, "
+        f"{r['seconds']:.1f} s", flush=True))
+    train(checkpoint, output, settings, device, on_epoch=log, final_weights=final_weights)
 
 
 def train_distributed(checkpoint: Checkpoint, output: Path, settings: TrainSettings,
@@ -343,13 +313,8 @@ def train_distributed(checkpoint: Checkpoint, output: Path, settings: TrainSetti
                       quiet: bool = False) -> Checkpoint:
     """``nproc`` processes on this machine under DistributedDataParallel (gloo on the CPU, NCCL
     on GPUs); the checkpoint rank 0 wrote is returned."""
-    import socket
+    from lutfarm.search.distributed import spawn
 
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_rank_main, (nproc, port, checkpoint, output, settings, device, final_weights,
-                          quiet), nprocs=nproc, join=True)
+    spawn(_quiet_train, (checkpoint, output, settings, device, final_weights, quiet), nproc,
+          device)
     return Checkpoint.load(output)

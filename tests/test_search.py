@@ -175,6 +175,20 @@ def test_dnas_resumes_from_its_checkpoint_to_the_same_result(tmp_path):
         search(RASPI, data, 10, **{**kw, "seed": 1}, checkpoint=tmp_path / "b.pt")
 
 
+def test_dnas_on_two_gloo_ranks_ends_with_identical_weights(tmp_path):
+    from lutfarm.search.data import digits32
+    from lutfarm.search.dnas import spawn_search
+    data = torch.utils.data.Subset(digits32(), range(96))
+    r = spawn_search(2, RASPI, data, 10, tmp_path / "d.pt", device="cpu", epochs=1,
+                     warmup_epochs=0, batch_size=8, max_batches=2, n_samples=1,
+                     final_weights=tmp_path / "ranks")
+    r0, r1 = (torch.load(tmp_path / "ranks" / f"rank{i}.pt", weights_only=True) for i in (0, 1))
+    assert r0.keys() == r1.keys() and all(torch.equal(r0[k], r1[k]) for k in r0)
+    assert not torch.equal(r0["theta"], torch.zeros_like(r0["theta"]))   # θ was trained
+    assert torch.equal(torch.tensor(r.theta), r0["theta"])
+    assert len(r.epochs) == 1 and len(r.arch) == 22
+
+
 def test_cli_evolve_and_target(tmp_path):
     lut = tmp_path / "raspi4.csv"
     other = tmp_path / "edgegpu.csv"

@@ -291,9 +291,11 @@ def bench_cmd(device, budget_ms, nb201_path, dataset, queries, seeds, plot, as_j
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="written after every epoch and resumed from (default: one per run under the "
                    "lutfarm cache, so the same command resumes)")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="processes under DistributedDataParallel (gloo on CPU, NCCL on GPUs)")
 @click.option("--json", "as_json", is_flag=True)
 def dnas_cmd(lut_path, data, epochs, warmup_epochs, batch_size, max_batches, alpha, beta, seed,
-             widths, checkpoint, as_json):
+             widths, checkpoint, nproc, as_json):
     """FBNet's differentiable search with the LUT's latency in the loss; progress per batch, a
     checkpoint per epoch, and the same command resumes a killed run."""
     import hashlib
@@ -302,6 +304,7 @@ def dnas_cmd(lut_path, data, epochs, warmup_epochs, batch_size, max_batches, alp
     from lutfarm.cli.output import TrainingProgress
     from lutfarm.search.data import load_images, num_classes
     from lutfarm.search.dnas import search as dnas
+    from lutfarm.search.dnas import spawn_search
 
     table = LatencyTable(load_lut(lut_path))
     size = table.layout.input_size
@@ -322,6 +325,14 @@ def dnas_cmd(lut_path, data, epochs, warmup_epochs, batch_size, max_batches, alp
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
     if checkpoint.exists():
         err.print(f"resuming from {checkpoint}")
+    if nproc > 1:
+        err.print(f"training on {nproc} processes (DistributedDataParallel); checkpoint "
+                  f"{checkpoint}")
+        r = spawn_search(nproc, table, dataset, classes, checkpoint, epochs=epochs,
+                         warmup_epochs=warmup_epochs, batch_size=batch_size, alpha=alpha,
+                         beta=beta, max_batches=max_batches, seed=seed, widths=mults)
+        _print_dnas(r, as_json)
+        return
     with TrainingProgress("DNAS") as bar:
         r = dnas(table, dataset, classes, epochs, warmup_epochs, batch_size, alpha, beta,
                  max_batches=max_batches, seed=seed, widths=mults, checkpoint=checkpoint,
@@ -335,6 +346,10 @@ def dnas_cmd(lut_path, data, epochs, warmup_epochs, batch_size, max_batches, alp
                      f"{e['expected_latency_ms']:.3f} ms, τ {e['tau']:.2f}, argmax "
                      f"{e['argmax_arch']} = {e['argmax_latency_ms']:.3f} ms, "
                      f"{e['seconds']:.1f} s; checkpoint {checkpoint}"))
+    _print_dnas(r, as_json)
+
+
+def _print_dnas(r, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(r.summary()))
     else:
