@@ -71,8 +71,11 @@ def load_nb201(path=None, dataset: str = "cifar10") -> NB201Table:
         out[codes] = column
         return out
 
+    def latency(column: np.ndarray) -> np.ndarray:     # HW-NAS-Bench writes -1 where unmeasured
+        return by_code(np.where(column > 0, column, np.nan))
+
     return NB201Table(by_code(data.accuracy[dataset]),
-                      {d: by_code(v) for d, v in data.latency.items()}, dataset)
+                      {d: latency(v) for d, v in data.latency.items()}, dataset)
 
 
 def _ridge_guided(space, objective, feasible, budget, seed, warmup=20, proposals=32):

@@ -114,6 +114,14 @@ def test_query_efficient_searches_stay_feasible_and_find_the_optimum(method):
     assert r.objective == pytest.approx(best)
 
 
+@pytest.mark.needs("nb201-data")
+def test_unmeasured_nb201_latencies_are_never_feasible():
+    from lutfarm.search.nb201 import load_nb201
+    table = load_nb201(NB201)
+    tpu = table.latency["edgetpu"]
+    assert np.isnan(tpu).sum() > 0 and not (tpu[~np.isnan(tpu)] <= 0).any()   # -1 in the file
+
+
 def test_each_winner_is_fastest_on_its_own_target():
     m = targeting_matrix({d: import_hwnasbench(BUNDLED, d) for d in ("edgegpu", "raspi4")},
                          generations=100)
