@@ -112,7 +112,7 @@ class MCUNetOneShot(OneShotNet):
         stem, first, _, mix = layout.channels(full)
         self.stem = ElasticConvBN(3, stem, 3, 2)
         self.first = ElasticConvBN(stem, first, 1, act=False)
-        slots = list(layout._block_slots(full, max(layout.resolutions)))
+        slots = list(layout.block_slots(full, max(layout.resolutions)))
         self.blocks = nn.ModuleList(ElasticMBConv(cin, cout, stride, se, max(EXPANDS))
                                     for _, _, _, _, cin, cout, stride, se in slots)
         self.mix = ElasticConvBN(slots[-1][5], mix, 1)
@@ -134,7 +134,7 @@ class MCUNetOneShot(OneShotNet):
                               align_corners=False)
         stem, first, _, mix = self.layout.channels(arch.width)
         x = self.first(self.stem(x, stem), first)
-        slots = self.layout._block_slots(arch.width, arch.resolution)
+        slots = self.layout.block_slots(arch.width, arch.resolution)
         for (i, _, _, _, _, cout, _, _), on in zip(slots, arch.active()):
             if on:
                 x = self.blocks[i](x, cout, arch.ks[i], arch.e[i])

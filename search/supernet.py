@@ -129,7 +129,7 @@ class Checkpoint:
         """(training, held-out) subsets of its data, split as training split them."""
         from lutfarm.search.data import load_images, split
 
-        data = load_images(self.data, input_size(self.layout_obj()))
+        data = load_images(self.data, self.layout_obj().input_size)
         return split(data, self.settings.get("held_out", 0.2), self.settings.get("seed", 0))
 
     def scorer(self, device: str | None = None) -> SubnetScorer:
@@ -137,10 +137,6 @@ class Checkpoint:
         if not self.epochs_done:
             raise SupernetError("this supernet has not finished an epoch; train it first")
         return SubnetScorer(self.network(), *self.datasets(), device=device)
-
-
-def input_size(layout) -> int:
-    return layout.input_size
 
 
 def step_archs(net: OneShotNet, settings: TrainSettings, epoch: int, step: int) -> list:

@@ -158,7 +158,7 @@ class MCUNetLayout:
         mix = make_divisible(BASE_WIDTHS[-1] * width) if width > 1.0 else BASE_WIDTHS[-1]
         return stem, first, stages, mix
 
-    def _block_slots(self, width: float, resolution: int):
+    def block_slots(self, width: float, resolution: int):
         """Every elastic block position: (index, stage, position, h, cin, cout, stride, se)."""
         _, first, stages, _ = self.channels(width)
         h, cin, index = -(-resolution // 2), first, 0
@@ -190,7 +190,7 @@ class MCUNetLayout:
         on = arch.active()
         blocks = [BlockCase("MBConv", cin, cout, h=h, w=h, exp=arch.e[i], kernel=arch.ks[i],
                             stride=stride, se=int(se))
-                  for i, _, _, h, cin, cout, stride, se in self._block_slots(arch.width,
+                  for i, _, _, h, cin, cout, stride, se in self.block_slots(arch.width,
                                                                             arch.resolution)
                   if on[i]]
         return [*front, *blocks, *back]
@@ -207,7 +207,7 @@ class MCUNetLayout:
             front, back = self.fixed_cases(width, resolution)
             middle = [BlockCase("MBConv", cin, cout, h=h, w=h, exp=e, kernel=k, stride=stride,
                                 se=int(se))
-                      for _, _, _, h, cin, cout, stride, se in self._block_slots(width, resolution)
+                      for _, _, _, h, cin, cout, stride, se in self.block_slots(width, resolution)
                       for k in KERNELS for e in EXPANDS]
             for case in [*front, *middle, *back]:
                 seen.setdefault(case.key, case)
@@ -417,7 +417,7 @@ def _index_tables(layout: MCUNetLayout):
             f, b = layout.fixed_cases(width, r)
             front[wi, ri] = [idx(c) for c in f]
             back[wi, ri] = [idx(c) for c in b]
-            for i, _, _, h, cin, cout, stride, se in layout._block_slots(width, r):
+            for i, _, _, h, cin, cout, stride, se in layout.block_slots(width, r):
                 for ki, k in enumerate(KERNELS):
                     for ei, e in enumerate(EXPANDS):
                         slots[wi, ri, i, ki, ei] = idx(BlockCase(

@@ -67,17 +67,19 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
     if lut is not None and space and space != lut.space:
         raise click.BadParameter(f"the LUT {lut_path} is for the {lut.space} space, not {space}",
                                  param_hint="--space")
-    if lut is None and space is None and accuracy_path is not None:
+    file_layout = None            # without a LUT, the accuracy file says what to search
+    if lut is None and accuracy_path is not None:
         from lutfarm.search.accuracy_objective import accuracy_layout
-        space = accuracy_layout(accuracy_path).space
+        file_layout = accuracy_layout(accuracy_path)
+        space = space or file_layout.space
     space = lut.space if lut is not None else (space or "fbnet")
     if space not in ("fbnet", "mcunet"):
         raise click.UsageError(f"search evolve searches fbnet and mcunet LUTs; for {space} "
                                f"use: lutfarm search bench-nb201")
     accuracy, layout = None, None
     if accuracy_path is not None:
-        from lutfarm.search.accuracy_objective import accuracy_layout, accuracy_objective
-        layout = lut.layout if lut is not None else accuracy_layout(accuracy_path)
+        from lutfarm.search.accuracy_objective import accuracy_objective
+        layout = lut.layout if lut is not None else file_layout
         if lut is None and layout.space != space:
             raise click.BadParameter(f"{accuracy_path} is for the {layout.space} space, not "
                                      f"{space}", param_hint="--space")
