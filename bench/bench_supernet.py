@@ -73,6 +73,12 @@ def main() -> None:
     ap.add_argument("--standalone-epochs", type=int, default=10)
     ap.add_argument("--device", default=None)
     ap.add_argument("--sandwich", action="store_true")
+    ap.add_argument("--distill", action="store_true")
+    ap.add_argument("--standalone-seeds", type=int, default=1,
+                    help="train each stand-alone subnet this often (seeds 0..N-1): the τ between "
+                         "two seeds is the most any supernet can reach on this data")
+    ap.add_argument("--no-search", action="store_true", help="skip the search-vs-random part")
+    ap.add_argument("--warmup-epochs", type=float, default=TrainSettings.warmup_epochs)
     ap.add_argument("--lr", type=float, default=TrainSettings.lr)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
@@ -80,7 +86,8 @@ def main() -> None:
     layout = get_layout(a.space, "cifar" if a.space == "fbnet" else "c10", 10)
     if a.space == "mcunet":
         layout = layout.with_resolutions([32, 48])
-    settings = TrainSettings(epochs=a.epochs, sandwich=a.sandwich, lr=a.lr)
+    settings = TrainSettings(epochs=a.epochs, sandwich=a.sandwich, distill=a.distill, lr=a.lr,
+                             warmup_epochs=a.warmup_epochs)
     result: dict = {"space": a.space, "device": device, "torch_device_name":
                     torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"}
     with TemporaryDirectory() as tmp:
@@ -100,14 +107,18 @@ def main() -> None:
         result["largest_accuracy"] = 100.0 * scorer(net.largest())
         result["smallest_accuracy"] = 100.0 * scorer(net.smallest())
         t0 = time.perf_counter()
-        alone = [standalone_accuracy(layout, x, train_set, held_out, a.standalone_epochs, device)
-                 for x in archs]
+        runs = np.array([[standalone_accuracy(layout, x, train_set, held_out,
+                                              a.standalone_epochs, device, seed)
+                          for x in archs] for seed in range(a.standalone_seeds)])
+        alone = list(runs.mean(0))
+        if a.standalone_seeds > 1:
+            result["standalone_seed_tau"] = float(stats.kendalltau(runs[0], runs[1]).statistic)
         result["standalone_train_s"] = time.perf_counter() - t0
         result["kendall_tau"] = float(stats.kendalltau(one_shot, alone).statistic)
         result["spearman"] = float(stats.spearmanr(one_shot, alone).statistic)
         result["subnets"] = [{"arch": layout.arch_to_text(x), "supernet": s, "standalone": t}
                              for x, s, t in zip(archs, one_shot, alone)]
-        if a.space == "fbnet":
+        if a.space == "fbnet" and not a.no_search:
             result["budgets"] = search_vs_random(ck, scorer)
     if a.json:
         print(json.dumps(result))
@@ -119,6 +130,9 @@ def main() -> None:
           f"{np.mean([s['supernet'] for s in result['subnets']]):.1f} %")
     print(f"Kendall τ supernet vs stand-alone ({a.standalone} subnets, {a.standalone_epochs} "
           f"epochs each): {result['kendall_tau']:.3f} (Spearman {result['spearman']:.3f})")
+    if "standalone_seed_tau" in result:
+        print(f"Kendall τ stand-alone seed 0 vs seed 1 (the ceiling on this data): "
+              f"{result['standalone_seed_tau']:.3f}")
     for b in result.get("budgets", []):
         print(f"budget {b['budget_ms']:.1f} ms: searched {b['searched_accuracy']:.2f} % at "
               f"{b['searched_latency_ms']:.2f} ms; random feasible mean "

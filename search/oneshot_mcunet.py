@@ -17,63 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lutfarm.search.elastic import ElasticConv, ElasticConvBN
 from lutfarm.search.supernet import OneShotNet, register_supernet
 from lutfarm.spaces.cases import se_reduced
 from lutfarm.spaces.mcunet import KERNELS
-
-
-class ElasticConv(nn.Module):
-    """A convolution whose output channels, input channels (taken from the input) and kernel
-    (centre crop) shrink per call; ``depthwise`` convolves each channel on its own."""
-
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1,
-                 depthwise: bool = False, bias: bool = False):
-        super().__init__()
-        self.kernel, self.stride, self.depthwise = kernel, stride, depthwise
-        shape = (cout, 1, kernel, kernel) if depthwise else (cout, cin, kernel, kernel)
-        self.weight = nn.Parameter(torch.empty(shape))
-        nn.init.kaiming_normal_(self.weight, mode="fan_out")
-        self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
-
-    def forward(self, x: torch.Tensor, cout: int | None = None,
-                kernel: int | None = None) -> torch.Tensor:
-        cin = x.shape[1]
-        k = kernel or self.kernel
-        s = (self.kernel - k) // 2
-        if self.depthwise:
-            w, groups, cout = self.weight[:cin, :, s:s + k, s:s + k], cin, cin
-        else:
-            cout = cout or self.weight.shape[0]
-            w, groups = self.weight[:cout, :cin, s:s + k, s:s + k], 1
-        b = self.bias[:cout] if self.bias is not None else None
-        return F.conv2d(x, w, b, self.stride, k // 2, 1, groups)
-
-
-class ElasticBatchNorm(nn.BatchNorm2d):
-    """Batch norm over the first C channels of its full-width parameters and statistics."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = x.shape[1]
-        factor = 0.0
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.add_(1)
-            factor = self.momentum if self.momentum is not None else \
-                1.0 / float(self.num_batches_tracked)
-        use_batch = self.training or not self.track_running_stats
-        return F.batch_norm(x, self.running_mean[:c], self.running_var[:c], self.weight[:c],
-                            self.bias[:c], use_batch, factor, self.eps)
-
-
-class ElasticConvBN(nn.Module):
-    def __init__(self, cin, cout, kernel, stride=1, depthwise=False, act=True):
-        super().__init__()
-        self.conv = ElasticConv(cin, cout, kernel, stride, depthwise)
-        self.bn = ElasticBatchNorm(cout)
-        self.act = act
-
-    def forward(self, x, cout=None, kernel=None):
-        x = self.bn(self.conv(x, cout, kernel))
-        return F.relu6(x) if self.act else x
 
 
 class ElasticMBConv(nn.Module):
@@ -90,7 +37,7 @@ class ElasticMBConv(nn.Module):
             reduced = se_reduced(cin)
             self.se_reduce = ElasticConv(mid, reduced, 1, bias=True)
             self.se_expand = ElasticConv(reduced, mid, 1, bias=True)
-        self.project = ElasticConvBN(mid, cout, 1, act=False)
+        self.project = ElasticConvBN(mid, cout, 1, act=None)
 
     def forward(self, x: torch.Tensor, cout: int, kernel: int, expand: int) -> torch.Tensor:
         cin = x.shape[1]
@@ -111,7 +58,7 @@ class MCUNetOneShot(OneShotNet):
         full = max(layout.widths)
         stem, first, _, mix = layout.channels(full)
         self.stem = ElasticConvBN(3, stem, 3, 2)
-        self.first = ElasticConvBN(stem, first, 1, act=False)
+        self.first = ElasticConvBN(stem, first, 1, act=None)
         slots = list(layout.block_slots(full, max(layout.resolutions)))
         self.blocks = nn.ModuleList(ElasticMBConv(cin, cout, stride, se, max(EXPANDS))
                                     for _, _, _, _, cin, cout, stride, se in slots)

@@ -24,7 +24,7 @@ from torch import nn
 
 from lutfarm.errors import LutfarmError
 
-FORMAT = "lutfarm-supernet-v1"
+FORMAT = "lutfarm-supernet-v2"   # v2: FBNet candidates share weights
 _SUPERNETS: dict[str, type] = {}
 
 
@@ -74,6 +74,7 @@ class TrainSettings:
     weight_decay: float = 4e-5
     warmup_epochs: float = 2.0       # linear warm-up (sampled paths train badly without it)
     sandwich: bool = False           # OFA's rule: largest + smallest + 2 random per step
+    distill: bool = False            # with sandwich: the others learn the largest's outputs
     held_out: float = 0.2            # share of the data kept for scoring subnets
     seed: int = 0
     workers: int = 0                 # DataLoader worker processes
@@ -154,8 +155,8 @@ def _module(net):
 def learning_rate(settings: TrainSettings, epoch: int, step: int, steps: int) -> float:
     """Cosine over the epochs after a linear warm-up over the first steps: a function of the
     position alone, so a resumed run follows the same schedule. Measured on digits (H200, 40
-    epochs, lr 0.05): FBNet paths mixing two blocks (k3 e6 / k5 e6) scored ~50 % held out without
-    warm-up, 96-97 % with 200 warm-up steps."""
+    epochs, lr 0.05, FBNet blocks with weights of their own): paths mixing two blocks (k3 e6 /
+    k5 e6) scored ~50 % held out without warm-up, 96-97 % with 200 warm-up steps."""
     t = epoch + step / max(steps, 1)
     cosine = 0.5 * (1 + math.cos(math.pi * t / settings.epochs))
     warm = min(1.0, (t + 1 / max(steps, 1)) / settings.warmup_epochs) \
@@ -177,9 +178,15 @@ def train_epoch(net, data_loader, opt, settings: TrainSettings, epoch: int, devi
         for g in opt.param_groups:
             g["lr"] = learning_rate(settings, epoch, step, steps)
         opt.zero_grad()
+        teacher = None
         for i, arch in enumerate(step_archs(base, settings, epoch, step)):
             logits = net(x, arch)
-            loss = F.cross_entropy(logits, y)
+            if teacher is None:
+                loss = F.cross_entropy(logits, y)
+            else:
+                loss = F.kl_div(F.log_softmax(logits, 1), teacher, reduction="batchmean")
+            if i == 0 and settings.sandwich and settings.distill:
+                teacher = F.softmax(logits.detach(), 1)
             loss.backward()
             if i == 0:
                 total += float(loss.detach()) * len(y)

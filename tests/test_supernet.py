@@ -73,6 +73,52 @@ def test_every_subnet_runs_and_the_ends_are_the_largest_and_smallest(space, layo
     assert lay.macs(net.largest()) > lay.macs(net.sample(rng)) > lay.macs(net.smallest())
 
 
+def _sliced(full: torch.Tensor, rows: int, cols: int, groups: int) -> torch.Tensor:
+    """The grouped-conv weight a block-diagonal slice of a dense 1x1 weight stands for."""
+    r, c = rows // groups, cols // groups
+    return torch.cat([full[g * r:(g + 1) * r, g * c:(g + 1) * c] for g in range(groups)])
+
+
+@pytest.mark.parametrize("cin,cout,stride", [(16, 16, 1), (16, 24, 2)])
+def test_each_fbnet_candidate_of_a_shared_block_is_the_space_block_with_sliced_weights(
+        cin, cout, stride):
+    from lutfarm.search.oneshot_fbnet import ElasticFBNetBlock
+    from lutfarm.spaces.fbnet import OPS, LayerSlot
+    from lutfarm.spaces.modules import build_block
+
+    torch.manual_seed(0)
+    shared = ElasticFBNetBlock(cin, cout, stride).eval()
+    for bn in [shared.expand.bn, shared.depthwise.bn, shared.project.bn]:
+        bn.running_mean.normal_()
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.normal_()
+        bn.bias.data.normal_()
+    x = torch.randn(2, cin, 8, 8)
+    slot = LayerSlot(0, 0, 8, cin, cout, stride)
+    for op in OPS:
+        block = build_block(slot.case(op)).eval()
+        convs = [m for m in block.modules() if isinstance(m, torch.nn.Conv2d)]
+        bns = [m for m in block.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        if op.exp is None:
+            sources = [(shared.project, cout)] if convs else []
+            with torch.no_grad():
+                for conv in convs:
+                    conv.weight.copy_(shared.project.conv.weight[:cout, :cin])
+        else:
+            mid, g, k = cin * op.exp, op.group, op.kernel
+            o = (shared.depthwise.conv.kernel - k) // 2
+            sources = [(shared.expand, mid), (shared.depthwise, mid), (shared.project, cout)]
+            with torch.no_grad():
+                convs[0].weight.copy_(_sliced(shared.expand.conv.weight, mid, cin, g))
+                convs[1].weight.copy_(shared.depthwise.conv.weight[:mid, :, o:o + k, o:o + k])
+                convs[2].weight.copy_(_sliced(shared.project.conv.weight, cout, mid, g))
+        with torch.no_grad():
+            for bn, (src, c) in zip(bns, sources):
+                for name in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(bn, name).copy_(getattr(src.bn, name)[:c])
+            torch.testing.assert_close(shared(x, op.index), block(x), msg=op.name)
+
+
 def test_recalibration_gives_a_subnet_its_own_batch_statistics():
     net = build_supernet(MCU, 10)
     x = digits32(48).tensors[0][:64]
@@ -99,6 +145,14 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
     assert _same(r0, r1)
     assert not _same(r0, {k: v for k, v in init.items()})
     assert Checkpoint.load(tmp_path / "ddp.pt").epochs_done == 1
+
+
+def test_more_nccl_ranks_than_gpus_is_refused_before_any_rank_starts():
+    from lutfarm.search.distributed import DistributedError, spawn
+
+    ranks = torch.cuda.device_count() + 1
+    with pytest.raises(DistributedError, match=f"needs {ranks} GPUs"):
+        spawn(print, (), ranks, "cuda")
 
 
 def test_the_held_out_split_never_overlaps_training():

@@ -35,6 +35,9 @@ def _data_spec(data: str) -> str:
               help="linear learning-rate warm-up (sampled paths do not train without it)")
 @click.option("--sandwich", is_flag=True,
               help="OFA's sandwich rule: largest, smallest and two random subnets per step")
+@click.option("--distill", is_flag=True,
+              help="with --sandwich: the smaller subnets learn the largest one's outputs "
+                   "(in-place distillation, as BigNAS and OFA train)")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="DataLoader worker processes")
 @click.option("--max-batches", type=click.IntRange(min=1), default=None,
@@ -48,7 +51,7 @@ def _data_spec(data: str) -> str:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="checkpoint, written every epoch; an existing one is resumed")
 @click.option("--json", "as_json", is_flag=True)
-def train_cmd(layout, data, epochs, batch_size, lr, warmup_epochs, sandwich, workers, max_batches, seed, nproc,
+def train_cmd(layout, data, epochs, batch_size, lr, warmup_epochs, sandwich, distill, workers, max_batches, seed, nproc,
               torch_device, output, as_json):
     """Train a space's one-shot supernet on your data; kill it any time and run the same
     command again to resume from the last finished epoch."""
@@ -64,7 +67,7 @@ def train_cmd(layout, data, epochs, batch_size, lr, warmup_epochs, sandwich, wor
 
     spec = _data_spec(data)
     settings = TrainSettings(epochs, batch_size, lr, warmup_epochs=warmup_epochs,
-                             sandwich=sandwich, seed=seed,
+                             sandwich=sandwich, distill=distill, seed=seed,
                              workers=workers, max_batches=max_batches)
     resolutions = list(layout.resolutions) if hasattr(layout, "resolutions") else None
     if output.exists():
