@@ -9,6 +9,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from lutfarm.errors import LutfarmError
+
+
+class DistributedError(LutfarmError, ValueError):
+    """A distributed run this machine cannot start."""
+
 
 def rank_world() -> tuple[int, int]:
     """(rank, world size); (0, 1) outside a process group."""
@@ -66,6 +72,12 @@ def spawn(fn: Callable, args: tuple, nproc: int, device: str | None = None) -> N
     """Run ``fn(*args)`` in ``nproc`` fresh processes that form one process group."""
     import torch.multiprocessing as mp
 
+    gpus = torch.cuda.device_count()
+    if backend(device) == "nccl" and nproc > gpus:
+        # NCCL refuses two ranks on one GPU ("Duplicate GPU detected"), measured on an H100
+        raise DistributedError(f"--nproc {nproc} on CUDA needs {nproc} GPUs (one per NCCL rank); "
+                               f"this machine has {gpus}: use --nproc {max(gpus, 1)} or "
+                               f"--device cpu (gloo)")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
