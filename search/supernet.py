@@ -80,6 +80,11 @@ class TrainSettings:
     workers: int = 0                 # DataLoader worker processes
     max_batches: int | None = None   # cap per epoch (tests, quick looks)
 
+    def __post_init__(self):
+        if self.distill and not self.sandwich:
+            raise SupernetError("--distill needs --sandwich: the largest subnet of each step is "
+                                "the teacher of the others")
+
 
 @dataclass
 class Checkpoint:

@@ -22,6 +22,7 @@ from lutfarm.search.supernet import (
     recalibrate_bn,
     train,
     train_distributed,
+    train_epoch,
 )
 from lutfarm.spaces import get_layout
 
@@ -153,6 +154,21 @@ def test_more_nccl_ranks_than_gpus_is_refused_before_any_rank_starts():
     ranks = torch.cuda.device_count() + 1
     with pytest.raises(DistributedError, match=f"needs {ranks} GPUs"):
         spawn(print, (), ranks, "cuda")
+
+
+def test_distillation_learns_the_largest_subnets_outputs_and_needs_the_sandwich():
+    with pytest.raises(SupernetError, match="needs --sandwich"):
+        TrainSettings(distill=True)
+    x, y = digits32(32).tensors[0][:16], torch.arange(16) % 10
+    grads = {}
+    for distill in (False, True):
+        torch.manual_seed(0)
+        net = build_supernet(MCU, 10)
+        settings = TrainSettings(epochs=1, sandwich=True, distill=distill, max_batches=1)
+        opt = torch.optim.SGD(net.parameters(), lr=0.0)
+        train_epoch(net, [(x, y)], opt, settings, 0, "cpu")
+        grads[distill] = net.classifier.weight.grad.clone()
+    assert not torch.allclose(grads[False], grads[True])    # the smaller subnets' loss changed
 
 
 def test_the_held_out_split_never_overlaps_training():
