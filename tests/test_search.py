@@ -314,7 +314,7 @@ def test_cli_bench_nb201_scores_every_method_against_the_oracle():
     assert b.returncode == 0, b.stderr[-800:]
     s = json.loads(b.stdout)
     assert set(s["mean_found_accuracy"]) == {"random", "evolution", "predictor", "local",
-                                             "bananas"}
+                                             "bananas", "bananas-path"}
     assert all(v <= s["oracle_accuracy"] for v in s["mean_found_accuracy"].values())
 
 
