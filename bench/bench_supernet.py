@@ -1,13 +1,15 @@
 """Is weight sharing telling the truth, and does searching on it pay?
 
-1. Trains the FBNet (cifar layout) one-shot supernet on digits (or --space mcunet), timing epochs.
+1. Trains the FBNet (cifar layout) one-shot supernet on digits or --data FOLDER (or --space
+   mcunet), timing epochs.
 2. Trains --standalone subnets from scratch (the real networks, ``build_network``) for a few
    epochs and reports Kendall τ between their held-out accuracy and the supernet's.
 3. Under the bundled HW-NAS-Bench raspi4 LUT (fbnet only), at three latency budgets, searches on
    supernet accuracy and compares the winner with random feasible subnets (supernet accuracy),
    as the ratio winner / mean of random.
 
-    python bench/bench_supernet.py [--epochs 30] [--standalone 20] [--device cuda] [--json]
+    python bench/bench_supernet.py [--data FOLDER] [--epochs 30] [--standalone 20]
+        [--standalone-seeds 2] [--sandwich --distill] [--no-search] [--device cuda] [--json]
 """
 
 from __future__ import annotations
@@ -63,11 +65,15 @@ def main() -> None:
 
     from scipy import stats
 
+    from lutfarm.search.data import load_images, num_classes
     from lutfarm.search.supernet import Checkpoint, TrainSettings, train
     from lutfarm.spaces import get_layout
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--space", default="fbnet")
+    ap.add_argument("--data", default="digits",
+                    help="'digits' or an image folder root/<class>/<image> (τ needs data where "
+                         "stand-alone subnets differ by more than seed noise)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--standalone", type=int, default=20)
     ap.add_argument("--standalone-epochs", type=int, default=10)
@@ -83,16 +89,18 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    layout = get_layout(a.space, "cifar" if a.space == "fbnet" else "c10", 10)
+    data = a.data if a.data == "digits" else str(Path(a.data).resolve())
+    classes = num_classes(load_images(data, 32))
+    layout = get_layout(a.space, "cifar" if a.space == "fbnet" else "c10", classes)
     if a.space == "mcunet":
         layout = layout.with_resolutions([32, 48])
     settings = TrainSettings(epochs=a.epochs, sandwich=a.sandwich, distill=a.distill, lr=a.lr,
                              warmup_epochs=a.warmup_epochs)
-    result: dict = {"space": a.space, "device": device, "torch_device_name":
+    result: dict = {"space": a.space, "data": data, "device": device, "torch_device_name":
                     torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"}
     with TemporaryDirectory() as tmp:
-        ck = Checkpoint(layout.space, layout.name, 10, list(getattr(layout, "resolutions", []))
-                        or None, "digits", asdict(settings))
+        ck = Checkpoint(layout.space, layout.name, classes,
+                        list(getattr(layout, "resolutions", [])) or None, data, asdict(settings))
         t0 = time.perf_counter()
         ck = train(ck, Path(tmp) / "s.pt", settings, device)
         result["supernet_train_s"] = time.perf_counter() - t0
