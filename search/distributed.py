@@ -23,14 +23,18 @@ def rank_world() -> tuple[int, int]:
     return 0, 1
 
 
+def default_device(device: str | None) -> str:
+    """``device``, else CUDA when present, else the CPU."""
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def backend(device: str | None) -> str:
-    chosen = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return "nccl" if chosen.startswith("cuda") else "gloo"
+    return "nccl" if default_device(device).startswith("cuda") else "gloo"
 
 
 def rank_device(device: str | None) -> str:
     """This rank's device: its own GPU when training on CUDA."""
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device(device)
     rank, world = rank_world()
     if device == "cuda" and world > 1:
         return f"cuda:{rank % torch.cuda.device_count()}"

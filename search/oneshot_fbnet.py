@@ -38,7 +38,8 @@ class ElasticFBNetBlock(nn.Module):
         self.depthwise = ElasticConvBN(cin * exp, cin * exp, kernel, stride, depthwise=True,
                                        act=F.relu)
         self.project = ElasticConvBN(cin * exp, cout, 1, act=None)
-        self.shuffle = ChannelShuffle(2)
+        # groups > 1 shuffle after the grouped 1x1 (no weights: a plain dict, not submodules)
+        self.shuffles = {op.group: ChannelShuffle(op.group) for op in OPS if op.group > 1}
         self.residual = stride == 1 and cin == cout
 
     def forward(self, x: torch.Tensor, op: int) -> torch.Tensor:
@@ -47,8 +48,7 @@ class ElasticFBNetBlock(nn.Module):
             return x if self.residual else self.project(x, self.cout, stride=self.stride)
         y = self.expand(x, self.cin * op.exp, groups=op.group)
         if op.group > 1:
-            self.shuffle.groups = op.group
-            y = self.shuffle(y)
+            y = self.shuffles[op.group](y)
         y = self.depthwise(y, kernel=op.kernel)
         y = self.project(y, self.cout, groups=op.group)
         return x + y if self.residual else y

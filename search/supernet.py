@@ -190,7 +190,7 @@ def train_epoch(net, data_loader, opt, settings: TrainSettings, epoch: int, devi
                 loss = F.cross_entropy(logits, y)
             else:
                 loss = F.kl_div(F.log_softmax(logits, 1), teacher, reduction="batchmean")
-            if i == 0 and settings.sandwich and settings.distill:
+            if i == 0 and settings.distill:      # distill implies sandwich: the largest
                 teacher = F.softmax(logits.detach(), 1)
             loss.backward()
             if i == 0:
@@ -238,8 +238,9 @@ class SubnetScorer:
     def __init__(self, net: OneShotNet, train_set, held_out_set, batch_size: int = 128,
                  bn_batches: int = 8, device: str | None = None):
         from lutfarm.search.data import loader
+        from lutfarm.search.distributed import default_device
 
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = default_device(device)
         self.net = net.to(self.device)
         calib = loader(train_set, batch_size, shuffle=True, seed=1234)
         self.calibration = [b for _, b in zip(range(bn_batches), calib)]
