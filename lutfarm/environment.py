@@ -17,9 +17,11 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def db_path() -> Path:
-    """The measurement store: $LUTFARM_DB, else lutfarm.db in the working directory."""
-    return Path(os.environ.get("LUTFARM_DB", "lutfarm.db"))
+def db_path() -> str | Path:
+    """The measurement store: $LUTFARM_DB (a file, or a ``postgresql://`` URL of a lab's shared
+    store, kept a string), else lutfarm.db in the working directory."""
+    value = os.environ.get("LUTFARM_DB", "lutfarm.db")
+    return value if value.startswith(("postgresql://", "postgres://")) else Path(value)
 
 
 def data_dir() -> Path:

@@ -1,15 +1,17 @@
-"""The measurement store: one SQLite file, WAL mode, a versioned schema.
+"""The measurement store: one SQLite file (WAL mode) or a lab's PostgreSQL database, a
+versioned schema.
 
 Every measurement is committed the moment it arrives, so killing the controller (or the agent)
 loses nothing already measured; a campaign run again asks ``measured_keys`` and measures only
-what is missing. Times are milliseconds; raw samples are kept as JSON.
+what is missing. Times are milliseconds; raw samples are kept as JSON. In a shared
+(PostgreSQL) store device names are global, so this machine's ``local`` is kept as
+``local@<hostname>``; asking for ``local`` means this machine there too.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +19,12 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from lutfarm import environment
-from lutfarm.errors import LutfarmError
+from lutfarm.profiler.store_sql import (  # noqa: F401 (StoreError: its home for callers)
+    StoreError,
+    connect,
+    is_postgres,
+    local_device_name,
+)
 
 SCHEMA_VERSION = 2
 APP_ID = "lutfarm"
@@ -53,10 +60,6 @@ _MIGRATIONS = {
     2: ["ALTER TABLE measurements ADD COLUMN peak_mem_bytes INTEGER",
         "ALTER TABLE measurements ADD COLUMN mem_method TEXT"],
 }
-
-
-class StoreError(LutfarmError, RuntimeError):
-    """The store file cannot be used (not lutfarm's, newer schema, unreadable)."""
 
 
 @dataclass
@@ -126,81 +129,91 @@ class Measurement:
 
 
 _COLUMNS = [f.name for f in fields(Measurement) if f.name != "id"]
+MEASUREMENT_COLUMNS = tuple(_COLUMNS)       # a measurement's stored columns, its id aside
 _JSON_COLUMNS = {"samples", "extra"}
 
 
-def default_db_path() -> Path:
+def default_db_path() -> str | Path:
     return environment.db_path()
 
 
 class Store:
-    """Thread-safe access to one store file; open with ``Store(path)``."""
+    """Thread-safe access to one store; open with ``Store(path)`` or
+    ``Store("postgresql://user@host:port/dbname")``."""
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        if self.path.is_dir():
-            raise StoreError(f"{self.path} is a directory; give --db a file path such as lutfarm.db")
-        is_new = not self.path.exists() or self.path.stat().st_size == 0
-        if is_new:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self.conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
-        self.conn.row_factory = sqlite3.Row
-        try:
+    def __init__(self, location: str | os.PathLike):
+        postgres = is_postgres(location)
+        self.path = None if postgres else Path(location)
+        is_new = False
+        if self.path is not None:
+            if self.path.is_dir():
+                raise StoreError(f"{self.path} is a directory; give --db a file path such as "
+                                 f"lutfarm.db")
+            is_new = not self.path.exists() or self.path.stat().st_size == 0
             if is_new:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self.db = connect(location)
+        self.location = self.db.location
+        self.shared = self.db.shared
+        self.local_name = local_device_name() if self.shared else "local"
+        self.conn = self.db.conn
+        try:
+            if is_new or (postgres and not self.db.tables()):   # an empty database is new
                 self._create()
             else:
                 self._check()
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=FULL")
-        except sqlite3.DatabaseError as exc:
-            self.conn.close()
-            raise StoreError(f"{self.path} is not a lutfarm database ({exc}); "
+            self.db.pragmas()
+        except StoreError:
+            self.db.close()
+            raise
+        except _database_errors() as exc:      # not a store we can read
+            self.db.close()
+            raise StoreError(f"{self.location} is not a lutfarm database ({exc}); "
                              f"give --db a new file name or an existing lutfarm store") from None
 
+    def _name(self, device: str | None) -> str | None:
+        """``local`` means this machine; in a shared store it has a global name."""
+        return self.local_name if device == "local" else device
+
     def _create(self) -> None:
-        """Create the schema under SQLite's write lock: of two processes opening the same new
-        file (a controller and a watcher), one creates it and the other finds it made."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            made = self.conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        """Create the schema under the database's write lock: of two processes opening the same
+        new store (a controller and a watcher), one creates it and the other finds it made."""
+        with self.db.transaction(exclusive=True):
+            made = "meta" in self.db.tables()
             if not made:
                 for statement in filter(str.strip, _SCHEMA.split(";")):
-                    self.conn.execute(statement)
-                self.conn.executemany("INSERT INTO meta VALUES (?, ?)",
-                                      [("app", APP_ID), ("schema_version", str(SCHEMA_VERSION))])
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
+                    self.db.execute(self.db.ddl(statement))
+                for key, value in (("app", APP_ID), ("schema_version", str(SCHEMA_VERSION))):
+                    self.db.execute("INSERT INTO meta VALUES (?, ?)", (key, value))
         if made:
             self._check()
 
     def _check(self) -> None:
-        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master")}
-        meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall()) \
+        tables = self.db.tables()
+        meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall()) \
             if "meta" in tables else {}
         if meta.get("app") != APP_ID:
-            raise StoreError(f"{self.path} is an SQLite file but not a lutfarm database; "
+            what = "a PostgreSQL database" if self.shared else "an SQLite file"
+            raise StoreError(f"{self.location} is {what} but not a lutfarm database; "
                              f"give --db a new file name or an existing lutfarm store")
         version = int(meta.get("schema_version", "0"))
         if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has store schema v{version}, newer than this lutfarm "
-                             f"(v{SCHEMA_VERSION}); upgrade lutfarm to read it")
+            raise StoreError(f"{self.location} has store schema v{version}, newer than this "
+                             f"lutfarm (v{SCHEMA_VERSION}); upgrade lutfarm to read it")
         if version < 1:
-            raise StoreError(f"{self.path} has unknown store schema v{version}")
+            raise StoreError(f"{self.location} has unknown store schema v{version}")
         if version < SCHEMA_VERSION:   # migrate in place, one version at a time, atomically
-            with self.conn:
+            with self.db.transaction(exclusive=True):
                 for v in range(version + 1, SCHEMA_VERSION + 1):
                     for statement in _MIGRATIONS[v]:
-                        self.conn.execute(statement)
-                self.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                                  (str(SCHEMA_VERSION),))
+                        self.db.execute(self.db.ddl(statement))
+                self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                                (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         with self._lock:
-            self.conn.close()
+            self.db.close()
 
     def __enter__(self) -> Store:
         return self
@@ -213,80 +226,88 @@ class Store:
     def start_campaign(self, device: str, runtime: str, space: str | None = None,
                        layout: str | None = None, classes: int | None = None,
                        settings: dict | None = None) -> int:
-        with self._lock, self.conn:
-            cur = self.conn.execute(
+        with self._lock, self.db.transaction():
+            return self.db.insert(
                 "INSERT INTO campaigns (created, space, layout, classes, device, runtime, settings)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (time.time(), space, layout, classes, device, runtime, json.dumps(settings or {})))
-            return int(cur.lastrowid)
+                (time.time(), space, layout, classes, self._name(device), runtime,
+                 json.dumps(settings or {})))
 
     def finish_campaign(self, campaign_id: int, summary: dict) -> None:
-        with self._lock, self.conn:
-            self.conn.execute("UPDATE campaigns SET finished = ?, summary = ? WHERE id = ?",
-                              (time.time(), json.dumps(summary), campaign_id))
+        with self._lock, self.db.transaction():
+            self.db.execute("UPDATE campaigns SET finished = ?, summary = ? WHERE id = ?",
+                            (time.time(), json.dumps(summary), campaign_id))
 
     def add_context(self, device: str, fingerprint: dict) -> int:
-        with self._lock, self.conn:
-            cur = self.conn.execute(
+        with self._lock, self.db.transaction():
+            return self.db.insert(
                 "INSERT INTO contexts (device, created, fingerprint) VALUES (?, ?, ?)",
-                (device, time.time(), json.dumps(fingerprint)))
-            return int(cur.lastrowid)
+                (self._name(device), time.time(), json.dumps(fingerprint)))
 
     def add(self, m: Measurement) -> int:
-        values = [getattr(m, c) for c in _COLUMNS]   # shallow: asdict would deep-copy samples
-        values = [json.dumps(v) if c in _JSON_COLUMNS and v is not None else v
-                  for c, v in zip(_COLUMNS, values)]
-        with self._lock, self.conn:
-            cur = self.conn.execute(
+        with self._lock, self.db.transaction():
+            m.id = self.db.insert(
                 f"INSERT INTO measurements ({', '.join(_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(_COLUMNS))})", values)
-            m.id = int(cur.lastrowid)
+                f"VALUES ({', '.join('?' * len(_COLUMNS))})", self._row(m))
             return m.id
+
+    def _row(self, m: Measurement) -> list:
+        """A record's column values as stored: JSON text, integer flags, global device names."""
+        values = []
+        for c in _COLUMNS:
+            v = getattr(m, c)                      # shallow: asdict would deep-copy samples
+            if c in _JSON_COLUMNS and v is not None:
+                v = json.dumps(v)
+            elif c in ("device", "kind"):
+                v = self._name(v)
+            elif isinstance(v, bool):
+                v = int(v)
+            values.append(v)
+        return values
 
     def add_report(self, target: str, runtime: str, kind: str, report: dict) -> int:
         """A report about a configuration (e.g. kind="validation"), kept with its LUT."""
-        with self._lock, self.conn:
-            cur = self.conn.execute(
+        with self._lock, self.db.transaction():
+            return self.db.insert(
                 "INSERT INTO reports (created, target, runtime, kind, report) VALUES (?, ?, ?, ?, ?)",
-                (time.time(), target, runtime, kind, json.dumps(report)))
-            return int(cur.lastrowid)
+                (time.time(), self._name(target), runtime, kind, json.dumps(report)))
 
     # -- reading -------------------------------------------------------------------------------
 
     def latest_report(self, target: str, runtime: str, kind: str) -> dict | None:
         with self._lock:
-            row = self.conn.execute(
+            row = self.db.execute(
                 "SELECT report FROM reports WHERE target = ? AND runtime = ? AND kind = ? "
-                "ORDER BY id DESC LIMIT 1", (target, runtime, kind)).fetchone()
+                "ORDER BY id DESC LIMIT 1", (self._name(target), runtime, kind)).fetchone()
         return json.loads(row[0]) if row else None
 
     def measured_keys(self, target: str, runtime: str) -> set[str]:
         """Cases with a good measurement on ``target`` (a device kind, or one device's name):
         what a resumed campaign skips."""
         with self._lock:
-            rows = self.conn.execute(
+            rows = self.db.execute(
                 "SELECT DISTINCT case_key FROM measurements WHERE (kind = ? OR device = ?) "
-                "AND runtime = ? AND status = 'ok'", (target, target, runtime))
+                "AND runtime = ? AND status = 'ok'", (self._name(target), self._name(target), runtime))
             return {r[0] for r in rows}
 
     def latest(self, target: str, runtime: str, with_samples: bool = False) -> dict[str, Measurement]:
         """The newest good measurement of every case on ``target`` (a kind or a device)."""
         cols = [c for c in _COLUMNS if with_samples or c != "samples"]
         with self._lock:
-            rows = self.conn.execute(
+            rows = self.db.execute(
                 f"SELECT id, {', '.join(cols)} FROM measurements WHERE id IN ("
                 " SELECT MAX(id) FROM measurements WHERE (kind = ? OR device = ?)"
                 " AND runtime = ? AND status = 'ok' GROUP BY case_key)",
-                (target, target, runtime)).fetchall()
+                (self._name(target), self._name(target), runtime)).fetchall()
         return {r["case_key"]: _to_measurement(r) for r in rows}
 
     def failures(self, target: str, runtime: str) -> dict[str, str]:
         """The newest error of every case on ``target`` whose newest measurement failed."""
         with self._lock:
-            rows = self.conn.execute(
+            rows = self.db.execute(
                 "SELECT case_key, status, error FROM measurements WHERE id IN ("
                 " SELECT MAX(id) FROM measurements WHERE (kind = ? OR device = ?)"
-                " AND runtime = ? GROUP BY case_key)", (target, target, runtime)).fetchall()
+                " AND runtime = ? GROUP BY case_key)", (self._name(target), self._name(target), runtime)).fetchall()
         return {r[0]: r[2] or "unknown error" for r in rows if r[1] == "failed"}
 
     def measurements(self, device: str | None = None, runtime: str | None = None,
@@ -306,13 +327,14 @@ class Store:
                           campaign_id: int | None = None) -> Iterator[Measurement]:
         """The same measurements as records."""
         clauses, args = [], []
-        for col, value in (("device", device), ("runtime", runtime), ("campaign_id", campaign_id)):
+        for col, value in (("device", self._name(device)), ("runtime", runtime),
+                           ("campaign_id", campaign_id)):
             if value is not None:
                 clauses.append(f"{col} = ?")
                 args.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._lock:
-            rows = self.conn.execute(
+            rows = self.db.execute(
                 f"SELECT id, {', '.join(_COLUMNS)} FROM measurements {where} ORDER BY id",
                 args).fetchall()
         return (_to_measurement(r) for r in rows)
@@ -323,10 +345,10 @@ class Store:
         out: dict[str, list[Measurement]] = {}
         cols = [c for c in _COLUMNS if c != "samples"]
         with self._lock:
-            rows = self.conn.execute(
+            rows = self.db.execute(
                 f"SELECT id, {', '.join(cols)} FROM measurements WHERE (kind = ? OR device = ?) "
                 "AND runtime = ? AND status = 'ok' ORDER BY id DESC",
-                (target, target, runtime)).fetchall()
+                (self._name(target), self._name(target), runtime)).fetchall()
         wanted = set(keys) if keys is not None else None
         for r in rows:
             k = r["case_key"]
@@ -337,7 +359,7 @@ class Store:
     def configurations(self) -> list[tuple[str, str, int]]:
         """(device kind, runtime, number of measured cases) for every configuration stored."""
         with self._lock:
-            return [tuple(r) for r in self.conn.execute(
+            return [tuple(r) for r in self.db.execute(
                 "SELECT COALESCE(kind, device), runtime, COUNT(DISTINCT case_key) "
                 "FROM measurements WHERE status = 'ok' GROUP BY COALESCE(kind, device), runtime "
                 "ORDER BY 1, 2")]
@@ -346,29 +368,42 @@ class Store:
         """Why the measurements of this configuration come from an emulated CPU (their
         contexts say so), or None: emulated timings must never pass for hardware timings."""
         with self._lock:
-            rows = self.conn.execute(
+            rows = self.db.execute(
                 "SELECT DISTINCT c.fingerprint FROM contexts c JOIN measurements m "
                 "ON m.context_id = c.id WHERE (m.kind = ? OR m.device = ?) AND m.runtime = ?",
-                (target, target, runtime)).fetchall()
+                (self._name(target), self._name(target), runtime)).fetchall()
         reasons = [json.loads(r[0]).get("emulated") for r in rows]
         return next((r for r in reasons if r), None)
 
     def last_campaign_layout(self, target: str, runtime: str) -> tuple[str, str, int] | None:
         """(space, layout, classes) of the newest campaign for this configuration."""
         with self._lock:
-            row = self.conn.execute(
+            row = self.db.execute(
                 "SELECT space, layout, classes FROM campaigns WHERE device = ? AND runtime = ? "
-                "AND layout IS NOT NULL ORDER BY id DESC LIMIT 1", (target, runtime)).fetchone()
+                "AND layout IS NOT NULL ORDER BY id DESC LIMIT 1",
+                (self._name(target), runtime)).fetchone()
         return tuple(row) if row else None
 
     def context(self, context_id: int) -> dict:
         with self._lock:
-            row = self.conn.execute("SELECT fingerprint FROM contexts WHERE id = ?",
-                                    (context_id,)).fetchone()
+            row = self.db.execute("SELECT fingerprint FROM contexts WHERE id = ?",
+                                  (context_id,)).fetchone()
         return json.loads(row[0]) if row else {}
 
 
-def _to_measurement(row: sqlite3.Row) -> Measurement:
+def _database_errors() -> tuple[type[BaseException], ...]:
+    """The driver errors that mean "this database is not a store we can read"."""
+    import sqlite3
+    errors: tuple[type[BaseException], ...] = (sqlite3.DatabaseError,)
+    try:
+        import psycopg
+        errors += (psycopg.Error,)
+    except ImportError:
+        pass
+    return errors
+
+
+def _to_measurement(row) -> Measurement:
     d = dict(row)
     for c in _JSON_COLUMNS & d.keys():
         if d[c] is not None:

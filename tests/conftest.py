@@ -56,6 +56,11 @@ def _netns() -> str | None:
     return netns_available()
 
 
+def _postgres() -> str | None:
+    from postgres import postgres_available
+    return postgres_available()
+
+
 def _arm_boards() -> str | None:
     from armboards import unavailable
     return unavailable()
@@ -73,6 +78,7 @@ def _files(*names: str) -> Callable[[], str | None]:
 # session ends with the list of what was missing.
 COMPONENTS: dict[str, Callable[[], str | None]] = {
     "sshd": _sshd,
+    "postgres": _postgres,
     "netns": _netns,
     "arm-boards": _arm_boards,
     "tflite-toolchain": lambda: None if find_spec("litert_torch") and find_spec("tflite_micro")
@@ -156,3 +162,23 @@ def measured_db(tmp_path_factory, cache, cifar) -> Path:
         summary = run_campaign(store, cifar, LOCAL, RuntimeConfig(), CampaignSettings(timing=FAST, cache=cache))
     assert summary.failed == [] and summary.measured == len(cifar.unique_cases()) + 1
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL server for the session (a test that kills it restarts it)."""
+    need("postgres")
+    from postgres import remove, start_postgres
+    server = start_postgres()
+    yield server
+    remove(server)
+
+
+@pytest.fixture
+def pg_url(postgres_server, request) -> str:
+    """A fresh, empty database on the session's server: its URL."""
+    import re
+    if postgres_server.proc.poll() is not None:
+        postgres_server.start()
+    name = "t_" + re.sub(r"[^a-z0-9]", "_", request.node.name.lower())[:50] + f"_{os.getpid()}"
+    return postgres_server.create_database(name)

@@ -9,13 +9,29 @@ import click
 
 from lutfarm.profiler.runtime_config import DTYPES, RuntimeConfig
 from lutfarm.profiler.store import default_db_path
+from lutfarm.profiler.store_sql import is_postgres
 from lutfarm_agent.runtimes import SPECS
 
 
+class StoreLocation(click.ParamType):
+    """An SQLite file path, or a ``postgresql://user@host:port/dbname`` URL kept as a string."""
+
+    name = "FILE|URL"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Path) or is_postgres(value):
+            return value
+        return click.Path(dir_okay=False, path_type=Path).convert(value, param, ctx)
+
+
+STORE = StoreLocation()
+
+
 def db_option(f):
-    return click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path),
+    return click.option("--db", "db", type=STORE,
                         default=default_db_path, show_default="lutfarm.db or $LUTFARM_DB",
-                        help="measurement store (SQLite file)")(f)
+                        help="measurement store: an SQLite file, or postgresql://user@host:port/db "
+                             "(a lab's shared store)")(f)
 
 
 def runtime_options(f):

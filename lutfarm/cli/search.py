@@ -9,6 +9,7 @@ import click
 import numpy as np
 
 from lutfarm.cli import cli
+from lutfarm.cli.options import STORE
 from lutfarm.cli.output import err, out
 from lutfarm.lut import LatencyTable, load_lut
 
@@ -53,7 +54,8 @@ def search() -> None:
               help="Pareto plot (PNG) of latency vs objective")
 @click.option("--verify", is_flag=True, help="measure the winner end to end on --device")
 @click.option("--device", default="local", show_default=True)
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--db", type=STORE, default=None,
+              help="store for --verify (default lutfarm.db or $LUTFARM_DB)")
 @click.option("--json", "as_json", is_flag=True)
 def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, max_memory_kb,
                accuracy_path, method, population, generations, seed, latency_model, plot, verify,

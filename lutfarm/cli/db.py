@@ -1,0 +1,75 @@
+"""``lutfarm db …``: move a store between a file and a lab's shared PostgreSQL database."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from lutfarm.cli import cli
+from lutfarm.cli.options import STORE, db_option
+from lutfarm.cli.output import err, out
+
+
+@cli.group()
+def db() -> None:
+    """Copy stores and see what one holds.
+
+    \b
+    A lab shares one PostgreSQL store: --db postgresql://user@host:port/dbname (or $LUTFARM_DB)
+    on every command; SQLite files stay the embedded default.
+    """
+
+
+@db.command("copy")
+@click.option("--from", "source", type=STORE, required=True, help="store to read (file or URL)")
+@click.option("--to", "target", type=STORE, required=True,
+              help="store to write (file or URL; created if new)")
+@click.option("--json", "as_json", is_flag=True)
+def copy_cmd(source, target, as_json):
+    """Copy every measurement, context, campaign and report that TARGET lacks.
+
+    Values are copied unchanged (raw samples included); this machine's 'local' device takes the
+    target's name for it. Rows already in the target are skipped: an interrupted copy resumes.
+    """
+    from lutfarm.errors import LutfarmError
+    from lutfarm.profiler.store import Store
+    from lutfarm.profiler.store_copy import copy_store
+
+    if str(source) == str(target):
+        raise LutfarmError("--from and --to are the same store; give two different stores")
+    with Store(source) as src, Store(target) as dst:
+        with Progress("copying", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, transient=True, disable=as_json) as bar:
+            task = bar.add_task("measurements", total=None)
+            summary = copy_store(src, dst, lambda done, total: bar.update(task, completed=done,
+                                                                          total=total))
+        if as_json:
+            out.print_json(json.dumps({"from": src.location, "to": dst.location,
+                                       "copied": summary.copied, "skipped": summary.skipped}))
+        else:
+            out.print(f"{summary.line()}\n  from {src.location}\n  to   {dst.location}")
+
+
+@db.command("info")
+@db_option
+@click.option("--json", "as_json", is_flag=True)
+def info_cmd(db, as_json):
+    """What a store holds: rows per table and the configurations measured."""
+    from lutfarm.profiler.store import Store
+
+    with Store(db) as store:
+        counts = {t: store.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                  for t in ("measurements", "contexts", "campaigns", "reports")}
+        configs = store.configurations()
+        info = {"store": store.location, "kind": store.db.dialect, "local_device": store.local_name,
+                "rows": counts, "configurations": [
+                    {"target": t, "runtime": r, "cases": n} for t, r, n in configs]}
+    if as_json:
+        out.print_json(json.dumps(info))
+        return
+    out.print(f"{info['store']} ({info['kind']}; this machine is '{info['local_device']}')")
+    out.print("  " + ", ".join(f"{n} {t}" for t, n in counts.items()))
+    for c in info["configurations"]:
+        out.print(f"  {c['target']:<24} {c['runtime']:<28} {c['cases']} cases")
