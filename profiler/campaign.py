@@ -30,7 +30,8 @@ from lutfarm.profiler.export import ExportedModel, ExportError, ModelCache
 from lutfarm.profiler.lock import owner_info
 from lutfarm.profiler.recorder import CampaignSummary, Progress, Recorder
 from lutfarm.profiler.runtime_config import RuntimeConfig
-from lutfarm.profiler.store import Store
+from lutfarm.profiler.shared_queue import StoreQueue
+from lutfarm.profiler.store import Store, StoreError
 from lutfarm.profiler.work_queue import WorkQueue
 from lutfarm.spaces import parse_case_key
 from lutfarm.spaces.cases import BlockCase
@@ -58,6 +59,8 @@ class CampaignSettings:
     cases: list | None = None
     fresh: bool = False
     export_workers: int | None = None      # TFLite export processes (None: one per CPU)
+    priority: int = 0                      # shared store: higher-priority cases are taken first
+    owner: str | None = None               # who asked (default user@host)
 
     def __post_init__(self) -> None:   # None means "the default", as everywhere in the API
         self.timing = self.timing or TimingSettings()
@@ -145,13 +148,27 @@ def run_farm(store: Store, layout: FBNetLayout, devices: list[Device], runtime: 
             w.release_lock()
         raise
     finally:
+        unwritten = []
         for work, _ in kinds:
+            work.queue.close()
+            left = work.recorder.flush()
+            if left is not None:
+                unwritten.append(left)
             summary = work.recorder.summary
             summary.exported, summary.export_s = cache.stats.exported, cache.stats.seconds
             summary.wall_s = time.perf_counter() - t0
-            store.finish_campaign(summary.campaign_id, summary.as_dict())
+            try:
+                store.retrying(lambda s=summary: store.finish_campaign(s.campaign_id, s.as_dict()),
+                               what="the campaign's summary")
+            except StoreError as exc:
+                log.warning("campaign %d: summary not stored: %s", summary.campaign_id, exc)
             log.info("campaign %d: %d measured, %d failed, %.1f s", summary.campaign_id,
                      summary.measured, len(summary.failed), summary.wall_s)
+    if unwritten:
+        raise CampaignError(
+            f"the store {store.location} stayed unreachable: {sum(map(len, unwritten))} results "
+            f"are kept in {', '.join(str(j.path) for j in unwritten)}; when it is back, run "
+            f"lutfarm db replay {unwritten[0].path} --db URL")
     fatal = [w.fatal for w in workers if w.fatal]
     if fatal:
         raise CampaignError(fatal[0])
@@ -162,16 +179,28 @@ def _plan_kind(store: Store, layout: FBNetLayout, kind: str, devices: list[Devic
                runtime: RuntimeConfig, cases: list, s: CampaignSettings
                ) -> tuple[KindWork, dict]:
     """One kind's campaign: what is missing, its stored campaign row, queue and recorder."""
+    planned_at = time.time()
     done = set() if s.fresh else store.measured_keys(kind, runtime.key)
     todo = {c.key: c for c in cases if c.key not in done}
+    who = owner_info()
     cid = store.start_campaign(kind, runtime.key, layout.space, layout.name, layout.classes,
                                {"timing": s.timing.to_dict(), "only": s.only,
                                 "runtime": runtime.agent_settings(),
-                                "devices": [d.name for d in devices]})
+                                "devices": [d.name for d in devices]},
+                               owner=s.owner or f"{who['user']}@{who['host']}",
+                               priority=s.priority)
     summary = CampaignSummary(cid, kind, runtime.key, planned=len(cases),
                               skipped=len(cases) - len(todo))
-    work = KindWork(kind, len(devices), runtime, s.timing, s.farm, WorkQueue(list(todo)),
-                    Recorder(store, summary, kind, s.progress), owner_info(f"{cid}"))
+    recorder = Recorder(store, summary, kind, s.progress)
+    if store.shared and not s.fresh:   # several controllers may plan these cases: claim them
+        holder = f"{who['user']}@{who['host']}:{who['pid']}/{who['token'][:8]}"
+        queue = StoreQueue(store, kind, runtime.key, list(todo), cid, holder, s.priority,
+                           s.farm.lease_s, planned_at)
+        recorder.claim = queue.claim_of
+    else:
+        queue = WorkQueue(list(todo))
+    work = KindWork(kind, len(devices), runtime, s.timing, s.farm, queue, recorder,
+                    owner_info(f"{cid}"))
     if done and todo:
         _pick_references(store, work)
     return work, todo
@@ -202,7 +231,7 @@ def _export(todo: dict, cache: ModelCache, runtime: RuntimeConfig,
                 work.references.pop(key, None)
                 if work.queue.remove(key):
                     del planned[key]
-                    work.recorder.failed(key, str(result))
+                    work.recorder.failed(key, str(result), held=False)
             progress.advance(key, "failed")
         else:
             models[key] = result

@@ -17,6 +17,7 @@ from lutfarm.profiler.export import ExportedModel
 from lutfarm.profiler.lock import STALE_S, LockHeld
 from lutfarm.profiler.recorder import Recorder
 from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.shared_queue import LEASE_S, StoreQueue
 from lutfarm.profiler.ssh import TRANSIENT_ERRORS, AuthError, DeviceError, HostKeyError
 from lutfarm.profiler.transport import AgentDied, CaseTimeout, transport_for
 from lutfarm.profiler.work_queue import WorkQueue
@@ -42,6 +43,7 @@ class FarmSettings:
     backoff_s: float = 1.0                # first retry delay, doubled each time
     lock_wait_s: float = 0.0              # wait this long for a board another controller holds
     stale_lock_s: float = STALE_S
+    lease_s: float = LEASE_S              # shared store: a dead controller's cases return after this
 
     def case_timeout(self, timing: TimingSettings) -> float:
         if self.case_timeout_s:
@@ -58,7 +60,7 @@ class KindWork:
     runtime: RuntimeConfig
     timing: TimingSettings
     farm: FarmSettings
-    queue: WorkQueue
+    queue: WorkQueue | StoreQueue
     recorder: Recorder
     owner: dict                                   # who holds the boards' locks
     models: dict[str, ExportedModel] = field(default_factory=dict)
@@ -68,7 +70,7 @@ class KindWork:
     def chunk_size(self) -> int:
         alive = max(1, self.devices - self.recorder.devices_given_up())
         pending = self.queue.pending()
-        if alive == 1:
+        if alive == 1 and not self.queue.shared:
             return max(1, pending)              # one job: no agent restarts at all
         return max(1, min(16, math.ceil(pending / (4 * alive))))
 

@@ -8,11 +8,13 @@ import logging
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lutfarm.profiler.devices import Device
 from lutfarm.profiler.export import ExportedModel
-from lutfarm.profiler.store import Measurement, Store
+from lutfarm.profiler.journal import Journal, journal_path
+from lutfarm.profiler.store import LeaseLost, Measurement, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ class CampaignSummary:
     check_flags: list[str] = field(default_factory=list)  # timed models that compute wrongly
     throttled: list[str] = field(default_factory=list)    # the clock moved while timing them
     clocks: list[str] = field(default_factory=list)       # governor/frequency not set (or restored)
+    leases_lost: list[str] = field(default_factory=list)  # shared queue: taken over, not stored
+    journaled: int = 0                   # results kept locally while the shared store was away
 
     def as_dict(self) -> dict:
         q = _quartiles
@@ -64,7 +68,8 @@ class CampaignSummary:
                 "interrupted": self.interrupted, "per_device": self.per_device,
                 "device_errors": self.device_errors, "uploaded_bytes": self.uploaded_bytes,
                 "drift": self.drift, "check_flags": self.check_flags,
-                "throttled": self.throttled, "clocks": self.clocks}
+                "throttled": self.throttled, "clocks": self.clocks,
+                "leases_lost": self.leases_lost, "journaled": self.journaled}
 
 
 def _quartiles(values: list[float]) -> list[float] | None:
@@ -80,10 +85,14 @@ class Recorder:
                  progress: Progress):
         self.store, self.summary, self.kind, self.progress = store, summary, kind, progress
         self._lock = threading.Lock()
+        # a shared queue's claim on a case (None: this controller owns the campaign alone)
+        self.claim: Callable[[str], tuple] | None = None
+        self.journal: Journal | None = None     # results kept while a shared store is away
 
     def context(self, device: Device, fingerprint: dict) -> int:
-        with self._lock:
-            return self.store.add_context(device.name, fingerprint)
+        with self._lock:      # a job cannot start without its context: wait for the server
+            return self.store.retrying(lambda: self.store.add_context(device.name, fingerprint),
+                                       what="a device context")
 
     def measured(self, event: dict, device: Device, model: ExportedModel, context_id,
                  checked_by: str) -> Measurement:
@@ -108,16 +117,35 @@ class Recorder:
         self.record(m)
         return m
 
-    def failed(self, key: str, error: str, device: str | None = None) -> None:
-        """A case that will not be measured this time: on ``device``, or by the whole kind."""
+    def failed(self, key: str, error: str, device: str | None = None,
+               held: bool = True) -> None:
+        """A case that will not be measured this time: on ``device``, or by the whole kind.
+        ``held=False``: a case taken out before anyone claimed it (its export failed)."""
         self.record(Measurement(device or self.kind, self.summary.runtime, key, "failed",
                                 error=error, kind=self.kind,
-                                campaign_id=self.summary.campaign_id, created=time.time()))
+                                campaign_id=self.summary.campaign_id, created=time.time()),
+                    held)
 
-    def record(self, m: Measurement) -> None:
+    def record(self, m: Measurement, held: bool = True) -> None:
         s = self.summary
+        claim = self.claim(m.case_key) if self.claim and held else None
         with self._lock:
-            self.store.add(m)
+            try:
+                if self.journal is not None and len(self.journal):
+                    self._replay()         # in order: the journal first (raises while away)
+                self.store.add(m, claim)
+            except StoreUnavailable as exc:   # the shared store is away: keep it locally
+                if self.journal is None:
+                    self.journal = Journal(journal_path(s.campaign_id))
+                if not len(self.journal):
+                    log.warning("%s; keeping results in %s until it is back", exc,
+                                self.journal.path)
+                self.journal.append(m, claim)
+                s.journaled += 1
+            except LeaseLost as exc:      # another controller measures it: not ours to store
+                s.leases_lost.append(m.case_key)
+                log.warning("%s", exc)
+                return
             if m.status == "ok":
                 s.measured += 1
                 s.per_device[m.device] = s.per_device.get(m.device, 0) + 1
@@ -129,6 +157,25 @@ class Recorder:
                 s.failed.append((m.case_key, m.error or "unknown error"))
                 log.info("%s failed on %s: %s", m.case_key, m.device, m.error)
         self.progress.advance(m.case_key, m.status, m.device)
+
+    def _replay(self) -> None:
+        stored, dropped = self.journal.replay(self.store)
+        if dropped:
+            self.summary.leases_lost += dropped
+            self.summary.measured -= len(dropped)   # counted when journaled
+        log.info("wrote %d journaled results to the store", stored)
+
+    def flush(self, patience_s: float = 300.0) -> Journal | None:
+        """At the campaign's end: write what the journal holds, waiting up to ``patience_s``
+        for the server; the journal if some is still unwritten, else None."""
+        with self._lock:
+            if self.journal is None or not len(self.journal):
+                return None
+            try:
+                self.store.retrying(self._replay, patience_s, "the journal")
+            except StoreUnavailable:
+                return self.journal
+            return None
 
     def clock_warning(self, device: Device, why: str) -> None:
         """A board whose requested governor/frequency could not be set (or put back): its

@@ -11,6 +11,7 @@ what is missing. Times are milliseconds; raw samples are kept as JSON. In a shar
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -21,12 +22,15 @@ from pathlib import Path
 from lutfarm import environment
 from lutfarm.profiler.store_sql import (  # noqa: F401 (StoreError: its home for callers)
     StoreError,
+    StoreUnavailable,
     connect,
     is_postgres,
     local_device_name,
 )
 
-SCHEMA_VERSION = 2
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 3
 APP_ID = "lutfarm"
 
 _SCHEMA = """
@@ -34,7 +38,7 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE campaigns (
     id INTEGER PRIMARY KEY, created REAL NOT NULL, finished REAL,
     space TEXT, layout TEXT, classes INTEGER, device TEXT NOT NULL, runtime TEXT NOT NULL,
-    settings TEXT, summary TEXT);
+    settings TEXT, summary TEXT, owner TEXT, priority INTEGER);
 CREATE TABLE contexts (
     id INTEGER PRIMARY KEY, device TEXT NOT NULL, created REAL NOT NULL, fingerprint TEXT NOT NULL);
 CREATE TABLE measurements (
@@ -51,6 +55,12 @@ CREATE TABLE measurements (
 CREATE TABLE reports (
     id INTEGER PRIMARY KEY, created REAL NOT NULL, target TEXT NOT NULL, runtime TEXT NOT NULL,
     kind TEXT NOT NULL, report TEXT NOT NULL);
+CREATE TABLE case_queue (
+    target TEXT NOT NULL, runtime TEXT NOT NULL, case_key TEXT NOT NULL,
+    campaign_id INTEGER, priority INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'leased', 'done')),
+    holder TEXT, lease_until REAL, updated REAL NOT NULL,
+    PRIMARY KEY (target, runtime, case_key));
 CREATE INDEX measurements_lookup ON measurements (device, runtime, status, case_key);
 CREATE INDEX measurements_kind ON measurements (kind, runtime, status, case_key);
 """
@@ -59,6 +69,11 @@ CREATE INDEX measurements_kind ON measurements (kind, runtime, status, case_key)
 _MIGRATIONS = {
     2: ["ALTER TABLE measurements ADD COLUMN peak_mem_bytes INTEGER",
         "ALTER TABLE measurements ADD COLUMN mem_method TEXT"],
+    # campaigns of several people share one farm: who asked, how urgent; the shared case queue
+    3: ["ALTER TABLE campaigns ADD COLUMN owner TEXT",
+        "ALTER TABLE campaigns ADD COLUMN priority INTEGER",
+        _SCHEMA[_SCHEMA.index("CREATE TABLE case_queue"):_SCHEMA.index("CREATE INDEX")].strip()
+        .rstrip(";")],
 }
 
 
@@ -135,6 +150,10 @@ _JSON_COLUMNS = {"samples", "extra"}
 
 def default_db_path() -> str | Path:
     return environment.db_path()
+
+
+class LeaseLost(StoreError):
+    """A case's claim in a shared queue expired and another controller took the case over."""
 
 
 class Store:
@@ -225,13 +244,14 @@ class Store:
 
     def start_campaign(self, device: str, runtime: str, space: str | None = None,
                        layout: str | None = None, classes: int | None = None,
-                       settings: dict | None = None) -> int:
+                       settings: dict | None = None, owner: str | None = None,
+                       priority: int = 0) -> int:
         with self._lock, self.db.transaction():
             return self.db.insert(
-                "INSERT INTO campaigns (created, space, layout, classes, device, runtime, settings)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO campaigns (created, space, layout, classes, device, runtime, "
+                "settings, owner, priority) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (time.time(), space, layout, classes, self._name(device), runtime,
-                 json.dumps(settings or {})))
+                 json.dumps(settings or {}), owner, priority))
 
     def finish_campaign(self, campaign_id: int, summary: dict) -> None:
         with self._lock, self.db.transaction():
@@ -244,8 +264,46 @@ class Store:
                 "INSERT INTO contexts (device, created, fingerprint) VALUES (?, ?, ?)",
                 (self._name(device), time.time(), json.dumps(fingerprint)))
 
-    def add(self, m: Measurement) -> int:
+    def retrying(self, fn, patience_s: float = 300.0, what: str = "the store"):
+        """``fn()``, retried while a shared store's server is away (restart, network), for up
+        to ``patience_s``; then the last ``StoreUnavailable`` is raised."""
+        deadline, delay = time.monotonic() + patience_s, 0.25
+        while True:
+            try:
+                return fn()
+            except StoreUnavailable as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("%s; retrying %s in %.1f s", exc, what, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def add(self, m: Measurement, claim: tuple[str, str, str, str] | None = None,
+            replay: bool = False) -> int:
+        """Store ``m``. With ``claim`` (target, runtime, case, holder: a shared queue's lease)
+        the claim is closed in the same transaction, and if it is no longer held (it expired
+        and another controller took the case) nothing is stored: ``LeaseLost``. ``replay``
+        (a journal written while the server was away): a measurement already stored (its
+        commit arrived, its answer did not) is not stored twice."""
         with self._lock, self.db.transaction():
+            if replay:
+                row = self.db.execute(
+                    "SELECT id FROM measurements WHERE device = ? AND runtime = ? AND "
+                    "case_key = ? AND created = ?",
+                    (self._name(m.device), m.runtime, m.case_key, m.created)).fetchone()
+                if row:
+                    m.id = int(row[0])
+                    return m.id
+            if claim is not None:
+                target, runtime, key, holder = claim
+                closed = self.db.execute(
+                    "UPDATE case_queue SET state = 'done', holder = NULL, lease_until = NULL, "
+                    "updated = ? WHERE target = ? AND runtime = ? AND case_key = ? "
+                    "AND holder = ? AND state = 'leased'",
+                    (time.time(), self._name(target), runtime, key, holder))
+                if closed.rowcount != 1:
+                    raise LeaseLost(f"{key}: another controller took it over after this "
+                                    f"controller's lease expired; this measurement is dropped")
             m.id = self.db.insert(
                 f"INSERT INTO measurements ({', '.join(_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(_COLUMNS))})", self._row(m))

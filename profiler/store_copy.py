@@ -22,7 +22,7 @@ BATCH = 2000
 _TABLES = {
     "contexts": (("device", "created", "fingerprint"), ("device", "created", "fingerprint")),
     "campaigns": (("created", "finished", "space", "layout", "classes", "device", "runtime",
-                   "settings", "summary"), ("device", "runtime", "created")),
+                   "settings", "summary", "owner", "priority"), ("device", "runtime", "created")),
     "reports": (("created", "target", "runtime", "kind", "report"),
                 ("target", "runtime", "kind", "created")),
 }

@@ -24,6 +24,10 @@ class StoreError(LutfarmError, RuntimeError):
     """The store cannot be used (not lutfarm's, newer schema, unreadable, unreachable)."""
 
 
+class StoreUnavailable(StoreError):
+    """The store's server cannot be reached now (restarted, network down): worth retrying."""
+
+
 def is_postgres(location: str | Path) -> bool:
     return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
 
@@ -131,34 +135,73 @@ class PostgresDB:
         self.location = redact(url)
         self.url = url
         self._psycopg = psycopg
+        self._connect_timeout = int(connect_timeout)
+        self._in_transaction = False
         try:
-            self.conn = psycopg.connect(url, autocommit=True, connect_timeout=int(connect_timeout),
-                                        row_factory=_row_factory)
+            self.conn = self._open()
         except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            raise StoreError(f"cannot reach the store {self.location}: {reason}; check the URL "
-                             f"(postgresql://user@host:port/dbname) and that the server is up") \
+            raise StoreError(f"cannot reach the store {self.location}: {_reason(exc)}; check the "
+                             f"URL (postgresql://user@host:port/dbname) and that the server is up") \
                 from None
+
+    def _open(self):
+        return self._psycopg.connect(self.url, autocommit=True,
+                                     connect_timeout=self._connect_timeout,
+                                     row_factory=_row_factory)
+
+    def _lost(self, exc: Exception) -> StoreUnavailable:
+        return StoreUnavailable(f"lost the store {self.location}: {_reason(exc)}")
+
+    def _ensure(self) -> None:
+        """A connection the server dropped (restart, network) is replaced on next use."""
+        if self.conn.closed or self.conn.broken:
+            try:
+                self.conn = self._open()
+            except self._psycopg.OperationalError as exc:
+                raise self._lost(exc) from None
+
+    def _run(self, fn):
+        if not self._in_transaction:
+            self._ensure()
+        try:
+            return fn()
+        except (self._psycopg.OperationalError, self._psycopg.InterfaceError) as exc:
+            if self.conn.closed or self.conn.broken:
+                raise self._lost(exc) from None
+            raise
 
     def pragmas(self) -> None:
         pass
 
     def execute(self, sql: str, args=()):
-        return self.conn.execute(_pg(sql), tuple(args))
+        return self._run(lambda: self.conn.execute(_pg(sql), tuple(args)))
 
     def insert(self, sql: str, args=()) -> int:
-        return int(self.conn.execute(_pg(sql) + " RETURNING id", tuple(args)).fetchone()[0])
+        return int(self._run(lambda: self.conn.execute(_pg(sql) + " RETURNING id",
+                                                       tuple(args)).fetchone()[0]))
 
     def insert_many(self, sql: str, rows: list) -> None:
-        with self.conn.cursor() as cur:     # pipelined: one round trip per batch, not per row
-            cur.executemany(_pg(sql), [tuple(r) for r in rows])
+        def many():
+            with self.conn.cursor() as cur:   # pipelined: one round trip per batch, not per row
+                cur.executemany(_pg(sql), [tuple(r) for r in rows])
+        self._run(many)
 
     @contextlib.contextmanager
     def transaction(self, exclusive: bool = False) -> Iterator[None]:
-        with self.conn.transaction():
-            if exclusive:   # one schema creator at a time, server-wide, for this transaction
-                self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('lutfarm-schema'))")
-            yield
+        self._ensure()
+        try:
+            with self.conn.transaction():
+                self._in_transaction = True
+                try:
+                    if exclusive:   # one schema creator at a time, server-wide
+                        self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('lutfarm-schema'))")
+                    yield
+                finally:
+                    self._in_transaction = False
+        except (self._psycopg.OperationalError, self._psycopg.InterfaceError) as exc:
+            if self.conn.closed or self.conn.broken:
+                raise self._lost(exc) from None
+            raise
 
     def tables(self) -> set[str]:
         return {r[0] for r in self.conn.execute(
@@ -171,6 +214,11 @@ class PostgresDB:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
 
 
 def _pg(sql: str) -> str:

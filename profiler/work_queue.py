@@ -1,7 +1,9 @@
 """The shared queue of one device kind's cases: the scheduling policy, apart from transport.
 
 Every device of a kind takes chunks from one queue, so N identical boards build one LUT about
-N times faster. The queue owns its state and its lock; workers only call its methods.
+N times faster. The queue owns its state and its lock; workers only call its methods. With a
+shared (PostgreSQL) store, ``shared_queue.StoreQueue`` offers the same methods over the database
+so that several controllers split one campaign.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import threading
 class WorkQueue:
     """Cases of one kind, shared by that kind's devices. ``take`` blocks while other devices
     still hold cases that may come back, so no device quits while work can return."""
+
+    shared = False      # only this controller takes from it
 
     def __init__(self, keys: list[str]):
         self._pending = list(keys)
@@ -73,3 +77,6 @@ class WorkQueue:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+
+    def close(self) -> None:
+        """Nothing to release (a shared queue stops renewing its leases here)."""

@@ -168,3 +168,22 @@ def test_a_campaign_measures_into_postgres_and_a_lut_is_built_from_it(pg_url, tm
     lut = load_lut(tmp_path / "lut.csv")
     assert {k for k in lut.latency_ms if k.startswith("Skip_")} == keys
     assert lut.device == "local"     # as asked for: this machine
+
+
+def test_a_journal_left_behind_is_replayed_without_duplicates(pg_url, tmp_path):
+    from lutfarm.profiler.journal import Journal
+    journal = Journal(tmp_path / "campaign-1.jsonl")
+    first = Measurement("local", RT, "k0", "ok", created=1.5, median_ms=1.0)
+    with Store(pg_url) as store:
+        store.add(first)               # its commit reached the server, its answer did not
+    journal.append(Measurement("local", RT, "k0", "ok", created=1.5, median_ms=1.0), None)
+    journal.append(Measurement("local", RT, "k1", "ok", created=2.5, median_ms=2.0,
+                               samples=[2.0, 2.1], extra={"a": [1]}), None)
+    r = subprocess.run([sys.executable, "-m", "lutfarm", "db", "replay", str(journal.path),
+                        "--db", pg_url], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "2 of 2 results are in" in r.stdout and not journal.path.exists()
+    with Store(pg_url) as store:
+        rows = list(store.iter_measurements())
+    assert [(m.case_key, m.created) for m in rows] == [("k0", 1.5), ("k1", 2.5)]
+    assert rows[1].samples == [2.0, 2.1] and rows[1].extra == {"a": [1]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -73,3 +74,21 @@ def info_cmd(db, as_json):
     out.print("  " + ", ".join(f"{n} {t}" for t, n in counts.items()))
     for c in info["configurations"]:
         out.print(f"  {c['target']:<24} {c['runtime']:<28} {c['cases']} cases")
+
+
+@db.command("replay")
+@click.argument("journal", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@db_option
+def replay_cmd(journal, db):
+    """Write a journal a controller left when the shared store stayed away (its path is in
+    the controller's last error) into the store; nothing already stored is stored twice."""
+    from lutfarm.profiler.journal import Journal
+    from lutfarm.profiler.store import Store
+
+    entries = Journal(journal)
+    total = len(entries)
+    with Store(db) as store:
+        stored, dropped = entries.replay(store)
+    out.print(f"{stored} of {total} results are in {store.location}"
+              + (f"; {len(dropped)} dropped: another controller took those cases over"
+                 if dropped else ""))

@@ -77,6 +77,11 @@ def campaign_table(s: campaign.CampaignSummary) -> Table:
         t.add_row("[yellow]throttled (clock moved, timed twice)",
                   f"[yellow]{len(s.throttled)}: {', '.join(s.throttled[:3])}"
                   + (" …" if len(s.throttled) > 3 else ""))
+    if s.journaled:
+        t.add_row("[yellow]kept in the journal (store away)",
+                  f"[yellow]{s.journaled}, written once the store was back")
+    if s.leases_lost:
+        t.add_row("[yellow]taken over by another controller", f"[yellow]{len(s.leases_lost)}")
     for flag in s.check_flags[:5]:
         t.add_row("[yellow]timed, but computes wrongly", f"[yellow]{flag}")
     if len(s.check_flags) > 5:

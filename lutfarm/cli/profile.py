@@ -57,13 +57,14 @@ def _settings(timing, cache: Path | None, progress, farm, export_workers,
 def run_profile(db: Path, layout, runtime_config, devices: list[Device], only: str | None,
                 cache: Path | None, timing: TimingSettings, farm: FarmSettings | None = None,
                 quiet: bool = False, cases: list | None = None,
-                export_workers: int | None = None) -> list[CampaignSummary]:
+                export_workers: int | None = None, priority: int = 0,
+                owner: str | None = None) -> list[CampaignSummary]:
     """Run one campaign per device kind with progress bars; print the summaries."""
     with Store(db) as store:
         label = devices[0].name if len(devices) == 1 else f"{len(devices)} devices"
         with RichProgress(label) as progress:
             settings = _settings(timing, cache, progress, farm, export_workers, only=only,
-                                 cases=cases)
+                                 cases=cases, priority=priority, owner=owner)
             summaries = run_farm(store, layout, devices, runtime_config, settings)
     if not quiet:
         for summary in summaries:
@@ -116,10 +117,13 @@ def _parse_cpus(_ctx, _param, value: str | None) -> tuple[int, ...] | None:
                    "adaptive sampling; the LUT prices the other blocks by prediction, marked so")
 @click.option("--export-workers", type=click.IntRange(1), default=None,
               help="processes exporting TFLite models at once (default: one per CPU)")
+@click.option("--priority", type=int, default=0, show_default=True,
+              help="shared store: cases of higher-priority campaigns are taken first")
+@click.option("--owner", default=None, help="who asked for the campaign (default user@host)")
 @click.option("--json", "as_json", is_flag=True, help="print the summaries as JSON on stdout")
 def profile(layout, devices, inventory, runtime_config, db, affinity, only, cache,
-            case_timeout, lock_wait, widths, serial, sample, export_workers, as_json,
-            **timing):
+            case_timeout, lock_wait, widths, serial, sample, export_workers, priority, owner,
+            as_json, **timing):
     """Measure every missing case of a layout on devices (resumable)."""
     chosen = resolve_devices(devices, inventory)
     if affinity:
@@ -146,7 +150,7 @@ def profile(layout, devices, inventory, runtime_config, db, affinity, only, cach
     summaries = run_profile(db, layout, runtime_config, chosen, only, cache,
                             TimingSettings(**timing), farm, quiet=as_json,
                             cases=plan_cases(layout, only, mults) if mults else None,
-                            export_workers=export_workers)
+                            export_workers=export_workers, priority=priority, owner=owner)
     if as_json:
         out = [s.as_dict() for s in summaries]
         click.echo(json.dumps(out[0] if len(out) == 1 else out))

@@ -1,0 +1,100 @@
+"""Several controllers, one farm: a campaign's cases claimed in a real PostgreSQL store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from lutfarm.profiler.store import Store
+from lutfarm.spaces import get_layout
+
+pytestmark = pytest.mark.needs("postgres")
+CONTROLLER = Path(__file__).parent / "controller.py"
+RT = "bench-sleep-fp32-t1"
+CASES = 1 + len(get_layout("fbnet", "cifar").unique_cases())     # the empty model too
+
+
+def controller(url: str, boards: str, root: Path, *extra) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(CONTROLLER), url, boards, str(root),
+                             *map(str, extra)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def finish(p: subprocess.Popen, timeout: float = 600) -> dict:
+    out, err = p.communicate(timeout=timeout)
+    assert p.returncode == 0, err[-1500:]
+    return json.loads(out)
+
+
+def stored(url: str) -> Counter:
+    with Store(url) as store:
+        return Counter(m.case_key for m in store.iter_measurements(runtime=RT)
+                       if m.status == "ok")
+
+
+def test_two_controllers_on_one_campaign_split_it_and_measure_nothing_twice(pg_url, tmp_path,
+                                                                           cache_dir):
+    a = controller(pg_url, "box-a", tmp_path)
+    b = controller(pg_url, "box-b", tmp_path)
+    sa, sb = finish(a), finish(b)
+    counts = stored(pg_url)
+    assert len(counts) == CASES and set(counts.values()) == {1}
+    assert sa["measured"] + sb["measured"] == CASES and sa["measured"] > 0 and sb["measured"] > 0
+    assert not sa["failed"] and not sb["failed"] and not sa["leases_lost"]
+    with Store(pg_url) as store:
+        states = store.db.execute("SELECT state, COUNT(*) FROM case_queue GROUP BY state")
+        assert dict(states.fetchall()) == {"done": CASES}
+        owners = store.db.execute("SELECT owner, priority FROM campaigns").fetchall()
+        assert len(owners) == 2 and all(o[0] and o[1] == 0 for o in owners)
+
+
+def test_a_killed_controllers_leased_cases_return_when_its_lease_expires(pg_url, tmp_path,
+                                                                         cache_dir):
+    a = controller(pg_url, "box-a", tmp_path, 2.0)
+    deadline = time.monotonic() + 300
+    while sum(stored(pg_url).values()) < 5:          # it has measured some, holds the rest
+        assert a.poll() is None and time.monotonic() < deadline, a.stderr.read()[-1500:]
+        time.sleep(0.2)
+    os.killpg(a.pid, signal.SIGKILL)
+    a.wait(10)
+    with Store(pg_url) as store:
+        leased = store.db.execute("SELECT COUNT(*) FROM case_queue WHERE state = 'leased'"
+                                  ).fetchone()[0]
+    assert leased > 0                                # the dead controller's claims
+    before = sum(stored(pg_url).values())
+    sb = finish(controller(pg_url, "box-b", tmp_path, 2.0))
+    counts = stored(pg_url)
+    assert len(counts) == CASES and set(counts.values()) == {1}      # nothing lost, none twice
+    assert sb["measured"] == CASES - before and sb["skipped"] == before
+
+
+def test_a_server_restart_mid_campaign_loses_nothing_and_duplicates_nothing(
+        postgres_server, pg_url, tmp_path, cache_dir):
+    """The server goes down (immediate shutdown: every connection cut) while the boards
+    measure, and comes back 4 s later: results taken meanwhile wait in the controller's
+    journal and are written once it is back."""
+    a = controller(pg_url, "box-a", tmp_path)
+    deadline = time.monotonic() + 300
+    while sum(stored(pg_url).values()) < 5:
+        assert a.poll() is None and time.monotonic() < deadline, a.stderr.read()[-1500:]
+        time.sleep(0.2)
+    postgres_server.crash()
+    time.sleep(4)
+    postgres_server.start()
+    summary = finish(a)
+    counts = stored(pg_url)
+    assert len(counts) == CASES and set(counts.values()) == {1}
+    assert summary["measured"] == CASES and not summary["failed"], summary
+    assert summary["journaled"] > 0          # the outage was met, and bridged by the journal
+    with Store(pg_url) as store:
+        row = store.db.execute("SELECT summary FROM campaigns").fetchone()
+        assert json.loads(row[0])["measured"] == CASES
+    assert not list((cache_dir / "journal").glob("*.jsonl"))     # written out, removed
