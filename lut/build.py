@@ -20,7 +20,7 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
     found = store.latest(device, runtime)
     if not found:
         known = ", ".join(f"--device {d} --runtime {r}" for d, r, _ in store.configurations())
-        raise LUTError(f"the store {store.path} has no measurements for device {device!r} with "
+        raise LUTError(f"the store {store.location} has no measurements for device {device!r} with "
                        f"runtime {runtime!r}" + (f"; it has: {known}" if known else
                                                  "; run 'lutfarm profile' first"))
     if layout is None:
@@ -38,7 +38,7 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
         raise LUTError(f"no measured case of layout {lay.space}/{lay.name} for device {device!r} "
                        f"with {runtime!r}; profile it with --layout {lay.name}")
     contexts = sorted({m.context_id for m in rows.values() if m.context_id is not None})
-    meta = {"source": f"lutfarm store {store.path}", "created": time.time(),
+    meta = {"source": f"lutfarm store {store.location}", "created": time.time(),
             **({"resolutions": list(lay.resolutions)} if hasattr(lay, "resolutions") else {}),
             "overhead_case": lay.overhead_case().key,
             "context": store.context(contexts[-1]) if contexts else {},
@@ -55,7 +55,8 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
         meta["emulated"] = next(e for e in emulated if e)
     report = store.latest_report(device, runtime, "validation")
     if report and report.get("layout") == lay.name:
-        meta["validation"] = report   # every exported LUT says how accurate its sums are
+        # every exported LUT says how accurate its sums are (the per-arch points stay stored)
+        meta["validation"] = {k: v for k, v in report.items() if k != "points"}
     latency = {k: getattr(m, f"{statistic}_ms") for k, m in rows.items()}
     extra = {k: {c: getattr(m, c) for c in EXTRA_COLUMNS if hasattr(m, c)}
              for k, m in rows.items()}

@@ -31,16 +31,22 @@ class LUTFileError(LutfarmError, ValueError):
     """A LUT file that is missing, truncated, malformed or for something else."""
 
 
+def lut_text(lut: LUT, fmt: str) -> str:
+    """The file contents of ``lut`` as ``.csv`` or ``.json`` (what ``save_lut`` writes)."""
+    if fmt == ".csv":
+        return _to_csv(lut)
+    if fmt == ".json":
+        return json.dumps({"format": MAGIC, "version": FORMAT_VERSION, **lut.header,
+                           "latency_ms": lut.latency_ms, "extra": lut.extra}, indent=1)
+    raise LUTFileError(f"a LUT file is .csv or .json, not {fmt!r}")
+
+
 def save_lut(lut: LUT, path: str | os.PathLike) -> Path:
     path = Path(path)
     fmt = path.suffix.lower()
-    if fmt == ".csv":
-        text = _to_csv(lut)
-    elif fmt == ".json":
-        text = json.dumps({"format": MAGIC, "version": FORMAT_VERSION, **lut.header,
-                           "latency_ms": lut.latency_ms, "extra": lut.extra}, indent=1)
-    else:
+    if fmt not in (".csv", ".json"):
         raise LUTFileError(f"cannot write {path}: a LUT file ends in .csv or .json")
+    text = lut_text(lut, fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)

@@ -171,5 +171,7 @@ def run_validation(store, lut, devices, runtime, n: int, settings=None, seed: in
     if fusion:
         report.fusion = fusion_table(pairs, {**lut.latency_ms, **measured.other},
                                      lut.overhead_ms)
-    store.add_report(lut.device, runtime.key, "validation", report.summary())
+    # the per-arch points go with it: the dashboard's validation scatter
+    store.add_report(lut.device, runtime.key, "validation",
+                     {**report.summary(), "points": report.rows})
     return report

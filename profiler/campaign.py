@@ -186,7 +186,8 @@ def _plan_kind(store: Store, layout: FBNetLayout, kind: str, devices: list[Devic
     cid = store.start_campaign(kind, runtime.key, layout.space, layout.name, layout.classes,
                                {"timing": s.timing.to_dict(), "only": s.only,
                                 "runtime": runtime.agent_settings(),
-                                "devices": [d.name for d in devices]},
+                                "devices": [d.name for d in devices],
+                                "planned": len(cases), "to_measure": len(todo)},
                                owner=s.owner or f"{who['user']}@{who['host']}",
                                priority=s.priority)
     summary = CampaignSummary(cid, kind, runtime.key, planned=len(cases),

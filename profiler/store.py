@@ -427,8 +427,8 @@ class Store:
         contexts say so), or None: emulated timings must never pass for hardware timings."""
         with self._lock:
             rows = self.db.execute(
-                "SELECT DISTINCT c.fingerprint FROM contexts c JOIN measurements m "
-                "ON m.context_id = c.id WHERE (m.kind = ? OR m.device = ?) AND m.runtime = ?",
+                "SELECT fingerprint FROM contexts WHERE id IN (SELECT DISTINCT context_id "
+                "FROM measurements WHERE (kind = ? OR device = ?) AND runtime = ?)",
                 (self._name(target), self._name(target), runtime)).fetchall()
         reasons = [json.loads(r[0]).get("emulated") for r in rows]
         return next((r for r in reasons if r), None)

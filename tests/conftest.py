@@ -93,6 +93,9 @@ COMPONENTS: dict[str, Callable[[], str | None]] = {
     "nb201-data": _files("nb201_master.csv"),
     "shared-data": _files("nb201_master.csv", "help_fbnet_latency.csv", "device_splits.json"),
     "root": lambda: None if os.geteuid() == 0 else "needs root (tmpfs mounts)",
+    "chromium": lambda: None if shutil.which("chromium") and shutil.which("chromedriver")
+    and find_spec("selenium") else "headless Chromium (apt-get install chromium chromium-driver) "
+    "or selenium (the dev extra) is missing",
     "sudo": lambda: None if shutil.which("sudo") and shutil.which("unshare")
     and shutil.which("setpriv") else "sudo, unshare or setpriv is not installed",
 }
