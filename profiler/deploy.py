@@ -99,15 +99,16 @@ def remote_model_path(workdir: str, model: ExportedModel) -> str:
     return f"{workdir}/models/{model.sha256}.{model.fmt}"
 
 
-def upload_models(session: SSHSession, workdir: str, models: list[ExportedModel],
-                  stats: UploadStats, verify: Callable[[list[dict]], list[str]]) -> None:
-    """Upload the models the device lacks, then have the device verify their checksums
-    (``verify`` asks the device's agent; corrupt arrivals are deleted and reported)."""
+def send_models(session: SSHSession, workdir: str, models: list[ExportedModel],
+                stats: UploadStats) -> list[ExportedModel]:
+    """Upload the models the device lacks (over SFTP only: safe beside a running agent job);
+    the ones sent, which ``check_models`` must verify before they are used."""
     session.makedirs(f"{workdir}/models")
+    there = session.sizes(f"{workdir}/models") if models else {}
     sent = []
     for m in models:
         remote = remote_model_path(workdir, m)
-        if session.size(remote) == m.path.stat().st_size:
+        if there.get(remote.rsplit("/", 1)[1]) == m.path.stat().st_size:
             continue
         try:
             session.put(m.path, remote)
@@ -120,6 +121,12 @@ def upload_models(session: SSHSession, workdir: str, models: list[ExportedModel]
         stats.files += 1
         stats.bytes += m.path.stat().st_size
         sent.append(m)
+    return sent
+
+
+def check_models(session: SSHSession, workdir: str, sent: list[ExportedModel],
+                 verify: Callable[[list[dict]], list[str]]) -> None:
+    """The device's checksums of freshly sent models; corrupt ones are deleted and reported."""
     if not sent:
         return
     bad = verify([{"path": remote_model_path(workdir, m), "sha256": m.sha256} for m in sent])

@@ -67,8 +67,11 @@ class KindWork:
     references: dict[str, float] = field(default_factory=dict)   # drift guard: key -> ms
     reference_context: dict = field(default_factory=dict)
 
+    def alive(self) -> int:
+        return max(1, self.devices - self.recorder.devices_given_up())
+
     def chunk_size(self) -> int:
-        alive = max(1, self.devices - self.recorder.devices_given_up())
+        alive = self.alive()
         pending = self.queue.pending()
         if alive == 1 and not self.queue.shared:
             return max(1, pending)              # one job: no agent restarts at all
@@ -106,6 +109,7 @@ class DeviceWorker:
         work, device, transport = self.work, self.device, self.transport
         progress = work.recorder.progress
         failures, opened, checked = 0, False, False
+        ahead: list[str] = []        # the next chunk, its models uploaded while a job ran
         try:
             while not work.queue.stopped:
                 try:
@@ -117,10 +121,10 @@ class DeviceWorker:
                             self._drift_check()
                             checked = True
                         progress.device_state(device.name, "measuring")
-                    chunk = work.queue.take(work.chunk_size())
+                    chunk, ahead = ahead or work.queue.take(work.chunk_size()), []
                     if not chunk:
                         break
-                    self._run_chunk(chunk)
+                    ahead = self._run_chunk(chunk)
                     failures = 0
                 except (HostKeyError, AuthError, LockHeld):
                     raise                        # needs a person, not a retry
@@ -187,12 +191,27 @@ class DeviceWorker:
                             f"{old_rt.get('version')} to {new_rt.get('version')}")
         work.recorder.drift(device, work.references, now, warnings)
 
-    def _run_chunk(self, chunk: list[str]) -> None:
-        """One agent job; whatever it does not finish goes back to the queue (or fails)."""
+    def _run_chunk(self, chunk: list[str]) -> list[str]:
+        """One agent job; whatever it does not finish goes back to the queue (or fails). While
+        it runs, the next chunk is taken and its models uploaded (uploads would otherwise sit
+        between jobs on every board): returned, to run next."""
+        ahead = _Prefetch(self)
+        try:
+            self._job_chunk(chunk, ahead)
+        except BaseException:
+            ahead.join()
+            if ahead.chunk:
+                self.work.queue.give_back(ahead.chunk)
+            raise
+        ahead.join()
+        return ahead.chunk
+
+    def _job_chunk(self, chunk: list[str], ahead: _Prefetch) -> None:
         work, device, queue, recorder = self.work, self.device, self.work.queue, self.work.recorder
         pending = dict.fromkeys(chunk)
         try:
             self.transport.prepare([work.models[k] for k in chunk])
+            ahead.start()
             context_id = None
             for event in self.transport.run_job(self._job(chunk),
                                                 work.farm.case_timeout(work.timing)):
@@ -236,6 +255,39 @@ class DeviceWorker:
         except BaseException:
             queue.give_back(list(pending))
             raise
+
+
+class _Prefetch:
+    """The chunk after the running one: taken without waiting, its models uploading beside the
+    job. Not at the tail (no more pending cases than live devices): there a sibling that is idle
+    should take them."""
+
+    def __init__(self, worker: DeviceWorker):
+        self.worker = worker
+        self.chunk: list[str] = []
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        work = self.worker.work
+        if work.queue.stopped or work.queue.pending() <= work.alive():
+            return
+        self.chunk = work.queue.take(work.chunk_size(), wait=False)
+        if self.chunk:
+            models = [work.models[k] for k in self.chunk]
+            self._thread = threading.Thread(target=self._upload, args=(models,), daemon=True,
+                                            name=f"prefetch-{self.worker.device.name}")
+            self._thread.start()
+
+    def _upload(self, models: list[ExportedModel]) -> None:
+        try:
+            self.worker.transport.prefetch(models)
+        except Exception as exc:      # harmless: the chunk's own prepare uploads what is missing
+            log.info("%s: uploading ahead failed (%s); they upload before their job",
+                     self.worker.device.name, exc)
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
 
 
 def start_workers(workers: list[DeviceWorker]) -> list[threading.Thread]:

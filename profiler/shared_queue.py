@@ -133,12 +133,13 @@ class StoreQueue:
                 (self.holder, now + self.lease_s, now, self.target, self.runtime, self.keys,
                  now, n)).fetchall()
 
-    def take(self, n: int) -> list[str]:
+    def take(self, n: int, wait: bool = True) -> list[str]:
         """Claim up to ``n`` cases; wait while cases of this campaign are held elsewhere (they
-        return if their controller dies); [] once every case is done or the queue stopped."""
+        return if their controller dies); [] once every case is done or the queue stopped.
+        ``wait=False``: only what can be claimed now."""
         while not self._stopped:
             chunk = self._claim(n)
-            if chunk:
+            if chunk or not wait:
                 return chunk
             open_ = self._sql("SELECT COUNT(*) FROM case_queue WHERE target = ? AND runtime = ? "
                               "AND case_key = ANY(?) AND state <> 'done'",

@@ -97,6 +97,7 @@ class SSHSession:
         transport = self.client.get_transport()
         transport.set_keepalive(KEEPALIVE_S)
         self._sftp: paramiko.SFTPClient | None = None
+        self._made: set[str] = set()      # directories made (or found) in this session
 
     @property
     def sftp(self) -> paramiko.SFTPClient:
@@ -134,7 +135,7 @@ class SSHSession:
         """Upload to a temporary name and rename, so a cut transfer leaves no half file."""
         tmp = f"{remote}.part"
         try:
-            self.sftp.put(str(local), tmp)
+            self.sftp.put(str(local), tmp)   # its size check is what reveals a full disk
         except OSError:
             try:
                 self.sftp.remove(tmp)   # a half file would only fill the disk further
@@ -155,7 +156,21 @@ class SSHSession:
         except OSError:
             return None
 
+    def sizes(self, directory: str) -> dict[str, int]:
+        """Name -> size of every file in ``directory`` in one listing ({} if it is missing):
+        one round trip instead of a stat per file."""
+        try:
+            return {a.filename: a.st_size for a in self.sftp.listdir_attr(directory)}
+        except OSError:
+            return {}
+
     def makedirs(self, remote: str) -> None:
+        if remote in self._made:
+            return
+        self._makedirs(remote)
+        self._made.add(remote)
+
+    def _makedirs(self, remote: str) -> None:
         path = ""
         for part in remote.split("/"):
             path = f"{path}/{part}" if path or remote.startswith("/") else part

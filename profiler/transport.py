@@ -25,10 +25,11 @@ from lutfarm.profiler.deploy import (
     UploadStats,
     agent_command,
     agent_dir,
+    check_models,
     deploy_agent,
     local_agent_dir,
     remote_model_path,
-    upload_models,
+    send_models,
 )
 from lutfarm.profiler.devices import Device
 from lutfarm.profiler.export import ExportedModel, default_cache_dir
@@ -180,6 +181,9 @@ class LocalTransport(_AgentSession):
     def prepare(self, models: list[ExportedModel]) -> None:
         """Nothing to upload: the agent reads the cache directly (and checks every hash)."""
 
+    def prefetch(self, models: list[ExportedModel]) -> None:
+        """Nothing to upload."""
+
     def model_path(self, model: ExportedModel) -> str:
         return str(model.path)
 
@@ -244,6 +248,7 @@ class SSHTransport(_AgentSession):
         self.python = device.python
         self._chan = None
         self._stream = None
+        self._unverified: list[ExportedModel] = []
 
     def open(self, owner: dict, lock_wait_s: float = 0.0, stale_s: float = STALE_S) -> None:
         self.session = SSHSession(self.device)
@@ -267,7 +272,15 @@ class SSHTransport(_AgentSession):
         return sftp
 
     def prepare(self, models: list[ExportedModel]) -> None:
-        upload_models(self.session, self.workdir, models, self.upload, self.verify)
+        """Upload what the device lacks and verify it, with what ``prefetch`` sent before."""
+        sent = self._unverified + send_models(self.session, self.workdir, models, self.upload)
+        self._unverified = []
+        check_models(self.session, self.workdir, sent, self.verify)
+
+    def prefetch(self, models: list[ExportedModel]) -> None:
+        """Upload the next chunk's models while a job runs (SFTP only: the agent is busy, so
+        their checksums wait for ``prepare``)."""
+        self._unverified += send_models(self.session, self.workdir, models, self.upload)
 
     def model_path(self, model: ExportedModel) -> str:
         return remote_model_path(self.workdir, model)

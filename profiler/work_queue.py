@@ -32,9 +32,10 @@ class WorkQueue:
         with self._cond:
             return len(self._pending)
 
-    def take(self, n: int) -> list[str]:
+    def take(self, n: int, wait: bool = True) -> list[str]:
+        """Up to ``n`` cases; ``wait=False``: only what is pending now (maybe nothing)."""
         with self._cond:
-            while not self._pending and self._out and not self._stopped:
+            while wait and not self._pending and self._out and not self._stopped:
                 self._cond.wait(0.5)
             if self._stopped:
                 return []
