@@ -179,7 +179,12 @@ def test_the_dashboard_of_a_postgres_store(browser, seeded, pg_url):
     try:
         text = visit(browser, server.base + "/boards", "boards-postgres")
         assert "pi-1" in text and "local@" in text          # global names in a shared store
-        assert "s3cret" not in text
+        from selenium.webdriver.common.by import By
+        visit(browser, server.base + "/campaigns", "campaigns-postgres")
+        browser.find_element(By.CSS_SELECTOR, "tr.campaign a").click()
+        assert "agent died (test data)" in browser.find_element(By.ID, "failures").text
+        text = visit(browser, f"{server.base}/lut?target=rpi4&runtime={RT}", "lut-postgres")
+        assert "112 entries" in text
     finally:
         server.stop()
 

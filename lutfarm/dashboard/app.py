@@ -99,7 +99,7 @@ def create_app(db: str | os.PathLike, token: str | None = None) -> FastAPI:
     @app.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
     def campaign_page(request: Request, campaign_id: int):
         with Store(db) as store:
-            found = [c for c in queries.campaigns(store, limit=100_000) if c.id == campaign_id]
+            found = queries.campaigns(store, campaign_id=campaign_id)
             if not found:
                 raise HTTPException(404, f"no campaign {campaign_id} in this store")
             failures = queries.campaign_failures(store, campaign_id)

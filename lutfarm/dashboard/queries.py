@@ -115,14 +115,18 @@ def boards(store: Store, now: float | None = None) -> list[Board]:
     return list(out.values())
 
 
-def campaigns(store: Store, limit: int = 200) -> list[Campaign]:
+def campaigns(store: Store, limit: int = 200, campaign_id: int | None = None) -> list[Campaign]:
+    """The newest ``limit`` campaigns (or the one ``campaign_id``), with live counts."""
+    only = "campaign_id = ?" if campaign_id is not None else "campaign_id IS NOT NULL"
     counts = {r[0]: (int(r[1] or 0), int(r[2] or 0), r[3]) for r in store.db.execute(
         f"SELECT campaign_id, {_sum('status = ?')}, {_sum('status = ?')}, MAX(created) "
-        "FROM measurements WHERE campaign_id IS NOT NULL GROUP BY campaign_id", ("ok", "failed"))}
+        f"FROM measurements WHERE {only} GROUP BY campaign_id",
+        ("ok", "failed", *([campaign_id] if campaign_id is not None else [])))}
     out = []
     for r in store.db.execute(
             "SELECT id, created, finished, device, runtime, space, layout, owner, priority, "
-            "settings, summary FROM campaigns ORDER BY id DESC LIMIT ?", (limit,)):
+            "settings, summary FROM campaigns WHERE id = ? OR ? ORDER BY id DESC LIMIT ?",
+            (campaign_id or 0, campaign_id is None, limit)):
         settings = json.loads(r["settings"] or "{}")
         summary = json.loads(r["summary"] or "{}")
         ok, failed, last = counts.get(r["id"], (0, 0, None))
