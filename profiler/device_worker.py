@@ -115,12 +115,26 @@ class DeviceWorker:
                 try:
                     if not opened:
                         progress.device_state(device.name, "connecting")
-                        transport.open(work.owner, work.farm.lock_wait_s, work.farm.stale_lock_s)
+                        work.queue.want_board(device.name)
+                        try:
+                            transport.open(work.owner, self._lock_wait(), work.farm.stale_lock_s)
+                        finally:
+                            work.queue.got_board(device.name)
                         opened = True
                         if work.references and not checked:
                             self._drift_check()
                             checked = True
                         progress.device_state(device.name, "measuring")
+                    if work.queue.board_wanted(device.name):   # a higher priority waits
+                        if ahead:
+                            work.queue.give_back(ahead)
+                            ahead = []
+                        progress.device_state(device.name, "yielding to a higher priority")
+                        log.info("%s: handed to a higher-priority campaign", device.name)
+                        transport.close()
+                        opened = False
+                        work.queue.wait_while_wanted(device.name, work.farm.stale_lock_s)
+                        continue
                     chunk, ahead = ahead or work.queue.take(work.chunk_size()), []
                     if not chunk:
                         break
@@ -152,6 +166,13 @@ class DeviceWorker:
             transport.close()
             work.recorder.uploaded(transport.upload.bytes)
             progress.device_state(device.name, "done")
+
+    def _lock_wait(self) -> float:
+        """With a shared store a busy board is waited for (its holder yields to a higher
+        priority between chunks, or finishes); alone, only as long as asked."""
+        farm = self.work.farm
+        return max(farm.lock_wait_s, farm.stale_lock_s) if self.work.queue.shared \
+            else farm.lock_wait_s
 
     def _job(self, keys: list[str], suffix: str = "") -> dict:
         """An agent job for ``keys`` with this device's threads and affinity."""

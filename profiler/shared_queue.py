@@ -7,7 +7,9 @@ case, and holds it under a lease a heartbeat renews. A controller killed with ``
 renewing: when its leases expire, its cases are pending again for whoever is still running.
 Its measurement and the end of its claim are one transaction (``Store.add(m, claim=…)``), so a
 case is stored once even when a lease was lost to a slow controller: the late writer's insert
-is rolled back. Higher-priority campaigns' cases are taken first.
+is rolled back. Higher-priority campaigns' cases are taken first, and a board another
+controller's higher-priority campaign waits for is handed over between chunks
+(``board_waits``).
 """
 
 from __future__ import annotations
@@ -199,6 +201,30 @@ class StoreQueue:
     def close(self) -> None:
         self._beat.set()
         self._heart.join(5)
+
+    # -- boards serve the higher priority first ---------------------------------------------------
+
+    def want_board(self, device: str) -> None:
+        """Say in the store that this campaign waits for ``device`` (whoever holds it yields
+        between chunks if this campaign's priority is higher)."""
+        self._sql("INSERT INTO board_waits (device, holder, priority, since) VALUES (?, ?, ?, ?) "
+                  "ON CONFLICT (device, holder) DO UPDATE SET priority = excluded.priority",
+                  (device, self.holder, self.priority, time.time()))
+
+    def got_board(self, device: str) -> None:
+        self._sql("DELETE FROM board_waits WHERE device = ? AND holder = ?", (device, self.holder))
+
+    def board_wanted(self, device: str) -> bool:
+        """A campaign of higher priority than this one waits for ``device``."""
+        top = self._sql("SELECT MAX(priority) FROM board_waits WHERE device = ? AND holder <> ?",
+                        (device, self.holder)).fetchone()[0]
+        return top is not None and top > self.priority
+
+    def wait_while_wanted(self, device: str, timeout_s: float) -> None:
+        """After yielding ``device``: let the higher-priority waiter take it first."""
+        deadline = time.monotonic() + timeout_s
+        while self.board_wanted(device) and time.monotonic() < deadline and not self._stopped:
+            time.sleep(POLL_S)
 
     def claim_of(self, key: str) -> tuple[str, str, str, str]:
         """What ``Store.add`` checks in the measurement's own transaction: this controller

@@ -61,6 +61,9 @@ CREATE TABLE case_queue (
     state TEXT NOT NULL CHECK (state IN ('pending', 'leased', 'done')),
     holder TEXT, lease_until REAL, updated REAL NOT NULL,
     PRIMARY KEY (target, runtime, case_key));
+CREATE TABLE board_waits (
+    device TEXT NOT NULL, holder TEXT NOT NULL, priority INTEGER NOT NULL, since REAL NOT NULL,
+    PRIMARY KEY (device, holder));
 CREATE INDEX measurements_lookup ON measurements (device, runtime, status, case_key);
 CREATE INDEX measurements_kind ON measurements (kind, runtime, status, case_key);
 """
@@ -72,8 +75,8 @@ _MIGRATIONS = {
     # campaigns of several people share one farm: who asked, how urgent; the shared case queue
     3: ["ALTER TABLE campaigns ADD COLUMN owner TEXT",
         "ALTER TABLE campaigns ADD COLUMN priority INTEGER",
-        _SCHEMA[_SCHEMA.index("CREATE TABLE case_queue"):_SCHEMA.index("CREATE INDEX")].strip()
-        .rstrip(";")],
+        *(t.strip() for t in _SCHEMA[_SCHEMA.index("CREATE TABLE case_queue"):
+                                     _SCHEMA.index("CREATE INDEX")].split(";") if t.strip())],
 }
 
 

@@ -81,3 +81,16 @@ class WorkQueue:
 
     def close(self) -> None:
         """Nothing to release (a shared queue stops renewing its leases here)."""
+
+    # boards and priorities across controllers need a shared store: here, no one else asks
+    def want_board(self, device: str) -> None:
+        pass
+
+    def got_board(self, device: str) -> None:
+        pass
+
+    def board_wanted(self, device: str) -> bool:
+        return False
+
+    def wait_while_wanted(self, device: str, timeout_s: float) -> None:
+        pass

@@ -3,7 +3,7 @@ kind, into the store given, its summary printed as JSON. The boards run ``bench-
 real runtime: each call sleeps 2 ms), which keeps two controllers on a 2-core machine from
 competing for CPU; what is tested is the queue.
 
-usage: python tests/controller.py STORE_URL BOARD[,BOARD] WORKROOT [LEASE_S] [PRIORITY]
+usage: python tests/controller.py STORE_URL BOARD[,BOARD] WORKROOT [LEASE_S] [PRIORITY] [THREADS]
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ def main() -> None:
     url, boards, root = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
     lease = float(sys.argv[4]) if len(sys.argv) > 4 else 60.0
     priority = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+    threads = int(sys.argv[6]) if len(sys.argv) > 6 else 1     # another runtime configuration
     devices = [Device(b, kind="box", workdir=f"{root}/{b}") for b in boards]
     layout = get_layout("fbnet", "cifar")
     with Store(url) as store:
-        (summary,) = run_farm(store, layout, devices, RuntimeConfig("bench-sleep"),
+        (summary,) = run_farm(store, layout, devices, RuntimeConfig("bench-sleep", threads),
                               CampaignSettings(timing=PACED, priority=priority,
                                                farm=FarmSettings(lease_s=lease)))
     print(json.dumps(asdict(summary)))

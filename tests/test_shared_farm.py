@@ -98,3 +98,25 @@ def test_a_server_restart_mid_campaign_loses_nothing_and_duplicates_nothing(
         row = store.db.execute("SELECT summary FROM campaigns").fetchone()
         assert json.loads(row[0])["measured"] == CASES
     assert not list((cache_dir / "journal").glob("*.jsonl"))     # written out, removed
+
+
+def test_a_board_serves_the_higher_priority_campaign_first(pg_url, tmp_path, cache_dir):
+    """Two people, one board: a priority-0 campaign measures on it; a priority-5 campaign (another
+    runtime configuration) arrives and waits; the board is handed over after the running chunk,
+    the urgent campaign runs to its end, then the first one resumes. Nothing fails."""
+    low = controller(pg_url, "box", tmp_path, 60, 0, 1)
+    deadline = time.monotonic() + 300
+    while sum(stored(pg_url).values()) < 5:
+        assert low.poll() is None and time.monotonic() < deadline, low.stderr.read()[-1500:]
+        time.sleep(0.2)
+    high = controller(pg_url, "box", tmp_path, 60, 5, 2)
+    s_low, s_high = finish(low), finish(high)
+    assert s_low["measured"] == CASES and s_high["measured"] == CASES
+    with Store(pg_url) as store:
+        times = {rt: [m.created for m in store.iter_measurements(runtime=rt)]
+                 for rt in (RT, "bench-sleep-fp32-t2")}
+    urgent = times["bench-sleep-fp32-t2"]
+    first, last = min(urgent), max(urgent)
+    low_times = times[RT]
+    assert any(t < first for t in low_times) and any(t > last for t in low_times)
+    assert not any(first < t < last for t in low_times)      # the board was the urgent one's
