@@ -201,7 +201,7 @@ def _plan_kind(store: Store, layout: FBNetLayout, kind: str, devices: list[Devic
     else:
         queue = WorkQueue(list(todo))
     work = KindWork(kind, len(devices), runtime, s.timing, s.farm, queue, recorder,
-                    owner_info(f"{cid}"))
+                    {**who, "campaign": f"{cid}"})
     if done and todo:
         _pick_references(store, work)
     return work, todo

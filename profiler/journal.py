@@ -22,6 +22,11 @@ from lutfarm.profiler.store import LeaseLost, Measurement, Store
 _FIELDS = {f.name for f in fields(Measurement)}
 
 
+def _line(m: Measurement, claim: tuple | None) -> str:
+    record = {k: v for k, v in asdict(m).items() if k != "id"}
+    return json.dumps({"measurement": record, "claim": claim}) + "\n"
+
+
 def journal_path(campaign_id: int) -> Path:
     return environment.cache_dir() / "journal" / f"campaign-{campaign_id}-{os.getpid()}.jsonl"
 
@@ -45,9 +50,8 @@ class Journal:
 
     def append(self, m: Measurement, claim: tuple | None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        record = {k: v for k, v in asdict(m).items() if k != "id"}
         with open(self.path, "a") as f:
-            f.write(json.dumps({"measurement": record, "claim": claim}) + "\n")
+            f.write(_line(m, claim))
             f.flush()
             os.fsync(f.fileno())
         self.entries.append((m, claim))
@@ -76,8 +80,7 @@ class Journal:
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w") as f:
             for m, claim in self.entries:
-                record = {k: v for k, v in asdict(m).items() if k != "id"}
-                f.write(json.dumps({"measurement": record, "claim": claim}) + "\n")
+                f.write(_line(m, claim))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)

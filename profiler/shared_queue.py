@@ -151,16 +151,6 @@ class StoreQueue:
             time.sleep(POLL_S)
         return []
 
-    def _finish(self, keys: list[str], state: str) -> None:
-        if not keys:
-            return
-        self._sql(f"UPDATE case_queue SET state = '{state}', holder = NULL, lease_until = NULL, "
-                  "updated = ? WHERE target = ? AND runtime = ? AND holder = ? "
-                  "AND case_key = ANY(?)",
-                  (time.time(), self.target, self.runtime, self.holder, list(keys)))
-        with self._lock:
-            self._held.difference_update(keys)
-
     def done(self, keys: list[str]) -> None:
         """Nothing to write: the case's record closed its claim in the same transaction
         (``Store.add(m, claim)``), or will when the journal is replayed; closing it here first
@@ -169,7 +159,14 @@ class StoreQueue:
             self._held.difference_update(keys)
 
     def give_back(self, keys: list[str]) -> None:
-        self._finish(keys, "pending")
+        if not keys:
+            return
+        self._sql("UPDATE case_queue SET state = 'pending', holder = NULL, lease_until = NULL, "
+                  "updated = ? WHERE target = ? AND runtime = ? AND holder = ? "
+                  "AND case_key = ANY(?)",
+                  (time.time(), self.target, self.runtime, self.holder, list(keys)))
+        with self._lock:
+            self._held.difference_update(keys)
 
     def crashed(self, key: str) -> int:
         self._crashes[key] = self._crashes.get(key, 0) + 1

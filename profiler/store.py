@@ -179,7 +179,6 @@ class Store:
         self.location = self.db.location
         self.shared = self.db.shared
         self.local_name = local_device_name() if self.shared else "local"
-        self.conn = self.db.conn
         try:
             if is_new or (postgres and not self.db.tables()):   # an empty database is new
                 self._create()
@@ -193,6 +192,11 @@ class Store:
             self.db.close()
             raise StoreError(f"{self.location} is not a lutfarm database ({exc}); "
                              f"give --db a new file name or an existing lutfarm store") from None
+
+    @property
+    def conn(self):
+        """The driver's connection (a shared store's is replaced after the server drops it)."""
+        return self.db.conn
 
     def _name(self, device: str | None) -> str | None:
         """``local`` means this machine; in a shared store it has a global name."""
