@@ -8,6 +8,10 @@ import os
 import sys
 import time
 
+# numpy's own BLAS threads are never what is timed (the runtime brings its thread pool); one
+# spares each agent start a thread pool's worth of CPU, which a board's campaign pays per agent
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from lutfarm_agent import AGENT_VERSION
 from lutfarm_agent.clocks import ClockControl
 from lutfarm_agent.context import SYS, cool_down, fingerprint, moment

@@ -26,6 +26,10 @@ def _release_free_memory() -> None:
     import gc
 
     gc.collect()
+    # What survives is the runtime and the agent itself: set it aside, so the next case's
+    # collection scans only what that case made (a full scan of onnxruntime + numpy is ~6 ms).
+    if hasattr(gc, "freeze"):
+        gc.freeze()
     try:
         import ctypes
         ctypes.CDLL("libc.so.6").malloc_trim(0)

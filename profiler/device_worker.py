@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 CRASHES_PER_CASE = 2   # a case the agent dies on this often is failed, not retried again
 DRIFT_TOLERANCE = 0.10  # a reference case this much off its stored median means the device changed
 CONTEXT_FIELDS = ("cpu_model", "cores", "governor", "machine", "python")
+FIRST_CHUNK = 2        # a board's first job: it starts once this many models are uploaded
 
 
 class CampaignError(LutfarmError, RuntimeError):
@@ -70,12 +71,13 @@ class KindWork:
     def alive(self) -> int:
         return max(1, self.devices - self.recorder.devices_given_up())
 
-    def chunk_size(self) -> int:
-        alive = self.alive()
+    def chunk_size(self, first: bool = False) -> int:
+        """Cases per job: ~4 jobs per device over what is pending, at most 16 (so the next
+        chunk's uploads overlap a job, and the queue's tail splits finely). A device's first
+        job is ``FIRST_CHUNK`` cases: it starts once they are uploaded, not a whole chunk."""
         pending = self.queue.pending()
-        if alive == 1 and not self.queue.shared:
-            return max(1, pending)              # one job: no agent restarts at all
-        return max(1, min(16, math.ceil(pending / (4 * alive))))
+        size = max(1, min(16, math.ceil(pending / (4 * self.alive()))))
+        return min(size, FIRST_CHUNK) if first else size
 
 
 class DeviceWorker:
@@ -108,7 +110,7 @@ class DeviceWorker:
     def run(self) -> None:
         work, device, transport = self.work, self.device, self.transport
         progress = work.recorder.progress
-        failures, opened, checked = 0, False, False
+        failures, opened, checked, fresh = 0, False, False, False
         ahead: list[str] = []        # the next chunk, its models uploaded while a job ran
         try:
             while not work.queue.stopped:
@@ -120,7 +122,7 @@ class DeviceWorker:
                             transport.open(work.owner, self._lock_wait(), work.farm.stale_lock_s)
                         finally:
                             work.queue.got_board(device.name)
-                        opened = True
+                        opened = fresh = True
                         if work.references and not checked:
                             self._drift_check()
                             checked = True
@@ -135,7 +137,8 @@ class DeviceWorker:
                         opened = False
                         work.queue.wait_while_wanted(device.name, work.farm.stale_lock_s)
                         continue
-                    chunk, ahead = ahead or work.queue.take(work.chunk_size()), []
+                    chunk, ahead = ahead or work.queue.take(work.chunk_size(first=fresh)), []
+                    fresh = False
                     if not chunk:
                         break
                     ahead = self._run_chunk(chunk)

@@ -60,6 +60,7 @@ class _AgentSession:
         self.upload = UploadStats()
         self.agent_pid: int | None = None
         self._running = False
+        self._ready = False       # the running agent has said "ready"
         self.output_tail: collections.deque[str] = collections.deque(maxlen=20)
         self._log_thread: threading.Thread | None = None
 
@@ -98,15 +99,22 @@ class _AgentSession:
     def _kill(self) -> None: ...
 
     # -- shared logic --------------------------------------------------------------------------
-    def _ensure_agent(self) -> None:
+    def start_agent(self) -> None:
+        """Start the agent process without waiting for it: its interpreter and runtime load
+        while the controller uploads the first models. The first request waits for ``ready``."""
         if self._running:
             return
         self._spawn()
-        self._running = True
+        self._running, self._ready, self.agent_pid = True, False, None
+
+    def _ensure_agent(self) -> None:
+        if self._running and self._ready:
+            return
+        self.start_agent()
         ready = self._next_event(START_TIMEOUT_S)
         if ready["event"] == "fatal":
             raise AgentDied(f"agent on {self.device.name} refused to start: {ready['error']}")
-        self.agent_pid = ready.get("pid")
+        self.agent_pid, self._ready = ready.get("pid"), True
 
     def _next_event(self, timeout: float | None) -> dict:
         while True:
@@ -263,6 +271,7 @@ class SSHTransport(_AgentSession):
         venv_python = f"{self.workdir}/venv/bin/python"
         self.python = venv_python if self.session.size(venv_python) is not None \
             else self.device.python
+        self.start_agent()
 
     def _lock_channel(self):
         """An SFTP channel of the lock's own, whose calls time out rather than hang."""

@@ -70,12 +70,13 @@ def test_an_agent_killed_once_is_restarted_and_the_campaign_completes(tmp_path, 
 def test_an_agent_that_keeps_dying_fails_the_rest_and_a_rerun_picks_up(tmp_path, cache, cifar):
     only = "ConvBlock_H16_*"
     planned = [c.key for c in plan_cases(cifar, only)]
-    killer = KillAgentAfter(3, times=99)
+    killer = KillAgentAfter(1, times=99)     # every agent dies after its first result
     farm = FarmSettings(max_device_failures=2, backoff_s=0.01)
     with Store(tmp_path / "s.db") as store:
         s = run_campaign(store, cifar, LOCAL, RT, CampaignSettings(timing=SLOW, cache=cache, only=only, progress=killer, on_transport=lambda t: setattr(killer, "transport", t), farm=farm))
-        # two kills, at the 3rd and 6th result (a result already in the pipe may still land)
-        assert killer.kills == 2 and 6 <= s.measured < len(planned)
+        # two faults in a row with no chunk finished between them: the device is given up
+        # (a result already in the pipe may still land)
+        assert killer.kills == 2 and 2 <= s.measured < len(planned)
         assert s.measured + len(s.failed) == len(planned)
         assert "exited with status -9" in s.device_errors["local"]
         assert all("no device of kind local left" in err for _, err in s.failed)

@@ -374,3 +374,20 @@ def _agents_running_in(workdir) -> list[int]:
         if b"lutfarm_agent" in cmd and b"--serve" in cmd and cwd.startswith(str(workdir)):
             found.append(int(entry))
     return found
+
+
+def test_a_boards_first_job_is_small_and_later_ones_at_most_16():
+    """The first job starts once FIRST_CHUNK models are up (the next chunk uploads beside it);
+    after that ~4 jobs per device, never more than 16 cases, one device included."""
+    from lutfarm.profiler.device_worker import FIRST_CHUNK, FarmSettings, KindWork
+    from lutfarm.profiler.work_queue import WorkQueue
+
+    class Alive:
+        def devices_given_up(self):
+            return 0
+
+    for devices, pending, first, later in [(1, 113, FIRST_CHUNK, 16), (3, 113, FIRST_CHUNK, 10),
+                                           (3, 5, 1, 1), (1, 1, 1, 1)]:
+        work = KindWork("k", devices, None, None, FarmSettings(), WorkQueue(list(map(str, range(pending)))),
+                        Alive(), {})
+        assert (work.chunk_size(first=True), work.chunk_size()) == (first, later)

@@ -69,10 +69,38 @@ def test_fixed_time_mode_ignores_the_ci():
     assert not r.converged and 0.3 <= r.sampling_s < 0.31
 
 
-def test_a_suspicious_spread_is_timed_again_and_all_attempts_count():
+def test_by_default_a_quiet_case_stops_at_min_runs():
+    """No minimum time: the CI rule is checked at every sample, so a case whose median is
+    already within +-1 % after ``min_runs`` samples takes exactly those."""
+    rng = np.random.default_rng(2)
+    clock = FakeClock(lambda i: 1e-3 * rng.lognormal(0, 0.002))
+    r = time_callable(clock.work, TimingSettings(min_sample_s=0.0), clock)
+    assert r.converged and r.attempts == 1
+    assert len(r.samples_ms) == TimingSettings().min_runs
+    assert r.stats["rel_ci"] <= 0.01
+
+
+def test_a_converged_case_is_not_timed_again_however_wide_its_outliers():
     rng = np.random.default_rng(1)
     clock = FakeClock(lambda i: 1e-3 * (5.0 if rng.random() < 0.2 else 1.0))  # 20 % outliers
     s = TimingSettings(min_s=0.02, max_s=0.05, min_sample_s=0.0, max_cv=0.1, retries=2)
     r = time_callable(clock.work, s, clock)
-    assert r.attempts == 3                         # CV stays high: both retries used
-    assert r.sampling_s > 3 * 0.02
+    assert r.stats["cv"] > 0.1 and r.converged
+    assert r.attempts == 1                         # the median is as precise as asked
+
+
+def test_a_case_that_misses_its_ci_target_is_timed_again_and_all_attempts_count():
+    rng = np.random.default_rng(1)
+    clock = FakeClock(lambda i: 1e-3 * rng.lognormal(0, 0.5))   # far too wide for 50 ms
+    s = TimingSettings(min_s=0.02, max_s=0.05, min_sample_s=0.0, retries=2)
+    r = time_callable(clock.work, s, clock)
+    assert not r.converged and r.attempts == 3     # both retries used
+    assert r.sampling_s > 3 * 0.05
+
+
+def test_in_fixed_time_mode_a_suspicious_spread_is_timed_again():
+    rng = np.random.default_rng(1)
+    clock = FakeClock(lambda i: 1e-3 * (5.0 if rng.random() < 0.2 else 1.0))
+    s = TimingSettings(min_s=0.02, max_s=0.02, target_rel_ci=0.0, min_sample_s=0.0, retries=2)
+    r = time_callable(clock.work, s, clock)
+    assert r.attempts == 3 and r.sampling_s > 3 * 0.02
