@@ -8,7 +8,9 @@
    floor. The same ratio for the 0.1 s-minimum defaults lutfarm had before, and a fixed
    0.3 s-per-case campaign (with how many cases each leaves above +-1 %);
 3. repeatability: two campaigns of each setting one after the other, median and p90 over
-   cases of |delta median| / median (the machine's drift between them counts too).
+   cases of |delta median| / median (the machine's drift between them counts too); and
+   back to back: each case timed twice in a row with each setting (in this process, the
+   agent's own timing code), which leaves out drift over the seconds between campaigns.
 
 Usage: python bench/bench_campaign.py [--threads N] [--layout cifar]
 """
@@ -27,7 +29,8 @@ from lutfarm.profiler.export import ModelCache
 from lutfarm.profiler.runtime_config import RuntimeConfig
 from lutfarm.profiler.store import Store
 from lutfarm.spaces import get_layout
-from lutfarm_agent.timing import TimingSettings
+from lutfarm_agent.runtimes import get_runtime
+from lutfarm_agent.timing import TimingSettings, time_callable
 
 
 def floor_s(measurements, target: float, min_runs: int) -> float:
@@ -55,7 +58,25 @@ def campaign(tmp: Path, name: str, layout, runtime, timing, cache_dir: Path):
 
 
 def repeat(a: dict, b: dict) -> str:
-    rel = [abs(a[k] - b[k]) / a[k] for k in a]
+    return spread([abs(a[k] - b[k]) / a[k] for k in a])
+
+
+def back_to_back(layout, runtime, settings: dict, cache_dir: Path) -> dict:
+    """``{name: [|delta median| / median per case]}``: each case timed twice in a row with each
+    setting, settings taking turns case by case."""
+    agent_rt = get_runtime(runtime.name)
+    cache = ModelCache(cache_dir)
+    rel: dict = {name: [] for name in settings}
+    for case in layout.unique_cases():
+        loaded = agent_rt.load(str(cache.get(case).path), runtime.agent_settings())
+        loaded.run()
+        for name, timing in settings.items():
+            a, b = (time_callable(loaded.run, timing).stats["median"] for _ in range(2))
+            rel[name].append(abs(a - b) / a)
+    return rel
+
+
+def spread(rel: list[float]) -> str:
     return f"median {statistics.median(rel):.2%}, p90 {statistics.quantiles(rel, n=10)[-1]:.2%}"
 
 
@@ -78,6 +99,8 @@ def main() -> None:
         fix, _, fix_above, _ = campaign(tmp, "fixed-0.3s", layout, runtime, fixed, cache)
         _, run2, _, _ = campaign(tmp, "repeat", layout, runtime, adaptive, cache)
         _, old2, _, _ = campaign(tmp, "0.1s-repeat", layout, runtime, before, cache)
+        pairs = back_to_back(layout, runtime, {"adaptive": adaptive, "0.1 s minimum": before},
+                             cache)
     print()
     print(f"overhead, cold cache:      {cold.wall_s / cold.sampling_s:.2f}x the timed samples")
     print(f"overhead, warm cache:      {warm.wall_s / warm.sampling_s:.2f}x the timed samples "
@@ -89,6 +112,8 @@ def main() -> None:
           f"adaptive time (fixed leaves {fix_above} cases above +-1 %)")
     print(f"repeatability |d median|/median: adaptive {repeat(run1, run2)}; "
           f"0.1 s minimum {repeat(old1, old2)}")
+    print(f"back to back, same case:   adaptive {spread(pairs['adaptive'])}; "
+          f"0.1 s minimum {spread(pairs['0.1 s minimum'])}")
 
 
 if __name__ == "__main__":
