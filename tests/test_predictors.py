@@ -43,6 +43,60 @@ def test_transfer_recovers_a_device_that_mixes_known_ones(tmp_path):
         model.adapt(x[:3], np.array([1.0, 0.0, 2.0]))
 
 
+def test_free_features_rescue_a_device_unlike_every_known_one(tmp_path):
+    """Known devices all rank by the one-hot weights; the new one ranks by a count no known
+    device cares about (its FLOPs, say). Without free features the transfer cannot see it."""
+    from scipy import stats
+    rng = np.random.default_rng(1)
+    archs = rng.integers(0, 9, (900, 22))
+    x = one_hot(archs, 9)
+    w = {d: rng.random(x.shape[1]) for d in "abc"}
+    lat = {d: np.exp(x @ w[d] * 0.1) for d in "abc"}
+    flops = (archs == 3).sum(1) * 2.0 + (archs == 7).sum(1) + rng.random(900) * 0.1
+    new = np.exp(0.2 * flops)
+    free = np.column_stack([flops, (archs == 8).sum(1)])
+    free = (free - free.mean(0)) / free.std(0)
+    meta = FewShotTransfer("fbnet", "onehot").fit_meta(x[:500], {d: v[:500] for d, v in lat.items()})
+    a, q = slice(500, 510), slice(510, None)
+    plain = stats.spearmanr(meta.adapt(x[a], new[a]).predict(x[q]), new[q]).statistic
+    model = meta.adapt(x[a], new[a], free=free[a])
+    pred = model.predict(x[q], free=free[q])
+    rho = stats.spearmanr(pred, new[q]).statistic
+    assert model.flops_fit is not None                 # the samples rank by it: it joins
+    assert rho > 0.9 and rho > plain + 0.2, (rho, plain)
+    path = tmp_path / "p.json"
+    model.save(path)
+    np.testing.assert_allclose(FewShotTransfer.load(path, "fbnet").predict(x[q], free=free[q]), pred)
+    with pytest.raises(PredictorError, match="pass them to predict"):
+        model.predict(x[q])
+
+
+@pytest.mark.needs("shared-data")
+def test_fewshot_on_every_fbnet_device_beats_flops_and_the_samples_alone():
+    """FBNet, every device outside HELP's meta-train (GPUs at batch 1 especially, where FLOPs
+    rank at 0.2): the transfer beats both baselines on each."""
+    from lutfarm.predictors.help_protocol import evaluate_targets
+    r = evaluate_targets("fbnet", DATA)
+    assert len(r["devices"]) >= 15
+    for device, v in r["devices"].items():
+        assert v["spearman"] > max(v["flops_spearman"], v["samples_only_spearman"]), (device, v)
+
+
+@pytest.mark.needs("shared-data")
+def test_fewshot_eval_cli_gives_the_three_figures_per_target():
+    proc = subprocess.run([sys.executable, "-m", "lutfarm", "predict", "eval", "fewshot",
+                           "--space", "nb201", "--target", "edgetpu", "--target", "raspi4",
+                           "--seed", "2", "--data", str(DATA), "--json"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["space"] == "nb201" and r["first_seed"] == 2 and set(r["devices"]) == {"edgetpu", "raspi4"}
+    for v in r["devices"].values():
+        assert {"spearman", "flops_spearman", "samples_only_spearman"} <= set(v)
+    # an edge TPU ranks unlike FLOPs (0.3); the transfer with free features does far better
+    assert r["devices"]["edgetpu"]["spearman"] > r["devices"]["edgetpu"]["flops_spearman"] + 0.2
+
+
 @pytest.mark.needs("shared-data")
 @pytest.mark.parametrize("space", ["fbnet", "nb201"])
 def test_help_protocol_beats_help(space):
@@ -171,6 +225,8 @@ def test_cli_predict_eval_fewshot_beats_help_on_fbnet():
     assert e.returncode == 0, e.stderr[-800:]
     r = json.loads(e.stdout)
     assert r["fbnet"]["mean"] > r["fbnet"]["help_mean"]
+    for space in ("fbnet", "nb201"):     # and every other device beside the two baselines
+        assert "edgegpu" in r["nb201"]["devices"] and "pixel2" in r[space]["devices"]
 
 
 def test_a_predictor_is_repeatable_and_leaves_the_callers_random_state_alone():

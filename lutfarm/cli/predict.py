@@ -129,10 +129,18 @@ def query_cmd(model_path, keys, as_json):
               help="accuracy: numbers of training archs to score (comma-separated)")
 @click.option("--epochs", type=click.IntRange(min=1), default=300, show_default=True,
               help="accuracy: training epochs of each predictor")
+@click.option("--space", "spaces", type=click.Choice(["fbnet", "nb201"]), multiple=True,
+              help="fewshot: the space(s) (default both; one space gives its own JSON object)")
+@click.option("--target", "targets", multiple=True,
+              help="fewshot: target device(s) (default every device outside HELP's meta-train)")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="fewshot: first seed of the 10 draws of adaptation samples")
 @click.option("--json", "as_json", is_flag=True)
-def eval_cmd(what, device, runtime_config, db, data, train_sizes, epochs, as_json):
+def eval_cmd(what, device, runtime_config, db, data, train_sizes, epochs, spaces, targets, seed,
+             as_json):
     """Metrics of a predictor family: arch (measured networks in the store), fewshot (HELP's
-    protocol), accuracy (NB201 Kendall τ vs training archs)."""
+    protocol on every device: the transfer's Spearman beside FLOPs' and a model of the 10
+    samples alone), accuracy (NB201 Kendall τ vs training archs)."""
     from lutfarm import environment
 
     data = data or environment.data_dir()
@@ -147,8 +155,23 @@ def eval_cmd(what, device, runtime_config, db, data, train_sizes, epochs, as_jso
                                    f"'lutfarm lut validate' first")
         result = evaluate(table, archs, ms)
     elif what == "fewshot":
-        from lutfarm.predictors.help_protocol import evaluate
-        result = {s: evaluate(s, data) for s in ("fbnet", "nb201")}
+        from lutfarm.predictors.help_protocol import evaluate, evaluate_targets
+        from lutfarm.predictors.persistence import PredictorError
+        result = {}
+        for space in spaces or ("fbnet", "nb201"):
+            try:
+                result[space] = evaluate_targets(space, data, list(targets) or None,
+                                                 first_seed=seed)
+            except PredictorError as exc:
+                if targets and "no device" in str(exc) and not spaces:
+                    continue             # a device of the other space
+                raise
+            if not targets:              # HELP's own split, beside its published figures
+                result[space] = {**evaluate(space, data), **result[space]}
+        if not result:
+            raise click.UsageError(f"no device {', '.join(targets)} in either space's data")
+        if len(result) == 1:
+            result = next(iter(result.values()))
     else:
         from lutfarm.predictors.nb201_accuracy import evaluate
         try:
@@ -167,9 +190,17 @@ def eval_cmd(what, device, runtime_config, db, data, train_sizes, epochs, as_jso
                       f"  MAPE {m['mape']:5.1%}  RMSE {m['rmse_ms']:.4f} ms  "
                       f"Spearman {m['spearman']:.3f}  Kendall {m['kendall']:.3f}")
     elif what == "fewshot":
-        for space, r in result.items():
-            out.print(f"{space}: mean Spearman {r['mean']:.3f} (HELP {r['help_mean']:.3f}); " +
-                      ", ".join(f"{d} {v:.3f}" for d, v in r["spearman"].items()))
+        for r in ([result] if "devices" in result else result.values()):
+            out.print(f"{r['space']}: Spearman with {r['samples']} samples, mean of {r['seeds']} "
+                      f"draws (transfer / FLOPs alone / the samples alone)")
+            for d, v in r["devices"].items():
+                worse = v["spearman"] < max(v["flops_spearman"], v["samples_only_spearman"])
+                out.print(f"  {d:<16} {v['spearman']:.3f} / {v['flops_spearman']:.3f} / "
+                          f"{v['samples_only_spearman']:.3f}" + ("  (below a baseline)" if worse
+                                                                 else ""))
+            if "help_mean" in r:
+                out.print(f"  HELP's meta-test split: mean {r['mean']:.3f} (HELP published "
+                          f"{r['help_mean']:.3f})")
     else:
         for method, by_n in result.items():
             out.print(f"{method:<9} " + "  ".join(f"n={n}: τ {v['kendall']:.3f}"
