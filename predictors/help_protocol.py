@@ -34,12 +34,11 @@ HELP_PUBLISHED = {
 }
 
 
-def _fbnet(data: Path, free: bool = False):
+def _fbnet(data: Path):
+    """Encoding, latencies, free features (log MFLOPs, log params, op counts), LUT sums."""
     rows = list(csv.DictReader(open(data / "help_fbnet_latency.csv")))
     archs = np.array([[int(x) for x in r["ops"].split()] for r in rows])
     lat = {c[:-3]: np.array([float(r[c]) for r in rows]) for c in rows[0] if c.endswith("_ms")}
-    if not free:
-        return one_hot(archs, 9), lat
     base = np.column_stack([np.log([float(r["mflops"]) for r in rows]),
                             np.log([float(r["mparams"]) for r in rows]),
                             *(np.sum(archs == op, axis=1) for op in range(9))])
@@ -48,11 +47,9 @@ def _fbnet(data: Path, free: bool = False):
     return one_hot(archs, 9), lat, base, luts
 
 
-def _nb201(data: Path, free: bool = False):
+def _nb201(data: Path):
     table = read_nb201(data / "nb201_master.csv")
     x = with_pairs(table.archs, len(OPS))
-    if not free:
-        return x, table.latency
     # the file's FLOPs column has gaps; the space computes every arch's (one per op multiset)
     layout, memo = get_layout("nb201", "cifar10"), {}
     for arch in map(tuple, table.archs):
@@ -77,26 +74,7 @@ def _middle(idx: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def evaluate(space: str, data: str | Path, seeds: int = 10, samples: int = 10) -> dict:
     """Per meta-test device and mean Spearman, ours beside HELP's published figures."""
-    data = Path(data)
-    needed = ["device_splits.json", "help_fbnet_latency.csv" if space == "fbnet"
-              else "nb201_master.csv"]
-    missing = [n for n in needed if not (data / n).is_file()]
-    if missing:
-        raise PredictorError(f"{', '.join(missing)} not in {data}; pass --data with the shared "
-                             f"data folder (shared/data) or set LUTFARM_DATA")
-    splits = json.loads((data / "device_splits.json").read_text())
-    if space == "fbnet":
-        x, lat = _fbnet(data)
-        split = splits["HELP_fbnet"]
-        query, pool = np.arange(4000, 5000), np.arange(0, 4000)
-        meta_rows = pool
-    elif space == "nb201":
-        x, lat = _nb201(data)
-        split = splits["HELP_nasbench201"]
-        query, pool = np.arange(900, 1900), np.arange(0, 900)
-        meta_rows = np.setdiff1d(np.arange(len(x)), query)
-    else:
-        raise PredictorError(f"unknown space {space!r}: fbnet or nb201")
+    x, lat, _, _, split, query, pool, meta_rows = _setting(space, Path(data))
     model = FewShotTransfer(space, "onehot" if space == "fbnet" else "pairs").fit_meta(
         x[meta_rows], {d: lat[d][meta_rows] for d in split["meta_train"]})
     per_device = {}
@@ -126,11 +104,11 @@ def _setting(space: str, data: Path):
                              f"data folder (shared/data) or set LUTFARM_DATA")
     splits = json.loads((data / "device_splits.json").read_text())
     if space == "fbnet":
-        x, lat, base, luts = _fbnet(data, free=True)
+        x, lat, base, luts = _fbnet(data)
         return (x, lat, base, luts, splits["HELP_fbnet"], np.arange(4000, 5000),
                 np.arange(0, 4000), np.arange(0, 4000))
     if space == "nb201":
-        x, lat, base, luts = _nb201(data, free=True)
+        x, lat, base, luts = _nb201(data)
         query = np.arange(900, 1900)
         return (x, lat, base, luts, splits["HELP_nasbench201"], query, np.arange(0, 900),
                 np.setdiff1d(np.arange(len(x)), query))
