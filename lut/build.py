@@ -48,7 +48,7 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
     if any(d is not None for d in delegated):   # did the delegate (XNNPACK) really run them?
         meta["delegated_cases"] = {"yes": delegated.count(True), "no": delegated.count(False)}
     flagged = sorted(k for k, m in rows.items() if (m.extra or {}).get("check"))
-    if flagged:   # timed, but the runtime computes them differently from torch
+    if flagged:   # timed by older versions, though the runtime computes them unlike torch
         meta["check_failed"] = flagged
     emulated = [store.context(c).get("emulated") for c in contexts]
     if any(emulated):   # never let emulated timings pass for a board's

@@ -227,6 +227,13 @@ def _export(todo: dict, cache: ModelCache, runtime: RuntimeConfig,
     models: dict[str, ExportedModel] = {}
 
     def done(key: str, result) -> None:
+        bad = None if isinstance(result, ExportError) else \
+            result.failed_check(runtime.spec.checked_by)
+        if bad:             # timing a wrong computation would put a wrong number in the LUT
+            result = ExportError(
+                f"{key}: the model computes unlike its torch block in {bad['runtime']} (error "
+                f"{bad['error']:.3g} > {bad['tolerance']:.3g}"
+                + (f"; {bad['message']}" if bad.get("message") else "") + "); not timed")
         if isinstance(result, ExportError):
             for work, planned in kinds:
                 work.references.pop(key, None)

@@ -253,8 +253,7 @@ class DeviceWorker:
                                            + "; ".join(event["clock_restore_errors"]))
                 elif kind == "result" and event["key"] in pending:
                     key = event["key"]
-                    recorder.measured(event, device, work.models[key], context_id,
-                                      work.runtime.spec.checked_by)
+                    recorder.measured(event, device, work.models[key], context_id)
                     del pending[key]
                     queue.done([key])
         except CaseTimeout as exc:

@@ -26,6 +26,7 @@ from lutfarm.spaces.fbnet import NetworkCase
 
 OPSET = 17
 EXPORTER_REVISION = "1"   # bump when the exported graphs change for the same case
+TFLITE_REVISION = "2"     # 2: int8 buffers inline (TFLite-Micro misreads offset buffers)
 
 
 FORMATS = {"onnx": ("fp32",), "tflite": ("fp32", "int8")}
@@ -111,7 +112,8 @@ class ModelCache:
     def _spec_id(self, case: BlockCase, fmt: str, dtype: str) -> str:
         if fmt not in self._versions:
             self._versions[fmt] = _versions(fmt)
-        spec = dict(self._versions[fmt], opset=OPSET, revision=EXPORTER_REVISION, key=case.key,
+        revision = EXPORTER_REVISION if fmt == "onnx" else TFLITE_REVISION
+        spec = dict(self._versions[fmt], opset=OPSET, revision=revision, key=case.key,
                     fmt=fmt, dtype=dtype)
         if fmt == "onnx":   # keeps the specs (and caches) of earlier versions valid
             spec = {k: spec[k] for k in ("opset", "torch", "revision", "key", "fmt", "dtype")}
@@ -158,14 +160,20 @@ class ModelCache:
                     f"{', '.join(missing)}); install it with: pip install -e '.[tflite]'")
             data, results = tflite_bytes(case, dtype, float_model)
             checks = tuple(r.as_dict() for r in results)
+        model = self.put(case, fmt, dtype, data, checks)
+        self.stats.exported += 1
+        self.stats.seconds += time.perf_counter() - t0
+        return model
+
+    def put(self, case: BlockCase, fmt: str, dtype: str, data: bytes,
+            checks: tuple[dict, ...] = ()) -> ExportedModel:
+        """Store ``data`` as the case's model (and its checks) for later lookups."""
         sha = hashlib.sha256(data).hexdigest()
         path = self._model_path(sha, fmt)
         _atomic_write(path, data)
         entry = json.dumps({"sha256": sha, "checks": list(checks)}) if checks else sha
         _atomic_write(self.root / "index" / self._spec_id(case, fmt, dtype), entry.encode())
-        self.stats.exported += 1
-        self.stats.seconds += time.perf_counter() - t0
-        return ExportedModel(case.key, path, sha, fmt, checks)
+        return ExportedModel(case.key, path, sha, fmt, tuple(checks))
 
 
     def get_many(self, cases: dict, fmt: str = "onnx", dtype: str = "fp32",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lutfarm.profiler.export import ExportError
+from lutfarm.profiler.tflite_flatbuffer import inline_buffers
 from lutfarm_agent.protocol import one_line
 from lutfarm_agent.quiet import QuietStderr
 
@@ -119,7 +120,8 @@ def int8_bytes(case, float_model: bytes) -> bytes:
     if failure is not None:
         detail = one_line(failure, 300) if str(failure).strip() else log.text.strip()[-300:]
         raise ExportError(f"{case.key}: ai-edge-quantizer cannot make it int8: {detail}")
-    return bytes(result.quantized_model)
+    # its large models keep their buffers after the flatbuffer, which TFLite-Micro misreads
+    return inline_buffers(bytes(result.quantized_model))
 
 
 def tflite_bytes(case, dtype: str, float_model: bytes | None = None
@@ -127,7 +129,7 @@ def tflite_bytes(case, dtype: str, float_model: bytes | None = None
     """The model file for ``dtype`` (``fp32`` | ``int8``) and its checks against torch.
 
     A model LiteRT computes wrongly is refused (the conversion is wrong); a disagreement in
-    another runtime is returned for the campaign to flag, since its timing is still real."""
+    another runtime is returned with the checks, and a campaign on that runtime refuses it."""
     data = float_model or fp32_bytes(case)
     if dtype == "int8":
         data = int8_bytes(case, data)

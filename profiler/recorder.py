@@ -51,7 +51,6 @@ class CampaignSummary:
     device_errors: dict[str, str] = field(default_factory=dict)   # devices given up, and why
     uploaded_bytes: int = 0
     drift: list[str] = field(default_factory=list)   # drift-guard warnings on resume
-    check_flags: list[str] = field(default_factory=list)  # timed models that compute wrongly
     throttled: list[str] = field(default_factory=list)    # the clock moved while timing them
     clocks: list[str] = field(default_factory=list)       # governor/frequency not set (or restored)
     leases_lost: list[str] = field(default_factory=list)  # shared queue: taken over, not stored
@@ -67,7 +66,7 @@ class CampaignSummary:
                 "rel_ci_quartiles": q(self.rel_cis), "not_converged": self.not_converged,
                 "interrupted": self.interrupted, "per_device": self.per_device,
                 "device_errors": self.device_errors, "uploaded_bytes": self.uploaded_bytes,
-                "drift": self.drift, "check_flags": self.check_flags,
+                "drift": self.drift,
                 "throttled": self.throttled, "clocks": self.clocks,
                 "leases_lost": self.leases_lost, "journaled": self.journaled}
 
@@ -94,21 +93,12 @@ class Recorder:
             return self.store.retrying(lambda: self.store.add_context(device.name, fingerprint),
                                        what="a device context")
 
-    def measured(self, event: dict, device: Device, model: ExportedModel, context_id,
-                 checked_by: str) -> Measurement:
-        """An agent's result event -> a stored measurement (flagged when the model computes
-        unlike torch in the runtime that speaks for this one)."""
+    def measured(self, event: dict, device: Device, model: ExportedModel,
+                 context_id) -> Measurement:
+        """An agent's result event -> a stored measurement."""
         m = Measurement.from_event(event, device.name, self.summary.runtime, kind=self.kind,
                                    campaign_id=self.summary.campaign_id,
                                    context_id=context_id, model_sha256=model.sha256)
-        bad = model.failed_check(checked_by)
-        if bad and m.status == "ok":
-            m.extra = dict(m.extra or {}, check=bad)
-            with self._lock:
-                self.summary.check_flags.append(
-                    f"{m.case_key}: outputs differ from torch in {bad['runtime']} "
-                    f"(error {bad['error']:.3g} > {bad['tolerance']:.3g}"
-                    + (f"; {bad['message']}" if bad.get("message") else "") + ")")
         if m.status == "ok" and (m.extra or {}).get("throttled"):
             with self._lock:
                 self.summary.throttled.append(m.case_key)

@@ -84,6 +84,49 @@ def test_the_checks_catch_a_model_that_computes_something_else(models):
         check_model(SKIP, data, "fp32")                     # another block's shapes
 
 
+# 1x1 convolution with exactly 256 KiB of int8 weights: ai-edge-quantizer stores such a
+# model's buffers after the flatbuffer
+BIG = BlockCase.from_key("ConvNorm_H2_W2_Cin512_Cout512_kernel1_stride1_group1")
+
+
+def test_tflm_misreads_buffers_after_the_flatbuffer_so_exports_keep_them_inside(cache):
+    from lutfarm.profiler.export_tflite import check_model
+    from lutfarm.profiler.tflite_flatbuffer import offset_buffer_count, offset_buffers
+
+    model = cache.get(BIG, "tflite", "int8")
+    data = model.path.read_bytes()
+    assert offset_buffer_count(data) == 0
+    assert all(c["ok"] for c in model.checks), model.checks    # TFLite-Micro included
+    moved = offset_buffers(data)
+    assert offset_buffer_count(moved) > 0
+    checks = {r.runtime: r for r in check_model(BIG, moved, "int8")}
+    assert checks["litert"].ok                  # the same, valid model: LiteRT reads it right
+    # the interpreter's side: should this fail, TFLite-Micro now reads offset buffers and
+    # profiler.tflite_flatbuffer's workaround can go
+    assert not checks["tflite-micro"].ok and checks["tflite-micro"].error > 0.5
+
+
+def test_a_campaign_refuses_a_case_its_runtime_computes_unlike_torch(cache, cifar, tmp_path):
+    """The model in the cache is one TFLite-Micro computes wrongly (its real checks say so):
+    a TFLite-Micro campaign fails that case with the reason instead of timing it."""
+    from lutfarm.profiler.campaign import CampaignSettings, run_campaign
+    from lutfarm.profiler.devices import LOCAL
+    from lutfarm.profiler.export_tflite import check_model
+    from lutfarm.profiler.store import Store
+    from lutfarm.profiler.tflite_flatbuffer import offset_buffers
+
+    bad = offset_buffers(cache.get(BIG, "tflite", "int8").path.read_bytes())
+    wrong = ModelCache(tmp_path / "cache")
+    wrong.put(BIG, "tflite", "int8", bad, tuple(r.as_dict() for r in check_model(BIG, bad, "int8")))
+    runtime = RuntimeConfig(name="tflm", dtype="int8")
+    with Store(tmp_path / "s.db") as store:
+        s = run_campaign(store, cifar, LOCAL, runtime,
+                         CampaignSettings(timing=FAST, cache=wrong, cases=[BIG]))
+        failed = dict(s.failed)
+        assert "computes unlike its torch block in tflite-micro" in failed[BIG.key]
+        assert BIG.key not in store.measured_keys("local", runtime.key)
+
+
 def test_tflite_runtime_configs_carry_their_delegate_in_the_key():
     assert RuntimeConfig("litert", 1, "int8").key == "litert-int8-t1-xnnpack"
     assert RuntimeConfig("tflm", 1, "int8").key == "tflm-int8-t1-reference"

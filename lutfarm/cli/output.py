@@ -82,10 +82,6 @@ def campaign_table(s: campaign.CampaignSummary) -> Table:
                   f"[yellow]{s.journaled}, written once the store was back")
     if s.leases_lost:
         t.add_row("[yellow]taken over by another controller", f"[yellow]{len(s.leases_lost)}")
-    for flag in s.check_flags[:5]:
-        t.add_row("[yellow]timed, but computes wrongly", f"[yellow]{flag}")
-    if len(s.check_flags) > 5:
-        t.add_row("[yellow]timed, but computes wrongly", f"… {len(s.check_flags) - 5} more")
     if s.uploaded_bytes:
         t.add_row("uploaded to devices", f"{s.uploaded_bytes / 1e6:.2f} MB")
     if s.sampling_s:
