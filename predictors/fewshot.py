@@ -36,6 +36,18 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return -1.0 if np.isnan(rho) else float(rho)
 
 
+def _loo(feats: np.ndarray, both: np.ndarray, ly: np.ndarray) -> np.ndarray:
+    """Leave-one-out log predictions of the two-model mean (known devices alone, and with the
+    free features) on the samples."""
+    out = np.empty(len(ly))
+    for i in range(len(ly)):
+        keep = np.arange(len(ly)) != i
+        a = RidgeCV(alphas=ALPHAS).fit(feats[keep], ly[keep]).predict(feats[i:i + 1])[0]
+        b = RidgeCV(alphas=ALPHAS).fit(both[keep], ly[keep]).predict(both[i:i + 1])[0]
+        out[i] = (a + b) / 2
+    return out
+
+
 @dataclass
 class FewShotTransfer:
     space: str
@@ -72,10 +84,10 @@ class FewShotTransfer:
         self.feature_scale = np.array([f.mean(axis=0), np.maximum(f.std(axis=0), 1e-12)])
         return self
 
-    def _with_free(self, x: np.ndarray, free: np.ndarray) -> np.ndarray:
-        """Known devices' predictions standardised like the free features, so that the ridge
-        penalty weighs both alike."""
-        f = self._features(x)
+    def _with_free(self, feats: np.ndarray, free: np.ndarray) -> np.ndarray:
+        """Known devices' predictions (``feats``) standardised like the free features, so that
+        the ridge penalty weighs both alike."""
+        f = feats
         if self.feature_scale is not None:
             f = (f - self.feature_scale[0]) / self.feature_scale[1]
         return np.column_stack([f, free])
@@ -86,32 +98,22 @@ class FewShotTransfer:
         y = np.asarray(latency, float)
         if len(y) < 3 or np.any(y <= 0):
             raise PredictorError("adapting needs at least 3 positive latencies of the device")
-        ly = np.log(y)
-        m = RidgeCV(alphas=ALPHAS).fit(self._features(x), ly)
+        ly, feats = np.log(y), self._features(x)
+        m = RidgeCV(alphas=ALPHAS).fit(feats, ly)
         self.combo, self.combo_intercept, self.target = m.coef_, float(m.intercept_), target
         self.free_combo, self.flops_fit = None, None
         if free is None:
             return self
-        m = RidgeCV(alphas=ALPHAS).fit(self._with_free(x, free), ly)
+        both = self._with_free(feats, free)
+        m = RidgeCV(alphas=ALPHAS).fit(both, ly)
         self.free_combo, self.free_intercept = m.coef_, float(m.intercept_)
-        if _spearman(free[:, 0], ly) >= _spearman(self._loo(x, free, ly), ly):
+        if _spearman(free[:, 0], ly) >= _spearman(_loo(feats, both, ly), ly):
             # matched spread, not least squares: FLOPs then weigh in the mean as much as each
             # model does, rather than as little as its noisy slope on a few samples says
             f = free[:, 0]
             slope = np.sign(np.corrcoef(f, ly)[0, 1]) * ly.std() / max(f.std(), 1e-12)
             self.flops_fit = (float(slope), float(ly.mean() - slope * f.mean()))
         return self
-
-    def _loo(self, x: np.ndarray, free: np.ndarray, ly: np.ndarray) -> np.ndarray:
-        """Leave-one-out log predictions of the two-model mean on the samples."""
-        feats, out = self._features(x), np.empty(len(ly))
-        both = self._with_free(x, free)
-        for i in range(len(ly)):
-            keep = np.arange(len(ly)) != i
-            a = RidgeCV(alphas=ALPHAS).fit(feats[keep], ly[keep]).predict(feats[i:i + 1])[0]
-            b = RidgeCV(alphas=ALPHAS).fit(both[keep], ly[keep]).predict(both[i:i + 1])[0]
-            out[i] = (a + b) / 2
-        return out
 
     def predict(self, x: np.ndarray, free: np.ndarray | None = None) -> np.ndarray:
         if self.combo is None:
@@ -122,7 +124,7 @@ class FewShotTransfer:
             if free is None:
                 raise PredictorError("this device was adapted with free features (FLOPs, …): "
                                      "pass them to predict too")
-            logs.append(self._with_free(x, free) @ self.free_combo + self.free_intercept)
+            logs.append(self._with_free(feats, free) @ self.free_combo + self.free_intercept)
             if self.flops_fit is not None:
                 logs.append(free[:, 0] * self.flops_fit[0] + self.flops_fit[1])
         return np.exp(np.mean(logs, axis=0))

@@ -52,13 +52,12 @@ def _nb201(data: Path):
     x = with_pairs(table.archs, len(OPS))
     # the file's FLOPs column has gaps; the space computes every arch's (one per op multiset)
     layout, memo = get_layout("nb201", "cifar10"), {}
-    for arch in map(tuple, table.archs):
-        key = tuple(sorted(arch))
+    keys = [tuple(sorted(a)) for a in table.archs.tolist()]
+    for key, arch in zip(keys, table.archs.tolist()):
         if key not in memo:
             memo[key] = (layout.macs(arch), layout.params(arch))
     counts = [np.sum(table.archs == op, axis=1) for op in range(len(OPS))]
-    base = np.column_stack([np.log([memo[tuple(sorted(a))] for a in map(tuple, table.archs)]),
-                            *counts])
+    base = np.column_stack([np.log([memo[k] for k in keys]), *counts])
     return x, table.latency, base, {}
 
 

@@ -23,7 +23,8 @@ def _schema():
 
 
 def offset_buffer_count(model: bytes) -> int:
-    """How many buffers live outside the flatbuffer."""
+    """How many buffers live outside the flatbuffer (offset 1 is the schema's placeholder for
+    an empty buffer, as TFLite itself reads it)."""
     m = _schema().Model.GetRootAsModel(model, 0)
     return sum(1 for i in range(m.BuffersLength()) if m.Buffers(i).Offset() > 1)
 
