@@ -48,3 +48,12 @@ def latency_metrics(predicted, measured) -> dict[str, float]:
         **rank_metrics(p, m),
         "mean_ratio": float(np.mean(p / m)),
     }
+
+
+def ratio_stats(ratios) -> dict:
+    """n, median, min and max of a set of ratios (e.g. predicted / measured memory)."""
+    r = np.asarray(ratios, float)
+    if not len(r):
+        return {}
+    return {"n": int(len(r)), "median": float(np.median(r)), "min": float(r.min()),
+            "max": float(r.max())}

@@ -81,3 +81,21 @@ class LatencyTable:
         fastest = m.argmin(axis=1)
         slowest = np.where(np.isinf(m), -np.inf, m).argmax(axis=1)
         return {"fastest": fastest.tolist(), "slowest": slowest.tolist()}
+
+
+def latency_each(tables: list[LatencyTable], archs, model: str = "plain") -> np.ndarray:
+    """Milliseconds of ``archs[i]`` priced by ``tables[i]``: networks compared with the blocks
+    timed around them."""
+    a = validate_archs(archs, tables[0].layout.num_layers)
+    out = np.zeros(len(a))
+    for rows in rows_by_table(tables):
+        out[rows] = tables[rows[0]].latency(a[rows], model)
+    return out
+
+
+def rows_by_table(tables: list) -> list[list[int]]:
+    """Indices of the archs each distinct table prices, so each prices its archs in one call."""
+    groups: dict[int, list[int]] = {}
+    for i, t in enumerate(tables):
+        groups.setdefault(id(t), []).append(i)
+    return list(groups.values())

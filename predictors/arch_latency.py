@@ -1,7 +1,7 @@
 """Architecture-level latency predictors, trained on measured whole networks.
 
 Three models, each scored on held-out networks with ``lut.metrics``:
-- ``lut+residual``: the overhead-corrected LUT sum plus the in-context factors per (op, stage)
+- ``lut+residual``: the overhead-corrected LUT sum times the in-context factors per (op, stage)
   (``predictors.in_context.InContextCorrection``): few parameters, needs the device's LUT;
 - ``mlp``: OFA's 3 x 400 MLP on the one-hot encoding (no LUT needed);
 - ``gbm``: scikit-learn's histogram gradient boosting on the one-hot encoding.
@@ -42,9 +42,8 @@ def evaluate(table: LatencyTable, archs: np.ndarray, measured: np.ndarray,
     x = one_hot(archs, NUM_OPS)
     out = {}
     t0 = time.perf_counter()
-    base = table.latency(archs, "overhead")
-    corr = InContextCorrection(table).fit(archs[tr], measured[tr] - base[tr])
-    out["lut+residual"] = (base + corr.predict(archs), time.perf_counter() - t0)
+    corr = InContextCorrection().fit(table, archs[tr], measured[tr])
+    out["lut+residual"] = (corr.predict(table, archs), time.perf_counter() - t0)
     t0 = time.perf_counter()
     mlp = MLPPredictor(x.shape[1], seed=seed).fit(x[tr], np.log(measured[tr]), "mse", 400)
     out["mlp"] = (np.exp(mlp.predict(x)), time.perf_counter() - t0)

@@ -5,21 +5,26 @@ Three predictions are reported side by side, on held-out architectures:
 - ``plain``: FBNet's sum of the LUT entries;
 - ``overhead``: the per-call cost of the runtime (the measured empty model) is inside every
   block entry, but a network pays it once: Σ (T_i − o) + o;
-- ``corrected``: ``overhead`` with each block's cost scaled by a learned in-context factor per
-  (op, stage) (``predictors.in_context``), fitted on measured networks of the training split
-  only. It captures what isolated blocks cannot show: layout conversions that whole networks
-  skip, fused residual adds, cache effects between neighbours.
+- ``corrected``: ``overhead`` scaled by learned in-context factors (``predictors.in_context``),
+  fitted on measured networks of the training split only. It captures what isolated blocks
+  cannot show: layout conversions that whole networks skip, fused residual adds, cache
+  effects between neighbours.
+
+By default blocks and networks are measured interleaved (a round of every block, ten
+networks, a round of every block, …) and each network is compared with the blocks timed
+around it: on a shared or throttling machine the LUT measured an hour ago describes another
+machine, and the comparison would measure the drift instead of the LUT.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from lutfarm.lut.metrics import latency_metrics
-from lutfarm.lut.query import LatencyTable
+from lutfarm.lut.metrics import latency_metrics, ratio_stats
+from lutfarm.lut.query import LatencyTable, latency_each
 from lutfarm.lut.table import LUTError
 from lutfarm.plotting import figure
 from lutfarm.predictors.in_context import InContextCorrection
@@ -61,6 +66,9 @@ class ValidationReport:
     created: float = field(default_factory=time.time)
     fusion: list[dict] = field(default_factory=list)
     factors: dict[str, float] = field(default_factory=dict)   # in-context cost factors
+    correction: dict = field(default_factory=dict)   # InContextCorrection.to_dict(): for search
+    block_rounds: list[float] = field(default_factory=list)   # each round's speed vs the first
+    memory: dict = field(default_factory=dict)   # TFLite-Micro: per-layer peak vs network arena
 
     def summary(self) -> dict:
         """The ``--json`` form: metrics on the held-out archs."""
@@ -68,7 +76,9 @@ class ValidationReport:
                 "device": self.device, "runtime": self.runtime, "layout": self.layout,
                 "plain": self.plain, "overhead": self.overhead, "corrected": self.corrected,
                 "plain_all_archs": self.plain_all, "ridge_alpha": self.alpha,
-                "in_context_factors": self.factors}
+                "in_context_factors": self.factors, "correction": self.correction,
+                "interleaved": bool(self.block_rounds), "block_rounds": self.block_rounds,
+                "memory": self.memory}
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -80,32 +90,35 @@ class ValidationReport:
         return pd.DataFrame(self.rows)
 
 
-def evaluate(table: LatencyTable, archs: list[tuple[int, ...]], measured: np.ndarray,
+def evaluate(tables, archs: list[tuple[int, ...]], measured: np.ndarray,
              train_fraction: float = 0.5, seed: int = 0) -> ValidationReport:
-    """Split, fit the correction on the training archs, score every prediction on the rest."""
+    """Split, fit the correction on the training archs, score every prediction on the rest.
+    ``tables``: the LUT (one LatencyTable), or one per arch: the block costs timed around it."""
     archs_a = np.asarray(archs)
-    plain = table.latency(archs_a)
-    base = table.latency(archs_a, "overhead")
+    each = [tables] * len(archs) if isinstance(tables, LatencyTable) else list(tables)
+    plain = latency_each(each, archs_a)
+    base = latency_each(each, archs_a, "overhead")
     order = np.random.default_rng(seed).permutation(len(archs))
     n_train = int(round(len(archs) * train_fraction))
     train, test = order[:n_train], order[n_train:]
     if len(test) < 3 or n_train < 3:
         raise LUTError(f"need at least 6 measured archs to validate, got {len(archs)}")
-    model = InContextCorrection(table).fit(archs_a[train], measured[train] - base[train])
-    corrected = base + model.predict(archs_a)
+    model = InContextCorrection().fit([each[i] for i in train], archs_a[train],
+                                      measured[train])
+    corrected = model.predict(each, archs_a)
     split = np.array(["test"] * len(archs), dtype=object)
     split[train] = "train"
     rows = [{"arch": "".join(map(str, a)), "split": s, "measured_ms": float(m),
              "plain_ms": float(p), "overhead_ms": float(b), "corrected_ms": float(c)}
             for a, s, m, p, b, c in zip(archs, split, measured, plain, base, corrected)]
-    lut = table.lut
+    lut = each[0].lut
     return ValidationReport(
         device=lut.device, runtime=lut.runtime, layout=lut.layout_name, n=len(archs),
         n_train=n_train, plain=latency_metrics(plain[test], measured[test]),
         overhead=latency_metrics(base[test], measured[test]),
         corrected=latency_metrics(corrected[test], measured[test]),
         plain_all=latency_metrics(plain, measured), alpha=model.alpha, rows=rows,
-        factors=model.factors())
+        factors=model.factors(), correction=model.to_dict())
 
 
 def fusion_table(pairs, latency_ms: dict[str, float], overhead_ms: float) -> list[dict]:
@@ -151,27 +164,64 @@ def plot(report: ValidationReport, path) -> None:
 
 
 def run_validation(store, lut, devices, runtime, n: int, settings=None, seed: int = 0,
-                   fusion: bool = False, train_fraction: float = 0.5) -> ValidationReport:
-    """Measure ``n`` archs end to end (stored results are reused), evaluate, store the report."""
-    from lutfarm.profiler.networks import measure_networks
+                   fusion: bool = False, train_fraction: float = 0.5,
+                   every: int = 10) -> ValidationReport:
+    """Measure ``n`` archs end to end, evaluate, store the report. ``every``: networks between
+    two rounds of block measurements (0: compare with the LUT as stored, and reuse networks
+    the store already has)."""
+    from lutfarm.profiler.networks import measure_interleaved, measure_networks
 
     table = LatencyTable(lut)
     layout = table.layout
     archs = sample_archs(table, n, seed)
     pairs = layout.fusion_pairs() if fusion else []
-    measured = measure_networks(store, layout, archs, devices, runtime, settings, extra=pairs,
-                                target=lut.device)
+    if every:
+        measured = measure_interleaved(store, layout, archs, devices, runtime, settings, every,
+                                       extra=pairs, target=lut.device)
+    else:
+        measured = measure_networks(store, layout, archs, devices, runtime, settings,
+                                    extra=pairs, target=lut.device)
     ok = [a for a in archs if a in measured.networks]
     if len(ok) < 4:
         raise LUTError(f"only {len(ok)} of {len(archs)} networks could be measured with "
                        f"{runtime.key} (e.g. {measured.why_failed()}); fix that and run "
                        f"validate again")
-    report = evaluate(table, ok, np.array([measured.networks[a] for a in ok]),
+    if every:
+        around = [LatencyTable(replace(lut, latency_ms={**lut.latency_ms,
+                                                        **measured.blocks_around(k)}))
+                  for k in range(len(measured.rounds) - 1)]
+        tables = [around[measured.group[a]] for a in ok]
+    else:
+        tables = table
+    report = evaluate(tables, ok, np.array([measured.networks[a] for a in ok]),
                       train_fraction, seed)
+    if every:
+        report.block_rounds = round_speeds(measured.rounds)
+    if measured.arena_bytes:
+        report.memory = arena_check(lut, measured.arena_bytes)
     if fusion:
-        report.fusion = fusion_table(pairs, {**lut.latency_ms, **measured.other},
+        blocks = measured.rounds[-1] if every else lut.latency_ms
+        report.fusion = fusion_table(pairs, {**lut.latency_ms, **blocks, **measured.other},
                                      lut.overhead_ms)
     # the per-arch points go with it: the dashboard's validation scatter
     store.add_report(lut.device, runtime.key, "validation",
                      {**report.summary(), "points": report.rows})
     return report
+
+
+def round_speeds(rounds: list[dict[str, float]]) -> list[float]:
+    """Each block round's median time relative to the first (1.3: blocks ran 30 % slower):
+    the drift the interleaving kept out of the comparison."""
+    first = rounds[0]
+    return [float(np.median([r[k] / first[k] for k in r if k in first])) for r in rounds]
+
+
+def arena_check(lut, arena_bytes: dict[tuple[int, ...], int]) -> dict:
+    """The per-layer peak a memory-constrained search uses (the largest block's own arena)
+    against the arena TFLite-Micro planned for the whole network."""
+    if lut.meta.get("memory_method") != "tflm-arena":
+        return {}
+    mem, layout = lut.peak_mem_bytes(), lut.layout
+    ratios = [np.max([mem.get(c.key, np.nan) for c in layout.arch_cases(a)]) / arena
+              for a, arena in arena_bytes.items()]
+    return {"block_max_over_arena": ratio_stats([r for r in ratios if not np.isnan(r)])}

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from lutfarm.lut.metrics import latency_metrics
+from lutfarm.lut.metrics import latency_metrics, ratio_stats
 from lutfarm.lut.subnets import SubnetTable
 from lutfarm.lut.table import LUTError
 from lutfarm.plotting import figure
@@ -38,13 +38,6 @@ def sample_subnets(layout, resolution: int, n: int, seed: int = 0, accept=None) 
             seen.add(arch.to_str())
             picked.append(arch)
     return picked[:n]
-
-
-def _ratio_stats(ratios: np.ndarray) -> dict:
-    if not len(ratios):
-        return {}
-    return {"n": int(len(ratios)), "median": float(np.median(ratios)),
-            "min": float(ratios.min()), "max": float(ratios.max())}
 
 
 @dataclass
@@ -122,15 +115,15 @@ def run_subnet_validation(store, lut, devices, runtime, per_resolution: int = 30
     have = ~np.isnan(arena)
     memory = {}
     if have.any():
-        memory = {"analytical_over_arena": _ratio_stats(analytical[have] / arena[have]),
-                  "block_max_over_arena": _ratio_stats((block_max / arena)[have
+        memory = {"analytical_over_arena": ratio_stats(analytical[have] / arena[have]),
+                  "block_max_over_arena": ratio_stats((block_max / arena)[have
                                                        & ~np.isnan(block_max)])}
     block_arenas = lut.peak_mem_bytes() if lut.meta.get("memory_method") == "tflm-arena" else {}
     cases = {c.key: c for c in layout.case_list()}
     pairs = [(cases[k].activation_peak, v) for k, v in block_arenas.items() if k in cases and v]
     if pairs:       # block by block: the analytical peak against the block's own arena
         a, b = np.array(pairs, float).T
-        memory["block_analytical_over_arena"] = _ratio_stats(a / b)
+        memory["block_analytical_over_arena"] = ratio_stats(a / b)
     report = SubnetValidation(lut.device, runtime.key, layout.name, list(layout.resolutions),
                               per, latency_metrics(plain, measured),
                               latency_metrics(overhead, measured), memory, rows,

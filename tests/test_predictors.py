@@ -147,15 +147,15 @@ def test_accuracy_predictor_ranks_nb201_with_424_samples():
 def test_arch_level_predictors_on_synthetic_in_context_effects(measured_db):
     from lutfarm.lut import LatencyTable, build_lut
     from lutfarm.predictors.arch_latency import evaluate
-    from lutfarm.predictors.in_context import InContextCorrection
+    from lutfarm.predictors.in_context import block_costs
     from lutfarm.profiler.store import Store
     with Store(measured_db) as store:
         table = LatencyTable(build_lut(store, "local", "onnxruntime-fp32-t1"))
     archs = np.random.default_rng(2).integers(0, 9, (160, 22))
-    feats = InContextCorrection(table).features(archs)
-    factors = np.ones(feats.shape[1])
+    costs = block_costs(table, archs)
+    factors = np.ones(costs.shape[1])
     factors[[1, 5, 12]] = 1.3
-    measured = table.latency(archs, "overhead") + feats @ (factors - 1)
+    measured = table.latency(archs, "overhead") + costs @ (factors - 1)
     r = evaluate(table, archs, measured)
     assert r["lut+residual"]["within_5pct"] == 1.0
     assert r["lut+residual"]["spearman"] > r["mlp"]["spearman"]

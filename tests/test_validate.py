@@ -12,7 +12,7 @@ from scipy import stats
 from conftest import FAST, REPO
 from lutfarm.lut import LatencyTable, build_lut, load_lut, save_lut
 from lutfarm.lut.metrics import latency_metrics
-from lutfarm.predictors.in_context import InContextCorrection
+from lutfarm.predictors.in_context import InContextCorrection, block_costs
 from lutfarm.predictors.lut_validation import evaluate, fusion_table, run_validation, sample_archs
 from lutfarm.profiler.campaign import CampaignSettings
 from lutfarm.profiler.devices import LOCAL
@@ -49,14 +49,18 @@ def test_overhead_model_and_correction_recover_a_known_truth(measured_db, cifar)
     with Store(measured_db) as store:
         table = LatencyTable(build_lut(store, "local", RT.key))
     archs = np.array(sample_archs(table, 160, seed=3))
-    truth = InContextCorrection(table)
-    x = truth.features(archs)
+    x = block_costs(table, archs)
     factors = np.ones(x.shape[1])
     factors[[1, 10, 19]] = 1.3                  # grouped k3 blocks cost 30 % more in stages 0-2
     measured = table.latency(archs, "overhead") + x @ (factors - 1)
     report = evaluate(table, [tuple(a) for a in archs], measured)
     assert report.corrected["within_5pct"] == 1.0 and report.corrected["mape"] < 0.01
     assert report.factors["stage1/k3_e1_g2"] == pytest.approx(1.3, abs=0.05)
+    assert report.factors["stage4/k3_e1_g2"] == pytest.approx(1.0, abs=0.05)
+    # the correction travels with the report and prices archs as the fit did
+    again = InContextCorrection.from_dict(json.loads(json.dumps(report.correction)))
+    assert again.predict(table, archs[:5]) == pytest.approx(
+        [r["corrected_ms"] for r in report.rows[:5]])
     assert report.plain["mean_ratio"] > report.overhead["mean_ratio"]
 
 
@@ -89,7 +93,7 @@ def test_validation_measures_networks_once_and_is_stored_with_the_lut(tmp_path, 
     with Store(db) as store:
         lut = build_lut(store, "local", RT.key)
         report = run_validation(store, lut, [LOCAL], RT, 12,
-                                CampaignSettings(timing=FAST, cache=cache), seed=2)
+                                CampaignSettings(timing=FAST, cache=cache), seed=2, every=0)
         assert report.n == 12 and report.n_train == 6
         frame = report.to_frame()
         assert len(frame) == 12 and (frame["split"] == "train").sum() == 6
@@ -99,12 +103,47 @@ def test_validation_measures_networks_once_and_is_stored_with_the_lut(tmp_path, 
             assert r["measured_ms"] == store.latest("local", RT.key)[
                 NetworkCase(lut.layout, tuple(map(int, r["arch"]))).key].median_ms
         again = run_validation(store, lut, [LOCAL], RT, 12,
-                               CampaignSettings(timing=FAST, cache=cache), seed=2)
+                               CampaignSettings(timing=FAST, cache=cache), seed=2, every=0)
         assert again.plain == report.plain                   # nothing re-measured
         exported = build_lut(store, "local", RT.key)
     assert exported.meta["validation"]["plain"] == report.plain
     path = save_lut(exported, tmp_path / "lut.csv")
     assert load_lut(path).meta["validation"]["n"] == 6
+
+
+def test_interleaved_validation_compares_each_network_with_the_blocks_timed_around_it(
+        tmp_path, measured_db, cache):
+    db = tmp_path / "v.db"
+    db.write_bytes(measured_db.read_bytes())
+    with Store(db) as store:
+        lut = build_lut(store, "local", RT.key)
+        layout = lut.layout
+        keys = [c.key for c in layout.unique_cases()]
+        before = len(store.history("local", RT.key, keys[:1], depth=99)[keys[0]])
+        report = run_validation(store, lut, [LOCAL], RT, 10,
+                                CampaignSettings(timing=FAST, cache=cache), seed=4, every=4)
+        # three groups of networks (4, 4, 2) between four rounds of every block
+        assert len(store.history("local", RT.key, keys[:1], depth=99)[keys[0]]) == before + 4
+        history = store.history("local", RT.key, keys, depth=4)
+        nets = {m.case_key: m for m in store.iter_measurements("local", RT.key)
+                if m.case_key.startswith("FBNet_")}
+    assert len(nets) == 10 and len(report.block_rounds) == 4
+    assert report.block_rounds[0] == 1.0 and all(0.2 < r < 5 for r in report.block_rounds)
+    rounds = {k: [m.median_ms for m in reversed(h)] for k, h in history.items()}  # oldest first
+    campaigns = [m.campaign_id for m in reversed(history[keys[0]])]
+    groups = []
+    for row in report.rows:
+        arch = tuple(map(int, row["arch"]))
+        campaign = nets[NetworkCase(layout, arch).key].campaign_id
+        k = sum(c < campaign for c in campaigns) - 1     # measured after round k, before k + 1
+        assert 0 <= k < 3 and campaigns[k] < campaign < campaigns[k + 1]
+        groups.append(k)
+        # priced with the mean of the two rounds around it, not with the LUT measured before
+        expected = sum((rounds[c.key][k] + rounds[c.key][k + 1]) / 2
+                       for c in layout.arch_cases(arch))
+        assert row["plain_ms"] == pytest.approx(expected)
+    assert sorted(groups) == [0] * 4 + [1] * 4 + [2] * 2
+    assert report.summary()["interleaved"] and len(report.correction["train"]) == 5
 
 
 def test_cli_validate_writes_plot_csv_and_json(tmp_path, measured_db, cache_dir):

@@ -183,10 +183,14 @@ def list_cmd(db):
               help="networks to measure end to end (extremes and mixes included)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--fusion", is_flag=True, help="also measure adjacent block pairs (nn-Meter's test)")
+@click.option("--interleave", "every", type=click.IntRange(min=0), default=10, show_default=True,
+              help="networks between two rounds of every block, each network compared with "
+                   "the blocks timed around it (0: with the LUT as stored)")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="where the plot (PNG) and the table (CSV) go")
 @click.option("--json", "as_json", is_flag=True, help="print the held-out metrics as JSON")
-def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, out_dir, as_json):
+def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, every, out_dir,
+                 as_json):
     """Measure whole networks and report how well the LUT predicts them."""
     import csv
 
@@ -220,7 +224,7 @@ def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, o
         with RichProgress(device) as progress:
             report = run_validation(store, table, devices, runtime_config, n_archs,
                                     CampaignSettings(progress=progress), seed=seed,
-                                    fusion=fusion)
+                                    fusion=fusion, every=every)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"validate_{_safe(device)}_{runtime_config.key}_{table.layout_name}"
     plot(report, stem.with_suffix(".png"))

@@ -183,10 +183,23 @@ def validation_table(report) -> Table:
         t.add_row(name, f"{m['within_5pct']:.1%}", f"{m['within_10pct']:.1%}",
                   f"{m['mape']:.1%}", f"{m['rmse_ms']:.4f}", f"{m['spearman']:.4f}",
                   f"{m['kendall']:.4f}", f"{m['mean_ratio']:.3f}")
+    notes = []
+    if report.block_rounds:
+        speeds = report.block_rounds
+        notes.append(f"blocks timed in {len(speeds)} rounds between the networks; round speed "
+                     f"vs the first {min(speeds):.2f}–{max(speeds):.2f} (drift kept out of the "
+                     f"comparison)")
+    else:
+        notes.append("networks compared with the LUT as stored (not interleaved)")
+    if report.memory.get("block_max_over_arena"):
+        r = report.memory["block_max_over_arena"]
+        notes.append(f"memory: largest block arena / network arena median {r['median']:.2f} "
+                     f"({r['min']:.2f}–{r['max']:.2f}, {r['n']} networks)")
     if report.fusion:
         fused = [f for f in report.fusion if f["fused"]]
-        t.caption = (f"fusion test: {len(fused)} of {len(report.fusion)} adjacent pairs fused "
+        notes.append(f"fusion test: {len(fused)} of {len(report.fusion)} adjacent pairs fused "
                      f"(T1+T2−T12 > 0.5·min(T1,T2), per-call overhead removed)")
+    t.caption = "\n".join(notes)
     return t
 
 
