@@ -80,6 +80,15 @@ class InContextCorrection:
         self.train = [("".join(map(str, a)), float(r)) for a, r in zip(np.asarray(archs), ratio)]
         return self
 
+    def refit(self, table: LatencyTable, archs, measured) -> InContextCorrection:
+        """A correction fitted on this one's training networks plus ``archs`` (measured ms),
+        every network priced by ``table``: its ratios carry over whatever the LUT's speed."""
+        old = np.array([[int(c) for c in a] for a, _ in self.train], int)
+        ratios = np.array([r for _, r in self.train])
+        every = np.concatenate([old, np.asarray(archs, int).reshape(-1, old.shape[1])])
+        measured_all = np.concatenate([ratios * _base(table, old), np.asarray(measured, float)])
+        return InContextCorrection().fit(table, every, measured_all)
+
     def predict(self, tables, archs) -> np.ndarray:
         x, base = _stack(self, tables, archs)
         return base * (1 + x @ self.coef + self.intercept)

@@ -10,10 +10,10 @@ Three predictions are reported side by side, on held-out architectures:
   cannot show: layout conversions that whole networks skip, fused residual adds, cache
   effects between neighbours.
 
-By default blocks and networks are measured interleaved (a round of every block, ten
-networks, a round of every block, …) and each network is compared with the blocks timed
-around it: on a shared or throttling machine the LUT measured an hour ago describes another
-machine, and the comparison would measure the drift instead of the LUT.
+By default blocks and networks are measured interleaved: each network is timed in one
+campaign with the blocks it uses, and compared with those block times. On a shared or
+throttling machine the LUT measured an hour ago describes another machine, and a comparison
+with it would measure the drift instead of the LUT.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class ValidationReport:
     fusion: list[dict] = field(default_factory=list)
     factors: dict[str, float] = field(default_factory=dict)   # in-context cost factors
     correction: dict = field(default_factory=dict)   # InContextCorrection.to_dict(): for search
-    block_rounds: list[float] = field(default_factory=list)   # each round's speed vs the first
+    block_rounds: list[float] = field(default_factory=list)   # block speed per group vs the LUT
     memory: dict = field(default_factory=dict)   # TFLite-Micro: per-layer peak vs network arena
 
     def summary(self) -> dict:
@@ -165,9 +165,9 @@ def plot(report: ValidationReport, path) -> None:
 
 def run_validation(store, lut, devices, runtime, n: int, settings=None, seed: int = 0,
                    fusion: bool = False, train_fraction: float = 0.5,
-                   every: int = 10) -> ValidationReport:
-    """Measure ``n`` archs end to end, evaluate, store the report. ``every``: networks between
-    two rounds of block measurements (0: compare with the LUT as stored, and reuse networks
+                   every: int = 1) -> ValidationReport:
+    """Measure ``n`` archs end to end, evaluate, store the report. ``every``: networks timed
+    together with the blocks they use (0: compare with the LUT as stored, and reuse networks
     the store already has)."""
     from lutfarm.profiler.networks import measure_interleaved, measure_networks
 
@@ -187,20 +187,19 @@ def run_validation(store, lut, devices, runtime, n: int, settings=None, seed: in
                        f"{runtime.key} (e.g. {measured.why_failed()}); fix that and run "
                        f"validate again")
     if every:
-        around = [LatencyTable(replace(lut, latency_ms={**lut.latency_ms,
-                                                        **measured.blocks_around(k)}))
-                  for k in range(len(measured.rounds) - 1)]
+        around = [LatencyTable(replace(lut, latency_ms={**lut.latency_ms, **r}))
+                  for r in measured.rounds]
         tables = [around[measured.group[a]] for a in ok]
     else:
         tables = table
     report = evaluate(tables, ok, np.array([measured.networks[a] for a in ok]),
                       train_fraction, seed)
     if every:
-        report.block_rounds = round_speeds(measured.rounds)
+        report.block_rounds = round_speeds(measured.rounds, lut.latency_ms)
     if measured.arena_bytes:
         report.memory = arena_check(lut, measured.arena_bytes)
     if fusion:
-        blocks = measured.rounds[-1] if every else lut.latency_ms
+        blocks = {k: v for r in measured.rounds for k, v in r.items()} if every else {}
         report.fusion = fusion_table(pairs, {**lut.latency_ms, **blocks, **measured.other},
                                      lut.overhead_ms)
     # the per-arch points go with it: the dashboard's validation scatter
@@ -209,11 +208,11 @@ def run_validation(store, lut, devices, runtime, n: int, settings=None, seed: in
     return report
 
 
-def round_speeds(rounds: list[dict[str, float]]) -> list[float]:
-    """Each block round's median time relative to the first (1.3: blocks ran 30 % slower):
-    the drift the interleaving kept out of the comparison."""
-    first = rounds[0]
-    return [float(np.median([r[k] / first[k] for k in r if k in first])) for r in rounds]
+def round_speeds(rounds: list[dict[str, float]], stored: dict[str, float]) -> list[float]:
+    """Each group's blocks, median time relative to the LUT as stored (1.3: they ran 30 %
+    slower): the drift that timing them next to their networks kept out of the comparison."""
+    return [float(np.median([ms / stored[k] for k, ms in r.items() if stored.get(k)]))
+            for r in rounds]
 
 
 def arena_check(lut, arena_bytes: dict[tuple[int, ...], int]) -> dict:

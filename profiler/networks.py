@@ -1,7 +1,7 @@
 """Measuring whole networks (and block pairs) end to end: what LUT validation and search
 verification compare LUT sums against. Stored results are reused like any other case, except
-in an interleaved run: there the blocks are timed again around each group of networks, so a
-network and the block costs it is compared with come from the same moment of the machine."""
+in an interleaved run: there a network's blocks are timed again next to it, so the network
+and the block costs it is compared with come from the same moment of the machine."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from lutfarm.profiler.campaign import CampaignSettings, plan_cases, run_farm
 from lutfarm.profiler.devices import Device
+from lutfarm.profiler.export import ModelCache
 from lutfarm.profiler.runtime_config import RuntimeConfig
 from lutfarm.profiler.store import Store
 from lutfarm.spaces import NetworkCase
@@ -58,52 +59,46 @@ def measure_networks(store: Store, layout: FBNetLayout, archs: list[tuple[int, .
 
 @dataclass
 class InterleavedNetworks(MeasuredNetworks):
-    """Networks measured in groups between rounds of block measurements: group k lies
-    between ``rounds[k]`` and ``rounds[k + 1]`` (block key -> median ms)."""
+    """Networks measured in small groups, each group in one campaign with every block its
+    networks use (the networks in the middle): ``rounds[k]`` holds the block medians (key ->
+    ms) timed next to group ``k``."""
 
     rounds: list[dict[str, float]] = field(default_factory=list)
     group: dict[tuple[int, ...], int] = field(default_factory=dict)
 
-    def blocks_around(self, k: int) -> dict[str, float]:
-        """The block costs a network of group ``k`` is compared with: the mean of the rounds
-        timed just before and just after it (what a block cost while it ran)."""
-        before, after = self.rounds[k], self.rounds[min(k + 1, len(self.rounds) - 1)]
-        return {key: (ms + after.get(key, ms)) / 2 for key, ms in before.items()}
-
 
 def measure_interleaved(store: Store, layout: FBNetLayout, archs: list[tuple[int, ...]],
                         devices: list[Device], runtime: RuntimeConfig,
-                        settings: CampaignSettings | None = None, every: int = 10,
+                        settings: CampaignSettings | None = None, every: int = 1,
                         extra: list = (), target: str | None = None) -> InterleavedNetworks:
-    """Block round, ``every`` networks, block round, … , block round: everything measured
-    afresh, so slow drift of a shared or throttling machine cancels out of the comparison."""
+    """Each group of ``every`` networks is timed between the blocks it uses, all afresh, within
+    seconds of each other: on a shared or throttling machine, whose speed wanders by tens of
+    per cent over minutes, a network and the block costs it is compared with then come from
+    the same moment."""
     if every < 1:
-        raise ValueError(f"every must be at least 1 network per block round, got {every}")
+        raise ValueError(f"every must be at least 1 network per group, got {every}")
     settings = replace(settings or CampaignSettings(), fresh=True)
     target = target or devices[0].kind
-    blocks = plan_cases(layout)
-    keys = [c.key for c in blocks]
-    groups = [list(archs[i:i + every]) for i in range(0, len(archs), every)]
+    nets = [NetworkCase(layout, tuple(a)) for a in archs]
+    # convert every network up front, in parallel workers: the groups then hit the cache
+    (settings.cache or ModelCache()).get_many({c.key: c for c in nets}, runtime.model_format,
+                                              runtime.dtype, settings.export_workers)
     result = InterleavedNetworks({})
-
-    def measure(cases) -> dict:
-        """This round's measurements only: an older one never stands in for a failed one."""
-        summaries = run_farm(store, layout, devices, runtime, replace(settings, cases=cases))
-        return {m.case_key: m for s in summaries
-                for m in store.iter_measurements(campaign_id=s.campaign_id) if m.status == "ok"}
-
-    def block_round() -> None:
-        found = measure(blocks)
-        result.rounds.append({k: found[k].median_ms for k in keys if k in found})
-
-    block_round()
-    for k, group in enumerate(groups):
-        cases = [NetworkCase(layout, tuple(a)) for a in group]
-        last = k == len(groups) - 1
-        found = measure(cases + (list(extra) if last else []))
+    for k in range(0, len(archs), every):
+        group, cases = archs[k:k + every], nets[k:k + every]
+        blocks = list({c.key: c for a in group for c in
+                       [layout.overhead_case(), *layout.arch_cases(a)]}.values())
+        last = k + every >= len(archs)
+        half = len(blocks) // 2
+        summaries = run_farm(store, layout, devices, runtime, replace(
+            settings, cases=blocks[:half] + cases + blocks[half:] + (list(extra) if last else [])))
+        # this campaign's measurements only: an older one never stands in for a failed one
+        found = {m.case_key: m for s in summaries
+                 for m in store.iter_measurements(campaign_id=s.campaign_id) if m.status == "ok"}
+        result.rounds.append({c.key: found[c.key].median_ms for c in blocks if c.key in found})
         result.add(group, cases, found, store.failures(target, runtime.key))
-        result.group.update({tuple(a): k for a in group if tuple(a) in result.networks})
+        result.group.update({tuple(a): len(result.rounds) - 1 for a in group
+                             if tuple(a) in result.networks})
         if last:
             result.other = {c.key: found[c.key].median_ms for c in extra if c.key in found}
-        block_round()
     return result

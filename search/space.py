@@ -106,11 +106,39 @@ class LatencyMetric:
         return self.table.latency(archs, self.model)
 
 
-def lut_latency(table, model: str = "plain") -> LatencyMetric:
-    """The LUT's latency for a search; refuses a LUT with a missing entry up front."""
+@dataclass
+class CorrectedLatency:
+    """The LUT sum with the in-context correction its validation fitted (stored in the LUT's
+    header); ``learn`` refits it with one more measured network, a verified search's winner."""
+
+    table: object               # lutfarm.lut.LatencyTable
+    correction: object          # lutfarm.predictors.in_context.InContextCorrection
+    name: str = ""
+
+    def __call__(self, archs) -> np.ndarray:
+        return self.correction.predict(self.table, np.asarray(archs))
+
+    def learn(self, arch, measured_ms: float) -> None:
+        self.correction = self.correction.refit(self.table, [arch], [measured_ms])
+
+
+def lut_latency(table, model: str = "plain"):
+    """The LUT's latency for a search (``plain``, ``overhead`` or ``corrected``); refuses a LUT
+    with a missing entry, or without what the model needs, up front."""
     table.check_complete()
-    if model == "overhead":
+    if model in ("overhead", "corrected"):
         table.overhead_shift()          # raises now if the LUT has no empty-model entry
+    if model == "corrected":
+        from lutfarm.lut.table import LUTError
+        from lutfarm.predictors.in_context import InContextCorrection
+
+        stored = table.lut.meta.get("validation", {}).get("correction")
+        if not stored:
+            raise LUTError("the LUT carries no in-context correction: validate it (lutfarm lut "
+                           "validate), export it again (lutfarm lut export), or search with "
+                           "--latency plain")
+        return CorrectedLatency(table, InContextCorrection.from_dict(stored),
+                                f"{table.lut.device} ms")
     return LatencyMetric(table, model, f"{table.lut.device} ms")
 
 

@@ -405,3 +405,85 @@ def test_search_on_a_lut_with_a_missing_entry_names_it_instead_of_returning_nan(
                        cwd=REPO, capture_output=True, text=True)
     assert p.returncode == 2, p.stdout
     assert p.stderr.count("\n") == 1 and key in p.stderr and "Traceback" not in p.stderr
+
+
+def test_verified_search_learns_from_each_measured_winner_until_one_holds_its_budget():
+    """A synthetic device: expansion-6 blocks cost 15 % more inside networks than the LUT says,
+    and the correction never saw one (its training networks avoid them)."""
+    from lutfarm.predictors.in_context import InContextCorrection, block_costs
+    from lutfarm.search.space import CorrectedLatency
+    from lutfarm.search.verified import verified_search
+
+    space, mm = fbnet_space(CIFAR), macs(CIFAR)
+    factor = np.ones(9 * 7)
+    factor[[s * 9 + op for s in range(7) for op in (3, 7)]] = 1.15
+
+    def truth(archs):
+        return RASPI.latency(archs) + block_costs(RASPI, archs) @ (factor - 1)
+
+    rng = np.random.default_rng(0)
+    train = space.random(30, rng)
+    train[train == 3], train[train == 7] = 2, 6
+    model = CorrectedLatency(RASPI, InContextCorrection().fit(RASPI, train, truth(train)))
+    budget = float(np.median(truth(space.random(300, rng))))
+    measured = []
+
+    def measure(arch):
+        measured.append(tuple(arch))
+        return float(truth(np.array([arch]))[0])
+
+    def search(latency):
+        return constrained_evolution(space, mm, lambda a: latency(a) <= budget, 40, 40, seed=1)
+
+    answer, rounds = verified_search(search, model, space, measure, budget, 8)
+    first, last = rounds[0], rounds[-1]
+    assert not first.within_budget           # the blind model promised what the device breaks
+    assert answer.within_budget and last.within_budget and answer.measured_ms >= 0.9 * budget
+    assert abs(last.predicted_ms / last.measured_ms - 1) < abs(first.predicted_ms /
+                                                                first.measured_ms - 1)
+    assert len(measured) == len(rounds) == len(set(measured))   # each winner measured once
+    assert len(model.correction.train) == 30 + len(rounds) - 1   # learnt from each miss
+
+
+def test_cli_verified_search_on_the_corrected_model(tmp_path, measured_db, cache):
+    """validate (correction stored with the LUT) -> export -> search on the corrected model,
+    measuring each round's winner on this machine."""
+    from conftest import FAST
+    from lutfarm.lut import build_lut, save_lut
+    from lutfarm.predictors.lut_validation import run_validation
+    from lutfarm.profiler.campaign import CampaignSettings
+    from lutfarm.profiler.devices import LOCAL
+    from lutfarm.profiler.runtime_config import RuntimeConfig
+    from lutfarm.profiler.store import Store
+    from lutfarm.spaces import NetworkCase
+    db = tmp_path / "v.db"
+    db.write_bytes(measured_db.read_bytes())
+    rt = RuntimeConfig()
+    with Store(db) as store:
+        bare = save_lut(build_lut(store, "local", rt.key), tmp_path / "bare.csv")
+        run_validation(store, build_lut(store, "local", rt.key), [LOCAL], rt, 12,
+                       CampaignSettings(timing=FAST, cache=cache), every=0)
+        lut = save_lut(build_lut(store, "local", rt.key), tmp_path / "local.csv")
+    table = LatencyTable(build_lut(Store(db), "local", rt.key))
+    budget = float(np.median(table.latency(fbnet_space(CIFAR).random(200, np.random.default_rng(0)))))
+    args = [sys.executable, "-m", "lutfarm", "search", "evolve", "--budget-ms", f"{budget:.4f}",
+            "--generations", "30", "--db", str(db)]
+    p = subprocess.run(args + ["--lut", str(bare), "--latency", "corrected"], cwd=REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode != 0 and "carries no in-context correction" in p.stderr
+    p = subprocess.run(args + ["--lut", str(lut), "--verify", "--rounds", "3", "--json"],
+                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-800:]
+    out = json.loads(p.stdout)
+    v = out["verified"]
+    assert out["latency_model"] == "corrected" and out["budget_ms"] == pytest.approx(budget, 1e-3)
+    assert 1 <= len(v["rounds"]) <= 3
+    with Store(db) as store:
+        stored = store.latest("local", rt.key)
+    for r in v["rounds"]:       # every round's winner was measured as a whole network
+        assert r["measured_ms"] == stored[NetworkCase(CIFAR, tuple(r["arch"])).key].median_ms
+        assert r["predicted_ms"] <= budget * (1 + 1e-6) or r["round"] > 1
+    chosen = next(r for r in v["rounds"] if r["arch"] == out["arch"])
+    assert v["measured_ms"] == chosen["measured_ms"]
+    assert v["within_budget"] == (v["measured_ms"] <= budget) and \
+        (v["within_budget"] or not any(r["within_budget"] for r in v["rounds"]))

@@ -111,38 +111,36 @@ def test_validation_measures_networks_once_and_is_stored_with_the_lut(tmp_path, 
     assert load_lut(path).meta["validation"]["n"] == 6
 
 
-def test_interleaved_validation_compares_each_network_with_the_blocks_timed_around_it(
+def test_interleaved_validation_compares_each_network_with_its_blocks_timed_next_to_it(
         tmp_path, measured_db, cache):
     db = tmp_path / "v.db"
     db.write_bytes(measured_db.read_bytes())
     with Store(db) as store:
         lut = build_lut(store, "local", RT.key)
-        layout = lut.layout
-        keys = [c.key for c in layout.unique_cases()]
-        before = len(store.history("local", RT.key, keys[:1], depth=99)[keys[0]])
         report = run_validation(store, lut, [LOCAL], RT, 10,
                                 CampaignSettings(timing=FAST, cache=cache), seed=4, every=4)
-        # three groups of networks (4, 4, 2) between four rounds of every block
-        assert len(store.history("local", RT.key, keys[:1], depth=99)[keys[0]]) == before + 4
-        history = store.history("local", RT.key, keys, depth=4)
-        nets = {m.case_key: m for m in store.iter_measurements("local", RT.key)
-                if m.case_key.startswith("FBNet_")}
-    assert len(nets) == 10 and len(report.block_rounds) == 4
-    assert report.block_rounds[0] == 1.0 and all(0.2 < r < 5 for r in report.block_rounds)
-    rounds = {k: [m.median_ms for m in reversed(h)] for k, h in history.items()}  # oldest first
-    campaigns = [m.campaign_id for m in reversed(history[keys[0]])]
+        measurements = list(store.iter_measurements("local", RT.key))
+    layout = lut.layout
+    nets = {m.case_key: m for m in measurements if m.case_key.startswith("FBNet_")}
+    assert len(nets) == 10 and len(report.block_rounds) == 3        # groups of 4, 4 and 2
+    assert all(0.2 < r < 5 for r in report.block_rounds)
+    by_campaign = {}
+    for m in measurements:
+        by_campaign.setdefault(m.campaign_id, {})[m.case_key] = m
     groups = []
     for row in report.rows:
         arch = tuple(map(int, row["arch"]))
-        campaign = nets[NetworkCase(layout, arch).key].campaign_id
-        k = sum(c < campaign for c in campaigns) - 1     # measured after round k, before k + 1
-        assert 0 <= k < 3 and campaigns[k] < campaign < campaigns[k + 1]
-        groups.append(k)
-        # priced with the mean of the two rounds around it, not with the LUT measured before
-        expected = sum((rounds[c.key][k] + rounds[c.key][k + 1]) / 2
-                       for c in layout.arch_cases(arch))
-        assert row["plain_ms"] == pytest.approx(expected)
-    assert sorted(groups) == [0] * 4 + [1] * 4 + [2] * 2
+        net = nets[NetworkCase(layout, arch).key]
+        timed_with = by_campaign[net.campaign_id]
+        groups.append(net.campaign_id)
+        cases = layout.arch_cases(arch)
+        # its blocks were timed again in its own campaign, around it …
+        assert all(c.key in timed_with for c in cases)
+        ids = sorted(m.id for m in timed_with.values())
+        assert ids[0] < net.id < ids[-1]
+        # … and it is priced with those times, not with the LUT measured before
+        assert row["plain_ms"] == pytest.approx(sum(timed_with[c.key].median_ms for c in cases))
+    assert sorted(groups.count(g) for g in set(groups)) == [2, 4, 4]
     assert report.summary()["interleaved"] and len(report.correction["train"]) == 5
 
 

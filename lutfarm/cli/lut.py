@@ -183,9 +183,9 @@ def list_cmd(db):
               help="networks to measure end to end (extremes and mixes included)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--fusion", is_flag=True, help="also measure adjacent block pairs (nn-Meter's test)")
-@click.option("--interleave", "every", type=click.IntRange(min=0), default=10, show_default=True,
-              help="networks between two rounds of every block, each network compared with "
-                   "the blocks timed around it (0: with the LUT as stored)")
+@click.option("--interleave", "every", type=click.IntRange(min=0), default=1, show_default=True,
+              help="networks timed in one campaign with the blocks they use, and compared with "
+                   "those times (0: with the LUT as stored)")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="where the plot (PNG) and the table (CSV) go")
 @click.option("--json", "as_json", is_flag=True, help="print the held-out metrics as JSON")

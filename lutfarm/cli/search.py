@@ -14,6 +14,7 @@ from lutfarm.cli.output import err, out
 from lutfarm.lut import LatencyTable, load_lut
 
 OBJECTIVES = ("mmacs", "mparams")
+LATENCY_MODELS = ("corrected", "plain", "overhead")
 
 
 @cli.group()
@@ -45,21 +46,26 @@ def search() -> None:
 @click.option("--generations", type=click.IntRange(min=1), default=None,
               help="default 500 (10 when a supernet scores every subnet)")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--latency", "latency_model", type=click.Choice(["plain", "overhead"]),
-              default="plain", show_default=True,
-              help="plain LUT sum (over-estimates: a safety margin), or the overhead-corrected "
-                   "sum Σ(T−o)+o, unbiased on random archs but biased low on search winners "
-                   "(the search favours blocks that cost more in context): verify them")
+@click.option("--latency", "latency_model", type=click.Choice(["auto", *LATENCY_MODELS]),
+              default="auto", show_default=True,
+              help="corrected: the LUT sum with the in-context correction its validation "
+                   "stored (auto picks it when the LUT has one); plain: the LUT sum "
+                   "(over-estimates: budget left unused); overhead: Σ(T−o)+o, biased low on "
+                   "search winners")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Pareto plot (PNG) of latency vs objective")
 @click.option("--verify", is_flag=True, help="measure the winner end to end on --device")
+@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="with --verify: search, measure, refit the latency model on the measured "
+                   "winner and search again, until a winner holds the budget using ≥ 95 %% "
+                   "of it (or this many rounds)")
 @click.option("--device", default="local", show_default=True)
 @click.option("--db", type=STORE, default=None,
               help="store for --verify (default lutfarm.db or $LUTFARM_DB)")
 @click.option("--json", "as_json", is_flag=True)
 def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, max_memory_kb,
                accuracy_path, method, population, generations, seed, latency_model, plot, verify,
-               device, db, as_json):
+               rounds, device, db, as_json):
     """Maximise the objective (accuracy with --accuracy, else a capacity proxy) under the LUT's
     latency budget and MACs/params/memory limits."""
     from lutfarm.search.evolution import constrained_evolution, random_search, regularized_evolution
@@ -94,52 +100,79 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
         if verify or plot or max_mparams is not None:
             raise click.UsageError("--verify, --plot and --max-mparams are for fbnet searches")
         _evolve_subnets(lut, space, budget_ms, objective, max_mmacs, max_memory_kb, method,
-                        population, generations, seed, latency_model, as_json, accuracy, layout)
+                        population, generations, seed,
+                        "plain" if latency_model == "auto" else latency_model, as_json,
+                        accuracy, layout)
         return
     if lut is None or budget_ms is None:
         raise click.UsageError("an fbnet search needs --lut and --budget-ms")
     table = LatencyTable(lut)
     layout = table.layout
+    if latency_model == "auto":
+        latency_model = "corrected" if lut.meta.get("validation", {}).get("correction") \
+            else "plain"
     space, latency = fbnet_space(layout), lut_latency(table, latency_model)
     mm, mp = macs(layout), params(layout)
     goal = accuracy or (mm if objective == "mmacs" else mp)
     memory = lut_peak_memory(lut) if max_memory_kb is not None else None
-
-    def feasible(a):
-        ok = latency(a) <= budget_ms
-        if max_mmacs is not None:
-            ok &= mm(a) <= max_mmacs
-        if max_mparams is not None:
-            ok &= mp(a) <= max_mparams
-        if memory is not None:
-            ok &= memory(a) <= max_memory_kb
-        return ok
-
-    budget = population * generations
     fastest = np.array([table.extremes()["fastest"]])   # a start for tight budgets
-    if method == "constrained":
-        r = constrained_evolution(space, goal, feasible, population, generations, seed=seed,
-                                  seeds=fastest)
-    elif method == "regularized":
-        r = regularized_evolution(space, goal, budget, feasible, population, seed=seed,
-                                  seeds=fastest)
+
+    def run(latency):
+        def feasible(a):
+            ok = latency(a) <= budget_ms
+            if max_mmacs is not None:
+                ok &= mm(a) <= max_mmacs
+            if max_mparams is not None:
+                ok &= mp(a) <= max_mparams
+            if memory is not None:
+                ok &= memory(a) <= max_memory_kb
+            return ok
+
+        if method == "constrained":
+            return constrained_evolution(space, goal, feasible, population, generations,
+                                         seed=seed, seeds=fastest)
+        if method == "regularized":
+            return regularized_evolution(space, goal, population * generations, feasible,
+                                         population, seed=seed, seeds=fastest)
+        return random_search(space, goal, population * generations, feasible, seed,
+                             seeds=fastest)
+
+    searches, rounds_done = [], []
+
+    def search(latency):
+        searches.append(run(latency))
+        return searches[-1]
+
+    if verify:
+        from lutfarm.search.verified import verified_search
+
+        answer, rounds_done = verified_search(
+            search, latency, space, _measurer(lut, device, db), budget_ms, rounds,
+            report=(lambda r: None) if as_json else _print_round)
+        best, objective_value = answer.arch, answer.objective
     else:
-        r = random_search(space, goal, budget, feasible, seed, seeds=fastest)
-    arch = np.array([r.arch])
-    result = {"arch": r.arch, "arch_str": "".join(map(str, r.arch)),
+        best, objective_value = search(latency).arch, searches[0].objective
+    r = searches[-1]
+    arch = np.array([best])
+    evaluations, wall_s = sum(x.evaluations for x in searches), sum(x.wall_s for x in searches)
+    result = {"arch": [int(v) for v in best], "arch_str": "".join(map(str, best)),
               "latency_ms": float(latency(arch)[0]), "objective": objective,
-              "objective_value": r.objective, "mmacs": float(mm(arch)[0]),
-              "mparams": float(mp(arch)[0]), "evaluations": r.evaluations,
-              "wall_s": r.wall_s, "evaluations_per_s": r.evaluations / max(r.wall_s, 1e-9),
+              "objective_value": objective_value, "mmacs": float(mm(arch)[0]),
+              "mparams": float(mp(arch)[0]), "evaluations": evaluations,
+              "wall_s": wall_s, "evaluations_per_s": evaluations / max(wall_s, 1e-9),
               "method": r.method, "budget_ms": budget_ms, "latency_model": latency_model,
               "lut": str(lut_path)}
     if accuracy is not None:
-        result.update(accuracy=r.objective, accuracy_source=accuracy.name)
+        result.update(accuracy=objective_value, accuracy_source=accuracy.name)
     if memory is not None:
         result.update(peak_memory_kb=float(memory(arch)[0]), max_memory_kb=max_memory_kb,
                       memory_method=lut.meta.get("memory_method"))
     if verify:
-        result["verified"] = _verify(lut, r.arch, budget_ms, device, db)
+        result["verified"] = {**_prices(lut, answer.arch), "measured_ms": answer.measured_ms,
+                              "predicted_ms": answer.predicted_ms,
+                              "within_budget": answer.within_budget,
+                              "measured_over_budget": answer.measured_ms / budget_ms,
+                              "rounds": [h.as_dict() for h in rounds_done]}
     if plot:
         from lutfarm.search.plots import pareto_plot
         cloud = np.concatenate([space.random(4000, np.random.default_rng(seed)),
@@ -151,16 +184,16 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
         click.echo(json.dumps(result))
     else:
         what = accuracy.name if accuracy is not None else f"{objective} (a capacity proxy)"
-        out.print(f"{result['arch_str']}  {result['latency_ms']:.4f} ms (budget {budget_ms:g}), "
-                  f"{what} {r.objective:.3f}; {r.evaluations} evaluations in "
-                  f"{r.wall_s:.2f} s ({result['evaluations_per_s']:,.0f}/s)"
+        out.print(f"{result['arch_str']}  {result['latency_ms']:.4f} ms (budget {budget_ms:g}, "
+                  f"{latency_model} latency), {what} {objective_value:.3f}; {evaluations} "
+                  f"evaluations in {wall_s:.2f} s ({result['evaluations_per_s']:,.0f}/s)"
                   + (f"; peak memory {result['peak_memory_kb']:.0f} KiB "
                      f"(limit {max_memory_kb:g})" if memory is not None else ""))
         if verify:
             v = result["verified"]
             out.print(f"measured on {device}: {v['measured_ms']:.4f} ms "
-                      f"(predicted {v['predicted_ms']:.4f}); budget "
-                      f"{'holds' if v['within_budget'] else '[red]broken'}")
+                      f"(predicted {v['predicted_ms']:.4f}), {v['measured_over_budget']:.1%} of "
+                      f"the budget, which {'holds' if v['within_budget'] else '[red]is broken'}")
 
 
 def _evolve_subnets(lut, space, budget_ms, objective, max_mmacs, max_memory_kb, method,
@@ -191,26 +224,43 @@ def _evolve_subnets(lut, space, budget_ms, objective, max_mmacs, max_memory_kb, 
               + (" [yellow]EMULATED timings" if r.get("emulated") else ""))
 
 
-def _verify(lut, arch, budget_ms, device_name, db) -> dict:
-    """Measure the winner end to end with the LUT's runtime configuration."""
+def _measurer(lut, device_name, db):
+    """arch -> measured ms: the whole network on the device, with the LUT's runtime
+    configuration (a network the store already has is not measured again)."""
     from lutfarm.profiler.campaign import CampaignSettings, run_campaign
     from lutfarm.profiler.devices import get_device
     from lutfarm.profiler.runtime_config import RuntimeConfig
     from lutfarm.profiler.store import Store, default_db_path
     from lutfarm.spaces import NetworkCase
 
-    runtime = RuntimeConfig.from_key(lut.runtime)
-    layout = lut.layout
-    case = NetworkCase(layout, tuple(arch))
-    with Store(db or default_db_path()) as store:
-        run_campaign(store, layout, get_device(device_name), runtime, CampaignSettings(cases=[case]))
-        measured = store.latest(device_name, runtime.key)[case.key].median_ms
+    runtime, layout = RuntimeConfig.from_key(lut.runtime), lut.layout
+    device = get_device(device_name)
+
+    def measure(arch) -> float:
+        case = NetworkCase(layout, tuple(int(v) for v in arch))
+        with Store(db or default_db_path()) as store:
+            run_campaign(store, layout, device, runtime, CampaignSettings(cases=[case]))
+            found = store.latest(device_name, runtime.key).get(case.key)
+            if found is None:
+                raise click.ClickException(
+                    f"{case.key} could not be measured on {device_name}: "
+                    f"{store.failures(device_name, runtime.key).get(case.key, 'see the log')}")
+            return found.median_ms
+    return measure
+
+
+def _prices(lut, arch) -> dict:
+    """The plain and overhead-corrected sums of one arch, beside what was measured."""
     table = LatencyTable(lut)
-    predicted = float(table.latency([arch])[0])
-    corrected = float(table.latency([arch], "overhead")[0]) \
-        if lut.overhead_ms is not None else predicted
-    return {"measured_ms": measured, "predicted_ms": predicted,
-            "overhead_corrected_ms": corrected, "within_budget": measured <= budget_ms}
+    plain = float(table.latency([arch])[0])
+    return {"plain_ms": plain, "overhead_corrected_ms": float(table.latency([arch], "overhead")[0])
+            if lut.overhead_ms is not None else plain}
+
+
+def _print_round(r) -> None:
+    out.print(f"round {r.round}: {''.join(map(str, r.arch))} predicted {r.predicted_ms:.4f} ms, "
+              f"measured {r.measured_ms:.4f} ms ({r.measured_ms / r.budget_ms:.1%} of the "
+              f"budget{'' if r.within_budget else ', [red]over'})")
 
 
 @search.command("target")

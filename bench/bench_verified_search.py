@@ -1,0 +1,93 @@
+"""Do verified winners hold their budget without wasting it? 20 budgets, two latency models.
+
+For each runtime (default: onnxruntime and litert, fp32, 1 thread, this machine): takes the
+store's LUT and its stored validation (run ``lutfarm lut validate`` first, or pass
+``--validate N`` to measure N networks now), spreads 20 budgets across the feasible range
+(the 5th to 95th percentile of random archs' corrected latency), and searches each budget
+twice through the CLI, every winner measured end to end:
+
+- baseline: ``--latency plain --verify`` (FBNet's plain LUT sum, one round);
+- new default: ``--verify --rounds 3`` (the corrected model, refitted on each measured winner).
+
+Prints, per runtime and model: share of verified winners within budget (goal ≥ 95 %), median
+measured / budget (goal ≥ 0.95) and the measurements each needed.
+
+Usage: python bench/bench_verified_search.py --db lutfarm.db [--runtimes onnxruntime,litert]
+       [--budgets 20] [--validate 0] [--generations 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from lutfarm.lut import LatencyTable, build_lut, save_lut
+from lutfarm.predictors.in_context import InContextCorrection
+from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.store import Store
+from lutfarm.search.space import fbnet_space
+
+
+def budgets(lut, n: int) -> list[float]:
+    table = LatencyTable(lut)
+    model = InContextCorrection.from_dict(lut.meta["validation"]["correction"])
+    archs = fbnet_space(table.layout).random(2000, np.random.default_rng(0))
+    return [float(b) for b in np.quantile(model.predict(table, archs), np.linspace(0.05, 0.95, n))]
+
+
+def search(lut_path: Path, db: Path, budget: float, generations: int, extra: list[str]) -> dict:
+    p = subprocess.run([sys.executable, "-m", "lutfarm", "search", "evolve", "--lut",
+                        str(lut_path), "--budget-ms", f"{budget:.5f}", "--generations",
+                        str(generations), "--db", str(db), "--verify", "--json", *extra],
+                       capture_output=True, text=True)
+    if p.returncode:
+        raise SystemExit(f"search failed: {p.stderr.strip().splitlines()[-1]}")
+    return json.loads(p.stdout)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--db", type=Path, default=Path("lutfarm.db"))
+    ap.add_argument("--runtimes", default="onnxruntime,litert")
+    ap.add_argument("--budgets", type=int, default=20)
+    ap.add_argument("--validate", type=int, default=0, help="validate with N networks first")
+    ap.add_argument("--generations", type=int, default=200)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-verified-"))
+    for name in args.runtimes.split(","):
+        runtime = RuntimeConfig(name)
+        if args.validate:
+            subprocess.run([sys.executable, "-m", "lutfarm", "lut", "validate", "--db",
+                            str(args.db), "--runtime", name, "--archs", str(args.validate),
+                            "--out", str(tmp), "--json"], check=True, stdout=subprocess.DEVNULL)
+        with Store(args.db) as store:
+            lut = build_lut(store, "local", runtime.key)
+        if not lut.meta.get("validation", {}).get("correction"):
+            raise SystemExit(f"{runtime.key}: the store has no validation with a correction; "
+                             f"run lutfarm lut validate --runtime {name} first (or --validate 60)")
+        path = save_lut(lut, tmp / f"{runtime.key}.csv")
+        rows = {"plain, 1 round": [], "corrected, ≤ 3 rounds": []}
+        for i, b in enumerate(budgets(lut, args.budgets)):
+            for label, extra in (("plain, 1 round", ["--latency", "plain"]),
+                                 ("corrected, ≤ 3 rounds", ["--rounds", "3"])):
+                v = search(path, args.db, b, args.generations, extra)["verified"]
+                rows[label].append((v["measured_ms"] / b, len(v.get("rounds", [1]))))
+                print(f"  {runtime.key} budget {i + 1:2d} {b:.4f} ms, {label}: measured "
+                      f"{v['measured_ms']:.4f} ms = {v['measured_ms'] / b:.3f} of the budget",
+                      flush=True)
+        print(f"{runtime.key}: {args.budgets} budgets (5th-95th percentile of random archs)")
+        for label, r in rows.items():
+            ratio = np.array([x for x, _ in r])
+            print(f"  {label:<22} within budget {np.mean(ratio <= 1):5.0%}   median measured/"
+                  f"budget {np.median(ratio):.3f}   (min {ratio.min():.3f}, max "
+                  f"{ratio.max():.3f})   measurements {sum(n for _, n in r)}")
+
+
+if __name__ == "__main__":
+    main()
