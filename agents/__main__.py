@@ -18,7 +18,7 @@ from lutfarm_agent.context import SYS, cool_down, fingerprint, moment
 from lutfarm_agent.memory import RSSPeak
 from lutfarm_agent.protocol import emit, event_stream, one_line, read_job
 from lutfarm_agent.runtimes import RUNTIMES, RuntimeMissing, RuntimeUnavailable, get_runtime
-from lutfarm_agent.timing import TimingSettings, time_callable
+from lutfarm_agent.timing import TimingSettings, time_callable, time_interleaved
 
 
 def _sha256(path: str) -> str:
@@ -29,8 +29,8 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def measure_case(runtime, case: dict, settings: dict, timing: TimingSettings) -> dict:
-    """Time one model; returns the result event's fields."""
+def _load(runtime, case: dict, settings: dict) -> tuple:
+    """Check and load one model, run it once: (loaded, init_ms, first_ms, memory)."""
     path = case["model"]
     if not os.path.exists(path):
         raise FileNotFoundError("model file missing on the device: " + path)
@@ -46,6 +46,23 @@ def measure_case(runtime, case: dict, settings: dict, timing: TimingSettings) ->
     loaded.run()
     first_ms = (time.perf_counter() - t0) * 1000
     memory = loaded.memory or {"peak_bytes": rss.peak_growth(), "method": rss.method}
+    return loaded, init_ms, first_ms, memory
+
+
+def _fields(loaded, res, init_ms: float, first_ms: float, memory: dict, before: dict,
+            after: dict, **extra) -> dict:
+    """A result event's fields."""
+    return dict({"status": "ok", "init_ms": init_ms, "first_ms": first_ms, "batch": res.batch,
+                 "attempts": res.attempts, "converged": res.converged,
+                 "warmup_calls": res.warmup_calls, "sampling_s": res.sampling_s,
+                 "stats": res.stats, "samples_ms": res.samples_ms, "inputs": loaded.inputs,
+                 "moment": after, "moment_start": before, "memory": memory,
+                 "details": loaded.details or {}}, **extra)
+
+
+def measure_case(runtime, case: dict, settings: dict, timing: TimingSettings) -> dict:
+    """Time one model; returns the result event's fields."""
+    loaded, init_ms, first_ms, memory = _load(runtime, case, settings)
     sys_root = settings.get("sysfs_root") or SYS
     cooled = 0.0
     if settings.get("cooldown_c"):     # a board that heats up: start every case cool
@@ -60,12 +77,33 @@ def measure_case(runtime, case: dict, settings: dict, timing: TimingSettings) ->
         if not throttled or retimed:    # the clock moved while timing: once more, then flag
             break
         retimed = True
-    return {"status": "ok", "init_ms": init_ms, "first_ms": first_ms, "batch": res.batch,
-            "attempts": res.attempts, "converged": res.converged,
-            "warmup_calls": res.warmup_calls, "sampling_s": res.sampling_s, "stats": res.stats,
-            "samples_ms": res.samples_ms, "inputs": loaded.inputs, "moment": after,
-            "moment_start": before, "cooldown_s": cooled, "retimed": retimed,
-            "throttled": throttled, "memory": memory, "details": loaded.details or {}}
+    return _fields(loaded, res, init_ms, first_ms, memory, before, after, cooldown_s=cooled,
+                   retimed=retimed, throttled=throttled)
+
+
+def measure_group(runtime, cases: list, settings: dict, timing: TimingSettings) -> list:
+    """Time the job's models sample by sample in turn (``time_interleaved``): (key, fields)
+    per case, in order; a model that cannot load fails alone."""
+    out, ready = {}, []
+    for case in cases:
+        try:
+            ready.append((case["key"], _load(runtime, case, settings)))
+        except Exception as exc:
+            out[case["key"]] = _failed(exc)
+    sys_root = settings.get("sysfs_root") or SYS
+    before = moment(sys_root)
+    results = time_interleaved([r[0].run for _, r in ready], timing,
+                               [r[0].clock or time.perf_counter for _, r in ready])
+    after = moment(sys_root)
+    throttled = before["freq_khz"] != after["freq_khz"]
+    for (key, (loaded, init_ms, first_ms, memory)), res in zip(ready, results):
+        out[key] = _fields(loaded, res, init_ms, first_ms, memory, before, after,
+                           throttled=throttled, interleaved=len(ready))
+    return [(c["key"], out[c["key"]]) for c in cases]
+
+
+def _failed(exc: BaseException) -> dict:
+    return {"status": "failed", "error": f"{type(exc).__name__}: {one_line(exc)}"}
 
 
 def run_job(job: dict, out) -> int:
@@ -89,12 +127,17 @@ def run_job(job: dict, out) -> int:
         context = dict(fingerprint(info, settings.get("sysfs_root") or SYS), **context)
         emit(out, "hello", job_id=job.get("job_id"), agent_version=AGENT_VERSION,
              pid=os.getpid(), context=context)
-        for case in job["cases"]:
+        if job.get("interleave"):
+            for key, fields in measure_group(runtime, job["cases"], settings, timing):
+                measured += fields["status"] == "ok"
+                failed += fields["status"] != "ok"
+                emit(out, "result", key=key, **fields)
+        for case in [] if job.get("interleave") else job["cases"]:
             try:
                 fields = measure_case(runtime, case, settings, timing)
                 measured += 1
             except Exception as exc:  # one bad model must not stop the job; report it by name
-                fields = {"status": "failed", "error": f"{type(exc).__name__}: {one_line(exc)}"}
+                fields = _failed(exc)
                 failed += 1
             emit(out, "result", key=case["key"], **fields)
     finally:

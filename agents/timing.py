@@ -110,10 +110,10 @@ def _time_batch(fn: Callable[[], object], batch: int, clock: Callable[[], float]
     return clock() - t0
 
 
-def time_once(fn: Callable[[], object], settings: TimingSettings,
-              clock: Callable[[], float] = time.perf_counter) -> TimingResult:
-    """Warm up, size the batch, then sample until the stop rule holds."""
-    # Warm-up doubles as batch calibration: grow the batch until one batch lasts min_sample_s.
+def _warm_up(fn: Callable[[], object], settings: TimingSettings,
+             clock: Callable[[], float]) -> tuple[int, int]:
+    """Warm up; doubles as batch calibration: grow the batch until one batch lasts
+    min_sample_s. Returns (batch, calls made)."""
     batch, calls, start = 1, 0, clock()
     while True:
         dt = _time_batch(fn, batch, clock)
@@ -123,8 +123,20 @@ def time_once(fn: Callable[[], object], settings: TimingSettings,
             batch = max(batch * 2, int(math.ceil(batch * min(grow, 64))))
             continue
         if calls >= settings.warmup_runs and clock() - start >= settings.warmup_s:
-            break
+            return batch, calls
 
+
+def _done(ordered: list[float], sampling: float, settings: TimingSettings) -> bool:
+    """The CI stop rule: enough samples, and the median's CI within the target."""
+    return (len(ordered) >= settings.min_runs and sampling >= settings.min_s
+            and settings.target_rel_ci > 0
+            and _rel_ci(ordered, settings.confidence) <= settings.target_rel_ci)
+
+
+def time_once(fn: Callable[[], object], settings: TimingSettings,
+              clock: Callable[[], float] = time.perf_counter) -> TimingResult:
+    """Warm up, size the batch, then sample until the stop rule holds."""
+    batch, calls = _warm_up(fn, settings, clock)
     samples: list[float] = []
     ordered: list[float] = []      # kept sorted as samples arrive: the CI is a lookup, not a sort
     sampling, converged = 0.0, False
@@ -133,13 +145,11 @@ def time_once(fn: Callable[[], object], settings: TimingSettings,
         sampling += dt
         samples.append(dt * 1000.0 / batch)
         bisect.insort(ordered, samples[-1])
-        if len(samples) < settings.min_runs or sampling < settings.min_s:
-            continue
         # Every sample is a chance to stop: a case takes only the samples its spread needs.
-        if settings.target_rel_ci > 0 and _rel_ci(ordered, settings.confidence) <= settings.target_rel_ci:
+        if _done(ordered, sampling, settings):
             converged = True
             break
-        if sampling >= settings.max_s:
+        if sampling >= settings.max_s and len(samples) >= settings.min_runs:
             break
     return TimingResult(samples, batch, calls, sampling, converged,
                         stats=summarize(samples, settings.confidence))
@@ -168,3 +178,28 @@ def time_callable(fn: Callable[[], object], settings: TimingSettings,
     best.attempts = attempts
     best.sampling_s = sampling  # every timed attempt counts towards the time spent timing
     return best
+
+
+def time_interleaved(fns: list, settings: TimingSettings, clocks: list = None) -> list:
+    """Time several models sample by sample in turn (A B C A B C …), until every one meets
+    the stop rule or ``max_s`` of sampling per model is spent: all of them see the same
+    moments of the machine, so their ratios hold on a machine whose speed wanders (a
+    network against its blocks). ``clocks``: one per function (an MCU times itself), default
+    the host's. One TimingResult per function, in order."""
+    clocks = clocks or [time.perf_counter] * len(fns)
+    warm = [_warm_up(fn, settings, clock) for fn, clock in zip(fns, clocks)]
+    samples = [[] for _ in fns]
+    ordered = [[] for _ in fns]
+    sampling = [0.0] * len(fns)
+    while True:
+        for i, fn in enumerate(fns):
+            batch = warm[i][0]
+            dt = _time_batch(fn, batch, clocks[i])
+            sampling[i] += dt
+            samples[i].append(dt * 1000.0 / batch)
+            bisect.insort(ordered[i], samples[i][-1])
+        done = [_done(o, t, settings) for o, t in zip(ordered, sampling)]
+        if all(done) or (max(sampling) >= settings.max_s
+                         and len(samples[0]) >= settings.min_runs):
+            return [TimingResult(s, b, calls, t, ok, stats=summarize(s, settings.confidence))
+                    for s, (b, calls), t, ok in zip(samples, warm, sampling, done)]

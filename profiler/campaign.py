@@ -48,7 +48,9 @@ class CampaignSettings:
     """Everything about a campaign except what it measures (store, layout, devices, runtime).
 
     ``cases`` replaces the layout's own cases (e.g. whole networks for validation); ``fresh``
-    measures them again even where the store has them (repeatability)."""
+    measures them again even where the store has them (repeatability); ``interleave`` sends
+    them to a device as one job that times them sample by sample in turn (a network and its
+    blocks, compared on a machine whose speed wanders)."""
 
     timing: TimingSettings | None = None
     cache: ModelCache | None = None        # None: the default cache directory
@@ -61,6 +63,7 @@ class CampaignSettings:
     export_workers: int | None = None      # TFLite export processes (None: one per CPU)
     priority: int = 0                      # shared store: higher-priority cases are taken first
     owner: str | None = None               # who asked (default user@host)
+    interleave: bool = False               # one job per device, its cases timed in turn
 
     def __post_init__(self) -> None:   # None means "the default", as everywhere in the API
         self.timing = self.timing or TimingSettings()
@@ -201,7 +204,7 @@ def _plan_kind(store: Store, layout: FBNetLayout, kind: str, devices: list[Devic
     else:
         queue = WorkQueue(list(todo))
     work = KindWork(kind, len(devices), runtime, s.timing, s.farm, queue, recorder,
-                    {**who, "campaign": f"{cid}"})
+                    {**who, "campaign": f"{cid}"}, interleave=s.interleave)
     if done and todo:
         _pick_references(store, work)
     return work, todo

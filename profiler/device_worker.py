@@ -67,6 +67,7 @@ class KindWork:
     models: dict[str, ExportedModel] = field(default_factory=dict)
     references: dict[str, float] = field(default_factory=dict)   # drift guard: key -> ms
     reference_context: dict = field(default_factory=dict)
+    interleave: bool = False       # all cases in one job, timed sample by sample in turn
 
     def alive(self) -> int:
         return max(1, self.devices - self.recorder.devices_given_up())
@@ -76,6 +77,8 @@ class KindWork:
         chunk's uploads overlap a job, and the queue's tail splits finely). A device's first
         job is ``FIRST_CHUNK`` cases: it starts once they are uploaded, not a whole chunk."""
         pending = self.queue.pending()
+        if self.interleave:        # the cases are compared with each other: one job
+            return max(1, pending)
         size = max(1, min(16, math.ceil(pending / (4 * self.alive()))))
         return min(size, FIRST_CHUNK) if first else size
 
@@ -184,7 +187,7 @@ class DeviceWorker:
         return {"job_id": f"c{work.recorder.summary.campaign_id}-{device.name}{suffix}",
                 "runtime": dict(runtime.agent_settings(device.affinity),
                                 **device.runtime_settings()),
-                "timing": work.timing.to_dict(),
+                "timing": work.timing.to_dict(), "interleave": work.interleave,
                 "cases": [{"key": k, "model": self.transport.model_path(work.models[k]),
                            "sha256": work.models[k].sha256} for k in keys]}
 
@@ -237,8 +240,9 @@ class DeviceWorker:
             self.transport.prepare([work.models[k] for k in chunk])
             ahead.start()
             context_id = None
-            for event in self.transport.run_job(self._job(chunk),
-                                                work.farm.case_timeout(work.timing)):
+            # an interleaved job reports when all its cases are timed: its timeout is theirs
+            timeout = work.farm.case_timeout(work.timing) * (len(chunk) if work.interleave else 1)
+            for event in self.transport.run_job(self._job(chunk), timeout):
                 kind = event["event"]
                 if kind == "fatal":
                     raise CampaignError(f"device {device.name}: {event['error']}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from lutfarm.profiler.campaign import CampaignSettings, plan_cases, run_farm
+from lutfarm.profiler.campaign import CampaignSettings, run_farm
 from lutfarm.profiler.devices import Device
 from lutfarm.profiler.export import ModelCache
 from lutfarm.profiler.runtime_config import RuntimeConfig
@@ -59,9 +59,8 @@ def measure_networks(store: Store, layout: FBNetLayout, archs: list[tuple[int, .
 
 @dataclass
 class InterleavedNetworks(MeasuredNetworks):
-    """Networks measured in small groups, each group in one campaign with every block its
-    networks use (the networks in the middle): ``rounds[k]`` holds the block medians (key ->
-    ms) timed next to group ``k``."""
+    """Networks measured in small groups, each group interleaved with every block its networks
+    use: ``rounds[k]`` holds the block medians (key -> ms) timed with group ``k``."""
 
     rounds: list[dict[str, float]] = field(default_factory=list)
     group: dict[tuple[int, ...], int] = field(default_factory=dict)
@@ -71,13 +70,13 @@ def measure_interleaved(store: Store, layout: FBNetLayout, archs: list[tuple[int
                         devices: list[Device], runtime: RuntimeConfig,
                         settings: CampaignSettings | None = None, every: int = 1,
                         extra: list = (), target: str | None = None) -> InterleavedNetworks:
-    """Each group of ``every`` networks is timed between the blocks it uses, all afresh, within
-    seconds of each other: on a shared or throttling machine, whose speed wanders by tens of
-    per cent over minutes, a network and the block costs it is compared with then come from
-    the same moment."""
+    """Each group of ``every`` networks is timed with the blocks it uses, all afresh, sample by
+    sample in turn on one device (network, block, block, …, network, …): on a shared or
+    throttling machine, whose speed wanders by tens of per cent within seconds, a network and
+    the block costs it is compared with then come from the same moments."""
     if every < 1:
         raise ValueError(f"every must be at least 1 network per group, got {every}")
-    settings = replace(settings or CampaignSettings(), fresh=True)
+    settings = replace(settings or CampaignSettings(), fresh=True, interleave=True)
     target = target or devices[0].kind
     nets = [NetworkCase(layout, tuple(a)) for a in archs]
     # convert every network up front, in parallel workers: the groups then hit the cache
@@ -89,9 +88,8 @@ def measure_interleaved(store: Store, layout: FBNetLayout, archs: list[tuple[int
         blocks = list({c.key: c for a in group for c in
                        [layout.overhead_case(), *layout.arch_cases(a)]}.values())
         last = k + every >= len(archs)
-        half = len(blocks) // 2
-        summaries = run_farm(store, layout, devices, runtime, replace(
-            settings, cases=blocks[:half] + cases + blocks[half:] + (list(extra) if last else [])))
+        summaries = run_farm(store, layout, devices[:1], runtime, replace(
+            settings, cases=cases + blocks + (list(extra) if last else [])))
         # this campaign's measurements only: an older one never stands in for a failed one
         found = {m.case_key: m for s in summaries
                  for m in store.iter_measurements(campaign_id=s.campaign_id) if m.status == "ok"}

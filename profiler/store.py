@@ -139,6 +139,7 @@ class Measurement:
                        "moment_start": event.get("moment_start"),
                        "cooldown_s": event.get("cooldown_s"), "retimed": event.get("retimed"),
                        "throttled": event.get("throttled"),
+                       "interleaved": event.get("interleaved"),
                        "warmup_calls": event.get("warmup_calls"),
                        "details": event.get("details") or {}}
             memory = event.get("memory") or {}

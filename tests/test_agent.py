@@ -339,3 +339,21 @@ def test_clocks_go_through_sudo_when_sudoers_allows_it_and_are_refused_when_not(
         assert _cpufreq(sys_root, "scaling_governor") == "ondemand"       # given back
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_an_interleaved_job_times_its_cases_in_turn_and_a_bad_one_fails_alone(cache, tmp_path):
+    cases = [CIFAR.overhead_case(), CIFAR.layer_slots()[5].case(3), CIFAR.layer_slots()[9].case(7)]
+    job = job_for(cases, cache)
+    job["interleave"] = True
+    job["cases"].append({"key": "missing", "model": str(tmp_path / "nope.onnx")})
+    code, events, _ = run_agent(job)
+    assert code == 0
+    results = [e for e in events if e["event"] == "result"]
+    assert [r["key"] for r in results] == [c.key for c in cases] + ["missing"]
+    ok = results[:3]
+    assert all(r["status"] == "ok" and r["interleaved"] == 3 for r in ok)
+    # one sample of each per turn: every case has the same number of samples
+    assert len({r["stats"]["count"] for r in ok}) == 1 and ok[0]["stats"]["count"] >= FAST.min_runs
+    assert ok[0]["stats"]["median"] < ok[1]["stats"]["median"]
+    assert "missing on the device" in results[3]["error"]
+    assert events[-1] == {"event": "done", "measured": 3, "failed": 1}

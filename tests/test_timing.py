@@ -104,3 +104,28 @@ def test_in_fixed_time_mode_a_suspicious_spread_is_timed_again():
     s = TimingSettings(min_s=0.02, max_s=0.02, target_rel_ci=0.0, min_sample_s=0.0, retries=2)
     r = time_callable(clock.work, s, clock)
     assert r.attempts == 3 and r.sampling_s > 3 * 0.02
+
+
+def test_interleaved_timing_gives_every_model_the_same_moments_of_a_wandering_machine():
+    """The machine runs at full speed, then at half speed: timed one after the other, two
+    models' ratio is off by 2x; timed sample by sample in turn, it holds."""
+    from lutfarm_agent.timing import time_interleaved
+    now = [0.0]
+    slow = lambda: 2.0 if now[0] > 0.05 else 1.0       # noqa: E731
+
+    def model(ms):
+        def run():
+            now[0] += ms * 1e-3 * slow()
+        return run
+
+    def clock():
+        return now[0]
+
+    s = TimingSettings(warmup_runs=1, warmup_s=0.0, min_runs=20, min_s=0.05, max_s=1.0,
+                       min_sample_s=0.0)
+    a, b = time_once(model(1.0), s, clock), time_once(model(0.5), s, clock)
+    assert a.stats["median"] / b.stats["median"] == pytest.approx(1.0)   # 2 / 1: the drift
+    now[0] = 0.0
+    ra, rb = time_interleaved([model(1.0), model(0.5)], s, [clock, clock])
+    assert ra.stats["median"] / rb.stats["median"] == pytest.approx(2.0)
+    assert ra.stats["count"] == rb.stats["count"] >= 20 and ra.converged and rb.converged

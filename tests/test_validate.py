@@ -134,10 +134,10 @@ def test_interleaved_validation_compares_each_network_with_its_blocks_timed_next
         timed_with = by_campaign[net.campaign_id]
         groups.append(net.campaign_id)
         cases = layout.arch_cases(arch)
-        # its blocks were timed again in its own campaign, around it …
+        # its blocks were timed again in its own campaign, sample by sample in turn with it …
         assert all(c.key in timed_with for c in cases)
-        ids = sorted(m.id for m in timed_with.values())
-        assert ids[0] < net.id < ids[-1]
+        assert net.extra["interleaved"] == len(timed_with) and all(
+            m.extra["interleaved"] == len(timed_with) for m in timed_with.values())
         # … and it is priced with those times, not with the LUT measured before
         assert row["plain_ms"] == pytest.approx(sum(timed_with[c.key].median_ms for c in cases))
     assert sorted(groups.count(g) for g in set(groups)) == [2, 4, 4]
