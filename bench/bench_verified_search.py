@@ -36,7 +36,7 @@ from lutfarm.search.space import fbnet_space
 
 def budgets(lut, n: int) -> list[float]:
     table = LatencyTable(lut)
-    model = InContextCorrection.from_dict(lut.meta["validation"]["correction"])
+    model = InContextCorrection.from_dict(lut.meta["validation"]["correction"], table)
     archs = fbnet_space(table.layout).random(2000, np.random.default_rng(0))
     return [float(b) for b in np.quantile(model.predict(table, archs), np.linspace(0.05, 0.95, n))]
 

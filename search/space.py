@@ -137,7 +137,7 @@ def lut_latency(table, model: str = "plain"):
             raise LUTError("the LUT carries no in-context correction: validate it (lutfarm lut "
                            "validate), export it again (lutfarm lut export), or search with "
                            "--latency plain")
-        return CorrectedLatency(table, InContextCorrection.from_dict(stored),
+        return CorrectedLatency(table, InContextCorrection.from_dict(stored, table),
                                 f"{table.lut.device} ms")
     return LatencyMetric(table, model, f"{table.lut.device} ms")
 
