@@ -7,6 +7,7 @@ store's LUT and its stored validation (run ``lutfarm lut validate`` first, or pa
 twice through the CLI, every winner measured end to end:
 
 - baseline: ``--latency plain --verify`` (FBNet's plain LUT sum, one round);
+- the corrected model alone: ``--latency corrected --verify`` (one round);
 - new default: ``--verify --rounds 3`` (the corrected model, refitted on each measured winner).
 
 Prints, per runtime and model: share of verified winners within budget (goal ≥ 95 %), median
@@ -72,10 +73,12 @@ def main() -> None:
             raise SystemExit(f"{runtime.key}: the store has no validation with a correction; "
                              f"run lutfarm lut validate --runtime {name} first (or --validate 60)")
         path = save_lut(lut, tmp / f"{runtime.key}.csv")
-        rows = {"plain, 1 round": [], "corrected, ≤ 3 rounds": []}
+        models = (("plain, 1 round", ["--latency", "plain"]),
+                  ("corrected, 1 round", ["--latency", "corrected"]),
+                  ("corrected, ≤ 3 rounds", ["--rounds", "3"]))
+        rows = {label: [] for label, _ in models}
         for i, b in enumerate(budgets(lut, args.budgets)):
-            for label, extra in (("plain, 1 round", ["--latency", "plain"]),
-                                 ("corrected, ≤ 3 rounds", ["--rounds", "3"])):
+            for label, extra in models:
                 v = search(path, args.db, b, args.generations, extra)["verified"]
                 rows[label].append((v["measured_ms"] / b, len(v.get("rounds", [1]))))
                 print(f"  {runtime.key} budget {i + 1:2d} {b:.4f} ms, {label}: measured "

@@ -86,14 +86,21 @@ def test_fusion_rule(cifar):
     assert rows[0]["saving_ms"] == pytest.approx(0.9) and rows[1]["saving_ms"] == pytest.approx(0.1)
 
 
-def test_validation_measures_networks_once_and_is_stored_with_the_lut(tmp_path, measured_db,
-                                                                      cache):
+def _validated(tmp_path, measured_db, cache, n, seed, every):
+    """A copy of the measured store, its LUT, and a validation of ``n`` networks on it."""
     db = tmp_path / "v.db"
     db.write_bytes(measured_db.read_bytes())
-    with Store(db) as store:
-        lut = build_lut(store, "local", RT.key)
-        report = run_validation(store, lut, [LOCAL], RT, 12,
-                                CampaignSettings(timing=FAST, cache=cache), seed=2, every=0)
+    store = Store(db)
+    lut = build_lut(store, "local", RT.key)
+    return store, lut, run_validation(store, lut, [LOCAL], RT, n,
+                                      CampaignSettings(timing=FAST, cache=cache), seed=seed,
+                                      every=every)
+
+
+def test_validation_measures_networks_once_and_is_stored_with_the_lut(tmp_path, measured_db,
+                                                                      cache):
+    store, lut, report = _validated(tmp_path, measured_db, cache, 12, seed=2, every=0)
+    with store:
         assert report.n == 12 and report.n_train == 6
         frame = report.to_frame()
         assert len(frame) == 12 and (frame["split"] == "train").sum() == 6
@@ -113,12 +120,8 @@ def test_validation_measures_networks_once_and_is_stored_with_the_lut(tmp_path, 
 
 def test_interleaved_validation_compares_each_network_with_its_blocks_timed_next_to_it(
         tmp_path, measured_db, cache):
-    db = tmp_path / "v.db"
-    db.write_bytes(measured_db.read_bytes())
-    with Store(db) as store:
-        lut = build_lut(store, "local", RT.key)
-        report = run_validation(store, lut, [LOCAL], RT, 10,
-                                CampaignSettings(timing=FAST, cache=cache), seed=4, every=4)
+    store, lut, report = _validated(tmp_path, measured_db, cache, 10, seed=4, every=4)
+    with store:
         measurements = list(store.iter_measurements("local", RT.key))
     layout = lut.layout
     nets = {m.case_key: m for m in measurements if m.case_key.startswith("FBNet_")}
