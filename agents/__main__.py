@@ -127,12 +127,16 @@ def run_job(job: dict, out) -> int:
         context = dict(fingerprint(info, settings.get("sysfs_root") or SYS), **context)
         emit(out, "hello", job_id=job.get("job_id"), agent_version=AGENT_VERSION,
              pid=os.getpid(), context=context)
-        if job.get("interleave"):
+        # sample by sample in turn needs one thread: with more, every loaded session's
+        # spinning thread pool steals the cores from the one being timed (ONNX Runtime, 2
+        # threads: networks 9x slower than their blocks); those cases go one after another
+        interleave = job.get("interleave") and int(settings.get("threads") or 1) == 1
+        if interleave:
             for key, fields in measure_group(runtime, job["cases"], settings, timing):
                 measured += fields["status"] == "ok"
                 failed += fields["status"] != "ok"
                 emit(out, "result", key=key, **fields)
-        for case in [] if job.get("interleave") else job["cases"]:
+        for case in [] if interleave else job["cases"]:
             try:
                 fields = measure_case(runtime, case, settings, timing)
                 measured += 1

@@ -69,6 +69,7 @@ class ValidationReport:
     correction: dict = field(default_factory=dict)   # InContextCorrection.to_dict(): for search
     block_rounds: list[float] = field(default_factory=list)   # block speed per group vs the LUT
     memory: dict = field(default_factory=dict)   # TFLite-Micro: per-layer peak vs network arena
+    interleaved: str | None = None   # "samples": in turn; "cases": one after another; None
 
     def summary(self) -> dict:
         """The ``--json`` form: metrics on the held-out archs."""
@@ -77,7 +78,7 @@ class ValidationReport:
                 "plain": self.plain, "overhead": self.overhead, "corrected": self.corrected,
                 "plain_all_archs": self.plain_all, "ridge_alpha": self.alpha,
                 "in_context_factors": self.factors, "correction": self.correction,
-                "interleaved": bool(self.block_rounds), "block_rounds": self.block_rounds,
+                "interleaved": self.interleaved, "block_rounds": self.block_rounds,
                 "memory": self.memory}
 
     def as_dict(self) -> dict:
@@ -196,6 +197,8 @@ def run_validation(store, lut, devices, runtime, n: int, settings=None, seed: in
                       train_fraction, seed)
     if every:
         report.block_rounds = round_speeds(measured.rounds, lut.latency_ms)
+        # the agent interleaves samples of one-thread runtimes only (see lutfarm_agent)
+        report.interleaved = "samples" if runtime.threads == 1 else "cases"
     if measured.arena_bytes:
         report.memory = arena_check(lut, measured.arena_bytes)
     if fusion:

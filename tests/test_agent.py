@@ -357,3 +357,13 @@ def test_an_interleaved_job_times_its_cases_in_turn_and_a_bad_one_fails_alone(ca
     assert ok[0]["stats"]["median"] < ok[1]["stats"]["median"]
     assert "missing on the device" in results[3]["error"]
     assert events[-1] == {"event": "done", "measured": 3, "failed": 1}
+
+
+def test_an_interleaved_job_with_two_threads_times_its_cases_one_after_another(cache):
+    """Each loaded session's spinning thread pool would steal the cores from the one timed."""
+    job = job_for([CIFAR.overhead_case(), CIFAR.layer_slots()[5].case(3)], cache, threads=2)
+    job["interleave"] = True
+    code, events, _ = run_agent(job)
+    results = [e for e in events if e["event"] == "result"]
+    assert code == 0 and len(results) == 2
+    assert all(r["status"] == "ok" and "interleaved" not in r for r in results)

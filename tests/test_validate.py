@@ -144,7 +144,7 @@ def test_interleaved_validation_compares_each_network_with_its_blocks_timed_next
         # … and it is priced with those times, not with the LUT measured before
         assert row["plain_ms"] == pytest.approx(sum(timed_with[c.key].median_ms for c in cases))
     assert sorted(groups.count(g) for g in set(groups)) == [2, 4, 4]
-    assert report.summary()["interleaved"] and len(report.correction["train"]) == 5
+    assert report.summary()["interleaved"] == "samples" and len(report.correction["train"]) == 5
 
 
 def test_cli_validate_writes_plot_csv_and_json(tmp_path, measured_db, cache_dir):
