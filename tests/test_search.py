@@ -430,7 +430,7 @@ def test_verified_search_learns_from_each_measured_winner_until_one_holds_its_bu
 
     def measure(arch):
         measured.append(tuple(arch))
-        return float(truth(np.array([arch]))[0])
+        return float(truth(np.array([arch]))[0]), 1.0
 
     def search(latency):
         return constrained_evolution(space, mm, lambda a: latency(a) <= budget, 40, 40, seed=1)
@@ -485,5 +485,7 @@ def test_cli_verified_search_on_the_corrected_model(tmp_path, measured_db, cache
         assert r["predicted_ms"] <= budget * (1 + 1e-6) or r["round"] > 1
     chosen = next(r for r in v["rounds"] if r["arch"] == out["arch"])
     assert v["measured_ms"] == chosen["measured_ms"]
-    assert v["within_budget"] == (v["measured_ms"] <= budget) and \
-        (v["within_budget"] or not any(r["within_budget"] for r in v["rounds"]))
+    assert v["within_budget"] == (v["measured_ms"] <= budget)
+    # judged at the LUT's speed: the measurement over the speed its blocks ran at just then
+    assert v["speed"] > 0 and v["at_lut_speed_ms"] == pytest.approx(v["measured_ms"] / v["speed"])
+    assert v["holds_at_lut_speed"] or not any(r["holds_at_lut_speed"] for r in v["rounds"])

@@ -168,10 +168,7 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
         result.update(peak_memory_kb=float(memory(arch)[0]), max_memory_kb=max_memory_kb,
                       memory_method=lut.meta.get("memory_method"))
     if verify:
-        result["verified"] = {**_prices(lut, answer.arch), "measured_ms": answer.measured_ms,
-                              "predicted_ms": answer.predicted_ms,
-                              "within_budget": answer.within_budget,
-                              "measured_over_budget": answer.measured_ms / budget_ms,
+        result["verified"] = {**_prices(lut, answer.arch), **answer.as_dict(),
                               "rounds": [h.as_dict() for h in rounds_done]}
     if plot:
         from lutfarm.search.plots import pareto_plot
@@ -191,9 +188,11 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
                      f"(limit {max_memory_kb:g})" if memory is not None else ""))
         if verify:
             v = result["verified"]
-            out.print(f"measured on {device}: {v['measured_ms']:.4f} ms "
-                      f"(predicted {v['predicted_ms']:.4f}), {v['measured_over_budget']:.1%} of "
-                      f"the budget, which {'holds' if v['within_budget'] else '[red]is broken'}")
+            out.print(f"measured on {device}: {v['measured_ms']:.4f} ms, its blocks at "
+                      f"{v['speed']:.2f}× their LUT time: {v['at_lut_speed_ms']:.4f} ms at the "
+                      f"LUT's speed (predicted {v['predicted_ms']:.4f}), "
+                      f"{v['at_lut_speed_over_budget']:.1%} of the budget, which "
+                      f"{'holds' if v['holds_at_lut_speed'] else '[red]is broken'}")
 
 
 def _evolve_subnets(lut, space, budget_ms, objective, max_mmacs, max_memory_kb, method,
@@ -225,10 +224,10 @@ def _evolve_subnets(lut, space, budget_ms, objective, max_mmacs, max_memory_kb, 
 
 
 def _measurer(lut, device_name, db):
-    """arch -> measured ms: the whole network on the device, with the LUT's runtime
-    configuration (a network the store already has is not measured again)."""
-    from lutfarm.profiler.campaign import CampaignSettings, run_campaign
+    """arch -> (measured ms, speed): the whole network on the device with the LUT's runtime
+    configuration, timed with its blocks; speed = their time now / in the LUT."""
     from lutfarm.profiler.devices import get_device
+    from lutfarm.profiler.networks import measure_interleaved
     from lutfarm.profiler.runtime_config import RuntimeConfig
     from lutfarm.profiler.store import Store, default_db_path
     from lutfarm.spaces import NetworkCase
@@ -236,16 +235,19 @@ def _measurer(lut, device_name, db):
     runtime, layout = RuntimeConfig.from_key(lut.runtime), lut.layout
     device = get_device(device_name)
 
-    def measure(arch) -> float:
-        case = NetworkCase(layout, tuple(int(v) for v in arch))
+    def measure(arch) -> tuple[float, float]:
+        arch = tuple(int(v) for v in arch)
         with Store(db or default_db_path()) as store:
-            run_campaign(store, layout, device, runtime, CampaignSettings(cases=[case]))
-            found = store.latest(device_name, runtime.key).get(case.key)
-            if found is None:
-                raise click.ClickException(
-                    f"{case.key} could not be measured on {device_name}: "
-                    f"{store.failures(device_name, runtime.key).get(case.key, 'see the log')}")
-            return found.median_ms
+            got = measure_interleaved(store, layout, [arch], [device], runtime,
+                                      target=device_name)
+        if arch not in got.networks:
+            raise click.ClickException(f"{NetworkCase(layout, arch).key} could not be measured "
+                                       f"on {device_name}: {got.why_failed()}")
+        keys = [c.key for c in layout.arch_cases(arch)]
+        now = got.rounds[0]
+        speed = sum(now[k] for k in keys) / sum(lut.latency_ms[k] for k in keys) \
+            if all(k in now for k in keys) else 1.0
+        return got.networks[arch], speed
     return measure
 
 
@@ -259,8 +261,10 @@ def _prices(lut, arch) -> dict:
 
 def _print_round(r) -> None:
     out.print(f"round {r.round}: {''.join(map(str, r.arch))} predicted {r.predicted_ms:.4f} ms, "
-              f"measured {r.measured_ms:.4f} ms ({r.measured_ms / r.budget_ms:.1%} of the "
-              f"budget{'' if r.within_budget else ', [red]over'})")
+              f"measured {r.measured_ms:.4f} ms with its blocks at {r.speed:.2f}× their LUT "
+              f"time, so {r.at_lut_speed_ms:.4f} ms at the LUT's speed "
+              f"({r.at_lut_speed_ms / r.budget_ms:.1%} of the budget"
+              f"{'' if r.holds else ', [red]over'})")
 
 
 @search.command("target")
