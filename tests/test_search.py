@@ -471,7 +471,8 @@ def test_cli_verified_search_on_the_corrected_model(tmp_path, measured_db, cache
     p = subprocess.run(args + ["--lut", str(bare), "--latency", "corrected"], cwd=REPO,
                        capture_output=True, text=True, timeout=600)
     assert p.returncode != 0 and "carries no in-context correction" in p.stderr
-    p = subprocess.run(args + ["--lut", str(lut), "--verify", "--rounds", "3", "--json"],
+    p = subprocess.run(args + ["--lut", str(lut), "--latency", "corrected", "--verify",
+                               "--rounds", "3", "--json"],
                        cwd=REPO, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-800:]
     out = json.loads(p.stdout)
@@ -489,3 +490,12 @@ def test_cli_verified_search_on_the_corrected_model(tmp_path, measured_db, cache
     # judged at the LUT's speed: the measurement over the speed its blocks ran at just then
     assert v["speed"] > 0 and v["at_lut_speed_ms"] == pytest.approx(v["measured_ms"] / v["speed"])
     assert v["holds_at_lut_speed"] or not any(r["holds_at_lut_speed"] for r in v["rounds"])
+
+
+def test_auto_latency_trusts_the_plain_sum_unless_its_validation_found_it_low():
+    from lutfarm.search.space import auto_latency_model
+    fitted = {"correction": {"model": "in-context-v3"}}
+    assert auto_latency_model(None) == "plain"                           # never validated
+    assert auto_latency_model({**fitted, "plain": {"mean_ratio": 1.04}}) == "plain"
+    assert auto_latency_model({**fitted, "plain": {"mean_ratio": 0.87}}) == "corrected"
+    assert auto_latency_model({"plain": {"mean_ratio": 0.87}}) == "plain"   # nothing to correct

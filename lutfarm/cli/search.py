@@ -48,10 +48,10 @@ def search() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--latency", "latency_model", type=click.Choice(["auto", *LATENCY_MODELS]),
               default="auto", show_default=True,
-              help="corrected: the LUT sum with the in-context correction its validation "
-                   "stored (auto picks it when the LUT has one); plain: the LUT sum "
-                   "(over-estimates: budget left unused); overhead: Σ(T−o)+o, biased low on "
-                   "search winners")
+              help="plain: the LUT sum; corrected: with the in-context correction its "
+                   "validation stored (the search exploits its errors: verify with --rounds); "
+                   "overhead: Σ(T−o)+o, biased low on search winners; auto: plain unless the "
+                   "LUT's validation found the plain sum under-predicting networks")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Pareto plot (PNG) of latency vs objective")
 @click.option("--verify", is_flag=True, help="measure the winner end to end on --device")
@@ -69,7 +69,14 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
     """Maximise the objective (accuracy with --accuracy, else a capacity proxy) under the LUT's
     latency budget and MACs/params/memory limits."""
     from lutfarm.search.evolution import constrained_evolution, random_search, regularized_evolution
-    from lutfarm.search.space import fbnet_space, lut_latency, lut_peak_memory, macs, params
+    from lutfarm.search.space import (
+        auto_latency_model,
+        fbnet_space,
+        lut_latency,
+        lut_peak_memory,
+        macs,
+        params,
+    )
 
     lut = load_lut(lut_path) if lut_path else None
     if lut is not None and space and space != lut.space:
@@ -109,8 +116,7 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
     table = LatencyTable(lut)
     layout = table.layout
     if latency_model == "auto":
-        latency_model = "corrected" if lut.meta.get("validation", {}).get("correction") \
-            else "plain"
+        latency_model = auto_latency_model(lut.meta.get("validation"))
     space, latency = fbnet_space(layout), lut_latency(table, latency_model)
     mm, mp = macs(layout), params(layout)
     goal = accuracy or (mm if objective == "mmacs" else mp)
