@@ -102,6 +102,14 @@ def measure_group(runtime, cases: list, settings: dict, timing: TimingSettings) 
     return [(c["key"], out[c["key"]]) for c in cases]
 
 
+def _measure_or_fail(runtime, case: dict, settings: dict, timing: TimingSettings) -> dict:
+    """One bad model must not stop the job: its failure is reported by name."""
+    try:
+        return measure_case(runtime, case, settings, timing)
+    except Exception as exc:
+        return _failed(exc)
+
+
 def _failed(exc: BaseException) -> dict:
     return {"status": "failed", "error": f"{type(exc).__name__}: {one_line(exc)}"}
 
@@ -132,18 +140,14 @@ def run_job(job: dict, out) -> int:
         # threads: networks 9x slower than their blocks); those cases go one after another
         interleave = job.get("interleave") and int(settings.get("threads") or 1) == 1
         if interleave:
-            for key, fields in measure_group(runtime, job["cases"], settings, timing):
-                measured += fields["status"] == "ok"
-                failed += fields["status"] != "ok"
-                emit(out, "result", key=key, **fields)
-        for case in [] if interleave else job["cases"]:
-            try:
-                fields = measure_case(runtime, case, settings, timing)
-                measured += 1
-            except Exception as exc:  # one bad model must not stop the job; report it by name
-                fields = _failed(exc)
-                failed += 1
-            emit(out, "result", key=case["key"], **fields)
+            results = measure_group(runtime, job["cases"], settings, timing)
+        else:
+            results = ((case["key"], _measure_or_fail(runtime, case, settings, timing))
+                       for case in job["cases"])
+        for key, fields in results:
+            ok = fields["status"] == "ok"
+            measured, failed = measured + ok, failed + (not ok)
+            emit(out, "result", key=key, **fields)
     finally:
         restored = {"clock_restore_errors": clocks.restore()} if clocks else {}
     emit(out, "done", measured=measured, failed=failed, **restored)

@@ -56,7 +56,8 @@ def test_overhead_model_and_correction_recover_a_known_truth(measured_db, cifar)
     report = evaluate(table, [tuple(a) for a in archs], measured)
     assert report.corrected["within_5pct"] == 1.0 and report.corrected["mape"] < 0.01
     assert report.factors["stage1/k3_e1_g2"] == pytest.approx(1.3, abs=0.05)
-    assert report.factors["stage4/k3_e1_g2"] == pytest.approx(1.0, abs=0.05)
+    # stage 4's factor is shrunk toward the op's mean over stages, but stays well below 1.3
+    assert report.factors["stage4/k3_e1_g2"] == pytest.approx(1.0, abs=0.1)
     # the correction travels with the report and prices archs as the fit did
     again = InContextCorrection.from_dict(json.loads(json.dumps(report.correction)))
     assert again.predict(table, archs[:5]) == pytest.approx(
