@@ -102,6 +102,16 @@ def measure_group(runtime, cases: list, settings: dict, timing: TimingSettings) 
     return [(c["key"], out[c["key"]]) for c in cases]
 
 
+def _turn_taking(settings: dict) -> dict:
+    """Settings for models timed in turn. With several threads, an ONNX Runtime session's
+    pool keeps spinning after its run and takes the cores from the next model timed (2
+    threads here: networks 4-9x slower than their blocks); stopping the spin at the end of
+    each run keeps it within the run, as a network has it. Other runtimes ignore the key."""
+    if int(settings.get("threads") or 1) > 1:
+        return dict(settings, stop_spinning=True)
+    return settings
+
+
 def _measure_or_fail(runtime, case: dict, settings: dict, timing: TimingSettings) -> dict:
     """One bad model must not stop the job: its failure is reported by name."""
     try:
@@ -135,12 +145,8 @@ def run_job(job: dict, out) -> int:
         context = dict(fingerprint(info, settings.get("sysfs_root") or SYS), **context)
         emit(out, "hello", job_id=job.get("job_id"), agent_version=AGENT_VERSION,
              pid=os.getpid(), context=context)
-        # sample by sample in turn needs one thread: with more, every loaded session's
-        # spinning thread pool steals the cores from the one being timed (ONNX Runtime, 2
-        # threads: networks 9x slower than their blocks); those cases go one after another
-        interleave = job.get("interleave") and int(settings.get("threads") or 1) == 1
-        if interleave:
-            results = measure_group(runtime, job["cases"], settings, timing)
+        if job.get("interleave"):
+            results = measure_group(runtime, job["cases"], _turn_taking(settings), timing)
         else:
             results = ((case["key"], _measure_or_fail(runtime, case, settings, timing))
                        for case in job["cases"])

@@ -69,7 +69,7 @@ class ValidationReport:
     correction: dict = field(default_factory=dict)   # InContextCorrection.to_dict(): for search
     block_rounds: list[float] = field(default_factory=list)   # block speed per group vs the LUT
     memory: dict = field(default_factory=dict)   # TFLite-Micro: per-layer peak vs network arena
-    interleaved: str | None = None   # "samples": in turn; "cases": one after another; None
+    interleaved: str | None = None   # "samples": timed in turn with their blocks; None: not
 
     def summary(self) -> dict:
         """The ``--json`` form: metrics on the held-out archs."""
@@ -197,8 +197,7 @@ def run_validation(store, lut, devices, runtime, n: int, settings=None, seed: in
                       train_fraction, seed)
     if every:
         report.block_rounds = round_speeds(measured.rounds, lut.latency_ms)
-        # the agent interleaves samples of one-thread runtimes only (see lutfarm_agent)
-        report.interleaved = "samples" if runtime.threads == 1 else "cases"
+        report.interleaved = "samples"
     if measured.arena_bytes:
         report.memory = arena_check(lut, measured.arena_bytes)
     if fusion:

@@ -32,6 +32,10 @@ def load(path: str, settings: dict) -> Loaded:
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    details = {}
+    if settings.get("stop_spinning"):     # models timed in turn (lutfarm_agent.__main__)
+        opts.add_session_config_entry("session.force_spinning_stop", "1")
+        details["spinning"] = "stopped after each run"
     session = ort.InferenceSession(path, sess_options=opts, providers=[_provider(settings)])
     rng = np.random.default_rng(0)
     feeds, described = {}, []
@@ -45,4 +49,4 @@ def load(path: str, settings: dict) -> Loaded:
     def run():
         return session.run(outputs, feeds)
 
-    return Loaded(run, described)
+    return Loaded(run, described, details=details)
