@@ -144,8 +144,10 @@ def _check_fields(entry: dict, lines: list[str], start: int, where: str, require
                            f"got {value!r}")
             else:
                 out += [f"line {n}: {msg}" for msg in _check_value(key, value)]
-    if require:
-        for key in ("name", "host", "user", "kind"):
+    if require:   # a local device (another interpreter on this machine) has no login
+        needed = ("name", "kind") if entry.get("transport") == "local" else \
+            ("name", "host", "user", "kind")
+        for key in needed:
             if not entry.get(key):
                 out.append(f"line {start}: {where} lacks {key!r}")
     return out
@@ -179,8 +181,8 @@ def _check_value(key: str, value) -> list[str]:
 
 
 def _device(d: dict, line: int) -> Device:
-    return Device(name=d["name"], transport=d["transport"], kind=d["kind"], host=d["host"],
-                  port=d["port"], user=d["user"], key_file=os.path.expanduser(d["key_file"]),
+    return Device(name=d["name"], transport=d["transport"], kind=d["kind"], host=d.get("host", ""),
+                  port=d["port"], user=d.get("user", ""), key_file=os.path.expanduser(d["key_file"]),
                   known_hosts=os.path.expanduser(d["known_hosts"]), tags=tuple(d["tags"]),
                   python=d["python"], runtimes=tuple(d["runtimes"]), threads=d.get("threads"),
                   affinity=tuple(d["affinity"]) if d.get("affinity") else None,

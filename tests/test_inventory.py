@@ -48,6 +48,23 @@ def test_a_good_inventory_with_defaults(tmp_path):
     assert [d.line for d in devices] == [6, 13, 20]
 
 
+def test_a_local_device_needs_no_login_but_an_ssh_one_does(tmp_path):
+    """Another interpreter on this machine (an old board's numpy-1 environment) is a device."""
+    devices = load_inventory(write(tmp_path, """
+[[devices]]
+name = "np1"
+transport = "local"
+kind = "local-np1"
+python = "/opt/np1/bin/python"
+runtimes = ["tflite"]
+"""))
+    (d,) = devices
+    assert (d.transport, d.python, d.runtimes, d.host, d.user) == (
+        "local", "/opt/np1/bin/python", ("tflite",), "", "")
+    with pytest.raises(InventoryError, match="device #1 lacks 'host'; line 1: device #1 lacks 'user'"):
+        load_inventory(write(tmp_path, '[[devices]]\nname = "pi"\nkind = "rpi4"\n'))
+
+
 def test_selection_by_name_kind_and_tag(tmp_path):
     devices = load_inventory(write(tmp_path, GOOD))
     names = lambda spec: [d.name for d in select_devices(devices, spec)]  # noqa: E731
