@@ -150,6 +150,11 @@ def _check_fields(entry: dict, lines: list[str], start: int, where: str, require
         for key in needed:
             if not entry.get(key):
                 out.append(f"line {start}: {where} lacks {key!r}")
+        python = entry.get("python")
+        if entry.get("transport") == "local" and isinstance(python, str) and "/" in python \
+                and not python.startswith("/"):   # the agent starts in its own directory
+            out.append(f"line {start}: {where}'s python {python!r} must be an absolute path "
+                       f"(or a name on PATH)")
     return out
 
 

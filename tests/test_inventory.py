@@ -63,6 +63,9 @@ runtimes = ["tflite"]
         "local", "/opt/np1/bin/python", ("tflite",), "", "")
     with pytest.raises(InventoryError, match="device #1 lacks 'host'; line 1: device #1 lacks 'user'"):
         load_inventory(write(tmp_path, '[[devices]]\nname = "pi"\nkind = "rpi4"\n'))
+    with pytest.raises(InventoryError, match="python '.venv/np1/bin/python' must be an absolute"):
+        load_inventory(write(tmp_path, '[[devices]]\nname = "np1"\ntransport = "local"\n'
+                                       'kind = "x"\npython = ".venv/np1/bin/python"\n'))
 
 
 def test_selection_by_name_kind_and_tag(tmp_path):
