@@ -17,7 +17,13 @@ from lutfarm_agent.clocks import ClockControl
 from lutfarm_agent.context import SYS, cool_down, fingerprint, moment
 from lutfarm_agent.memory import RSSPeak
 from lutfarm_agent.protocol import emit, event_stream, one_line, read_job
-from lutfarm_agent.runtimes import RUNTIMES, RuntimeMissing, RuntimeUnavailable, get_runtime
+from lutfarm_agent.runtimes import (
+    RUNTIMES,
+    RuntimeMissing,
+    RuntimeUnavailable,
+    get_runtime,
+    takes_turns,
+)
 from lutfarm_agent.timing import TimingSettings, time_callable, time_interleaved
 
 
@@ -145,7 +151,8 @@ def run_job(job: dict, out) -> int:
         context = dict(fingerprint(info, settings.get("sysfs_root") or SYS), **context)
         emit(out, "hello", job_id=job.get("job_id"), agent_version=AGENT_VERSION,
              pid=os.getpid(), context=context)
-        if job.get("interleave"):
+        if job.get("interleave") and takes_turns(settings.get("name", ""),
+                                                 int(settings.get("threads") or 1)):
             results = measure_group(runtime, job["cases"], _turn_taking(settings), timing)
         else:
             results = ((case["key"], _measure_or_fail(runtime, case, settings, timing))

@@ -29,6 +29,7 @@ from lutfarm.lut.table import LUTError
 from lutfarm.plotting import figure
 from lutfarm.predictors.in_context import InContextCorrection
 from lutfarm.spaces import NUM_OPS
+from lutfarm_agent.runtimes import takes_turns
 
 
 def sample_archs(table: LatencyTable, n: int, seed: int = 0) -> list[tuple[int, ...]]:
@@ -69,7 +70,7 @@ class ValidationReport:
     correction: dict = field(default_factory=dict)   # InContextCorrection.to_dict(): for search
     block_rounds: list[float] = field(default_factory=list)   # block speed per group vs the LUT
     memory: dict = field(default_factory=dict)   # TFLite-Micro: per-layer peak vs network arena
-    interleaved: str | None = None   # "samples": timed in turn with their blocks; None: not
+    interleaved: str | None = None   # "samples": in turn; "cases": one after another; None
 
     def summary(self) -> dict:
         """The ``--json`` form: metrics on the held-out archs."""
@@ -197,7 +198,7 @@ def run_validation(store, lut, devices, runtime, n: int, settings=None, seed: in
                       train_fraction, seed)
     if every:
         report.block_rounds = round_speeds(measured.rounds, lut.latency_ms)
-        report.interleaved = "samples"
+        report.interleaved = "samples" if takes_turns(runtime.name, runtime.threads) else "cases"
     if measured.arena_bytes:
         report.memory = arena_check(lut, measured.arena_bytes)
     if fusion:

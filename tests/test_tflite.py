@@ -182,6 +182,22 @@ def test_tflite_runtime_times_int8_on_an_old_board_environment(models):
     assert r["status"] == "ok" and r["stats"]["median"] > 0
 
 
+@pytest.mark.needs("agent-np1")
+def test_tflite_runtime_times_an_interleaved_job_case_by_case_at_two_threads(models):
+    """Its idle XNNPACK pools spin with no knob to stop them (blocks timed in turn at 2 threads
+    ran 7x their LUT times); LiteRT's do not."""
+    ms = [models[(CONV.key, "int8")], models[(SKIP.key, "int8")]]
+    for name, python, threads, in_turn in (("tflite", str(NP1_PYTHON), 2, False),
+                                           ("tflite", str(NP1_PYTHON), 1, True),
+                                           ("litert", sys.executable, 2, True)):
+        code, events = run_agent(dict(job(ms, name=name, threads=threads), interleave=True),
+                                 python)
+        found = results(events)
+        assert code == 0 and len(found) == 2
+        assert all(r["status"] == "ok" and (r.get("interleaved") == 2) == in_turn
+                   for r in found.values()), (name, threads, found)
+
+
 def test_tflm_host_finds_the_smallest_arena_and_reports_it_as_memory(models):
     m = models[(CONV.key, "int8")]
     code, events = run_agent(job([m], name="tflm"))

@@ -104,3 +104,11 @@ def get_runtime(name: str):
     except ImportError as exc:
         raise RuntimeMissing(f"runtime {name!r} is not installed on this device ({exc}); "
                                  f"install it with: {spec.install}") from None
+
+
+def takes_turns(runtime: str, threads: int) -> bool:
+    """Whether an interleaved job of this runtime is timed sample by sample in turn.
+    tflite-runtime 2.14's XNNPACK pool keeps spinning after a run and has no knob to stop it:
+    at 2 threads here, blocks timed in turn ran a median 7x their LUT times; its cases are
+    timed one after another instead."""
+    return not (runtime == "tflite" and threads > 1)

@@ -186,8 +186,10 @@ def validation_table(report) -> Table:
     notes = []
     if report.block_rounds:
         speeds = report.block_rounds
-        notes.append(f"each network compared with its blocks timed with it, sample by sample "
-                     f"in turn ({len(speeds)} groups); their time vs the stored LUT "
+        how = "sample by sample in turn" if report.interleaved == "samples" else \
+            "one after another (this runtime's idle pools spin)"
+        notes.append(f"each network compared with its blocks timed with it, {how} "
+                     f"({len(speeds)} groups); their time vs the stored LUT "
                      f"{min(speeds):.2f}–{max(speeds):.2f}× (drift kept out of the comparison)")
     else:
         notes.append("networks compared with the LUT as stored (not interleaved)")
