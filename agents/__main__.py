@@ -225,7 +225,8 @@ def probe_runtime(name: str, board: dict = None, timeout: float = 120.0) -> dict
 
     cmd = [sys.executable, "-m", "lutfarm_agent", "--probe-runtime", name]
     if board:
-        cmd += ["--serial", board["serial"], "--baud", str(board.get("baud", 115200))]
+        import json
+        cmd += ["--board", json.dumps(board)]
     env = dict(os.environ)
     package = os.path.dirname(os.path.abspath(__file__))
     if os.path.basename(package) == "lutfarm_agent":    # a deployed bundle: the child finds it
@@ -293,6 +294,9 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", default=".", help="where --describe measures free disk")
     parser.add_argument("--serial", default=None, help="--describe: an MCU board on this port")
     parser.add_argument("--baud", type=int, default=115200)
+    parser.add_argument("--board", default=None, metavar="JSON",
+                        help="--describe: an MCU board's settings (an emulated one: emulator, "
+                             "qemu_machine, firmware)")
     parser.add_argument("--probe-runtime", default=None, metavar="NAME",
                         help="print one runtime's info (or why it cannot be used) and exit")
     parser.add_argument("--verify", action="store_true",
@@ -300,6 +304,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out = event_stream()
     board = {"serial": args.serial, "baud": args.baud} if args.serial else None
+    if args.board:
+        import json
+        board = json.loads(args.board)
     if args.probe_runtime:
         emit(out, "runtime", **runtime_info(args.probe_runtime, board))
         return 0

@@ -88,11 +88,16 @@ def fingerprint(runtime_info: dict | None = None, sys_root: str = SYS) -> dict:
     """Static facts plus the moment's governor, frequencies and temperatures."""
     import numpy
 
+    board = runtime_info or {}
+    emulated = emulation()
+    if board.get("emulated"):     # an emulated microcontroller behind this host
+        emulated = (f"{board.get('board')} ({board.get('core')}) under {board.get('emulator')} "
+                    f"-icount: timers count instructions, not the core's cycles")
     return {
         "hostname": socket.gethostname(),
         "cpu_model": cpu_model(),
         "machine": platform.machine(),
-        "emulated": emulation(),      # None on real hardware: timings are the hardware's
+        "emulated": emulated,         # None on real hardware: timings are the hardware's
         "cores": os.cpu_count(),
         "affinity": cpu_affinity(),
         "governor": read_text(sys_root + "/devices/system/cpu/cpu0/cpufreq/scaling_governor"),

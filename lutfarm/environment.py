@@ -33,3 +33,16 @@ def data_dir() -> Path:
 def nb201_path() -> Path:
     """NAS-Bench-201's table: $LUTFARM_NB201, else nb201_master.csv in ``data_dir()``."""
     return Path(os.environ.get("LUTFARM_NB201") or data_dir() / "nb201_master.csv")
+
+
+def third_party_dir() -> Path:
+    """The firmware's third-party sources (tflm-tree.tar.gz, tflm-tree-reference.tar.gz,
+    cmsis_device_f7.tar.gz, or folders of the same names without .tar.gz):
+    $LUTFARM_THIRD_PARTY, else ../shared/third_party from the working directory."""
+    return Path(os.environ.get("LUTFARM_THIRD_PARTY") or Path("..") / "shared" / "third_party")
+
+
+def firmware_cache_dir() -> Path:
+    """Firmware builds and unpacked trees: $LUTFARM_FIRMWARE_CACHE, else ``cache_dir()/firmware``
+    (kept apart so that a suite with a throw-away model cache keeps its minutes-long builds)."""
+    return Path(os.environ.get("LUTFARM_FIRMWARE_CACHE") or cache_dir() / "firmware")

@@ -27,6 +27,7 @@ from lutfarm.profiler.device_worker import (
 )
 from lutfarm.profiler.devices import Device
 from lutfarm.profiler.export import ExportedModel, ExportError, ModelCache
+from lutfarm.profiler.firmware import with_firmware
 from lutfarm.profiler.lock import owner_info
 from lutfarm.profiler.recorder import CampaignSummary, Progress, Recorder
 from lutfarm.profiler.runtime_config import RuntimeConfig
@@ -107,6 +108,7 @@ def run_farm(store: Store, layout: FBNetLayout, devices: list[Device], runtime: 
     board with its own ``threads`` measures under its own key), all at once; one summary each
     (inventory order)."""
     s = settings or CampaignSettings()
+    devices = [with_firmware(d, log=log.info) for d in devices]   # emulated MCUs: build first
     cache = s.cache or ModelCache()
     cases = s.cases if s.cases is not None else plan_cases(layout, s.only)
     groups: dict[tuple[str, RuntimeConfig], list[Device]] = {}

@@ -53,11 +53,21 @@ def _fill(report: DeviceReport, info: dict) -> None:
 
 def _board(device: Device) -> list[str]:
     """A microcontroller behind the device: describe asks its firmware too."""
+    if device.emulator:
+        import json
+        return ["--board", json.dumps(device.runtime_settings())]
     return ["--serial", device.serial, "--baud", str(device.baud)] if device.serial else []
 
 
 def check_device(device: Device) -> DeviceReport:
     report = DeviceReport(device.name, device.address)
+    if device.emulator:
+        from lutfarm.profiler.firmware import FirmwareError, with_firmware
+        try:
+            device = with_firmware(device)
+        except FirmwareError as exc:
+            report.error = str(exc)
+            return report
     if device.transport == "local":
         root = local_agent_dir()
         out = subprocess.run(agent_command(device.python, "--describe", *_board(device)),

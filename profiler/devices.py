@@ -38,6 +38,11 @@ class Device:
     serial: str = ""                         # an MCU's port on this host (lutfarm_agent.mcu protocol)
     baud: int = 115200
     arena_limit: int | None = None           # largest TFLite-Micro arena to try, bytes
+    mcu: str = ""                            # a board lutfarm builds firmware for (firmware.BOARDS)
+    emulator: str = ""                       # "qemu": the board is emulated on this machine
+    firmware: str = ""                       # its firmware ELF ("" = built by lutfarm, cached)
+    kernels: str = "cmsis-nn"                # the firmware's kernel library: cmsis-nn | reference
+    icount_shift: int = 0                    # QEMU -icount shift: 2^N ns of virtual time per instruction
     packages: tuple[tuple[str, str], ...] = ()   # version pins for provisioning (name, spec)
     cooldown_c: float | None = None          # wait before each case until every zone is cooler
     governor: str | None = None              # cpufreq governor for the length of each job
@@ -48,7 +53,9 @@ class Device:
         """The configuration this device really runs ``runtime`` with (its own ``threads``
         wins): what its measurements are stored under, so a LUT's key never lies."""
         if self.threads and self.threads != runtime.threads:
-            return replace(runtime, threads=self.threads)
+            runtime = replace(runtime, threads=self.threads)
+        if self.is_mcu and runtime.name == "tflm" and runtime.provider != self.kernels:
+            runtime = replace(runtime, provider=self.kernels)   # the firmware's kernels
         return runtime
 
     def runtime_settings(self) -> dict:
@@ -56,6 +63,9 @@ class Device:
         out: dict = {}
         if self.serial:
             out.update(serial=self.serial, baud=self.baud)
+        if self.emulator:
+            out.update(emulator=self.emulator, qemu_machine=self.mcu, firmware=self.firmware,
+                       icount_shift=self.icount_shift)
         if self.arena_limit:
             out["arena_limit"] = self.arena_limit
         if self.cooldown_c:
@@ -67,7 +77,13 @@ class Device:
         return out
 
     @property
+    def is_mcu(self) -> bool:
+        return bool(self.serial or self.emulator)
+
+    @property
     def address(self) -> str:
+        if self.emulator:
+            return f"emulated {self.mcu} ({self.emulator}) on this machine"
         return f"{self.user}@{self.host}:{self.port}" if self.transport == "ssh" else "this machine"
 
 

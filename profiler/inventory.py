@@ -26,6 +26,15 @@ Example::
     serial = "/dev/ttyACM0"         # the firmware speaks lutfarm_agent.mcu's harness protocol
     baud = 921600
 
+    [[devices]]                     # an EMULATED microcontroller on this machine
+    name = "m4-emu"
+    kind = "m4-emu"
+    transport = "local"
+    runtimes = ["tflm"]
+    mcu = "mps2-an386"              # or "mps3-an547" (Cortex-M55, Helium)
+    emulator = "qemu"               # lutfarm builds the firmware (cached) and starts QEMU
+    kernels = "cmsis-nn"            # or "reference"
+
 Every problem is reported with its line, all at once, so a farm file is fixed in one pass.
 """
 
@@ -37,6 +46,7 @@ from pathlib import Path
 
 from lutfarm.errors import LutfarmError
 from lutfarm.profiler.devices import Device
+from lutfarm.profiler.firmware import BOARDS as MCU_BOARDS
 from lutfarm_agent.runtimes import RUNTIMES
 
 try:
@@ -49,7 +59,8 @@ KEYS = {
     "kind": str, "tags": list, "python": str, "runtimes": list, "threads": int,
     "affinity": list, "workdir": str, "transport": str, "serial": str, "baud": int,
     "arena_limit": int, "packages": dict, "cooldown_c": (int, float),
-    "governor": str, "frequency_khz": int,
+    "governor": str, "frequency_khz": int, "mcu": str, "emulator": str, "firmware": str,
+    "kernels": str, "icount_shift": int,
 }
 DEFAULTS = {"port": 22, "python": "python3", "runtimes": ["onnxruntime"], "workdir": "lutfarm",
             "known_hosts": "~/.ssh/known_hosts", "transport": "ssh", "key_file": "", "tags": []}
@@ -150,6 +161,17 @@ def _check_fields(entry: dict, lines: list[str], start: int, where: str, require
         for key in needed:
             if not entry.get(key):
                 out.append(f"line {start}: {where} lacks {key!r}")
+        if entry.get("emulator"):
+            if not entry.get("mcu"):
+                out.append(f"line {start}: {where} has an emulator but no mcu board")
+            elif entry["mcu"] in MCU_BOARDS and not MCU_BOARDS[entry["mcu"]].qemu_machine:
+                out.append(f"line {start}: {where}: {entry['mcu']} has no emulator model; "
+                           f"emulate mps2-an386 or mps3-an547")
+            if entry.get("transport") != "local":
+                out.append(f"line {start}: {where} is emulated on this machine: set "
+                           f"transport = \"local\"")
+            if entry.get("serial"):
+                out.append(f"line {start}: {where} is emulated: drop serial")
         python = entry.get("python")
         if entry.get("transport") == "local" and isinstance(python, str) and "/" in python \
                 and not python.startswith("/"):   # the agent starts in its own directory
@@ -180,6 +202,15 @@ def _check_value(key: str, value) -> list[str]:
                                      for k, v in value.items()):
         return [f"packages maps package names to version specifiers, e.g. "
                 f"{{ onnxruntime = \"==1.22.0\" }}, got {value!r}"]
+    if key == "mcu" and value not in MCU_BOARDS:
+        return [f"mcu {value!r} is not a board lutfarm builds firmware for; known: "
+                f"{', '.join(MCU_BOARDS)}"]
+    if key == "emulator" and value != "qemu":
+        return [f"emulator must be 'qemu', got {value!r}"]
+    if key == "kernels" and value not in ("cmsis-nn", "reference"):
+        return [f"kernels must be 'cmsis-nn' or 'reference', got {value!r}"]
+    if key == "icount_shift" and not 0 <= value <= 10:
+        return [f"icount_shift must be 0-10, got {value}"]
     if key == "transport" and value not in ("ssh", "local"):
         return [f"transport must be 'ssh' or 'local', got {value!r}"]
     return []
@@ -192,7 +223,10 @@ def _device(d: dict, line: int) -> Device:
                   python=d["python"], runtimes=tuple(d["runtimes"]), threads=d.get("threads"),
                   affinity=tuple(d["affinity"]) if d.get("affinity") else None,
                   workdir=d["workdir"], serial=d.get("serial", ""), baud=d.get("baud", 115200),
-                  arena_limit=d.get("arena_limit"),
+                  arena_limit=d.get("arena_limit"), mcu=d.get("mcu", ""),
+                  emulator=d.get("emulator", ""),
+                  firmware=os.path.expanduser(d["firmware"]) if d.get("firmware") else "",
+                  kernels=d.get("kernels", "cmsis-nn"), icount_shift=d.get("icount_shift", 0),
                   packages=tuple(sorted((d.get("packages") or {}).items())),
                   cooldown_c=d.get("cooldown_c"), governor=d.get("governor") or None,
                   frequency_khz=d.get("frequency_khz"), line=line)

@@ -66,6 +66,11 @@ def _arm_boards() -> str | None:
     return unavailable()
 
 
+def _mcu() -> str | None:
+    from mcu import unavailable
+    return unavailable()
+
+
 def _files(*names: str) -> Callable[[], str | None]:
     def check() -> str | None:
         absent = [n for n in names if not (SHARED_DATA / n).is_file()]
@@ -81,6 +86,7 @@ COMPONENTS: dict[str, Callable[[], str | None]] = {
     "postgres": _postgres,
     "netns": _netns,
     "arm-boards": _arm_boards,
+    "mcu-emulator": _mcu,
     "tflite-toolchain": lambda: None if find_spec("litert_torch") and find_spec("tflite_micro")
     else "the controller's tflite extra is not installed (pip install -e '.[tflite]')",
     "tflite-runtime": lambda: None if find_spec("tflite_runtime")
@@ -142,6 +148,9 @@ FAST = TimingSettings(warmup_runs=2, warmup_s=0.0, min_runs=8, min_s=0.004, max_
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
+    # firmware builds take minutes: they stay in the user's cache (named by content hash)
+    from lutfarm import environment
+    os.environ.setdefault("LUTFARM_FIRMWARE_CACHE", str(environment.firmware_cache_dir()))
     path = tmp_path_factory.mktemp("model-cache")
     os.environ["LUTFARM_CACHE"] = str(path)  # CLI runs in tests share it too
     return path

@@ -294,8 +294,8 @@ def test_board_limits_and_crc_errors_are_named(models, standin):
     big = models[(CONV.key, "fp32")]                       # > the board's 200 kB of flash
     assert big.path.stat().st_size > 200_000
     _, events = run_agent(job([big], name="tflm", serial=standin))
-    assert "the board holds at most 200000" in results(events)[CONV.key]["error"]
-    board = Board(standin)
+    assert "holds at most 200000" in results(events)[CONV.key]["error"]
+    board = Board({"serial": standin})
     board.hello()
     data = models[(SKIP.key, "int8")].path.read_bytes()
     with pytest.raises(BoardError, match="CRC"):

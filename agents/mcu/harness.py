@@ -1,13 +1,20 @@
-"""Agent side of the MCU harness protocol (see lutfarm_agent.mcu), over pyserial."""
+"""Agent side of the MCU harness protocol (see lutfarm_agent.mcu), over pyserial.
+
+A board is either real (``serial``: its port on this host) or emulated (``emulator`` =
+``"qemu"``, ``qemu_machine``, ``firmware``: lutfarm_agent.mcu.emulator starts QEMU and its UART's
+pty is opened here like any port). A board that stops answering (a HardFault, a hang) is
+dropped: an emulated one is restarted for the next case, a real one is opened again (reset it
+by hand if it stays silent)."""
 
 from __future__ import annotations
 
 import zlib
 
 from lutfarm_agent.runtimes import Loaded, RuntimeUnavailable, UnsupportedOp
-from lutfarm_agent.runtimes.tflm_rt import smallest_arena
+from lutfarm_agent.runtimes.tflm_rt import ARENA_ALIGN, smallest_arena
 
-_BOARDS: dict = {}     # port -> Board: one open port per agent process
+_BOARDS: dict = {}     # port or firmware -> Board: one open board per agent process
+CRC_RETRIES = 2
 
 
 class BoardError(RuntimeError):
@@ -19,28 +26,53 @@ class BoardError(RuntimeError):
         self.detail = message
 
 
+def _open_port(port: str, baud: int, timeout: float):
+    try:
+        import serial
+    except ImportError:
+        raise RuntimeUnavailable("the MCU harness needs pyserial on the host: "
+                                 "pip install pyserial") from None
+    try:
+        return serial.serial_for_url(port, baudrate=baud, timeout=timeout, write_timeout=timeout)
+    except (serial.SerialException, OSError) as exc:
+        raise RuntimeUnavailable(f"cannot open the board's serial port {port}: {exc}") from None
+
+
 class Board:
-    def __init__(self, port: str, baud: int = 115200, timeout: float = 30.0):
-        try:
-            import serial
-        except ImportError:
-            raise RuntimeUnavailable("the MCU harness needs pyserial on the host: "
-                                     "pip install pyserial") from None
-        try:
-            self.port = serial.serial_for_url(port, baudrate=baud, timeout=timeout,
-                                              write_timeout=timeout)
-        except (serial.SerialException, OSError) as exc:
-            raise RuntimeUnavailable(f"cannot open the board's serial port {port}: {exc}") from None
+    def __init__(self, settings: dict):
+        self.settings = settings
+        self.timeout = float(settings.get("serial_timeout") or 30.0)
+        self.emulator = None
+        if settings.get("emulator"):
+            from lutfarm_agent.mcu.emulator import Emulated, EmulatorError
+            if settings["emulator"] != "qemu":
+                raise RuntimeUnavailable(f"unknown MCU emulator {settings['emulator']!r}; "
+                                         "lutfarm runs firmware under 'qemu'")
+            try:
+                self.emulator = Emulated(settings["qemu_machine"], settings["firmware"],
+                                         int(settings.get("icount_shift") or 0))
+            except EmulatorError as exc:
+                raise RuntimeUnavailable(str(exc)) from None
+            port = self.emulator.port
+        else:
+            port = settings["serial"]
         self.name = port
+        self.port = _open_port(port, int(settings.get("baud") or 115200), self.timeout)
         self.info: dict = {}
 
     def command(self, line: str, payload: bytes = b"") -> list:
         """Send one command (and its payload); the reply's fields after ``OK <COMMAND>``."""
-        self.port.write((line + "\n").encode("ascii") + payload)
-        self.port.flush()
-        reply = self.port.readline().decode("ascii", "replace").strip()
+        try:    # a UART moves some 10-100 KB/s: give a payload the time it needs
+            self.port.write_timeout = self.timeout + len(payload) / 4096
+            self.port.write((line + "\n").encode("ascii") + payload)
+            self.port.flush()
+            reply = self.port.readline().decode("ascii", "replace").strip()
+        except Exception as exc:     # pyserial's write timeout, a vanished pty
+            raise BoardError("TIMEOUT", f"the link to the board on {self.name} failed during "
+                                        f"{line.split()[0]}: {exc}") from None
         if not reply:
-            raise BoardError("TIMEOUT", f"no reply from the board on {self.name} to {line.split()[0]!r}")
+            raise BoardError("TIMEOUT", f"no reply from the board on {self.name} to "
+                                        f"{line.split()[0]!r} within {self.timeout:.0f} s")
         fields = reply.split(" ")
         if fields[0] == "ERR":
             raise BoardError(fields[1] if len(fields) > 1 else "?", " ".join(fields[2:]))
@@ -51,14 +83,30 @@ class Board:
     def hello(self) -> dict:
         fields = self.command("HELLO")
         info = dict(f.split("=", 1) for f in fields if "=" in f)
-        for key in ("clock_hz", "max_model", "max_arena"):
-            if key in info:
-                info[key] = int(info[key])
+        for key, value in list(info.items()):
+            if value.isdigit():
+                info[key] = int(value)
+        if self.emulator is not None:
+            info.update(emulated=True, emulator="qemu " + self.emulator.machine,
+                        icount_shift=self.emulator.icount_shift,
+                        timing_note="QEMU -icount: virtual time counts instructions "
+                                    f"(2^{self.emulator.icount_shift} ns each), not a "
+                                    "Cortex-M's cycles")
         self.info = info
         return info
 
+    def ops(self) -> list:
+        return self.command("OPS")[0].split(",")
+
     def load(self, data: bytes) -> None:
-        self.command(f"LOAD {len(data)} {zlib.crc32(data) & 0xFFFFFFFF:08x}", data)
+        line = f"LOAD {len(data)} {zlib.crc32(data) & 0xFFFFFFFF:08x}"
+        for attempt in range(CRC_RETRIES + 1):
+            try:
+                self.command(line, data)
+                return
+            except BoardError as exc:      # bytes lost on the link: send them again
+                if exc.code != "CRC" or attempt == CRC_RETRIES:
+                    raise
 
     def arena(self, size: int) -> int:
         """Build the interpreter in ``size`` bytes; the bytes it really used."""
@@ -66,26 +114,68 @@ class Board:
         used = [f.split("=", 1)[1] for f in fields if f.startswith("used=")]
         return int(used[0]) if used else size
 
-    def run(self, n: int) -> list:
-        fields = self.command(f"RUN {n}")
-        us = [f.split("=", 1)[1] for f in fields if f.startswith("us=")]
-        return [int(t) for t in us[0].split(",")] if us and us[0] else []
+    def run(self, n: int) -> float:
+        """Seconds of the board's own clock for ``n`` invokes (its ticks where it gives them)."""
+        fields = dict(f.split("=", 1) for f in self.command(f"RUN {n}") if "=" in f)
+        hz = self.info.get("timer_hz")
+        if fields.get("ticks") and hz:
+            return sum(int(t) for t in fields["ticks"].split(",")) / float(hz)
+        return sum(int(t) for t in fields.get("us", "").split(",") if t) / 1e6
+
+    def close(self) -> None:
+        try:
+            self.port.close()
+        except Exception:
+            pass
+        if self.emulator is not None:
+            self.emulator.stop()
+
+
+def _key(settings: dict) -> str:
+    return settings.get("firmware") if settings.get("emulator") else settings["serial"]
 
 
 def board_for(settings: dict) -> Board:
-    port = settings["serial"]
-    if port not in _BOARDS:
-        board = Board(port, int(settings.get("baud") or 115200),
-                      float(settings.get("serial_timeout") or 30.0))
-        board.hello()
-        _BOARDS[port] = board
-    return _BOARDS[port]
+    key = _key(settings)
+    if key not in _BOARDS:
+        board = Board(settings)
+        try:
+            board.hello()
+        except BoardError as exc:
+            board.close()
+            raise RuntimeUnavailable(f"the board on {board.name} does not speak lutfarm's "
+                                     f"harness protocol: {exc}") from None
+        _BOARDS[key] = board
+    return _BOARDS[key]
+
+
+def drop_board(settings: dict) -> None:
+    """Forget a board that stopped answering; an emulated one is stopped (and restarted by
+    the next ``board_for``)."""
+    board = _BOARDS.pop(_key(settings), None)
+    if board is not None:
+        board.close()
 
 
 def board_info(settings: dict) -> dict:
     board = board_for(settings)
+    kernels, asked = board.info.get("kernels"), settings.get("provider")
+    if asked and kernels and asked != kernels:    # a LUT's key must name the kernels it timed
+        raise RuntimeUnavailable(f"the firmware on {board.info.get('board')} has {kernels} "
+                                 f"kernels, the job asked for {asked}: set kernels = "
+                                 f"\"{kernels}\" for this device in the inventory")
+    target = ("emulated " + board.info.get("board", "?") + " under " + board.info["emulator"]
+              if board.info.get("emulated") else "mcu on " + settings["serial"])
     return dict(board.info, name="tflm", version=board.info.get("runtime", "unknown"),
-                target="mcu on " + settings["serial"], threads=1)
+                target=target, threads=1, ops=board.ops())
+
+
+def _silent(settings: dict, exc: BoardError, during: str) -> Exception:
+    drop_board(settings)
+    what = ("the emulator was restarted" if settings.get("emulator")
+            else "reset the board if it stays silent")
+    return RuntimeError(f"the board stopped answering during {during} (a HardFault or a hang: "
+                        f"{exc.detail}); {what}")
 
 
 def load_on_board(path: str, settings: dict) -> Loaded:
@@ -93,10 +183,19 @@ def load_on_board(path: str, settings: dict) -> Loaded:
     with open(path, "rb") as f:
         data = f.read()
     max_model = board.info.get("max_model")
-    if max_model and len(data) > max_model:
-        raise ValueError(f"the model is {len(data)} bytes; the board holds at most {max_model}")
-    board.load(data)
+    try:
+        board.load(data)
+    except BoardError as exc:
+        if exc.code == "TIMEOUT":
+            raise _silent(settings, exc, "LOAD") from None
+        if exc.code == "SIZE":
+            raise ValueError(f"the model is {len(data)} bytes; the board "
+                             f"{board.info.get('board', '')} holds at most {max_model} "
+                             f"({exc.detail})") from None
+        raise ValueError(f"the board refused the model: {exc}") from None
     limit = int(board.info.get("max_arena") or settings.get("arena_limit") or (1 << 20))
+    if settings.get("arena_limit"):
+        limit = min(limit, int(settings["arena_limit"]))
 
     def works(size: int) -> bool:
         try:
@@ -106,25 +205,47 @@ def load_on_board(path: str, settings: dict) -> Loaded:
             if exc.code == "OP":
                 raise UnsupportedOp("unsupported op on the board's TFLite-Micro: " +
                                     exc.detail) from None
+            if exc.code == "TIMEOUT":
+                raise _silent(settings, exc, "ARENA") from None
             if exc.code != "ARENA":
-                raise
+                raise ValueError(f"the board refused the model: {exc}") from None
             return False
 
     try:
-        arena = smallest_arena(works, limit)
-    except UnsupportedOp:
-        raise
-    except ValueError as exc:
-        raise ValueError(f"{exc} on the board (its max_arena is {limit} bytes)") \
-            from None
+        used = board.arena(limit)   # the firmware's own count: where the bisection starts
+    except BoardError as exc:
+        if exc.code == "TIMEOUT":
+            raise _silent(settings, exc, "ARENA") from None
+        if exc.code == "OP":
+            raise UnsupportedOp("unsupported op on the board's TFLite-Micro: " +
+                                exc.detail) from None
+        if exc.code == "ARENA":
+            raise ValueError(f"no tensor arena up to {limit} bytes lets the board run this "
+                             f"model ({exc.detail})") from None
+        raise ValueError(f"the board refused the model: {exc}") from None
+    start = max(ARENA_ALIGN, (used + ARENA_ALIGN - 1) // ARENA_ALIGN * ARENA_ALIGN)
+    arena = smallest_arena(works, limit, start=start)
     used = board.arena(arena)
     elapsed = [0.0]        # the board's own clock, seconds: the timing loop reads this
 
     def run() -> None:
-        elapsed[0] += sum(board.run(1)) / 1e6
+        try:
+            elapsed[0] += board.run(1)
+        except BoardError as exc:
+            if exc.code == "TIMEOUT":
+                raise _silent(settings, exc, "RUN") from None
+            raise
 
-    details = {"arena_bytes": arena, "arena_used": used, "board": board.info.get("board"),
-               "kernels": board.info.get("kernels"), "clock_hz": board.info.get("clock_hz")}
+    info = board.info
+    details = {"arena_bytes": arena, "arena_used": used, "model_bytes": len(data),
+               "board": info.get("board"), "core": info.get("core"),
+               "kernels": info.get("kernels"), "clock_hz": info.get("clock_hz"),
+               "timer": info.get("timer"), "timer_hz": info.get("timer_hz"),
+               "emulated": bool(info.get("emulated")),
+               "firmware": {k: info.get(k) for k in ("fw_text", "fw_data", "fw_bss", "fw_stack")
+                            if k in info}}
+    if info.get("emulated"):
+        details.update(emulator=info.get("emulator"), icount_shift=info.get("icount_shift"))
     return Loaded(run, [{"name": "input0", "shape": [], "dtype": "board"}], details=details,
                   memory={"peak_bytes": arena, "method": "mcu-arena"},
                   clock=lambda: elapsed[0])

@@ -49,7 +49,7 @@ SPECS = {
                           None, "litert"),
     # an MCU behind a serial port also needs pyserial on its host
     "tflm": RuntimeSpec("lutfarm_agent.runtimes.tflm_rt", "tflite", ("fp32", "int8"),
-                        "reference", ("reference",), False, ("tflite-micro", "pyserial"), 1,
+                        "reference", ("reference", "cmsis-nn"), False, ("tflite-micro", "pyserial"), 1,
                         "tflite-micro"),
     # a labelled stand-in that only sleeps: for benchmarks of the farm machinery, never LUTs
     "bench-sleep": RuntimeSpec("lutfarm_agent.runtimes.bench_sleep_rt", "onnx", ("fp32",), "",

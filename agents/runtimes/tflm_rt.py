@@ -17,7 +17,7 @@ import numpy as np
 
 from lutfarm_agent.protocol import one_line
 from lutfarm_agent.quiet import QuietStderr
-from lutfarm_agent.runtimes import Loaded, UnsupportedOp, package_version
+from lutfarm_agent.runtimes import Loaded, RuntimeUnavailable, UnsupportedOp, package_version
 from lutfarm_agent.runtimes.tflite_common import random_input
 
 ARENA_ALIGN = 16
@@ -61,10 +61,18 @@ def smallest_arena(works, limit: int, start: int = 4096) -> int:
     return hi
 
 
+def on_board(settings: dict) -> bool:
+    """A microcontroller (real behind ``serial``, or emulated) rather than the host interpreter."""
+    return bool(settings.get("serial") or settings.get("emulator"))
+
+
 def info(settings: dict) -> dict:
-    if settings.get("serial"):
+    if on_board(settings):
         from lutfarm_agent.mcu.harness import board_info
         return board_info(settings)
+    if settings.get("provider") not in (None, "", "reference"):
+        raise RuntimeUnavailable("the TFLite-Micro host interpreter has reference kernels only; "
+                                 f"{settings['provider']} kernels run on a board's firmware")
     from tflite_micro import runtime  # noqa: F401 - fails here when it is not installed
     return {"name": "tflm", "version": package_version("tflite-micro"), "target": "host interpreter",
             "kernels": "reference", "threads": 1}
@@ -146,7 +154,7 @@ def find_arena(data: bytes, limit: int) -> int:
 
 
 def load(path: str, settings: dict) -> Loaded:
-    if settings.get("serial"):
+    if on_board(settings):
         from lutfarm_agent.mcu.harness import load_on_board
         return load_on_board(path, settings)
     with open(path, "rb") as f:

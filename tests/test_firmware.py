@@ -1,0 +1,164 @@
+"""lutfarm's TFLite-Micro firmware, built with the real arm-none-eabi toolchain and run on
+EMULATED Cortex-M boards (qemu-system-arm, -icount: timers count instructions, not cycles):
+the protocol and every error code, the op resolver against lutfarm's int8 exports, campaigns
+on the emulated M4 and M55, determinism, faults, and the STM32F746 build against its limits."""
+
+from __future__ import annotations
+
+import collections
+import zlib
+
+import pytest
+
+from conftest import FAST
+from lutfarm.profiler.campaign import CampaignSettings, run_campaign
+from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.store import Store
+from lutfarm.spaces import get_layout
+from lutfarm.spaces.cases import BlockCase
+from mcu import emulated_device, firmware
+
+pytestmark = pytest.mark.needs("mcu-emulator", "tflite-toolchain")
+
+PL = BlockCase.from_key("PointLinear_H12_W12_Cin16_Cout8")
+MB = BlockCase.from_key("MBConv_H6_W6_Cin40_Cout40_exp3_kernel3_stride1_se1")
+CN = BlockCase.from_key("ConvNormR6_H3_W3_Cin160_Cout384_kernel1_stride1")
+INT8 = RuntimeConfig("tflm", 1, "int8")
+
+
+@pytest.fixture(scope="module")
+def m4():
+    return firmware("mps2-an386")
+
+
+@pytest.fixture(scope="module")
+def m55():
+    return firmware("mps3-an547")
+
+
+@pytest.fixture(scope="module")
+def models(cache):
+    return {c.key: cache.get(c, "tflite", "int8") for c in (PL, MB, CN)}
+
+
+def _board(fw, timeout: float = 30.0):
+    from lutfarm_agent.mcu.harness import Board
+    b = Board({"emulator": "qemu", "qemu_machine": fw.board.qemu_machine,
+               "firmware": str(fw.elf), "serial_timeout": timeout})
+    b.hello()
+    return b
+
+
+def test_the_build_is_cached_by_content_and_names_its_sizes(m4):
+    again = firmware("mps2-an386")
+    assert again.cached and again.sha256 == m4.sha256 and again.elf == m4.elf
+    s = m4.sizes
+    assert 50_000 < s.text < m4.board.flash_bytes and s.model_buffer > 0 and s.arena > 0
+    assert m4.tflm_version != "unknown"     # from the tree's PROVENANCE
+
+
+def test_stm32f746_build_fits_mcunets_board():
+    """Built, never run (no silicon here): code in 1 MB of flash, the firmware's RAM plus its
+    model buffer and arena in 320 KB of SRAM."""
+    from lutfarm.profiler.firmware import check_fits
+    fw = firmware("stm32f746g-disco")
+    assert fw.board.core == "cortex-m7" and not fw.board.qemu_machine
+    assert check_fits(fw) == []
+    assert fw.sizes.flash <= 1 << 20
+    assert fw.sizes.ram + fw.sizes.model_buffer + fw.sizes.arena <= 320 << 10
+
+
+@pytest.mark.parametrize("board", ["mps2-an386", "mps3-an547"])
+def test_protocol_and_error_codes_on_the_emulated_board(board, m4, m55, models):
+    fw = {"mps2-an386": m4, "mps3-an547": m55}[board]
+    b = _board(fw)
+    try:
+        info = b.info
+        assert info["board"] == board and info["core"] == fw.board.core
+        assert info["kernels"] == "cmsis-nn" and info["timer"] == "systick"
+        assert info["timer_hz"] == fw.board.clock_hz and info["emulated"] is True
+        assert info["fw_text"] == fw.sizes.text            # the firmware reports its own build
+        assert "CONV_2D" in b.ops() and "DEPTHWISE_CONV_2D" in b.ops()
+        from lutfarm_agent.mcu.harness import BoardError
+        with pytest.raises(BoardError, match="CMD"):
+            b.command("BOGUS")
+        with pytest.raises(BoardError, match="NOMODEL"):
+            b.command("RUN 1")
+        data = models[MB.key].path.read_bytes()
+        with pytest.raises(BoardError, match="CRC"):
+            b.command(f"LOAD {len(data)} {(zlib.crc32(data) ^ 1) & 0xFFFFFFFF:08x}", data)
+        with pytest.raises(BoardError, match="MODEL"):
+            junk = bytes(range(256)) * 4
+            b.command(f"LOAD {len(junk)} {zlib.crc32(junk):08x}", junk)
+        b.load(data)
+        with pytest.raises(BoardError, match="ARENA"):
+            b.arena(64)
+        used = b.arena(200_000)
+        assert 0 < used < 200_000
+        first = [b.run(1) for _ in range(3)]
+        assert min(first) > 0 and max(first) - min(first) <= 2 / fw.board.clock_hz   # ±1 tick
+    finally:
+        b.close()
+
+
+def test_the_op_resolver_covers_every_op_of_the_int8_exports(m4, cache):
+    """One block per structural variant (kind, stride, SE, residual, groups, expansion 1) of
+    every registered space, exported int8: each op it uses is one the firmware says (OPS) it has."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from lutfarm.spaces.registry import list_spaces
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    reps = {}
+    for space in list_spaces():
+        groups = collections.defaultdict(list)
+        for c in get_layout(space).unique_cases():
+            groups[(space, c.kind, c.stride, c.se, c.cin == c.cout, (c.group or 1) > 1,
+                    c.exp == 1)].append(c)
+        for cs in groups.values():
+            c = min(cs, key=lambda c: (c.macs, c.key))
+            reps[c.key] = c
+    got = cache.get_many(reps, "tflite", "int8")
+    used = collections.defaultdict(set)
+    for key, m in got.items():
+        if not hasattr(m, "path"):      # an export lutfarm refuses (its int8 disagrees with torch)
+            continue
+        model = schema.ModelT.InitFromPackedBuf(m.path.read_bytes(), 0)
+        for oc in model.operatorCodes:
+            used[names[max(oc.builtinCode, oc.deprecatedBuiltinCode)]].add(key)
+    assert len(used) >= 8 and sum(hasattr(m, "path") for m in got.values()) >= len(reps) - 3
+    b = _board(m4)
+    try:
+        have = set(b.ops())
+    finally:
+        b.close()
+    missing = {op: sorted(keys)[:2] for op, keys in used.items() if op not in have}
+    assert not missing, f"the firmware lacks ops lutfarm's exports use: {missing}"
+
+
+def _campaign(tmp_path, device, cases, db="mcu.db", **kw):
+    store = Store(tmp_path / db)
+    summary = run_campaign(store, get_layout("mcunet"), device, INT8,
+                           CampaignSettings(cases={c.key: c for c in cases}, timing=FAST, **kw))
+    return store, summary
+
+
+@pytest.mark.parametrize("board", ["mps2-an386", "mps3-an547"])
+def test_a_campaign_on_an_emulated_mcu_stores_labelled_deterministic_results(board, m4, m55,
+                                                                            models, tmp_path):
+    fw = {"mps2-an386": m4, "mps3-an547": m55}[board]
+    device = emulated_device(f"emu-{board}", board, fw=fw)
+    store, summary = _campaign(tmp_path, device, [PL, MB])
+    assert summary.measured == 2 and summary.failed == 0, summary
+    frame = store.measurements(device=device.name)
+    assert set(frame["case_key"]) == {PL.key, MB.key}
+    assert (frame["runtime"] == "tflm-int8-t1-cmsis-nn").all()    # the key names the kernels
+    assert (frame["mem_method"] == "mcu-arena").all() and (frame["peak_mem_bytes"] > 0).all()
+    why = store.emulated(device.name, "tflm-int8-t1-cmsis-nn")     # never passes for hardware
+    assert why and board in why and "instructions" in why
+    ctx = store.context(int(frame["context_id"].iloc[0]))["runtime"]
+    assert ctx["board"] == board and ctx["core"] == fw.board.core and ctx["timer"] == "systick"
+    # the same case measured again gives the same number: the emulated timer is deterministic
+    _, again = _campaign(tmp_path, device, [MB], fresh=True)
+    frame = store.measurements(device=device.name)
+    medians = frame[frame["case_key"] == MB.key]["median_ms"].tolist()
+    assert len(medians) == 2 and medians[0] == pytest.approx(medians[1], rel=1e-6, abs=1e-4)
