@@ -138,7 +138,7 @@ def test_the_op_resolver_covers_every_op_of_the_int8_exports(m4, cache):
 def _campaign(tmp_path, device, cases, db="mcu.db", **kw):
     store = Store(tmp_path / db)
     summary = run_campaign(store, get_layout("mcunet"), device, INT8,
-                           CampaignSettings(cases={c.key: c for c in cases}, timing=FAST, **kw))
+                           CampaignSettings(cases=list(cases), timing=FAST, **kw))
     return store, summary
 
 
@@ -148,7 +148,7 @@ def test_a_campaign_on_an_emulated_mcu_stores_labelled_deterministic_results(boa
     fw = {"mps2-an386": m4, "mps3-an547": m55}[board]
     device = emulated_device(f"emu-{board}", board, fw=fw)
     store, summary = _campaign(tmp_path, device, [PL, MB])
-    assert summary.measured == 2 and summary.failed == 0, summary
+    assert summary.measured == 2 and not summary.failed, summary
     frame = store.measurements(device=device.name)
     assert set(frame["case_key"]) == {PL.key, MB.key}
     assert (frame["runtime"] == "tflm-int8-t1-cmsis-nn").all()    # the key names the kernels
@@ -162,3 +162,92 @@ def test_a_campaign_on_an_emulated_mcu_stores_labelled_deterministic_results(boa
     frame = store.measurements(device=device.name)
     medians = frame[frame["case_key"] == MB.key]["median_ms"].tolist()
     assert len(medians) == 2 and medians[0] == pytest.approx(medians[1], rel=1e-6, abs=1e-4)
+
+
+def _agent_job(fw, models: list, **settings) -> list[dict]:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import agent_root
+    from lutfarm_agent.protocol import events_in
+    runtime = {"name": "tflm", "threads": 1, "dtype": "int8", "provider": fw.kernels,
+               "emulator": "qemu", "qemu_machine": fw.board.qemu_machine,
+               "firmware": str(fw.elf), **settings}
+    job = {"job_id": "t", "runtime": runtime, "timing": FAST.to_dict(),
+           "cases": [{"key": m.case_key, "model": str(m.path), "sha256": m.sha256}
+                     for m in models]}
+    proc = subprocess.run([sys.executable, "-m", "lutfarm_agent"], input=json.dumps(job),
+                          capture_output=True, text=True, cwd=agent_root(), timeout=600,
+                          env=dict(os.environ, PYTHONPATH=str(agent_root())))
+    return events_in(proc.stdout)
+
+
+def test_a_hung_firmware_fails_its_case_and_the_emulator_is_restarted(models, cache):
+    """A firmware built to fault on one model (LUTFARM_HANG_ON_CRC: a bus fault, HardFault,
+    silence) and with a 50 kB model buffer: the hang is a timeout that fails that case and
+    restarts QEMU, the too-big model is the firmware's ERR SIZE with both sizes, the cases
+    after both are measured."""
+    extra = cache.get(BlockCase.from_key("PointLinear_H6_W6_Cin16_Cout8"), "tflite", "int8")
+    hang = models[MB.key].path.read_bytes()
+    fw = firmware("mps2-an386", LUTFARM_HANG_ON_CRC=f"0x{zlib.crc32(hang):08x}u",
+                  LUTFARM_MAX_MODEL=50000)
+    big = models[CN.key]
+    assert big.path.stat().st_size > 50000
+    events = _agent_job(fw, [models[PL.key], models[MB.key], big, extra], serial_timeout=5)
+    got = {e["key"]: e for e in events if e["event"] == "result"}
+    assert got[PL.key]["status"] == "ok" and got[extra.case_key]["status"] == "ok", got
+    assert "stopped answering" in got[MB.key]["error"] and "restarted" in got[MB.key]["error"]
+    assert f"{big.path.stat().st_size} bytes" in got[CN.key]["error"]
+    assert "holds at most 50000" in got[CN.key]["error"]
+
+
+def _model_with_op(op_name: str) -> bytes:
+    """A one-op fp32 TFLite model (input [1, 4] -> op -> output), written with the schema."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as s
+
+    m = s.ModelT()
+    m.version = 3
+    code = s.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = getattr(s.BuiltinOperator, op_name)
+    m.operatorCodes = [code]
+    empty = s.BufferT()
+    m.buffers = [empty, s.BufferT(), s.BufferT()]
+    tensors = []
+    for i, name in enumerate((b"in", b"out")):
+        t = s.TensorT()
+        t.shape, t.type, t.buffer, t.name = [1, 4], s.TensorType.FLOAT32, i + 1, name
+        tensors.append(t)
+    op = s.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0], [1]
+    g = s.SubGraphT()
+    g.tensors, g.inputs, g.outputs, g.operators = tensors, [0], [1], [op]
+    m.subgraphs = [g]
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def test_an_op_the_firmware_lacks_fails_that_case_by_name(m4, models, tmp_path):
+    from lutfarm.profiler.export import ExportedModel
+    data = _model_with_op("EXP")
+    path = tmp_path / "exp.tflite"
+    path.write_bytes(data)
+    import hashlib
+    exp = ExportedModel("Exp_probe", path, hashlib.sha256(data).hexdigest(), "tflite")
+    events = _agent_job(m4, [exp, models[PL.key]])
+    got = {e["key"]: e for e in events if e["event"] == "result"}
+    assert got["Exp_probe"]["status"] == "failed" and "EXP" in got["Exp_probe"]["error"]
+    assert "unsupported op" in got["Exp_probe"]["error"]
+    assert got[PL.key]["status"] == "ok"
+
+
+def test_a_missing_toolchain_or_emulator_is_one_line_naming_what_to_install(monkeypatch, m4):
+    from lutfarm.profiler.firmware import FirmwareError, build
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(FirmwareError, match="apt-get install .*gcc-arm-none-eabi"):
+        build("mps2-an386")
+    events = _agent_job(m4, [])
+    assert events[-1]["event"] == "fatal" and "apt-get install qemu-system-arm" in events[-1]["error"]

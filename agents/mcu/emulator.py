@@ -10,6 +10,7 @@ not exist in them. The arena, model and firmware sizes are the real 32-bit build
 
 from __future__ import annotations
 
+import collections
 import os
 import re
 import shutil
@@ -50,6 +51,7 @@ class Emulated:
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True,
                                      preexec_fn=_die_with_parent)
+        self.output: collections.deque = collections.deque(maxlen=40)   # QEMU's last words
         self.port = self._wait_for_pty(start_timeout)
         # QEMU keeps writing to stdout (warnings); drain it so it never blocks on a full pipe
         threading.Thread(target=self._drain, daemon=True).start()
@@ -71,10 +73,19 @@ class Emulated:
 
     def _drain(self) -> None:
         try:
-            for _ in self.proc.stdout:
-                pass
+            for line in self.proc.stdout:
+                self.output.append(line.rstrip())
         except (OSError, ValueError):
             pass
+
+    def why_dead(self) -> str:
+        """How QEMU ended (its exit status and last output), or "" while it runs."""
+        code = self.proc.poll()
+        if code is None:
+            return ""
+        time.sleep(0.1)             # let the drain thread take its last lines
+        said = " / ".join(self.output) or "no output"
+        return f"QEMU exited with status {code}: {said}"
 
     def alive(self) -> bool:
         return self.proc.poll() is None

@@ -171,6 +171,10 @@ def board_info(settings: dict) -> dict:
 
 
 def _silent(settings: dict, exc: BoardError, during: str) -> Exception:
+    board = _BOARDS.get(_key(settings))
+    dead = board.emulator.why_dead() if board is not None and board.emulator else ""
+    if dead:
+        exc = BoardError(exc.code, dead)
     drop_board(settings)
     what = ("the emulator was restarted" if settings.get("emulator")
             else "reset the board if it stays silent")
@@ -223,8 +227,10 @@ def load_on_board(path: str, settings: dict) -> Loaded:
             raise ValueError(f"no tensor arena up to {limit} bytes lets the board run this "
                              f"model ({exc.detail})") from None
         raise ValueError(f"the board refused the model: {exc}") from None
+    # the arena holds at least what the interpreter used: never bisect below it (TFLite-Micro
+    # places its own bookkeeping in the arena unchecked, and a far too small one crashes it)
     start = max(ARENA_ALIGN, (used + ARENA_ALIGN - 1) // ARENA_ALIGN * ARENA_ALIGN)
-    arena = smallest_arena(works, limit, start=start)
+    arena = smallest_arena(works, limit, start=start, floor=max(0, used - 1))
     used = board.arena(arena)
     elapsed = [0.0]        # the board's own clock, seconds: the timing loop reads this
 

@@ -39,12 +39,13 @@ def explain(log: str, exc: Exception) -> ArenaFailure:
     return ArenaFailure(False, one_line(exc, 300))
 
 
-def smallest_arena(works, limit: int, start: int = 4096) -> int:
-    """Smallest ARENA_ALIGN multiple in [1, limit] for which ``works(size)`` holds (monotone).
+def smallest_arena(works, limit: int, start: int = 4096, floor: int = 0) -> int:
+    """Smallest ARENA_ALIGN multiple in (floor, limit] for which ``works(size)`` holds
+    (monotone; ``floor`` is known not to work, e.g. below the bytes the interpreter said it used).
 
     Doubles from ``start`` to find a working size, then bisects; raises ValueError when even
     ``limit`` does not work."""
-    lo, hi = 0, min(start, limit)
+    lo, hi = floor, min(start, limit)
     while not works(hi):
         if hi >= limit:
             raise ValueError(f"no tensor arena up to {limit} bytes lets TFLite-Micro run this model"

@@ -8,6 +8,9 @@
 
 #include "board.h"
 #include "protocol.h"
+#include "tensorflow/lite/micro/arena_allocator/single_arena_buffer_allocator.h"
+#include "tensorflow/lite/micro/memory_planner/greedy_memory_planner.h"
+#include "tensorflow/lite/micro/micro_allocator.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_op_resolver.h"
 #include "tensorflow/lite/micro/micro_time.h"
@@ -163,6 +166,16 @@ void cmd_arena(unsigned long size) {
   }
   if (size > LUTFARM_MAX_ARENA) {
     reply("ERR ARENA %lu bytes exceed this board's %u", size, (unsigned)LUTFARM_MAX_ARENA);
+    return;
+  }
+  // TFLite-Micro places its own allocator and planner in the arena without checking that they
+  // fit (a smaller arena runs off into memory that is not there): refuse such sizes here.
+  constexpr size_t kMinArena = sizeof(tflite::SingleArenaBufferAllocator) +
+                               sizeof(tflite::GreedyMemoryPlanner) +
+                               sizeof(tflite::MicroAllocator) + 256;
+  if (size < kMinArena) {
+    reply("ERR ARENA %lu bytes are below the %u the interpreter's bookkeeping needs", size,
+          (unsigned)kMinArena);
     return;
   }
 #ifdef LUTFARM_HANG_ON_CRC   // fault injection for the host's tests: never built by default
