@@ -16,6 +16,16 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! { [ -x /usr/sbin/ssh
       debootstrap qemu-user-static sudo postgresql chromium chromium-driver; } >.venv/apt.log 2>&1 \
     || { tail -n 20 .venv/apt.log >&2; echo "could not install them; those tests will be skipped" >&2; }
 fi
+# The MCU tests build lutfarm's firmware with Debian's arm-none-eabi toolchain and run it under
+# qemu-system-arm (builds are cached by content hash in ~/.cache/lutfarm/firmware).
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! { command -v arm-none-eabi-gcc \
+     && command -v qemu-system-arm && command -v make; } >/dev/null 2>&1; then
+  echo "installing the arm-none-eabi toolchain and qemu-system-arm for the MCU tests ..." >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends make gcc-arm-none-eabi libnewlib-arm-none-eabi \
+      libstdc++-arm-none-eabi-newlib qemu-system-arm; } >.venv/apt-mcu.log 2>&1 \
+    || { tail -n 20 .venv/apt-mcu.log >&2; echo "could not install them; MCU tests will be skipped" >&2; }
+fi
 .venv/bin/ruff check .
 # Layers (import-linter contracts in pyproject.toml). grimp reads packages as installed, and the
 # development install maps folders onto lutfarm.*, so check a regular install of this tree.
