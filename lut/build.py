@@ -65,10 +65,14 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
         filled = {k: v for k, v in predicted["latency_ms"].items()
                   if k in meta["missing"] and k not in latency}
         latency.update(filled)
-        extra.update({k: {"predicted": 1} for k in filled})
+        mem = predicted.get("peak_mem_bytes") or {}
+        extra.update({k: {"predicted": 1, **({"peak_mem_bytes": mem[k]} if k in mem else {})}
+                      for k in filled})
         meta["missing"] = [k for k in meta["missing"] if k not in filled]
         meta["predicted"] = {"cases": len(filled), "measured_blocks": predicted["measured"],
-                             "held_out": predicted["held_out"]}
+                             "held_out": predicted["held_out"],
+                             **({"memory_held_out": predicted["memory_held_out"]}
+                                if predicted.get("memory_held_out") else {})}
     return LUT(space=lay.space, layout_name=lay.name, classes=lay.classes, device=device,
                runtime=runtime, statistic=statistic, latency_ms=latency, extra=extra, meta=meta)
 

@@ -65,7 +65,12 @@ class SubnetTable:
     @property
     def measures_memory(self) -> bool:
         """Whether the LUT's memory column is an arena the device really allocates."""
-        return self.lut.meta.get("memory_method") == "tflm-arena"
+        return self.lut.meta.get("memory_method") in ("tflm-arena", "mcu-arena")
+
+    def memory_missing(self) -> list[str]:
+        """Cases priced for latency that have no memory figure (measured or predicted)."""
+        return [k for k, v, m in zip(self.keys, self.vector, self.memory)
+                if not np.isnan(v) and np.isnan(m) and not k.startswith("Identity_")]
 
     def missing(self) -> list[str]:
         """Cases of the layout without a latency (empty models aside)."""

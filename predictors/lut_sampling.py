@@ -110,5 +110,12 @@ def sample_and_predict(store, layout, devices, runtime, n: int, settings=None, s
               "resolutions": list(getattr(layout, "resolutions", ())),
               "measured": len(blocks) - len(unmeasured), "predicted": len(predicted),
               "held_out": history[-1], "history": history, "latency_ms": predicted}
+    found = store.latest(target, runtime.key)
+    mem = {c: found[c.key].peak_mem_bytes for c in blocks
+           if c.key in found and found[c.key].peak_mem_bytes}
+    if mem:    # predicted entries carry a memory figure too, and its held-out error
+        from lutfarm.predictors.block_memory import predict_memory
+        report["peak_mem_bytes"], report["memory_held_out"] = predict_memory(mem, unmeasured)
+        report["memory_method"] = next(found[c.key].mem_method for c in mem)
     store.add_report(target, runtime.key, PREDICTIONS_REPORT, report)
     return report

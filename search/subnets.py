@@ -76,6 +76,42 @@ class SubnetConstraints:
     max_mmacs: float | None = None
 
 
+def _run_method(method, space, goal, feasible, population, generations, layout, smallest, seed):
+    from lutfarm.search.evolution import (
+        constrained_evolution,
+        random_search,
+        regularized_evolution,
+    )
+    if method == "constrained":
+        return constrained_evolution(space, goal, feasible, population, generations,
+                                     mutate_prob=mutation_probs(layout), seed=seed,
+                                     seeds=smallest)
+    if method == "regularized":
+        return regularized_evolution(space, goal, population * generations, feasible,
+                                     population, mutation_prob=mutation_probs(layout),
+                                     seed=seed, seeds=smallest)
+    return random_search(space, goal, population * generations, feasible, seed, seeds=smallest)
+
+
+def _why_infeasible(space, c, latency, memory_kb, mm, n: int = 2000) -> str:
+    """Which constraint rules out how many of ``n`` random archs, and which lack the data."""
+    rng = np.random.default_rng(0)
+    g = space.random(n, rng)
+    parts = []
+    if c.budget_ms is not None:
+        lat = latency(g)
+        parts.append(f"{int(np.isinf(lat).sum())} of {n} random archs have no latency in the "
+                     f"LUT, {int((lat > c.budget_ms).sum())} exceed --budget-ms {c.budget_ms:g}")
+    if c.max_memory_kb is not None:
+        mem = memory_kb(g)
+        parts.append(f"{int(np.isinf(mem).sum())} have no memory figure, "
+                     f"{int((mem > c.max_memory_kb).sum())} exceed --max-memory-kb "
+                     f"{c.max_memory_kb:g}")
+    if c.max_mmacs is not None:
+        parts.append(f"{int((mm(g) > c.max_mmacs).sum())} exceed --max-mmacs {c.max_mmacs:g}")
+    return "; ".join(parts) or "no constraint was given"
+
+
 def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = None,
                    method: str = "constrained", population: int = 100, generations: int = 500,
                    seed: int = 0, latency_model: str = "plain", objective: str = "mmacs",
@@ -89,9 +125,6 @@ def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = N
 
     from lutfarm.search.evolution import (
         SearchError,
-        constrained_evolution,
-        random_search,
-        regularized_evolution,
     )
 
     c = constraints or SubnetConstraints()
@@ -122,16 +155,22 @@ def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = N
             ok &= memory_kb(g) <= c.max_memory_kb
         return ok
 
+    if measured_memory and c.max_memory_kb is not None:
+        lacking = table.memory_missing()
+        if lacking:    # such archs would be infeasible for want of data, not for their memory
+            raise SearchError(
+                f"--max-memory-kb: the LUT has no memory figure for {len(lacking)} of its "
+                f"cases (e.g. {', '.join(lacking[:3])}), so no arch that uses them can be "
+                "checked; re-run the sampled profile (lutfarm predicts memory for the blocks "
+                "it does not measure since this version) or leave --max-memory-kb out")
     smallest = layout.to_genes([layout.smallest_arch()])    # a start for tight limits
     t0 = time.perf_counter()
-    if method == "constrained":
-        r = constrained_evolution(space, goal, feasible, population, generations,
-                                  mutate_prob=mutation_probs(layout), seed=seed, seeds=smallest)
-    elif method == "regularized":
-        r = regularized_evolution(space, goal, population * generations, feasible, population,
-                                  mutation_prob=mutation_probs(layout), seed=seed, seeds=smallest)
-    else:
-        r = random_search(space, goal, population * generations, feasible, seed, seeds=smallest)
+    try:
+        r = _run_method(method, space, goal, feasible, population, generations, layout,
+                        smallest, seed)
+    except SearchError as exc:
+        raise SearchError(f"{exc}; {_why_infeasible(space, c, latency, memory_kb, mm)}") \
+            from None
     wall = time.perf_counter() - t0
     genes = np.array([r.arch])
     arch = layout.from_genes(genes)[0].canonical()
