@@ -41,7 +41,7 @@ class Device:
     mcu: str = ""                            # a board lutfarm builds firmware for (firmware.BOARDS)
     emulator: str = ""                       # "qemu": the board is emulated on this machine
     firmware: str = ""                       # its firmware ELF ("" = built by lutfarm, cached)
-    kernels: str = "cmsis-nn"                # the firmware's kernel library: cmsis-nn | reference
+    kernels: str = ""                        # the firmware's kernels: cmsis-nn | reference ("" = as it says)
     icount_shift: int = 0                    # QEMU -icount shift: 2^N ns of virtual time per instruction
     packages: tuple[tuple[str, str], ...] = ()   # version pins for provisioning (name, spec)
     cooldown_c: float | None = None          # wait before each case until every zone is cooler
@@ -54,7 +54,7 @@ class Device:
         wins): what its measurements are stored under, so a LUT's key never lies."""
         if self.threads and self.threads != runtime.threads:
             runtime = replace(runtime, threads=self.threads)
-        if self.is_mcu and runtime.name == "tflm" and runtime.provider != self.kernels:
+        if self.kernels and runtime.name == "tflm" and runtime.provider != self.kernels:
             runtime = replace(runtime, provider=self.kernels)   # the firmware's kernels
         return runtime
 

@@ -271,5 +271,6 @@ def with_firmware(device, third_party: Path | None = None, log=None):
 
     if not device.emulator or device.firmware:
         return device
-    fw = build(device.mcu, device.kernels, third_party=third_party, log=log)
-    return replace(device, firmware=str(fw.elf))
+    kernels = device.kernels or "cmsis-nn"
+    fw = build(device.mcu, kernels, third_party=third_party, log=log)
+    return replace(device, firmware=str(fw.elf), kernels=kernels)

@@ -226,7 +226,7 @@ def _device(d: dict, line: int) -> Device:
                   arena_limit=d.get("arena_limit"), mcu=d.get("mcu", ""),
                   emulator=d.get("emulator", ""),
                   firmware=os.path.expanduser(d["firmware"]) if d.get("firmware") else "",
-                  kernels=d.get("kernels", "cmsis-nn"), icount_shift=d.get("icount_shift", 0),
+                  kernels=d.get("kernels") or ("cmsis-nn" if d.get("emulator") else ""), icount_shift=d.get("icount_shift", 0),
                   packages=tuple(sorted((d.get("packages") or {}).items())),
                   cooldown_c=d.get("cooldown_c"), governor=d.get("governor") or None,
                   frequency_khz=d.get("frequency_khz"), line=line)

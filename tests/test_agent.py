@@ -82,7 +82,7 @@ def test_describe_lists_runtimes():
 def test_agent_imports_no_torch_or_controller_code():
     code = ("import sys, lutfarm_agent.__main__, lutfarm_agent.runtimes.onnxruntime_rt, "
             "lutfarm_agent.runtimes.litert_rt, lutfarm_agent.runtimes.tflm_rt, "
-            "lutfarm_agent.mcu.harness, lutfarm_agent.mcu.standin\n"
+            "lutfarm_agent.mcu.harness, lutfarm_agent.mcu.standin, lutfarm_agent.mcu.emulator\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'pandas', 'sklearn', 'onnx', 'spaces', 'profiler', 'lut', 'lutfarm')]\n"
             "print(','.join(bad))")

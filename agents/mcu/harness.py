@@ -95,8 +95,15 @@ class Board:
         self.info = info
         return info
 
-    def ops(self) -> list:
-        return self.command("OPS")[0].split(",")
+    def ops(self) -> list | None:
+        """The firmware's ops, or None from a firmware without OPS (the protocol's first five
+        commands are all a board must answer)."""
+        try:
+            return self.command("OPS")[0].split(",")
+        except BoardError as exc:
+            if exc.code == "CMD":
+                return None
+            raise
 
     def load(self, data: bytes) -> None:
         line = f"LOAD {len(data)} {zlib.crc32(data) & 0xFFFFFFFF:08x}"
@@ -229,8 +236,11 @@ def load_on_board(path: str, settings: dict) -> Loaded:
         raise ValueError(f"the board refused the model: {exc}") from None
     # the arena holds at least what the interpreter used: never bisect below it (TFLite-Micro
     # places its own bookkeeping in the arena unchecked, and a far too small one crashes it)
-    start = max(ARENA_ALIGN, (used + ARENA_ALIGN - 1) // ARENA_ALIGN * ARENA_ALIGN)
-    arena = smallest_arena(works, limit, start=start, floor=max(0, used - 1))
+    if used >= limit:     # a firmware (the stand-in) that reports the whole arena as used
+        arena = smallest_arena(works, limit)
+    else:
+        start = max(ARENA_ALIGN, (used + ARENA_ALIGN - 1) // ARENA_ALIGN * ARENA_ALIGN)
+        arena = smallest_arena(works, limit, start=start, floor=max(0, used - 1))
     used = board.arena(arena)
     elapsed = [0.0]        # the board's own clock, seconds: the timing loop reads this
 
