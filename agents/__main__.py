@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import time
@@ -16,7 +15,7 @@ from lutfarm_agent import AGENT_VERSION
 from lutfarm_agent.clocks import ClockControl
 from lutfarm_agent.context import SYS, cool_down, fingerprint, moment
 from lutfarm_agent.memory import RSSPeak
-from lutfarm_agent.protocol import emit, event_stream, one_line, read_job
+from lutfarm_agent.protocol import emit, event_stream, file_sha256, one_line, read_job
 from lutfarm_agent.runtimes import (
     RUNTIMES,
     RuntimeMissing,
@@ -27,21 +26,13 @@ from lutfarm_agent.runtimes import (
 from lutfarm_agent.timing import TimingSettings, time_callable, time_interleaved
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _load(runtime, case: dict, settings: dict) -> tuple:
     """Check and load one model, run it once: (loaded, init_ms, first_ms, memory)."""
     path = case["model"]
     if not os.path.exists(path):
         raise FileNotFoundError("model file missing on the device: " + path)
     expected = case.get("sha256")
-    if expected and _sha256(path) != expected:
+    if expected and file_sha256(path) != expected:
         raise ValueError("model file is corrupted (checksum mismatch): " + path)
     rss = RSSPeak()
     rss.start()
@@ -278,7 +269,7 @@ def verify(entries: list) -> list:
     bad = []
     for e in entries:
         try:
-            if _sha256(e["path"]) != e["sha256"]:
+            if file_sha256(e["path"]) != e["sha256"]:
                 bad.append(e["path"])
         except OSError:
             bad.append(e["path"])

@@ -37,7 +37,7 @@ def nb201_path() -> Path:
 
 def third_party_dir() -> Path:
     """The firmware's third-party sources (tflm-tree.tar.gz, tflm-tree-reference.tar.gz,
-    cmsis_device_f7.tar.gz, or folders of the same names without .tar.gz):
+    or folders of the same names without .tar.gz):
     $LUTFARM_THIRD_PARTY, else ../shared/third_party from the working directory."""
     return Path(os.environ.get("LUTFARM_THIRD_PARTY") or Path("..") / "shared" / "third_party")
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from lutfarm import environment
 from lutfarm.errors import LutfarmError
+from lutfarm_agent.protocol import file_sha256
 
 KERNELS = ("cmsis-nn", "reference")
 TREES = {"cmsis-nn": "tflm-tree", "reference": "tflm-tree-reference"}
@@ -119,14 +120,6 @@ def toolchain() -> str:
     return out.splitlines()[0] if out else "arm-none-eabi-gcc"
 
 
-def _sha_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _sha_tree(root: Path, suffixes: tuple = ()) -> str:
     h = hashlib.sha256()
     for p in sorted(root.rglob("*")):
@@ -137,12 +130,12 @@ def _sha_tree(root: Path, suffixes: tuple = ()) -> str:
 
 
 def unpacked(name: str, third_party: Path | None = None) -> tuple[Path, str]:
-    """``name`` (``tflm-tree``, ``cmsis_device_f7``, …) as a folder, and its content hash: a
+    """``name`` (``tflm-tree``, ``tflm-tree-reference``) as a folder, and its content hash: a
     ``NAME.tar.gz`` is unpacked once into the cache, a ``NAME`` folder is used as it is."""
     base = Path(third_party) if third_party else environment.third_party_dir()
     archive, folder = base / f"{name}.tar.gz", base / name
     if archive.exists():
-        sha = _sha_file(archive)
+        sha = file_sha256(archive)
         dest = environment.firmware_cache_dir() / "third_party" / f"{name}-{sha[:16]}"
         if not (dest / ".complete").exists():
             tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
@@ -213,12 +206,10 @@ def build(board: str, kernels: str = "cmsis-nn", *, third_party: Path | None = N
     src = source_dir()
     tree_dir, tree_sha = unpacked(TREES[kernels], third_party)
     tree = _tree_root(tree_dir)
-    extra: dict = {}
-    dev_sha = ""
     defs = " ".join(f"-D{k}={v}" for k, v in sorted((defines or {}).items()))
     version = tflm_version(tree)
     key = json.dumps({"src": _sha_tree(src, (".c", ".cc", ".h", ".ld", ".mk", "")),
-                      "tree": tree_sha, "device": dev_sha, "board": board, "kernels": kernels,
+                      "tree": tree_sha, "board": board, "kernels": kernels,
                       "defs": defs, "compiler": compiler}, sort_keys=True)
     sha = hashlib.sha256(key.encode()).hexdigest()
     root = environment.firmware_cache_dir()
@@ -231,7 +222,6 @@ def build(board: str, kernels: str = "cmsis-nn", *, third_party: Path | None = N
     cmd = ["make", "-C", str(src), f"-j{jobs or os.cpu_count() or 1}", "all",
            f"BOARD={board}", f"KERNELS={kernels}", f"TREE={tree}", f"OUT={out}",
            f"LIBDIR={libdir}", f"BOARD_DEFS_EXTRA={defs} -DLUTFARM_TFLM_VERSION=\\\"{version}\\\""]
-    cmd += [f"{k}={v}" for k, v in extra.items()]
     if log:
         log(f"building the {board} firmware ({kernels} kernels); a cold build takes minutes")
     t0 = time.perf_counter()

@@ -123,9 +123,7 @@ def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = N
     proxy. Returns the JSON-ready result."""
     import time
 
-    from lutfarm.search.evolution import (
-        SearchError,
-    )
+    from lutfarm.search.evolution import SearchError
 
     c = constraints or SubnetConstraints()
     if c.budget_ms is not None and table is None:

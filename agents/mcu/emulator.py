@@ -87,9 +87,6 @@ class Emulated:
         said = " / ".join(self.output) or "no output"
         return f"QEMU exited with status {code}: {said}"
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()

@@ -208,32 +208,31 @@ def load_on_board(path: str, settings: dict) -> Loaded:
     if settings.get("arena_limit"):
         limit = min(limit, int(settings["arena_limit"]))
 
-    def works(size: int) -> bool:
+    refused = [""]         # the firmware's reason for the last arena that did not fit
+
+    def try_arena(size: int) -> int | None:
+        """The bytes used in an arena of ``size``, or None when it does not fit."""
         try:
-            board.arena(size)
-            return True
+            return board.arena(size)
         except BoardError as exc:
+            if exc.code == "ARENA":
+                refused[0] = exc.detail
+                return None
             if exc.code == "OP":
                 raise UnsupportedOp("unsupported op on the board's TFLite-Micro: " +
                                     exc.detail) from None
             if exc.code == "TIMEOUT":
                 raise _silent(settings, exc, "ARENA") from None
-            if exc.code != "ARENA":
-                raise ValueError(f"the board refused the model: {exc}") from None
-            return False
+            raise ValueError(f"the board refused the model: {exc}") from None
 
-    try:
-        used = board.arena(limit)   # the firmware's own count: where the bisection starts
-    except BoardError as exc:
-        if exc.code == "TIMEOUT":
-            raise _silent(settings, exc, "ARENA") from None
-        if exc.code == "OP":
-            raise UnsupportedOp("unsupported op on the board's TFLite-Micro: " +
-                                exc.detail) from None
-        if exc.code == "ARENA":
-            raise ValueError(f"no tensor arena up to {limit} bytes lets the board run this "
-                             f"model ({exc.detail})") from None
-        raise ValueError(f"the board refused the model: {exc}") from None
+    used = try_arena(limit)     # the firmware's own count: where the bisection starts
+    if used is None:
+        raise ValueError(f"no tensor arena up to {limit} bytes lets the board run this "
+                         f"model ({refused[0]})")
+
+    def works(size: int) -> bool:
+        return try_arena(size) is not None
+
     # the arena holds at least what the interpreter used: never bisect below it (TFLite-Micro
     # places its own bookkeeping in the arena unchecked, and a far too small one crashes it)
     if used >= limit:     # a firmware (the stand-in) that reports the whole arena as used
