@@ -23,7 +23,12 @@ from lutfarm_agent.runtimes import (
     get_runtime,
     takes_turns,
 )
-from lutfarm_agent.timing import TimingSettings, time_callable, time_interleaved
+from lutfarm_agent.timing import (
+    TimingSettings,
+    for_deterministic_clock,
+    time_callable,
+    time_interleaved,
+)
 
 
 def _load(runtime, case: dict, settings: dict) -> tuple:
@@ -68,7 +73,9 @@ def measure_case(runtime, case: dict, settings: dict, timing: TimingSettings) ->
     retimed = False
     while True:
         before = moment(sys_root)
-        res = time_callable(loaded.run, timing, clock=loaded.clock or time.perf_counter)
+        res = time_callable(loaded.run, for_deterministic_clock(timing)
+                            if loaded.deterministic else timing,
+                            clock=loaded.clock or time.perf_counter)
         after = moment(sys_root)
         throttled = before["freq_khz"] != after["freq_khz"]
         if not throttled or retimed:    # the clock moved while timing: once more, then flag
@@ -89,6 +96,8 @@ def measure_group(runtime, cases: list, settings: dict, timing: TimingSettings) 
             out[case["key"]] = _failed(exc)
     sys_root = settings.get("sysfs_root") or SYS
     before = moment(sys_root)
+    if ready and all(r[0].deterministic for _, r in ready):
+        timing = for_deterministic_clock(timing)
     results = time_interleaved([r[0].run for _, r in ready], timing,
                                [r[0].clock or time.perf_counter for _, r in ready])
     after = moment(sys_root)

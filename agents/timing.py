@@ -13,7 +13,7 @@ import bisect
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 
@@ -103,10 +103,23 @@ def _rel_ci(s: list[float], confidence: float) -> float:
     return (hi - lo) / (2 * med) if med > 0 else math.inf
 
 
+def for_deterministic_clock(settings: TimingSettings) -> TimingSettings:
+    """A clock that counts instructions (an emulated MCU) gives every sample the same time:
+    five samples without warm-up by seconds or retries say all there is to say."""
+    return replace(settings, warmup_runs=min(settings.warmup_runs, 1), warmup_s=0.0,
+                   min_runs=min(settings.min_runs, 5), min_s=0.0, retries=0)
+
+
 def _time_batch(fn: Callable[[], object], batch: int, clock: Callable[[], float]) -> float:
+    """``batch`` calls; a function with a ``many(n)`` (an MCU's ``RUN n``: one round trip for
+    many invokes) makes them itself."""
+    many = getattr(fn, "many", None)
     t0 = clock()
-    for _ in range(batch):
-        fn()
+    if many is not None:
+        many(batch)
+    else:
+        for _ in range(batch):
+            fn()
     return clock() - t0
 
 

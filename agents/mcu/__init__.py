@@ -21,12 +21,20 @@ exactly nbytes of raw model bytes      (zlib's) matches; ``ERR CRC …`` / ``ERR
                                        ``ERR ARENA <message>`` when it does not fit,
                                        ``ERR OP <op name>`` when the firmware lacks a kernel,
                                        ``ERR NOMODEL`` before a LOAD
-``RUN <n>``                            invoke n times on the firmware's own input:
+``RUN <n>``                            invoke n (1 to ``RUN_MAX`` = 16) times on its own input:
                                        ``OK RUN <n> us=<t1>,<t2>,…`` (microseconds per invoke)
 =====================================  ============================================================
 
 Error codes: ``CRC``, ``SIZE``, ``ARENA``, ``OP``, ``NOMODEL``, ``RUN``, ``CMD`` (unknown
-command). The agent finds the smallest arena by bisection over ``ARENA`` (the firmware's
+command), ``MODEL`` (not a TFLite flatbuffer), ``LOAD`` (LOADF's host file unreadable).
+
+Optional commands of lutfarm's firmware (``firmware/``): ``OPS`` (``OK OPS <op>,<op>,…``: the
+resolver's ops), and, on an emulated board whose HELLO says ``hostfs=1``, ``LOADF <nbytes>
+<crc32 hex> <host path>``: the firmware reads the model from a file on the emulator's host
+(ARM semihosting) instead of the UART, which QEMU moves at some 20 KiB/s; the reply and the
+checks are LOAD's (``OK LOADF <nbytes>``). HELLO also gives ``core``, ``timer``, ``timer_hz``
+and the firmware's own ``fw_text``/``fw_data``/``fw_bss``/``fw_stack``; ``RUN`` adds
+``ticks=`` (the timer's counts) beside ``us=``. The agent finds the smallest arena by bisection over ``ARENA`` (the firmware's
 ``max_arena`` bounds it) and reports it as the block's peak memory; times are the firmware's
 own microseconds, so the serial round trip never enters a latency.
 
@@ -36,3 +44,4 @@ can be tested end to end here. Its latencies are the host's, not a microcontroll
 """
 
 PROTOCOL_VERSION = 1
+RUN_MAX = 16        # invokes one RUN may ask for (the firmware's reply line holds 16 times)

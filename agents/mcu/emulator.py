@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -47,7 +48,10 @@ class Emulated:
             raise EmulatorError("the firmware to emulate is missing: " + firmware)
         self.machine, self.firmware, self.icount_shift = machine, firmware, icount_shift
         self.cmd = [QEMU, "-M", machine, "-kernel", firmware, "-nographic", "-monitor", "none",
-                    "-serial", "pty", "-icount", f"shift={icount_shift},align=off,sleep=off"]
+                    "-serial", "pty", "-icount", f"shift={icount_shift},align=off,sleep=off",
+                    # the firmware's LOADF reads model files from here (ARM semihosting)
+                    "-semihosting-config", "enable=on,target=native"]
+        self.files = tempfile.mkdtemp(prefix="lfmcu")    # short: a LOADF line holds the path
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True,
                                      preexec_fn=_die_with_parent)
@@ -87,6 +91,13 @@ class Emulated:
         said = " / ".join(self.output) or "no output"
         return f"QEMU exited with status {code}: {said}"
 
+    def model_file(self, data: bytes) -> str:
+        """A host file the firmware's LOADF reads ``data`` from."""
+        path = os.path.join(self.files, "m")
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -94,3 +105,4 @@ class Emulated:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        shutil.rmtree(self.files, ignore_errors=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zlib
 
+from lutfarm_agent.mcu import RUN_MAX
 from lutfarm_agent.runtimes import Loaded, RuntimeUnavailable, UnsupportedOp
 from lutfarm_agent.runtimes.tflm_rt import ARENA_ALIGN, smallest_arena
 
@@ -59,6 +60,7 @@ class Board:
         self.name = port
         self.port = _open_port(port, int(settings.get("baud") or 115200), self.timeout)
         self.info: dict = {}
+        self.persistent: int | None = None     # of the last ARENA
 
     def command(self, line: str, payload: bytes = b"") -> list:
         """Send one command (and its payload); the reply's fields after ``OK <COMMAND>``."""
@@ -106,7 +108,13 @@ class Board:
             raise
 
     def load(self, data: bytes) -> None:
-        line = f"LOAD {len(data)} {zlib.crc32(data) & 0xFFFFFFFF:08x}"
+        """The model into the board: over the link with LOAD (CRC-checked, sent again on a
+        mismatch), or, on an emulator whose firmware reads host files (``hostfs=1``), LOADF."""
+        crc = f"{zlib.crc32(data) & 0xFFFFFFFF:08x}"
+        if self.emulator is not None and self.info.get("hostfs") == 1:
+            self.command(f"LOADF {len(data)} {crc} {self.emulator.model_file(data)}")
+            return
+        line = f"LOAD {len(data)} {crc}"
         for attempt in range(CRC_RETRIES + 1):
             try:
                 self.command(line, data)
@@ -117,9 +125,10 @@ class Board:
 
     def arena(self, size: int) -> int:
         """Build the interpreter in ``size`` bytes; the bytes it really used."""
-        fields = self.command(f"ARENA {size}")
-        used = [f.split("=", 1)[1] for f in fields if f.startswith("used=")]
-        return int(used[0]) if used else size
+        fields = dict(f.split("=", 1) for f in self.command(f"ARENA {size}") if "=" in f)
+        # lutfarm's firmware also says how much of it is persistent (it adds up over a network)
+        self.persistent = int(fields["persistent"]) if "persistent" in fields else None
+        return int(fields["used"]) if "used" in fields else size
 
     def run(self, n: int) -> float:
         """Seconds of the board's own clock for ``n`` invokes (its ticks where it gives them)."""
@@ -243,16 +252,23 @@ def load_on_board(path: str, settings: dict) -> Loaded:
     used = board.arena(arena)
     elapsed = [0.0]        # the board's own clock, seconds: the timing loop reads this
 
-    def run() -> None:
+    def many(n: int) -> None:
         try:
-            elapsed[0] += board.run(1)
+            while n > 0:          # RUN takes up to 16 invokes per command
+                elapsed[0] += board.run(min(n, RUN_MAX))
+                n -= RUN_MAX
         except BoardError as exc:
             if exc.code == "TIMEOUT":
                 raise _silent(settings, exc, "RUN") from None
             raise
 
+    def run() -> None:
+        many(1)
+    run.many = many      # the timing loop's batches: one round trip per 16 invokes
+
     info = board.info
     details = {"arena_bytes": arena, "arena_used": used, "model_bytes": len(data),
+               "arena_persistent": board.persistent,
                "board": info.get("board"), "core": info.get("core"),
                "kernels": info.get("kernels"), "clock_hz": info.get("clock_hz"),
                "timer": info.get("timer"), "timer_hz": info.get("timer_hz"),
@@ -263,4 +279,4 @@ def load_on_board(path: str, settings: dict) -> Loaded:
         details.update(emulator=info.get("emulator"), icount_shift=info.get("icount_shift"))
     return Loaded(run, [{"name": "input0", "shape": [], "dtype": "board"}], details=details,
                   memory={"peak_bytes": arena, "method": "mcu-arena"},
-                  clock=lambda: elapsed[0])
+                  clock=lambda: elapsed[0], deterministic=bool(info.get("emulated")))

@@ -76,13 +76,15 @@ class Loaded(NamedTuple):
 
     ``memory`` is the runtime's own peak-memory figure (``{"peak_bytes", "method"}``, e.g. a
     TFLite-Micro arena) where it has one; otherwise the agent measures RSS growth. ``clock``
-    replaces the host's clock where the device times itself (an MCU's microsecond timer)."""
+    replaces the host's clock where the device times itself (an MCU's microsecond timer);
+    ``deterministic``: that clock gives the same work the same time (an emulated MCU)."""
 
     run: Callable[[], object]
     inputs: list          # name, shape, dtype of each input
     details: dict | None = None   # what the runtime really used (delegate, arena, …)
     memory: dict | None = None
     clock: Callable[[], float] | None = None
+    deterministic: bool = False   # the clock counts work, not time (an emulator's -icount)
 
 
 def package_version(package: str) -> str:

@@ -163,5 +163,6 @@ def load(path: str, settings: dict) -> Loaded:
     arena = find_arena(data, int(settings.get("arena_limit") or HOST_ARENA_LIMIT))
     with QuietStderr():
         it, described = _host_interpreter(data, arena)
-    return Loaded(it.invoke, described, details={"arena_bytes": arena, "kernels": "reference"},
+    return Loaded(it.invoke, described, details={"arena_bytes": arena, "kernels": "reference",
+                                             "model_bytes": len(data)},
                   memory={"peak_bytes": arena, "method": "tflm-arena"})

@@ -9,6 +9,8 @@
 #include "board.h"
 #include "protocol.h"
 #include "tensorflow/lite/micro/arena_allocator/single_arena_buffer_allocator.h"
+#include "tensorflow/lite/micro/memory_helpers.h"
+#include "tensorflow/lite/micro/micro_arena_constants.h"
 #include "tensorflow/lite/micro/memory_planner/greedy_memory_planner.h"
 #include "tensorflow/lite/micro/micro_allocator.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
@@ -37,6 +39,7 @@ uint32_t g_model_len = 0;
 uint32_t g_model_crc = 0;
 alignas(tflite::MicroInterpreter) uint8_t g_interp_storage[sizeof(tflite::MicroInterpreter)];
 tflite::MicroInterpreter* g_interp = nullptr;
+tflite::SingleArenaBufferAllocator* g_buffers = nullptr;   // the arena's two ends, for ARENA
 
 void put(const char* s) {
   while (*s) board_putc(*s++);
@@ -94,18 +97,24 @@ void drop_interpreter() {
   }
 }
 
+#ifdef LUTFARM_SEMIHOSTING
+constexpr int kHostFs = 1;
+#else
+constexpr int kHostFs = 0;
+#endif
+
 void cmd_hello() {
   unsigned text = __text_end__ - __text_start__;
   unsigned data = __data_end__ - __data_start__;
   unsigned bss = __bss_end__ - __bss_start__;
   reply("OK HELLO proto=%d board=%s core=%s runtime=tflite-micro-%s kernels=%s clock_hz=%lu "
         "timer=%s timer_hz=%lu max_model=%u max_arena=%u fw_text=%u fw_data=%u fw_bss=%u "
-        "fw_stack=%u ram=%lu flash=%lu",
+        "fw_stack=%u ram=%lu flash=%lu hostfs=%d",
         LUTFARM_PROTO, kBoard.name, kBoard.core, LUTFARM_TFLM_VERSION, LUTFARM_KERNELS,
         (unsigned long)kBoard.clock_hz, kBoard.timer, (unsigned long)kBoard.timer_hz,
         (unsigned)LUTFARM_MAX_MODEL, (unsigned)LUTFARM_MAX_ARENA, text, data, bss,
         (unsigned)(uintptr_t)__stack_size__, (unsigned long)kBoard.ram_bytes,
-        (unsigned long)kBoard.flash_bytes);
+        (unsigned long)kBoard.flash_bytes, kHostFs);
 }
 
 void cmd_ops() {
@@ -119,15 +128,7 @@ void cmd_ops() {
   board_putc('\n');
 }
 
-void cmd_load(unsigned long n, unsigned long crc) {
-  drop_interpreter();
-  g_model_len = 0;
-  if (n > LUTFARM_MAX_MODEL) {   // the bytes follow the line anyway: take them, keep nothing
-    for (unsigned long i = 0; i < n; ++i) board_getc();
-    reply("ERR SIZE model of %lu bytes exceeds this board's %u", n, (unsigned)LUTFARM_MAX_MODEL);
-    return;
-  }
-  for (unsigned long i = 0; i < n; ++i) g_model[i] = static_cast<uint8_t>(board_getc());
+void loaded(unsigned long n, unsigned long crc, const char* cmd) {   // the bytes are in g_model
   uint32_t got = crc32(g_model, n);
   if (got != crc) {
     reply("ERR CRC model bytes give %08lx, the host said %08lx", (unsigned long)got, crc);
@@ -140,8 +141,57 @@ void cmd_load(unsigned long n, unsigned long crc) {
   }
   g_model_len = n;
   g_model_crc = got;
-  reply("OK LOAD %lu", n);
+  reply("OK %s %lu", cmd, n);
 }
+
+void cmd_load(unsigned long n, unsigned long crc) {
+  drop_interpreter();
+  g_model_len = 0;
+  if (n > LUTFARM_MAX_MODEL) {   // the bytes follow the line anyway: take them, keep nothing
+    for (unsigned long i = 0; i < n; ++i) board_getc();
+    reply("ERR SIZE model of %lu bytes exceeds this board's %u", n, (unsigned)LUTFARM_MAX_MODEL);
+    return;
+  }
+  for (unsigned long i = 0; i < n; ++i) g_model[i] = static_cast<uint8_t>(board_getc());
+  loaded(n, crc, "LOAD");
+}
+
+#ifdef LUTFARM_SEMIHOSTING
+// Emulated boards only: ARM semihosting (QEMU -semihosting-config enable=on,target=native)
+// reads a model file on the host straight into the model buffer, where the emulated UART
+// moves about 20 KiB/s. On silicon without a debugger BKPT faults: no board file for real
+// hardware defines LUTFARM_SEMIHOSTING, and the host only sends LOADF when HELLO says hostfs=1.
+int semihost(int op, void* args) {
+  register int r0 __asm__("r0") = op;
+  register void* r1 __asm__("r1") = args;
+  __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
+  return r0;
+}
+
+void cmd_loadf(unsigned long n, unsigned long crc, const char* path) {
+  drop_interpreter();
+  g_model_len = 0;
+  if (n > LUTFARM_MAX_MODEL) {
+    reply("ERR SIZE model of %lu bytes exceeds this board's %u", n, (unsigned)LUTFARM_MAX_MODEL);
+    return;
+  }
+  uint32_t open_args[3] = {(uint32_t)(uintptr_t)path, 1 /* "rb" */, (uint32_t)strlen(path)};
+  int handle = semihost(0x01 /* SYS_OPEN */, open_args);
+  if (handle == -1) {
+    reply("ERR LOAD the host file %s cannot be opened", path);
+    return;
+  }
+  uint32_t read_args[3] = {(uint32_t)handle, (uint32_t)(uintptr_t)g_model, (uint32_t)n};
+  int left = semihost(0x06 /* SYS_READ: returns the bytes not read */, read_args);
+  uint32_t close_args[1] = {(uint32_t)handle};
+  semihost(0x02 /* SYS_CLOSE */, close_args);
+  if (left != 0) {
+    reply("ERR LOAD the host file %s holds %lu of %lu bytes", path, n - (unsigned long)left, n);
+    return;
+  }
+  loaded(n, crc, "LOADF");
+}
+#endif
 
 void fill_inputs() {   // deterministic pseudo-random inputs, as the host runtimes use
   uint32_t state = 0x12345678u;
@@ -208,14 +258,24 @@ void cmd_arena(unsigned long size) {
     }
   }
   g_log[0] = 0;
-  g_interp = new (g_interp_storage) tflite::MicroInterpreter(model, resolver, g_arena, size);
+  // MicroAllocator::Create(arena, size)'s own chain, built here so that ARENA can say how much
+  // of the arena is persistent (interpreter, tensors, per-op data: it adds up over a network's
+  // ops) and how much the activation plan takes (the largest live set: it does not)
+  uint8_t* aligned = tflite::AlignPointerUp(g_arena, tflite::MicroArenaBufferAlignment());
+  g_buffers = tflite::SingleArenaBufferAllocator::Create(aligned, g_arena + size - aligned);
+  uint8_t* planner_buffer = g_buffers->AllocatePersistentBuffer(
+      sizeof(tflite::GreedyMemoryPlanner), alignof(tflite::GreedyMemoryPlanner));
+  auto* planner = new (planner_buffer) tflite::GreedyMemoryPlanner();
+  tflite::MicroAllocator* allocator = tflite::MicroAllocator::Create(g_buffers, planner);
+  g_interp = new (g_interp_storage) tflite::MicroInterpreter(model, resolver, allocator);
   if (g_interp->AllocateTensors() != kTfLiteOk) {
     drop_interpreter();
     reply("ERR ARENA %s", last_log());
     return;
   }
   fill_inputs();
-  reply("OK ARENA %lu used=%u", size, (unsigned)g_interp->arena_used_bytes());
+  reply("OK ARENA %lu used=%u persistent=%u", size, (unsigned)g_interp->arena_used_bytes(),
+        (unsigned)g_buffers->GetPersistentUsedBytes());
 }
 
 void cmd_run(unsigned long n) {
@@ -259,6 +319,15 @@ void dispatch(char* line) {
     cmd_ops();
   } else if (!strcmp(cmd, "LOAD") && a1 && a2) {
     cmd_load(strtoul(a1, nullptr, 10), strtoul(a2, nullptr, 16));
+#ifdef LUTFARM_SEMIHOSTING
+  } else if (!strcmp(cmd, "LOADF") && a1 && a2) {
+    char* path = strtok(nullptr, " ");
+    if (path == nullptr) {
+      reply("ERR CMD LOADF takes <bytes> <crc32> <host path>");
+      return;
+    }
+    cmd_loadf(strtoul(a1, nullptr, 10), strtoul(a2, nullptr, 16), path);
+#endif
   } else if (!strcmp(cmd, "ARENA") && a1) {
     cmd_arena(strtoul(a1, nullptr, 10));
   } else if (!strcmp(cmd, "RUN") && a1) {

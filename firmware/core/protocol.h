@@ -5,7 +5,7 @@
 #define LUTFARM_PROTOCOL_H_
 
 #define LUTFARM_PROTO 1
-#define LUTFARM_LINE_MAX 96
+#define LUTFARM_LINE_MAX 160   /* LOADF carries a host path */
 
 #ifndef LUTFARM_MAX_MODEL
 #error "the board's build sets LUTFARM_MAX_MODEL (bytes of model buffer)"
