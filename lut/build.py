@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from lutfarm.lut.table import EXTRA_COLUMNS, LUT, PREDICTIONS_REPORT, LUTError
+from lutfarm.profiler.firmware import board_target
 from lutfarm.profiler.store import Measurement, Store
 from lutfarm.spaces import BlockCase, CaseKeyError, get_layout
 
@@ -38,10 +39,11 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
         raise LUTError(f"no measured case of layout {lay.space}/{lay.name} for device {device!r} "
                        f"with {runtime!r}; profile it with --layout {lay.name}")
     contexts = sorted({m.context_id for m in rows.values() if m.context_id is not None})
+    context = store.context(contexts[-1]) if contexts else {}
     meta = {"source": f"lutfarm store {store.location}", "created": time.time(),
             **({"resolutions": list(lay.resolutions)} if hasattr(lay, "resolutions") else {}),
             "overhead_case": lay.overhead_case().key,
-            "context": store.context(contexts[-1]) if contexts else {},
+            "context": context,
             "missing": [k for k in keys if k not in rows],
             "memory_method": next((m.mem_method for m in rows.values() if m.mem_method), None)}
     delegated = [(m.extra or {}).get("details", {}).get("delegated") for m in rows.values()]
@@ -50,6 +52,9 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
     flagged = sorted(k for k, m in rows.items() if (m.extra or {}).get("check"))
     if flagged:   # timed by older versions, though the runtime computes them unlike torch
         meta["check_failed"] = flagged
+    target = board_target(context.get("runtime"))
+    if target:      # a microcontroller: which board, core, kernels, timer and firmware
+        meta["target"] = target
     emulated = [store.context(c).get("emulated") for c in contexts]
     if any(emulated):   # never let emulated timings pass for a board's
         meta["emulated"] = next(e for e in emulated if e)
@@ -58,7 +63,8 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
         # every exported LUT says how accurate its sums are (the per-arch points stay stored)
         meta["validation"] = {k: v for k, v in report.items() if k != "points"}
     latency = {k: getattr(m, f"{statistic}_ms") for k, m in rows.items()}
-    extra = {k: {c: getattr(m, c) for c in EXTRA_COLUMNS if hasattr(m, c)}
+    # a column the measurement lacks stays out, as a file read back leaves it
+    extra = {k: {c: v for c in EXTRA_COLUMNS if (v := getattr(m, c, None)) is not None}
              for k, m in rows.items()}
     predicted = store.latest_report(device, runtime, PREDICTIONS_REPORT)
     if predicted and (predicted["space"], predicted["layout"]) == (lay.space, lay.name):
@@ -66,15 +72,29 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
                   if k in meta["missing"] and k not in latency}
         latency.update(filled)
         mem = predicted.get("peak_mem_bytes") or {}
-        extra.update({k: {"predicted": 1, **({"peak_mem_bytes": mem[k]} if k in mem else {})}
+        sizes = {c: predicted.get(c) or {} for c in ("model_bytes", "persistent_bytes")}
+        extra.update({k: {"predicted": 1, **({"peak_mem_bytes": mem[k]} if k in mem else {}),
+                          **{c: v[k] for c, v in sizes.items() if k in v}}
                       for k in filled})
         meta["missing"] = [k for k in meta["missing"] if k not in filled]
         meta["predicted"] = {"cases": len(filled), "measured_blocks": predicted["measured"],
                              "held_out": predicted["held_out"],
-                             **({"memory_held_out": predicted["memory_held_out"]}
-                                if predicted.get("memory_held_out") else {})}
+                             **{k: predicted[k] for k in ("memory_held_out", "flash_held_out")
+                                if predicted.get(k)}}
     return LUT(space=lay.space, layout_name=lay.name, classes=lay.classes, device=device,
                runtime=runtime, statistic=statistic, latency_ms=latency, extra=extra, meta=meta)
+
+
+def stored_runtime(store: Store, device: str, config) -> str:
+    """The stored key a runtime configuration means on ``device``: its own, or, when its
+    provider is only the runtime's default, the one other provider the device was measured
+    with (an MCU's firmware names its kernels: ``tflm-int8-t1-cmsis-nn``)."""
+    if not config.provider_defaulted or store.measured_keys(device, config.key):
+        return config.key
+    base = config.key[:-len(config.provider) - 1]
+    variants = [r for d, r, _ in store.configurations()
+                if d == device and r.startswith(base + "-")]
+    return variants[0] if len(variants) == 1 else config.key
 
 
 def measured_resolutions(layout, found) -> list[int]:

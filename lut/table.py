@@ -9,7 +9,10 @@ from lutfarm.spaces import get_layout
 from lutfarm.spaces.fbnet import FBNetLayout
 
 # Optional per-case columns a LUT may carry next to its latency, in file order.
-EXTRA_COLUMNS = ("std_ms", "ci_lo_ms", "ci_hi_ms", "count", "cv", "peak_mem_bytes", "predicted")
+# model_bytes: the case's model as the runtime loaded it (flash on a microcontroller)
+# persistent_bytes: the part of a TFLite-Micro arena a network's blocks add up (firmware's)
+EXTRA_COLUMNS = ("std_ms", "ci_lo_ms", "ci_hi_ms", "count", "cv", "peak_mem_bytes", "predicted",
+                 "model_bytes", "persistent_bytes")
 # The store report ``profile --sample`` leaves: predicted latencies for the unmeasured blocks
 PREDICTIONS_REPORT = "block-predictions"
 
@@ -58,6 +61,22 @@ class LUT:
         """Per-case peak memory where measured (``meta["memory_method"]`` says which kind)."""
         return {k: int(e["peak_mem_bytes"]) for k, e in self.extra.items()
                 if e.get("peak_mem_bytes") is not None}
+
+    def model_bytes(self) -> dict[str, int]:
+        """Per-case model size as loaded (measured, or predicted for predicted rows)."""
+        return {k: int(e["model_bytes"]) for k, e in self.extra.items()
+                if e.get("model_bytes") is not None}
+
+    def persistent_bytes(self) -> dict[str, int]:
+        """Per-case persistent part of the arena (a microcontroller's firmware says it)."""
+        return {k: int(e["persistent_bytes"]) for k, e in self.extra.items()
+                if e.get("persistent_bytes") is not None}
+
+    @property
+    def target(self) -> dict | None:
+        """The microcontroller the LUT was measured on (board, core, clock, kernels, timer,
+        firmware sizes), or None for other runtimes."""
+        return self.meta.get("target")
 
     @property
     def overhead_ms(self) -> float | None:

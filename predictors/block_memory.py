@@ -1,10 +1,12 @@
-"""Peak memory of blocks a sampled LUT did not measure, from the ones it did.
+"""Peak memory and model bytes of blocks a sampled LUT did not measure, from the ones it did.
 
 A TFLite-Micro arena holds a block's live activations (weights stay in flash), so it is
 nearly linear in the activation sizes: the input, the expanded tensor before and after the
-depthwise convolution, and the output (bytes at int8). A non-negative least-squares fit on
-those four plus a constant prices the unmeasured blocks; its held-out error (a fifth of the
-measured blocks, kept out of a first fit) travels with the predictions."""
+depthwise convolution, and the output (bytes at int8). A model's bytes (its flash on an MCU)
+are its int8 weights, per-channel quantisation and int32 biases, and the flatbuffer's own
+structure. A non-negative least-squares fit on such features plus a constant prices the
+unmeasured blocks; its held-out error (a fifth of the measured blocks, kept out of a first
+fit) travels with the predictions."""
 
 from __future__ import annotations
 
@@ -23,6 +25,11 @@ def activation_features(cases: list) -> np.ndarray:
     return np.array(rows, float)
 
 
+def weight_features(cases: list) -> np.ndarray:
+    """int8 weights, per-channel figures (scales, zero points, biases) and a constant."""
+    return np.array([[c.params, c.cin * (c.exp or 1) * 2 + c.cout, 1.0] for c in cases], float)
+
+
 def _fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     from scipy.optimize import nnls
     scale = x.max(axis=0)
@@ -31,11 +38,13 @@ def _fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return coef / scale
 
 
-def predict_memory(measured: dict, unmeasured: list, seed: int = 0) -> tuple[dict, dict]:
-    """``measured``: {case: peak bytes}. Returns ({key: predicted bytes}, held-out metrics)."""
+def predict_memory(measured: dict, unmeasured: list, seed: int = 0,
+                   features=activation_features) -> tuple[dict, dict]:
+    """``measured``: {case: peak bytes}. Returns ({key: predicted bytes}, held-out metrics);
+    ``features=weight_features`` predicts model bytes instead."""
     cases = list(measured)
     y = np.array([measured[c] for c in cases], float)
-    x = activation_features(cases)
+    x = features(cases)
     held = {}
     if len(cases) >= 10:
         order = np.random.default_rng(seed).permutation(len(cases))
@@ -47,5 +56,5 @@ def predict_memory(measured: dict, unmeasured: list, seed: int = 0) -> tuple[dic
     coef = _fit(x, y)
     if not unmeasured:
         return {}, held
-    pred = np.maximum(activation_features(unmeasured) @ coef, 0.0)
+    pred = np.maximum(features(unmeasured) @ coef, 0.0)
     return {c.key: int(round(p)) for c, p in zip(unmeasured, pred)}, held

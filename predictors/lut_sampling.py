@@ -93,29 +93,42 @@ def sample_and_predict(store, layout, devices, runtime, n: int, settings=None, s
     blocks = [c for c in cases if c.kind in ("MBConv", "ConvBlock")]
     fixed = [c for c in cases if c not in blocks]
     target = devices[0].kind
+    key = devices[0].resolve(runtime).key      # what the device stores (an MCU's kernels)
 
     def measure(todo: list) -> dict[str, float]:
         summaries = run_farm(store, layout, devices, runtime, replace(settings, cases=list(todo)))
         errors = [why for s in summaries for why in s.device_errors.values()]
         if errors and all(s.measured == 0 for s in summaries):
             raise PredictorError(f"no device measured anything: {errors[0]}")
-        found = store.latest(target, runtime.key)
+        found = store.latest(target, key)
         return {k: m.median_ms for k, m in found.items() if m.median_ms}
 
     final, known, history = adaptive_choice(blocks, fixed, measure, n, seed, rounds, target,
-                                            runtime.key)
+                                            key)
     unmeasured = [c for c in blocks if c.key not in known]
     predicted = dict(zip([c.key for c in unmeasured], map(float, final.predict(unmeasured))))
     report = {"space": layout.space, "layout": layout.name,
               "resolutions": list(getattr(layout, "resolutions", ())),
               "measured": len(blocks) - len(unmeasured), "predicted": len(predicted),
               "held_out": history[-1], "history": history, "latency_ms": predicted}
-    found = store.latest(target, runtime.key)
+    found = store.latest(target, key)
     mem = {c: found[c.key].peak_mem_bytes for c in blocks
            if c.key in found and found[c.key].peak_mem_bytes}
     if mem:    # predicted entries carry a memory figure too, and its held-out error
         from lutfarm.predictors.block_memory import predict_memory
         report["peak_mem_bytes"], report["memory_held_out"] = predict_memory(mem, unmeasured)
         report["memory_method"] = next(found[c.key].mem_method for c in mem)
-    store.add_report(target, runtime.key, PREDICTIONS_REPORT, report)
+    size = {c: found[c.key].model_bytes for c in blocks
+            if c.key in found and found[c.key].model_bytes}
+    if size:   # and a model size (its flash on a microcontroller)
+        from lutfarm.predictors.block_memory import predict_memory, weight_features
+        report["model_bytes"], report["flash_held_out"] = predict_memory(
+            size, unmeasured, features=weight_features)
+    kept = {c: found[c.key].persistent_bytes for c in blocks
+            if c.key in found and found[c.key].persistent_bytes}
+    if kept:   # the arena's persistent part: per-op data grows with the channels, like weights
+        from lutfarm.predictors.block_memory import predict_memory, weight_features
+        report["persistent_bytes"], report["persistent_held_out"] = predict_memory(
+            kept, unmeasured, features=weight_features)
+    store.add_report(target, key, PREDICTIONS_REPORT, report)
     return report

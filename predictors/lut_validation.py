@@ -28,6 +28,7 @@ from lutfarm.lut.query import LatencyTable, latency_each
 from lutfarm.lut.table import LUTError
 from lutfarm.plotting import figure
 from lutfarm.predictors.in_context import InContextCorrection
+from lutfarm.profiler.store import ARENA_METHODS
 from lutfarm.spaces import NUM_OPS
 from lutfarm_agent.runtimes import takes_turns
 
@@ -221,7 +222,7 @@ def round_speeds(rounds: list[dict[str, float]], stored: dict[str, float]) -> li
 def arena_check(lut, arena_bytes: dict[tuple[int, ...], int]) -> dict:
     """The per-layer peak a memory-constrained search uses (the largest block's own arena)
     against the arena TFLite-Micro planned for the whole network."""
-    if lut.meta.get("memory_method") != "tflm-arena":
+    if lut.meta.get("memory_method") not in ARENA_METHODS:
         return {}
     mem, layout = lut.peak_mem_bytes(), lut.layout
     ratios = [np.max([mem.get(c.key, np.nan) for c in layout.arch_cases(a)]) / arena

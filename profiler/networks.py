@@ -11,7 +11,7 @@ from lutfarm.profiler.campaign import CampaignSettings, run_farm
 from lutfarm.profiler.devices import Device
 from lutfarm.profiler.export import ModelCache
 from lutfarm.profiler.runtime_config import RuntimeConfig
-from lutfarm.profiler.store import Store
+from lutfarm.profiler.store import ARENA_METHODS, Store
 from lutfarm.spaces import NetworkCase
 from lutfarm.spaces.fbnet import FBNetLayout
 
@@ -34,7 +34,7 @@ class MeasuredNetworks:
             m = found.get(c.key)
             if m is not None:
                 self.networks[tuple(a)] = m.median_ms
-                if m.mem_method == "tflm-arena" and m.peak_mem_bytes:
+                if m.mem_method in ARENA_METHODS and m.peak_mem_bytes:
                     self.arena_bytes[tuple(a)] = m.peak_mem_bytes
             elif c.key in failed:
                 self.failures[c.key] = failed[c.key]

@@ -6,7 +6,7 @@ a LUT is always per (device, runtime configuration); ``key`` is the stable strin
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from lutfarm.errors import LutfarmError
 from lutfarm_agent.runtimes import SPECS, RuntimeSpec
@@ -24,6 +24,8 @@ class RuntimeConfig:
     threads: int = 1
     dtype: str = "fp32"
     provider: str = ""   # execution provider / delegate; "" = the runtime's CPU default
+    # the provider was not asked for, only the runtime's default filled in
+    provider_defaulted: bool = field(default=False, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.name not in SPECS:
@@ -38,6 +40,7 @@ class RuntimeConfig:
         if not self.provider and spec.default_provider:
             # the default delegate is spelled out so that it is part of the LUT's identity
             object.__setattr__(self, "provider", spec.default_provider)
+            object.__setattr__(self, "provider_defaulted", True)
         delegate = spec.delegates and self.provider.startswith("delegate:")
         if spec.providers and self.provider not in spec.providers and not delegate:
             hint = " or delegate:<library.so> for an external delegate" if spec.delegates else ""
@@ -67,6 +70,7 @@ class RuntimeConfig:
     def agent_settings(self, affinity: list[int] | None = None) -> dict:
         """The ``runtime`` object of an agent job."""
         settings = asdict(self)
+        settings.pop("provider_defaulted")
         if affinity:
             settings["affinity"] = list(affinity)
         return settings

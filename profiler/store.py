@@ -80,6 +80,11 @@ _MIGRATIONS = {
 }
 
 
+# Memory methods that are an arena a TFLite-Micro interpreter really allocates (the host's
+# interpreter, or a microcontroller's firmware), not a process's RSS growth
+ARENA_METHODS = ("tflm-arena", "mcu-arena")
+
+
 @dataclass
 class Measurement:
     """One case timed on one device with one runtime configuration (or a failure to)."""
@@ -118,6 +123,17 @@ class Measurement:
     peak_mem_bytes: int | None = None  # RSS growth, or a TFLite-Micro arena (mem_method says)
     mem_method: str | None = None
     id: int | None = None
+
+    @property
+    def model_bytes(self) -> int | None:
+        """The model as the runtime loaded it (its flash on an MCU), where the agent said."""
+        return ((self.extra or {}).get("details") or {}).get("model_bytes")
+
+    @property
+    def persistent_bytes(self) -> int | None:
+        """The part of a TFLite-Micro arena that is persistent (interpreter, tensors, per-op
+        data), where the firmware said: it adds up over a network's blocks."""
+        return ((self.extra or {}).get("details") or {}).get("arena_persistent")
 
     @classmethod
     def from_event(cls, event: dict, device: str, runtime: str, **ids) -> Measurement:
@@ -440,6 +456,17 @@ class Store:
                 (self._name(target), self._name(target), runtime)).fetchall()
         reasons = [json.loads(r[0]).get("emulated") for r in rows]
         return next((r for r in reasons if r), None)
+
+    def mcu_target(self, target: str, runtime: str) -> dict | None:
+        """The microcontroller (board, core, clock, kernels, timer, firmware sizes) the newest
+        measurement context of this configuration ran on, or None for other runtimes."""
+        from lutfarm.profiler.firmware import board_target
+        with self._lock:
+            row = self.db.execute(
+                "SELECT fingerprint FROM contexts WHERE id = (SELECT MAX(context_id) "
+                "FROM measurements WHERE (kind = ? OR device = ?) AND runtime = ?)",
+                (self._name(target), self._name(target), runtime)).fetchone()
+        return board_target(json.loads(row[0]).get("runtime")) if row else None
 
     def last_campaign_layout(self, target: str, runtime: str) -> tuple[str, str, int] | None:
         """(space, layout, classes) of the newest campaign for this configuration."""
