@@ -13,6 +13,8 @@ import numpy as np
 
 from lutfarm.lut.query import LATENCY_MODELS
 from lutfarm.lut.table import LUT, LUTError
+from lutfarm.profiler.firmware import firmware_flash
+from lutfarm.profiler.store import ARENA_METHODS
 
 
 class SubnetTable:
@@ -26,6 +28,14 @@ class SubnetTable:
         self.vector = np.array([get(k, np.nan) for k in self.keys] + [0.0])
         mem = lut.peak_mem_bytes()
         self.memory = np.array([mem.get(k, np.nan) for k in self.keys] + [0.0])
+        size = lut.model_bytes()
+        self.model = np.array([size.get(k, np.nan) for k in self.keys] + [0.0])
+        kept = lut.persistent_bytes()
+        self.persistent = np.array([kept.get(k, np.nan) for k in self.keys] + [0.0])
+        # the model is only used when every priced case has its persistent part
+        self.adds_persistent = bool(kept) and not any(
+            np.isnan(p) and not np.isnan(m)
+            for k, p, m in zip(self.keys, self.persistent, self.memory))
 
     def _gather(self, values: np.ndarray, genes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ids, overhead = self.layout.case_index(genes)
@@ -55,17 +65,46 @@ class SubnetTable:
             out = out - ((ids >= 0).sum(axis=1) - 1) * o
         return out
 
-    def peak_memory(self, genes, missing: str = "raise") -> np.ndarray:
-        """Largest measured per-block peak (bytes): TFLite-Micro arenas for ``tflm`` LUTs."""
-        taken, ids, _ = self._gather(self.memory, genes)
+    def peak_memory(self, genes, missing: str = "raise", largest: bool = False) -> np.ndarray:
+        """An arch's arena (bytes) from its blocks' TFLite-Micro arenas: the largest, or, when
+        the firmware split them, Σ persistentᵢ − (n−1)·persistent of the empty model + the
+        largest activation plan (arenaᵢ − persistentᵢ): per-op data adds up over a network,
+        the activation plans do not."""
+        taken, ids, overhead = self._gather(self.memory, genes)
         if missing == "raise" and np.isnan(taken).any():
             self._raise_missing(taken, ids, "a peak memory")
-        return taken.max(axis=1)
+        if largest or not self.adds_persistent:     # ``largest``: the plain max, always
+            return taken.max(axis=1)
+        kept = self.persistent[ids]
+        base = np.nan_to_num(self.persistent[overhead], nan=0.0)
+        plans = np.where(ids >= 0, taken - kept, -np.inf).max(axis=1)
+        return kept.sum(axis=1) - ((ids >= 0).sum(axis=1) - 1) * base + plans
+
+    def flash_bytes(self, genes, missing: str = "raise") -> np.ndarray:
+        """Flash an arch needs on the LUT's board: its model, Σ(mᵢ − m_r) + m_r with m_r the
+        empty model at the arch's resolution (each block's model repeats that structure), plus
+        the firmware's own code and data (0 for a LUT not measured on an MCU)."""
+        taken, ids, overhead = self._gather(self.model, genes)
+        if missing == "raise" and np.isnan(taken).any():
+            self._raise_missing(taken, ids, "a model size")
+        empty = np.nan_to_num(self.model[overhead], nan=0.0)
+        return (taken.sum(axis=1) - ((ids >= 0).sum(axis=1) - 1) * empty
+                + firmware_flash(self.lut.target))
+
+    @property
+    def measures_flash(self) -> bool:
+        """Whether the LUT carries the models' sizes as the runtime loaded them."""
+        return bool(np.isfinite(self.model[:-1]).any())
+
+    def flash_missing(self) -> list[str]:
+        """Cases priced for latency that have no model size (measured or predicted)."""
+        return [k for k, v, m in zip(self.keys, self.vector, self.model)
+                if not np.isnan(v) and np.isnan(m) and not k.startswith("Identity_")]
 
     @property
     def measures_memory(self) -> bool:
         """Whether the LUT's memory column is an arena the device really allocates."""
-        return self.lut.meta.get("memory_method") in ("tflm-arena", "mcu-arena")
+        return self.lut.meta.get("memory_method") in ARENA_METHODS
 
     def memory_missing(self) -> list[str]:
         """Cases priced for latency that have no memory figure (measured or predicted)."""

@@ -61,6 +61,13 @@ def subnet_params(layout) -> CaseMetric:
     return CaseMetric.from_cases(layout, lambda c: c.params / 1e6, "sum", "M params")
 
 
+def subnet_weight_kb(layout) -> CaseMetric:
+    """Analytical flash of an arch's model: its weights at int8, KiB (no flatbuffer, biases
+    or firmware: a lower bound)."""
+    return CaseMetric.from_cases(layout, lambda c: c.params / 1024, "sum",
+                                 "int8 weights KiB (analytical)")
+
+
 def subnet_peak_activation(layout) -> CaseMetric:
     """The seed's analytical peak memory: the largest live activation, KiB at int8."""
     return CaseMetric.from_cases(layout, lambda c: c.activation_peak / 1024, "max",
@@ -74,6 +81,7 @@ class SubnetConstraints:
     budget_ms: float | None = None
     max_memory_kb: float | None = None
     max_mmacs: float | None = None
+    max_flash_kb: float | None = None
 
 
 def _run_method(method, space, goal, feasible, population, generations, layout, smallest, seed):
@@ -93,7 +101,7 @@ def _run_method(method, space, goal, feasible, population, generations, layout, 
     return random_search(space, goal, population * generations, feasible, seed, seeds=smallest)
 
 
-def _why_infeasible(space, c, latency, memory_kb, mm, n: int = 2000) -> str:
+def _why_infeasible(space, c, latency, memory_kb, mm, flash_kb, n: int = 2000) -> str:
     """Which constraint rules out how many of ``n`` random archs, and which lack the data."""
     rng = np.random.default_rng(0)
     g = space.random(n, rng)
@@ -107,6 +115,11 @@ def _why_infeasible(space, c, latency, memory_kb, mm, n: int = 2000) -> str:
         parts.append(f"{int(np.isinf(mem).sum())} have no memory figure, "
                      f"{int((mem > c.max_memory_kb).sum())} exceed --max-memory-kb "
                      f"{c.max_memory_kb:g}")
+    if c.max_flash_kb is not None:
+        flash = flash_kb(g)
+        parts.append(f"{int(np.isinf(flash).sum())} have no flash figure, "
+                     f"{int((flash > c.max_flash_kb).sum())} exceed --max-flash-kb "
+                     f"{c.max_flash_kb:g}")
     if c.max_mmacs is not None:
         parts.append(f"{int((mm(g) > c.max_mmacs).sum())} exceed --max-mmacs {c.max_mmacs:g}")
     return "; ".join(parts) or "no constraint was given"
@@ -143,6 +156,14 @@ def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = N
             return analytical(g)
         return np.nan_to_num(table.peak_memory(g, missing="nan") / 1024, nan=np.inf)
 
+    measured_flash = table is not None and table.measures_flash
+    weights = subnet_weight_kb(layout)
+
+    def flash_kb(g):
+        if not measured_flash:
+            return weights(g)
+        return np.nan_to_num(table.flash_bytes(g, missing="nan") / 1024, nan=np.inf)
+
     def feasible(g):
         ok = np.ones(len(g), bool)
         if c.budget_ms is not None:
@@ -151,6 +172,8 @@ def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = N
             ok &= mm(g) <= c.max_mmacs
         if c.max_memory_kb is not None:
             ok &= memory_kb(g) <= c.max_memory_kb
+        if c.max_flash_kb is not None:
+            ok &= flash_kb(g) <= c.max_flash_kb
         return ok
 
     if measured_memory and c.max_memory_kb is not None:
@@ -161,13 +184,19 @@ def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = N
                 f"cases (e.g. {', '.join(lacking[:3])}), so no arch that uses them can be "
                 "checked; re-run the sampled profile (lutfarm predicts memory for the blocks "
                 "it does not measure since this version) or leave --max-memory-kb out")
+    if measured_flash and c.max_flash_kb is not None and table.flash_missing():
+        lacking = table.flash_missing()
+        raise SearchError(
+            f"--max-flash-kb: the LUT has no model size for {len(lacking)} of its cases (e.g. "
+            f"{', '.join(lacking[:3])}); re-export it from a store measured with this version, "
+            "or leave --max-flash-kb out")
     smallest = layout.to_genes([layout.smallest_arch()])    # a start for tight limits
     t0 = time.perf_counter()
     try:
         r = _run_method(method, space, goal, feasible, population, generations, layout,
                         smallest, seed)
     except SearchError as exc:
-        raise SearchError(f"{exc}; {_why_infeasible(space, c, latency, memory_kb, mm)}") \
+        raise SearchError(f"{exc}; {_why_infeasible(space, c, latency, memory_kb, mm, flash_kb)}") \
             from None
     wall = time.perf_counter() - t0
     genes = np.array([r.arch])
@@ -177,10 +206,13 @@ def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = N
            "objective_value": float(r.objective), "mmacs": float(mm(genes)[0]),
            "peak_activation_kb": float(analytical(genes)[0]),
            "peak_memory_kb": float(memory_kb(genes)[0]),
-           "memory_method": (table.lut.meta.get("memory_method") or "measured")
+           "memory_method": ((table.lut.meta.get("memory_method") or "measured")
+                             + (" (persistent parts summed)" if table.adds_persistent else ""))
            if measured_memory else "analytical",
+           "flash_kb": float(flash_kb(genes)[0]),
+           "flash_method": _flash_method(table) if measured_flash else weights.name,
            "method": r.method, "evaluations": r.evaluations, "wall_s": wall,
-           "constraints": {k: v for k, v in vars(c).items() if v is not None}}
+           "constraints": vars(c)}
     if accuracy is not None:
         out.update(accuracy=float(r.objective), accuracy_source=accuracy.name)
     if table is not None:
@@ -189,5 +221,14 @@ def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = N
                    unpriced_cases=table.missing())
         if table.lut.meta.get("emulated"):
             out["emulated"] = table.lut.meta["emulated"]
+        if table.lut.target:
+            out["target"] = table.lut.target
     return out
 
+
+
+def _flash_method(table) -> str:
+    target = table.lut.target
+    if target and target.get("fw_text") is not None:
+        return f"measured model bytes + the {target['board']} firmware's code and data"
+    return "measured model bytes (no firmware: not measured on a microcontroller)"

@@ -36,6 +36,10 @@ def search() -> None:
 @click.option("--max-memory-kb", type=float, default=None,
               help="constraint: largest block peak memory in KiB under the LUT's memory column "
                    "(TFLite-Micro arena: MCUNet's 256 / 512 KB budgets)")
+@click.option("--max-flash-kb", type=float, default=None,
+              help="constraint (mcunet): flash in KiB: the model's measured bytes from the LUT "
+                   "plus the firmware's code and data (MCUNet's 1 MB on STM32F746); without "
+                   "measured sizes, the int8 weights")
 @click.option("--accuracy", "accuracy_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="maximise accuracy instead: a supernet checkpoint (held-out "
                                  "accuracy, BN recalibrated) or an accuracy predictor JSON")
@@ -64,7 +68,7 @@ def search() -> None:
               help="store for --verify (default lutfarm.db or $LUTFARM_DB)")
 @click.option("--json", "as_json", is_flag=True)
 def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, max_memory_kb,
-               accuracy_path, method, population, generations, seed, latency_model, plot, verify,
+               max_flash_kb, accuracy_path, method, population, generations, seed, latency_model, plot, verify,
                rounds, device, db, as_json):
     """Maximise the objective (accuracy with --accuracy, else a capacity proxy) under the LUT's
     latency budget and MACs/params/memory limits."""
@@ -106,13 +110,17 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
     if space != "fbnet":
         if verify or plot or max_mparams is not None:
             raise click.UsageError("--verify, --plot and --max-mparams are for fbnet searches")
-        _evolve_subnets(lut, space, budget_ms, objective, max_mmacs, max_memory_kb, method,
+        _evolve_subnets(lut, space, budget_ms, objective, max_mmacs, max_memory_kb,
+                        max_flash_kb, method,
                         population, generations, seed,
                         "plain" if latency_model == "auto" else latency_model, as_json,
                         accuracy, layout)
         return
     if lut is None or budget_ms is None:
         raise click.UsageError("an fbnet search needs --lut and --budget-ms")
+    if max_flash_kb is not None:
+        raise click.UsageError("--max-flash-kb is for mcunet searches (microcontrollers); "
+                               "limit an fbnet search's size with --max-mparams")
     table = LatencyTable(lut)
     layout = table.layout
     if latency_model == "auto":
@@ -201,17 +209,18 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
                       f"{'holds' if v['holds_at_lut_speed'] else '[red]is broken'}")
 
 
-def _evolve_subnets(lut, space, budget_ms, objective, max_mmacs, max_memory_kb, method,
+def _evolve_subnets(lut, space, budget_ms, objective, max_mmacs, max_memory_kb, max_flash_kb,
+                    method,
                     population, generations, seed, latency_model, as_json, accuracy,
                     layout=None) -> None:
     from lutfarm.lut.subnets import SubnetTable
     from lutfarm.search.subnets import SubnetConstraints, evolve_subnets
     from lutfarm.spaces import get_layout
 
-    limits = SubnetConstraints(budget_ms, max_memory_kb, max_mmacs)
+    limits = SubnetConstraints(budget_ms, max_memory_kb, max_mmacs, max_flash_kb)
     if not any(v is not None for v in vars(limits).values()):
-        raise click.UsageError("give at least one limit: --budget-ms, --max-memory-kb or "
-                               "--max-mmacs")
+        raise click.UsageError("give at least one limit: --budget-ms, --max-memory-kb, "
+                               "--max-flash-kb or --max-mmacs")
     layout = layout or (lut.layout if lut is not None else get_layout(space))
     table = SubnetTable(lut) if lut is not None else None
     r = evolve_subnets(layout, table, limits, method, population, generations, seed,
@@ -221,7 +230,8 @@ def _evolve_subnets(lut, space, budget_ms, objective, max_mmacs, max_memory_kb, 
         return
     latency = f"{r['latency_ms']:.3f} ms, " if "latency_ms" in r else ""
     out.print(f"{r['arch_str']}\n  {latency}{r['mmacs']:.1f} MMACs, peak memory "
-              f"{r['peak_memory_kb']:.0f} KiB ({r['memory_method']}); "
+              f"{r['peak_memory_kb']:.0f} KiB ({r['memory_method']}), flash "
+              f"{r['flash_kb']:.0f} KiB ({r['flash_method']}); "
               + (f"{accuracy.name} {r['objective_value']:.3f}; " if accuracy is not None else
                  f"{objective} {r['objective_value']:.2f} [dim](a capacity proxy, not "
                  f"accuracy)[/]; ") +
