@@ -21,6 +21,8 @@ from lutfarm.lut.metrics import latency_metrics, ratio_stats
 from lutfarm.lut.subnets import SubnetTable
 from lutfarm.lut.table import LUTError
 from lutfarm.plotting import figure
+from lutfarm.profiler.firmware import firmware_flash
+from lutfarm.profiler.store import ARENA_METHODS
 
 
 def sample_subnets(layout, resolution: int, n: int, seed: int = 0, accept=None) -> list:
@@ -52,6 +54,8 @@ class SubnetValidation:
     memory: dict = field(default_factory=dict)
     rows: list[dict] = field(default_factory=list)
     unpriced_cases: list[str] = field(default_factory=list)   # subnets using them were skipped
+    # a sampled LUT: the metrics of the subnets whose blocks are all measured (additivity)
+    measured_only: dict = field(default_factory=dict)
     created: float = field(default_factory=time.time)
 
     def summary(self) -> dict:
@@ -59,7 +63,8 @@ class SubnetValidation:
                 "space": "mcunet", "resolutions": self.resolutions,
                 "per_resolution": self.per_resolution, "plain": self.plain,
                 "overhead": self.overhead, "memory": self.memory, "n": len(self.rows),
-                "unpriced_cases": self.unpriced_cases}
+                "unpriced_cases": self.unpriced_cases, "measured_only": self.measured_only,
+                "predicted_blocks": sum(r.get("predicted_blocks", 0) for r in self.rows)}
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -70,20 +75,53 @@ class SubnetValidation:
         return pd.DataFrame(self.rows)
 
 
+def fits_board(table: SubnetTable, spare: float = 0.9):
+    """arch -> whether the LUT's microcontroller can load it: its model (the LUT's model bytes)
+    within the firmware's model buffer and its largest block arena within the firmware's
+    arena, with 10 % to spare for predicted sizes; every arch for other LUTs."""
+    target = table.lut.target or {}
+    if not target.get("max_model"):
+        return lambda arch: True
+
+    def fits(arch) -> bool:
+        genes = table.layout.to_genes([arch])
+        model = table.flash_bytes(genes, missing="nan")[0] - firmware_flash(target)
+        arena = table.peak_memory(genes, missing="nan")[0]
+        return bool(model <= spare * target["max_model"]
+                    and not arena > spare * target.get("max_arena", np.inf))
+    return fits
+
+
 def run_subnet_validation(store, lut, devices, runtime, per_resolution: int = 30,
-                          settings=None, seed: int = 0) -> SubnetValidation:
-    """Measure ``per_resolution`` subnets at each of the LUT's resolutions, compare, store."""
+                          settings=None, seed: int = 0,
+                          measure_blocks: bool = False) -> SubnetValidation:
+    """Measure ``per_resolution`` subnets at each of the LUT's resolutions, compare, store.
+
+    ``measure_blocks``: first measure the blocks of those subnets that the LUT only predicts
+    (a sampled LUT), so the comparison is the LUT's additivity alone, not the predictor's
+    error as well (on an emulated MCU, whose timer is deterministic, additivity without
+    noise). Each row says how many of its blocks were predicted either way."""
+    from lutfarm.lut.build import build_lut
     from lutfarm.profiler.campaign import CampaignSettings, run_farm
 
     table = SubnetTable(lut)
     layout = table.layout
     known = set(lut.latency_ms)
 
+    fits = fits_board(table)
+
     def priced(arch) -> bool:       # a case the runtime could not take leaves a hole
-        return all(c.key in known for c in layout.arch_cases(arch))
+        return all(c.key in known for c in layout.arch_cases(arch)) and fits(arch)
     archs = [a for r in layout.resolutions
              for a in sample_subnets(layout, r, per_resolution, seed, priced)]
     cases = [layout.network_case(a) for a in archs]
+    predicted = set(lut.predicted_cases())
+    if measure_blocks and predicted:
+        blocks = {c.key: c for a in archs for c in layout.arch_cases(a) if c.key in predicted}
+        run_farm(store, layout, devices, runtime,
+                 replace(settings or CampaignSettings(), cases=list(blocks.values())))
+        lut = build_lut(store, lut.device, runtime.key, lut.space, lut.layout_name, lut.classes)
+        table, predicted = SubnetTable(lut), set(lut.predicted_cases())
     run_farm(store, layout, devices, runtime,
              replace(settings or CampaignSettings(), cases=cases))
     found = store.latest(lut.device, runtime.key)
@@ -97,28 +135,42 @@ def run_subnet_validation(store, lut, devices, runtime, per_resolution: int = 30
     measured = np.array([m.median_ms for _, m in ok])
     plain, overhead = table.latency(genes), table.latency(genes, "overhead")
     analytical = np.array([layout.peak_activation(a) for a, _ in ok], float)
-    block_max = table.peak_memory(genes, missing="nan") if table.measures_memory \
+    block_max = table.peak_memory(genes, missing="nan", largest=True) \
+        if table.measures_memory else np.full(len(ok), np.nan)
+    summed = table.peak_memory(genes, missing="nan") if table.adds_persistent \
         else np.full(len(ok), np.nan)
-    arena = np.array([m.peak_mem_bytes if m.mem_method == "tflm-arena" and m.peak_mem_bytes
+    arena = np.array([m.peak_mem_bytes if m.mem_method in ARENA_METHODS and m.peak_mem_bytes
                       else np.nan for _, m in ok], float)
     rows = [{"arch": a.to_str(), "resolution": a.resolution, "measured_ms": float(t),
              "plain_ms": float(p), "overhead_ms": float(o),
              "arena_kb": None if np.isnan(ar) else float(ar / 1024),
              "analytical_peak_kb": float(an / 1024),
-             "block_arena_max_kb": None if np.isnan(bm) else float(bm / 1024)}
-            for (a, _), t, p, o, ar, an, bm in zip(ok, measured, plain, overhead, arena,
-                                                  analytical, block_max)]
+             "block_arena_max_kb": None if np.isnan(bm) else float(bm / 1024),
+             "lut_arena_kb": None if np.isnan(sm) else float(sm / 1024),
+             "predicted_blocks": sum(c.key in predicted for c in layout.arch_cases(a))}
+            for (a, _), t, p, o, ar, an, bm, sm in zip(ok, measured, plain, overhead, arena,
+                                                      analytical, block_max, summed)]
     res = np.array([a.resolution for a, _ in ok])
     per = {str(r): {"plain": latency_metrics(plain[res == r], measured[res == r]),
                     "overhead": latency_metrics(overhead[res == r], measured[res == r])}
            for r in layout.resolutions if (res == r).any()}
+    alone = np.array([r["predicted_blocks"] == 0 for r in rows])
+    measured_only = {}
+    if predicted and alone.any():   # the subnets priced by measured blocks only: additivity
+        measured_only = {
+            "plain": latency_metrics(plain[alone], measured[alone]),
+            "overhead": latency_metrics(overhead[alone], measured[alone])}
     have = ~np.isnan(arena)
     memory = {}
     if have.any():
         memory = {"analytical_over_arena": ratio_stats(analytical[have] / arena[have]),
                   "block_max_over_arena": ratio_stats((block_max / arena)[have
                                                        & ~np.isnan(block_max)])}
-    block_arenas = lut.peak_mem_bytes() if lut.meta.get("memory_method") == "tflm-arena" else {}
+        if table.adds_persistent:    # what the search's memory limit uses on such a LUT
+            memory["persistent_summed_over_arena"] = ratio_stats(
+                (summed / arena)[have & ~np.isnan(summed)])
+    block_arenas = lut.peak_mem_bytes() if lut.meta.get("memory_method") in ARENA_METHODS \
+        else {}
     cases = {c.key: c for c in layout.case_list()}
     pairs = [(cases[k].activation_peak, v) for k, v in block_arenas.items() if k in cases and v]
     if pairs:       # block by block: the analytical peak against the block's own arena
@@ -127,7 +179,7 @@ def run_subnet_validation(store, lut, devices, runtime, per_resolution: int = 30
     report = SubnetValidation(lut.device, runtime.key, layout.name, list(layout.resolutions),
                               per, latency_metrics(plain, measured),
                               latency_metrics(overhead, measured), memory, rows,
-                              unpriced_cases=lut.missing_cases())
+                              unpriced_cases=lut.missing_cases(), measured_only=measured_only)
     store.add_report(lut.device, runtime.key, "validation", report.summary())
     return report
 

@@ -12,8 +12,9 @@ from lutfarm.cli import cli
 from lutfarm.cli.options import db_option, runtime_options
 from lutfarm.cli.output import err, lut_table, out
 from lutfarm.lut import LatencyTable, LUTError, build_lut, import_hwnasbench, load_lut, save_lut
-from lutfarm.lut.build import STATISTICS
+from lutfarm.lut.build import STATISTICS, stored_runtime
 from lutfarm.lut.hwnasbench import BUNDLED, DEVICES
+from lutfarm.profiler.firmware import describe_target
 from lutfarm.profiler.store import Store
 from lutfarm.spaces import ArchError, parse_arch
 
@@ -35,7 +36,8 @@ def lut() -> None:
 def export_cmd(device, runtime_config, db, layout, classes, statistic, output):
     """Write a device's LUT from the store to CSV or JSON."""
     with Store(db) as store:
-        table = build_lut(store, device, runtime_config.key, "fbnet" if layout else None,
+        table = build_lut(store, device, stored_runtime(store, device, runtime_config),
+                          "fbnet" if layout else None,
                           layout, classes, statistic)
     save_lut(table, output)
     missing = table.missing_cases()
@@ -164,12 +166,14 @@ def show_cmd(lut_path):
 def list_cmd(db):
     """Device / runtime configurations in the store, with their number of measured cases."""
     with Store(db) as store:
-        configs = [(d, r, n, store.emulated(d, r)) for d, r, n in store.configurations()]
+        configs = [(d, r, n, store.emulated(d, r), store.mcu_target(d, r))
+                   for d, r, n in store.configurations()]
     if not configs:
         click.echo(f"{db}: no measurements yet; run 'lutfarm profile'")
-    for device, runtime, n, emulated in configs:
+    for device, runtime, n, emulated, mcu in configs:
         note = f"\tEMULATED, not hardware timings ({emulated})" if emulated else ""
-        click.echo(f"{device}\t{runtime}\t{n} cases{note}")
+        board = f"\t{describe_target(mcu)}" if mcu else ""
+        click.echo(f"{device}\t{runtime}\t{n} cases{board}{note}")
 
 
 @lut.command("validate")
@@ -188,9 +192,12 @@ def list_cmd(db):
                    "those times (0: with the LUT as stored)")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="where the plot (PNG) and the table (CSV) go")
+@click.option("--measure-blocks", is_flag=True,
+              help="mcunet: first measure the blocks of the chosen subnets that a sampled LUT "
+                   "only predicts, so the comparison is the LUT's additivity alone")
 @click.option("--json", "as_json", is_flag=True, help="print the held-out metrics as JSON")
 def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, every, out_dir,
-                 as_json):
+                 measure_blocks, as_json):
     """Measure whole networks and report how well the LUT predicts them."""
     import csv
 
@@ -204,6 +211,7 @@ def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, e
     spec = device if inventory is None else (device if "," in device else _kind_or_name(
         device, inventory))
     devices = resolve_devices(spec, inventory)
+    runtime_config = devices[0].resolve(runtime_config)   # what it stored (an MCU's kernels)
     with Store(db) as store:
         table = build_lut(store, device, runtime_config.key)
         missing = table.missing_cases()
@@ -219,7 +227,7 @@ def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, e
                 raise click.UsageError(f"lut validate checks fbnet and mcunet LUTs, not "
                                        f"{table.space}")
             _validate_subnets(store, table, device, devices, runtime_config, n_archs, seed,
-                              out_dir, as_json)
+                              out_dir, as_json, measure_blocks)
             return
         with RichProgress(device) as progress:
             report = run_validation(store, table, devices, runtime_config, n_archs,
@@ -241,7 +249,7 @@ def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, e
 
 
 def _validate_subnets(store, lut, device, devices, runtime_config, per_resolution, seed,
-                      out_dir, as_json) -> None:
+                      out_dir, as_json, measure_blocks=False) -> None:
     """``lut validate`` for a subnet space (MCUNet): ``--archs`` subnets per resolution."""
     from lutfarm.cli.output import RichProgress
     from lutfarm.predictors.subnet_validation import plot_subnets, run_subnet_validation
@@ -249,7 +257,8 @@ def _validate_subnets(store, lut, device, devices, runtime_config, per_resolutio
 
     with RichProgress(device) as progress:
         report = run_subnet_validation(store, lut, devices, runtime_config, per_resolution,
-                                       CampaignSettings(progress=progress), seed=seed)
+                                       CampaignSettings(progress=progress), seed=seed,
+                                       measure_blocks=measure_blocks)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"validate_{_safe(device)}_{runtime_config.key}_{lut.space}-{lut.layout_name}"
     plot_subnets(report, stem.with_suffix(".png"))
@@ -261,8 +270,11 @@ def _validate_subnets(store, lut, device, devices, runtime_config, per_resolutio
         t = Table(title=f"LUT vs measured subnets: {device} / {runtime_config.key}")
         for col in ("resolution", "sum", "n", "±5 %", "±10 %", "MAPE", "Spearman", "pred/meas"):
             t.add_column(col, justify="right")
-        for r, metrics in [*report.per_resolution.items(),
-                           ("all", {"plain": report.plain, "overhead": report.overhead})]:
+        rows = [*report.per_resolution.items(),
+                ("all", {"plain": report.plain, "overhead": report.overhead})]
+        if report.measured_only:
+            rows.append(("measured blocks only", report.measured_only))
+        for r, metrics in rows:
             for name in ("plain", "overhead"):
                 m = metrics[name]
                 t.add_row(r, name, str(m["n"]), f"{m['within_5pct']:.0%}",
