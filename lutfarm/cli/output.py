@@ -16,6 +16,7 @@ from rich.table import Table
 
 from lutfarm.lut import LUT, LatencyTable
 from lutfarm.profiler import campaign
+from lutfarm.profiler.firmware import describe_target
 
 err = Console(stderr=True)
 out = Console()
@@ -116,6 +117,8 @@ def lut_table(lut: LUT, examples: dict[str, list[int]] | None = None) -> Table:
                     f" ({lut.statistic})", show_header=False)
     if lut.meta.get("emulated"):
         t.add_row("[red]EMULATED", f"[red]not hardware timings: {lut.meta['emulated']}")
+    if lut.target:
+        t.add_row("microcontroller", describe_target(lut.target))
     t.add_row("cases", f"{len(lut)}" + (f" ([red]{len(lut.missing_cases())} missing[/])"
                                          if lut.missing_cases() else ""))
     if lut.overhead_ms is not None:
@@ -131,6 +134,10 @@ def lut_table(lut: LUT, examples: dict[str, list[int]] | None = None) -> Table:
     if len(mem):
         t.add_row(f"block peak memory ({lut.meta.get('memory_method', '?')}) min / median / max",
                   f"{mem.min():.0f} / {np.median(mem):.0f} / {mem.max():.0f} KiB")
+    size = np.array(list(lut.model_bytes().values()), float) / 1024
+    if len(size):
+        t.add_row("block model size (flash on an MCU) min / median / max",
+                  f"{size.min():.1f} / {np.median(size):.1f} / {size.max():.1f} KiB")
     if lut.meta.get("delegated_cases"):
         d = lut.meta["delegated_cases"]
         t.add_row("cases the delegate ran / did not", f"{d['yes']} / {d['no']}")

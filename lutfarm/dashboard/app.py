@@ -27,6 +27,7 @@ from lutfarm.lut.build import build_lut
 from lutfarm.lut.io import lut_text
 from lutfarm.lut.metrics import latency_metrics
 from lutfarm.lut.table import LUTError
+from lutfarm.profiler.firmware import describe_target
 from lutfarm.profiler.store import Store
 from lutfarm.profiler.store_sql import is_postgres, redact
 
@@ -142,6 +143,7 @@ def create_app(db: str | os.PathLike, token: str | None = None) -> FastAPI:
         top = sorted(lut.latency_ms.items(), key=lambda kv: -kv[1])[:15]
         return page(request, "lut.html", lut=lut, target=target, runtime=runtime,
                     figures=figures, validation=validation, emulated=emulated, top=top,
+                    mcu=describe_target(lut.target),
                     missing=len(lut.missing_cases()))
 
     @app.get("/lut/download")
