@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 from lutfarm.errors import LutfarmError
@@ -120,6 +121,8 @@ def load_inventory(path: str | os.PathLike) -> list[Device]:
     for i, entry in enumerate(raw):
         start = heads[i] if i < len(heads) else 1
         merged = {**DEFAULTS, **defaults, **entry}
+        if merged.get("transport") == "local" and "python" not in {**defaults, **entry}:
+            merged["python"] = sys.executable   # this machine: the controller's interpreter
         if isinstance(defaults.get("packages"), dict) and isinstance(entry.get("packages"), dict):
             merged["packages"] = {**defaults["packages"], **entry["packages"]}   # pin by pin
         found = _check_fields(entry, lines, start, f"device #{i + 1}", require=False)
