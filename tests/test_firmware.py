@@ -90,7 +90,15 @@ def test_protocol_and_error_codes_on_the_emulated_board(board, m4, m55, models):
         with pytest.raises(BoardError, match="MODEL"):
             junk = bytes(range(256)) * 4
             b.command(f"LOAD {len(junk)} {zlib.crc32(junk):08x}", junk)
-        b.load(data)
+        assert info["hostfs"] == 1                 # emulated: models may come as host files
+        crc = f"{zlib.crc32(data):08x}"
+        assert b.command(f"LOAD {len(data)} {crc}", data) == [str(len(data))]   # the UART path
+        with pytest.raises(BoardError, match="CRC"):
+            b.command(f"LOADF {len(data)} {(zlib.crc32(data) ^ 1) & 0xFFFFFFFF:08x} "
+                      f"{models[MB.key].path}")
+        with pytest.raises(BoardError, match="LOAD the host file /nonexistent/m cannot"):
+            b.command(f"LOADF {len(data)} {crc} /nonexistent/m")
+        b.load(data)                               # LOADF, as campaigns on emulators load
         with pytest.raises(BoardError, match="ARENA"):
             b.arena(64)
         used = b.arena(200_000)
@@ -251,3 +259,142 @@ def test_a_missing_toolchain_or_emulator_is_one_line_naming_what_to_install(monk
         build("mps2-an386")
     events = _agent_job(m4, [])
     assert events[-1]["event"] == "fatal" and "apt-get install qemu-system-arm" in events[-1]["error"]
+
+
+def _emulator_pids(elf) -> list[int]:
+    """QEMU processes running this firmware (from /proc: no psutil needed)."""
+    import os
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if cmd and cmd[0].endswith(b"qemu-system-arm") and str(elf).encode() in cmd:
+            pids.append(int(pid))
+    return pids
+
+
+def test_an_emulator_killed_mid_campaign_is_restarted_and_a_rerun_measures_only_the_rest(
+        m4, cache, tmp_path):
+    """SIGKILL to QEMU while a campaign runs: the case in flight fails naming the board, the
+    harness starts a new emulator and the campaign goes on; run again, lutfarm measures only
+    what the first run lacks."""
+    import os
+    import signal
+    import threading
+    import time
+    layout = get_layout("mcunet").with_resolutions([96])
+    cases = sorted((c for c in layout.unique_cases() if c.kind == "MBConv"),
+                   key=lambda c: (c.macs, c.key))[:10]
+    cache.get_many({c.key: c for c in cases}, "tflite", "int8")
+    device = emulated_device("emu-kill", "mps2-an386", fw=m4)
+    store = Store(tmp_path / "kill.db")
+    done = {}
+    run = threading.Thread(target=lambda: done.setdefault("summary", run_campaign(
+        store, layout, device, INT8, CampaignSettings(cases=cases, timing=FAST))))
+    run.start()
+    deadline, killed = time.monotonic() + 300, []
+    while not killed and run.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+        if len(store.measured_keys(device.name, "tflm-int8-t1-cmsis-nn")) >= 2:
+            killed = _emulator_pids(m4.elf)
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)
+    run.join(600)
+    first = done["summary"]
+    assert killed, "the campaign ended before two cases were stored"
+    assert first.measured + len(first.failed) == len(cases)
+    assert first.failed, "a case was in flight when QEMU died"
+    for _key, why in first.failed:
+        assert "stopped answering" in why and "restarted" in why, why
+    assert first.measured > 2          # cases after the kill ran on a new emulator
+    again = run_campaign(store, layout, device, INT8, CampaignSettings(cases=cases, timing=FAST))
+    assert again.skipped == first.measured and again.measured == len(first.failed)
+    assert not again.failed
+    assert len(store.measured_keys(device.name, "tflm-int8-t1-cmsis-nn")) == len(cases)
+
+
+def _cli(*args, timeout=1200):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    return subprocess.run([sys.executable, "-m", "lutfarm", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("board", ["mps2-an386", "mps3-an547"])
+def test_the_seeds_workflow_on_an_emulated_mcu(board, m4, m55, tmp_path, cache_dir):
+    """profile --space mcunet --resolutions 96 --runtime tflm --dtype int8 --sample 20 on an
+    emulated board from an inventory, lut export, search evolve under MCUNet's 256 KB SRAM and
+    1 MB flash, lut validate on subnets the board can load: every step through the CLI, every
+    figure the Cortex-M build's, every output labelled emulated."""
+    import json
+
+    from lutfarm.lut import load_lut
+    from lutfarm.profiler.firmware import firmware_flash
+    fw = {"mps2-an386": m4, "mps3-an547": m55}[board]
+    inventory = tmp_path / "farm.toml"
+    inventory.write_text(f'[[devices]]\nname = "emu"\nkind = "emu"\ntransport = "local"\n'
+                         f'runtimes = ["tflm"]\nmcu = "{board}"\nemulator = "qemu"\n')
+    db, lut_path = tmp_path / "mcu.db", tmp_path / "mcu.csv"
+    common = ("--runtime", "tflm", "--dtype", "int8", "--db", db)
+    p = _cli("profile", "--space", "mcunet", "--resolutions", 96, "--sample", 20,
+             "--inventory", inventory, "--device", "emu", "--min-time", 0.005,
+             "--max-time", 0.02, "--json", *common)
+    assert p.returncode == 0, p.stderr[-1500:]
+    report = json.loads(p.stdout)
+    assert report["measured"] == 20 and report["memory_method"] == "mcu-arena"
+    assert report["flash_held_out"]["n"] >= 2 and report["memory_held_out"]["n"] >= 2
+    e = _cli("lut", "export", "--device", "emu", "-o", lut_path, *common)
+    assert e.returncode == 0, e.stderr[-800:]
+    lut = load_lut(lut_path)
+    assert lut.runtime == "tflm-int8-t1-cmsis-nn" and not lut.missing_cases()
+    target = lut.target
+    assert target["board"] == board and target["core"] == fw.board.core
+    assert target["kernels"] == "cmsis-nn" and target["timer"] == "systick"
+    assert target["fw_text"] == fw.sizes.text and target["emulated"] is True
+    assert "EMULATED" in _cli("lut", "show", "--lut", lut_path).stdout
+    listed = _cli("lut", "list", "--db", db).stdout
+    assert f"{board} ({fw.board.core}" in listed and "cmsis-nn kernels" in listed
+
+    s = _cli("search", "evolve", "--lut", lut_path, "--max-memory-kb", 256, "--max-flash-kb",
+             1024, "--generations", 60, "--json")
+    assert s.returncode == 0, s.stderr[-800:]
+    won = json.loads(s.stdout)
+    assert won["memory_method"] == "mcu-arena (persistent parts summed)"
+    assert "firmware" in won["flash_method"]
+    layout = lut.layout
+    arch = layout.parse_arch(won["arch_str"])
+    blocks = [c.key for c in layout.arch_cases(arch)]
+    memory, size, kept = lut.peak_mem_bytes(), lut.model_bytes(), lut.persistent_bytes()
+    # the winner's figures, recomputed block by block from the LUT file: per-op data adds up
+    # over the blocks (less the empty model's, repeated in each), the activation plans do not
+    base = kept[layout.overhead_case(96).key]
+    arena = (sum(kept[k] - base for k in blocks) + base
+             + max(memory[k] - kept[k] for k in blocks))
+    assert won["peak_memory_kb"] == pytest.approx(arena / 1024)
+    assert won["peak_memory_kb"] >= max(memory[k] for k in blocks) / 1024 - 1e-6
+    assert won["peak_memory_kb"] <= 256 and won["flash_kb"] <= 1024
+    empty = size[layout.overhead_case(96).key]
+    flash = sum(size[k] - empty for k in blocks) + empty + firmware_flash(target)
+    assert won["flash_kb"] == pytest.approx(flash / 1024)
+    assert won["emulated"] and won["target"]["board"] == board
+
+    v = _cli("lut", "validate", "--device", "emu", "--inventory", inventory, "--archs", 6,
+             "--out", tmp_path, "--json", *common)
+    assert v.returncode == 0, v.stderr[-1500:]
+    val = json.loads(v.stdout)
+    assert val["n"] >= 5 and val["resolutions"] == [96]
+    rows = load_csv_rows(next(tmp_path.glob("validate_emu_*.csv")))
+    assert all(float(r["arena_kb"]) > 0 for r in rows)     # each subnet's Cortex-M arena
+    print(f"\n{board} cmsis-nn, {val['n']} subnets: LUT sum / measured: plain "
+          f"{val['plain']['mean_ratio']:.3f} (MAPE {val['plain']['mape']:.3f}), overhead "
+          f"{val['overhead']['mean_ratio']:.3f} (MAPE {val['overhead']['mape']:.3f})")
+
+
+def load_csv_rows(path) -> list[dict]:
+    import csv
+    with open(path) as f:
+        return list(csv.DictReader(f))
