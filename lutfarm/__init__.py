@@ -8,16 +8,35 @@ The command line is a thin layer over these functions; a notebook can use them d
     table = LatencyTable(build_lut(store, "local", RuntimeConfig().key))
 """
 
-from lutfarm.lut import LUT, LatencyTable, build_lut, import_hwnasbench, load_lut, save_lut
-from lutfarm.profiler.campaign import CampaignSettings, run_campaign, run_farm
-from lutfarm.profiler.devices import LOCAL, get_device
-from lutfarm.profiler.runtime_config import RuntimeConfig
-from lutfarm.profiler.store import Store
-from lutfarm.spaces import get_layout, parse_arch
-from lutfarm_agent.timing import TimingSettings
+from __future__ import annotations
+
+import importlib
+
+# name -> the module that defines it; loaded on first use, so that importing a bottom module
+# (``lutfarm.errors``, ``lutfarm.spaces``) does not load the controller, paramiko and SSH
+_EXPORTS = {
+    "LUT": "lutfarm.lut", "LatencyTable": "lutfarm.lut", "build_lut": "lutfarm.lut",
+    "import_hwnasbench": "lutfarm.lut", "load_lut": "lutfarm.lut", "save_lut": "lutfarm.lut",
+    "CampaignSettings": "lutfarm.profiler.campaign", "run_campaign": "lutfarm.profiler.campaign",
+    "run_farm": "lutfarm.profiler.campaign",
+    "LOCAL": "lutfarm.profiler.devices", "get_device": "lutfarm.profiler.devices",
+    "RuntimeConfig": "lutfarm.profiler.runtime_config",
+    "Store": "lutfarm.profiler.store",
+    "get_layout": "lutfarm.spaces", "parse_arch": "lutfarm.spaces",
+    "TimingSettings": "lutfarm_agent.timing",
+}
 
 __version__ = "0.1.0"
-__all__ = ["LOCAL", "LUT", "CampaignSettings", "LatencyTable", "RuntimeConfig", "Store",
-           "TimingSettings", "run_farm",
-           "build_lut", "get_device", "get_layout", "import_hwnasbench", "load_lut",
-           "parse_arch", "run_campaign", "save_lut"]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lutfarm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value          # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -57,3 +57,25 @@ def test_editable_install_sits_beside_packages_named_agents_and_spaces(tmp_path)
     """The development install (the repo's folders mapped onto lutfarm.*) from any directory."""
     _dummies(tmp_path)
     _check(REPO, tmp_path)
+
+
+LIGHT = """
+import sys
+import lutfarm.errors, lutfarm.environment, lutfarm.spaces.registry
+loaded = sorted(m for m in sys.modules if m.startswith(("lutfarm", "paramiko", "torch")))
+print(len(loaded), *loaded)
+import lutfarm
+assert lutfarm.Store.__module__ == "lutfarm.profiler.store" and "Store" in dir(lutfarm)
+from lutfarm import run_campaign, RuntimeConfig   # the notebook face still works
+"""
+
+
+def test_importing_a_bottom_module_does_not_load_the_controller():
+    """``import lutfarm.errors`` loaded 36 lutfarm modules and paramiko when the package's face
+    imported eagerly; the face is lazy now."""
+    proc = subprocess.run([sys.executable, "-c", LIGHT], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    count, *loaded = proc.stdout.split()
+    assert not [m for m in loaded if m.startswith(("paramiko", "torch", "lutfarm.profiler"))]
+    assert int(count) <= 10, loaded
