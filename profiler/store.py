@@ -189,6 +189,9 @@ class Store:
                 raise StoreError(f"{self.path} is a directory; give --db a file path such as "
                                  f"lutfarm.db")
             is_new = not self.path.exists() or self.path.stat().st_size == 0
+            if not is_new and not _sqlite_header(self.path):
+                raise StoreError(f"{self.path} is not a lutfarm database (not an SQLite file); "
+                                 f"give --db a new file name or an existing lutfarm store")
             if is_new:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -257,6 +260,22 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self.db.close()
+
+    def check(self) -> list[str]:
+        """What is wrong with the store's pages ([] when sound): SQLite's integrity check, or
+        for PostgreSQL that the server answers with a lutfarm schema."""
+        with self._lock:
+            return self.db.check()
+
+    def backup(self, target: str | os.PathLike) -> Path:
+        """A consistent copy of an SQLite store into a new file, while campaigns write."""
+        target = Path(target)
+        if target.exists():
+            raise StoreError(f"{target} exists; give the backup a new file name")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self.db.backup(target)
+        return target
 
     def __enter__(self) -> Store:
         return self
@@ -482,6 +501,12 @@ class Store:
             row = self.db.execute("SELECT fingerprint FROM contexts WHERE id = ?",
                                   (context_id,)).fetchone()
         return json.loads(row[0]) if row else {}
+
+
+def _sqlite_header(path: Path) -> bool:
+    """Whether the file starts as every SQLite database does (a damaged one still does)."""
+    with open(path, "rb") as f:
+        return f.read(16) == b"SQLite format 3\x00"
 
 
 def _database_errors() -> tuple[type[BaseException], ...]:

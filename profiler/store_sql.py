@@ -62,6 +62,62 @@ class _Row(tuple):
         return tuple.__getitem__(self, key)
 
 
+# what SQLite says -> what the user can do about it (the file is named in front)
+_SQLITE_FIXES = (
+    (("malformed", "not a database", "disk image"),
+     "is damaged ({0}); run `lutfarm db check --db {1}`, then restore a backup (`lutfarm db "
+     "backup` makes one) or salvage it: sqlite3 {1} .recover | sqlite3 recovered.db"),
+    (("readonly", "read-only"),
+     "is read-only ({0}); make it and its folder writable, or give --db a writable copy"),
+    (("database is locked",),
+     "is locked by another process for over 30 s ({0}); stop the other lutfarm command or "
+     "wait for it"),
+    (("disk is full", "disk i/o error"),
+     "could not be written ({0}); free space on its disk (measurements already stored are "
+     "kept) and run the command again"),
+)
+
+
+def sqlite_error(exc: sqlite3.Error, location: str) -> Exception:
+    """A StoreError naming the file and the fix for what users meet (a damaged, read-only,
+    locked or full store); any other error (a bug) is returned unchanged."""
+    text = str(exc)
+    for needles, fix in _SQLITE_FIXES:
+        if any(n in text.lower() for n in needles):
+            return StoreError(f"{location} " + fix.format(text, location))
+    return exc
+
+
+class _Cursor:
+    """A cursor whose reads translate SQLite's errors too (a damaged page is met while
+    fetching, not only when the statement starts)."""
+
+    def __init__(self, cursor: sqlite3.Cursor, location: str):
+        self._cursor, self._location = cursor, location
+
+    def _read(self, fn):
+        try:
+            return fn()
+        except sqlite3.DatabaseError as exc:
+            raise sqlite_error(exc, self._location) from None
+
+    def fetchone(self):
+        return self._read(self._cursor.fetchone)
+
+    def fetchall(self):
+        return self._read(self._cursor.fetchall)
+
+    def fetchmany(self, size: int = 1000):
+        return self._read(lambda: self._cursor.fetchmany(size))
+
+    def __iter__(self):
+        while rows := self.fetchmany():
+            yield from rows
+
+    def __getattr__(self, name):
+        return getattr(self._cursor, name)
+
+
 class SQLiteDB:
     """One store file in WAL mode, fully synchronous: a committed measurement survives a crash."""
 
@@ -73,34 +129,62 @@ class SQLiteDB:
         self.conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
         self.conn.row_factory = sqlite3.Row
 
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise sqlite_error(exc, self.location) from None
+
     def pragmas(self) -> None:
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
+        with self._translated():
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
 
     def execute(self, sql: str, args=()):
-        return self.conn.execute(sql, args)
+        with self._translated():
+            return _Cursor(self.conn.execute(sql, args), self.location)
 
     def insert(self, sql: str, args=()) -> int:
-        return int(self.conn.execute(sql, args).lastrowid)
+        with self._translated():
+            return int(self.conn.execute(sql, args).lastrowid)
 
     def insert_many(self, sql: str, rows: list) -> None:
-        self.conn.executemany(sql, rows)
+        with self._translated():
+            self.conn.executemany(sql, rows)
 
     @contextlib.contextmanager
     def transaction(self, exclusive: bool = False) -> Iterator[None]:
         """Everything inside commits together or not at all; ``exclusive`` takes the write
         lock first, so a check-then-create cannot race another process."""
-        if exclusive:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self._translated():
+            if exclusive:
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                    self.conn.execute("COMMIT")
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+            else:
+                with self.conn:
+                    yield
+
+    def check(self) -> list[str]:
+        """SQLite's integrity check: [] for a sound file, else what it found (first 20)."""
+        with self._translated():
+            found = [line for r in self.conn.execute("PRAGMA integrity_check(20)")
+                     for line in r[0].splitlines() if not line.startswith("***")]
+        return [] if found == ["ok"] else found
+
+    def backup(self, target: Path) -> None:
+        """A consistent copy through SQLite's online backup API, while writers go on."""
+        with self._translated():
+            dest = sqlite3.connect(str(target))
             try:
-                yield
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-        else:
-            with self.conn:
-                yield
+                self.conn.backup(dest, pages=256)
+            finally:
+                dest.close()
 
     def tables(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -206,6 +290,16 @@ class PostgresDB:
     def tables(self) -> set[str]:
         return {r[0] for r in self.conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")}
+
+    def check(self) -> list[str]:
+        """The server answers (opening the store already checked its schema); PostgreSQL
+        checks its own pages."""
+        self.execute("SELECT 1").fetchone()
+        return []
+
+    def backup(self, target: Path) -> None:
+        raise StoreError(f"{self.location} is a PostgreSQL store: back it up with pg_dump "
+                         f"(or copy it to a file: lutfarm db copy --from URL --to {target})")
 
     def ddl(self, statement: str) -> str:
         for pattern, spelling in _PG_TYPES:

@@ -89,3 +89,80 @@ def test_failures_are_the_cases_whose_newest_attempt_failed(tmp_path):
         store.add(Measurement("local", rt, "b", "ok", created=3.0, median_ms=1.0))
         store.add(Measurement("local", rt, "b", "failed", error="later boom", created=4.0))
         assert store.failures("local", rt) == {"b": "later boom"}
+
+
+def _filled(path, n: int = 400):
+    with Store(path) as store:
+        for i in range(n):
+            store.add(Measurement("d", "rt", f"case{i:04d}", "ok", median_ms=1.0 + i,
+                                  samples=[1.0 + i] * 50, extra={"pad": "x" * 200}))
+    con = sqlite3.connect(path)        # fold the WAL into the file, as a closed store leaves it
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+
+
+def _lutfarm(*args):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "lutfarm", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_store_with_damaged_pages_is_one_line_and_db_check_finds_it(tmp_path):
+    """A store whose first pages read but later ones are garbage: every command that reads it
+    says which file is damaged and what to do, instead of sqlite3's traceback."""
+    path = tmp_path / "c.db"
+    _filled(path)
+    data = bytearray(path.read_bytes())
+    page = 4096
+    assert len(data) > 20 * page
+    for p in range(8, len(data) // page - 2, 3):           # every third page past the schema
+        data[p * page:(p + 1) * page] = b"\x5a" * page
+    path.write_bytes(bytes(data))
+    out = _lutfarm("lut", "export", "--db", path, "--device", "d", "--runtime", "onnxruntime",
+                   "-o", tmp_path / "l.csv")
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr[-1500:]
+    line = out.stderr.strip().splitlines()[-1]
+    assert "damaged" in line and "lutfarm db check" in line and str(path) in line, line
+    check = _lutfarm("db", "check", "--db", path)
+    assert check.returncode != 0 and "Traceback" not in check.stderr, check.stderr[-1500:]
+    assert "damaged" in check.stdout + check.stderr
+
+
+def test_db_check_passes_a_sound_store_and_backup_copies_it_online(tmp_path):
+    path, copy = tmp_path / "s.db", tmp_path / "backup.db"
+    _filled(path, 50)
+    check = _lutfarm("db", "check", "--db", path)
+    assert check.returncode == 0 and "ok" in check.stdout, check.stderr[-800:]
+    with Store(path):                                    # a writer holds it open meanwhile
+        back = _lutfarm("db", "backup", "--db", path, "-o", copy)
+    assert back.returncode == 0, back.stderr[-800:]
+    with Store(copy) as store:
+        assert len(store.latest("d", "rt")) == 50
+    again = _lutfarm("db", "backup", "--db", path, "-o", copy)
+    assert again.returncode != 0 and "exists" in again.stderr.strip().splitlines()[-1]
+
+
+def test_a_read_only_store_is_one_line_naming_the_file(tmp_path):
+    """As root file modes do not stop a write, so the file is made immutable instead."""
+    import os
+    import subprocess
+    path = tmp_path / "ro.db"
+    _filled(path, 5)
+    root = os.geteuid() == 0
+    if root:
+        made = subprocess.run(["chattr", "+i", str(path)], capture_output=True, timeout=30)
+        if made.returncode:
+            pytest.skip(f"chattr +i is refused here: {made.stderr.decode().strip()}")
+    else:
+        os.chmod(path, 0o444)
+    try:
+        with pytest.raises(StoreError, match=f"{path} is read-only .*make it and its folder"):
+            with Store(path) as store:
+                store.add(Measurement("d", "rt", "new", "ok", median_ms=1.0))
+        with Store(path) as store:                      # reading it still works
+            assert len(store.latest("d", "rt")) == 5
+    finally:
+        if root:
+            subprocess.run(["chattr", "-i", str(path)], timeout=30)
+        os.chmod(path, 0o644)

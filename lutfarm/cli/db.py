@@ -1,4 +1,5 @@
-"""``lutfarm db …``: move a store between a file and a lab's shared PostgreSQL database."""
+"""``lutfarm db …``: move a store between a file and a lab's shared PostgreSQL database, check
+it, back it up."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from lutfarm.cli.output import err, out
 
 @cli.group()
 def db() -> None:
-    """Copy stores and see what one holds.
+    """Copy, check and back up stores, and see what one holds.
 
     \b
     A lab shares one PostgreSQL store: --db postgresql://user@host:port/dbname (or $LUTFARM_DB)
@@ -74,6 +75,45 @@ def info_cmd(db, as_json):
     out.print("  " + ", ".join(f"{n} {t}" for t, n in counts.items()))
     for c in info["configurations"]:
         out.print(f"  {c['target']:<24} {c['runtime']:<28} {c['cases']} cases")
+
+
+@db.command("check")
+@db_option
+@click.option("--json", "as_json", is_flag=True)
+def check_cmd(db, as_json):
+    """Check a store's pages (SQLite's integrity check; PostgreSQL: the server answers with a
+    lutfarm schema). Exit 1 when damaged."""
+    from lutfarm.profiler.store import Store
+
+    with Store(db) as store:
+        found = store.check()
+    if as_json:
+        out.print_json(json.dumps({"store": store.location, "ok": not found, "problems": found}))
+    elif found:
+        out.print(f"{store.location} is damaged: {len(found)} problem(s), e.g.")
+        for line in found[:5]:
+            out.print(f"  {line}")
+        out.print("restore a backup (lutfarm db backup makes one) or salvage it: "
+                  f"sqlite3 {store.location} .recover | sqlite3 recovered.db")
+    else:
+        out.print(f"{store.location}: ok")
+    if found:
+        raise SystemExit(1)
+
+
+@db.command("backup")
+@db_option
+@click.option("-o", "--out", "target", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="new file for the copy")
+def backup_cmd(db, target):
+    """Copy an SQLite store into a new file with SQLite's online backup API: consistent while
+    campaigns write to it."""
+    from lutfarm.profiler.store import Store
+
+    with Store(db) as store:
+        made = store.backup(target)
+        rows = store.db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+    out.print(f"backed up {store.location} ({rows} measurements) to {made}")
 
 
 @db.command("replay")
