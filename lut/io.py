@@ -108,7 +108,12 @@ def _from_json(path: Path, text: str) -> LUT:
     if not isinstance(obj, dict) or obj.get("format") != MAGIC:
         raise LUTFileError(f"{path} is not a lutfarm LUT (no \"format\": \"{MAGIC}\"); "
                            f"for HW-NAS-Bench's table use 'lutfarm lut import-hwnasbench'")
-    latency = {k: float(v) for k, v in obj.get("latency_ms", {}).items()}
+    try:
+        latency = {k: float(v) for k, v in obj.get("latency_ms", {}).items()}
+    except (TypeError, ValueError):
+        raise LUTFileError(f"{path}: a latency is not a number; re-export the LUT") from None
+    for key, value in latency.items():
+        _check_latency(path, key, value, "latency_ms")
     header = {k: v for k, v in obj.items()
               if k not in ("format", "version", "latency_ms", "extra")}
     return _header_lut(path, header, latency, obj.get("extra") or {})
@@ -144,7 +149,16 @@ def _from_csv(path: Path, text: str) -> LUT:
             extra[row[0]] = {c: _number(v) for c, v in zip(columns[2:], row[2:]) if v != ""}
         except ValueError:
             raise LUTFileError(f"{path}: line {n} has a value that is not a number") from None
+        _check_latency(path, row[0], latency[row[0]], f"line {n}")
     return _header_lut(path, header, latency, {k: v for k, v in extra.items() if v})
+
+
+def _check_latency(path: Path, key: str, value: float, where: str) -> None:
+    """A LUT's latencies are measured times: a NaN, infinite or negative one would make every
+    sum and statistic over it wrong without a word."""
+    if not math.isfinite(value) or value < 0:
+        raise LUTFileError(f"{path}: {where} gives {key} the latency {value!r}, which no "
+                           f"measurement gives; fix or remove that row, or re-export the LUT")
 
 
 def _number(v: str) -> float | int:

@@ -36,6 +36,29 @@ def test_files_round_trip_exactly(lut, tmp_path, suffix):
     assert back.header == json.loads(json.dumps(lut.header))
 
 
+@pytest.mark.parametrize("bad", ["nan", "-0.25", "inf"])
+def test_a_lut_with_an_impossible_latency_is_refused_naming_its_row(lut, tmp_path, bad):
+    """``lut show`` printed statistics over a NaN or negative latency without a word."""
+    import subprocess
+    import sys
+    path = save_lut(lut, tmp_path / "l.csv")
+    lines = path.read_text().splitlines()
+    n, row = next((i, ln) for i, ln in enumerate(lines) if ln.startswith("ConvBlock"))
+    key, _, rest = row.split(",", 2)
+    lines[n] = f"{key},{bad},{rest}"
+    path.write_text("\n".join(lines) + "\n")
+    show = subprocess.run([sys.executable, "-m", "lutfarm", "lut", "show", "--lut", str(path)],
+                          capture_output=True, text=True, timeout=300)
+    assert show.returncode != 0 and "Traceback" not in show.stderr, show.stderr[-1500:]
+    line = show.stderr.strip().splitlines()[-1]
+    assert f"line {n + 1} gives {key} the latency {float(bad)!r}" in line, line
+    as_json = json.loads(save_lut(lut, tmp_path / "l.json").read_text())
+    as_json["latency_ms"][key] = float(bad)
+    (tmp_path / "bad.json").write_text(json.dumps(as_json))
+    with pytest.raises(LUTFileError, match=f"gives {key} the latency"):
+        load_lut(tmp_path / "bad.json")
+
+
 def test_vectorised_query_equals_a_plain_loop(lut, cifar):
     archs = np.random.default_rng(5).integers(0, 9, size=(300, 22))
     fast = LatencyTable(lut).latency(archs)
