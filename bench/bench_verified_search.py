@@ -48,7 +48,7 @@ def search(lut_path: Path, db: Path, budget: float, generations: int, extra: lis
     p = subprocess.run([sys.executable, "-m", "lutfarm", "search", "evolve", "--lut",
                         str(lut_path), "--budget-ms", f"{budget:.5f}", "--generations",
                         str(generations), "--db", str(db), "--verify", "--json", *extra],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, timeout=600)
     if p.returncode:
         raise SystemExit(f"search failed: {p.stderr.strip().splitlines()[-1]}")
     return json.loads(p.stdout)
@@ -68,7 +68,7 @@ def main() -> None:
         if args.validate:
             subprocess.run([sys.executable, "-m", "lutfarm", "lut", "validate", "--db",
                             str(args.db), "--runtime", name, "--archs", str(args.validate),
-                            "--out", str(tmp), "--json"], check=True, stdout=subprocess.DEVNULL)
+                            "--out", str(tmp), "--json"], check=True, stdout=subprocess.DEVNULL, timeout=600)
         with Store(args.db) as store:
             lut = build_lut(store, "local", runtime.key)
         if not lut.meta.get("validation", {}).get("correction"):

@@ -31,6 +31,9 @@ TREES = {"cmsis-nn": "tflm-tree", "reference": "tflm-tree-reference"}
 TOOLCHAIN_PACKAGES = ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi",
                       "libstdc++-arm-none-eabi-newlib")
 
+# a cold build of the TFLite-Micro libraries is 3-6 min on 2 cores; a hang is stopped
+BUILD_TIMEOUT_S = 3600
+
 
 @dataclass(frozen=True)
 class McuBoard:
@@ -116,7 +119,7 @@ def toolchain() -> str:
     if gcc is None or shutil.which("make") is None:
         raise FirmwareError("the firmware needs the arm-none-eabi toolchain and make: "
                             "apt-get install make " + " ".join(TOOLCHAIN_PACKAGES))
-    out = subprocess.run([gcc, "--version"], capture_output=True, text=True).stdout
+    out = subprocess.run([gcc, "--version"], capture_output=True, text=True, timeout=60).stdout
     return out.splitlines()[0] if out else "arm-none-eabi-gcc"
 
 
@@ -180,7 +183,7 @@ def _cpu_flags(src: Path, board: str) -> str:
 
 def _sizes(elf: Path) -> FirmwareSizes:
     out = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True,
-                         text=True, check=True).stdout
+                         text=True, check=True, timeout=60).stdout
     sec = {}
     for line in out.splitlines():
         parts = line.split()
@@ -225,7 +228,12 @@ def build(board: str, kernels: str = "cmsis-nn", *, third_party: Path | None = N
     if log:
         log(f"building the {board} firmware ({kernels} kernels); a cold build takes minutes")
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise FirmwareError(f"the {board} firmware build took over {BUILD_TIMEOUT_S} s and was "
+                            f"stopped; a cold build takes minutes on 2 cores: is the machine "
+                            f"swapping? Run the command again to resume the build") from None
     took = time.perf_counter() - t0
     if proc.returncode != 0:
         (root / "last-build.log").parent.mkdir(parents=True, exist_ok=True)

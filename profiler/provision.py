@@ -72,7 +72,11 @@ def download_wheels(packages: list[str], python_tag: str, machine: str,
         cmd += ["--find-links", str(wheelhouse)]
     if not deps:
         cmd.append("--no-deps")
-    proc = subprocess.run(cmd + packages, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd + packages, capture_output=True, text=True, timeout=1800)
+    except subprocess.TimeoutExpired:
+        raise NoWheel(f"downloading wheels of {', '.join(packages)} took over 30 min and was "
+                      f"stopped; check the registry connection or give --wheelhouse") from None
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("ERROR")]
         raise NoWheel(f"no wheels of {', '.join(packages)} for {python_tag} {machine} "

@@ -80,7 +80,7 @@ def ensure_binfmt() -> None:
     root = Path("/proc/sys/fs/binfmt_misc")
     if not (root / "register").exists():
         subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(root)], check=True,
-                       capture_output=True)
+                       capture_output=True, timeout=1800)
     for spec in BOARDS.values():
         if not (root / f"qemu-{spec.qemu}").exists():
             rule = Path(f"/usr/lib/binfmt.d/qemu-{spec.qemu}.conf").read_text().strip()
@@ -104,7 +104,7 @@ def rootfs(spec: BoardSpec, log=sys.stderr) -> Path:
               f"minutes, once", file=log)
         subprocess.run(["debootstrap", f"--arch={spec.arch}", "--variant=minbase",
                         f"--include={','.join(PACKAGES)}", spec.suite, str(tmp), MIRROR],
-                       check=True, capture_output=True)
+                       check=True, capture_output=True, timeout=1800)
         configure(tmp)
         (tmp / ".lutfarm-complete").write_text(f"built in {time.time() - t0:.0f} s\n")
         tmp.rename(target)
@@ -116,9 +116,9 @@ def configure(root: Path) -> None:
     """A login for lutfarm and what the board's sshd needs in a chroot."""
     chroot = ["chroot", str(root)]
     subprocess.run([*chroot, "useradd", "-m", "-s", "/bin/sh", USER], check=True,
-                   capture_output=True)
+                   capture_output=True, timeout=1800)
     # no PAM in the chroot: a locked account ('!') is refused, a '*' one takes keys
-    subprocess.run([*chroot, "usermod", "-p", "*", USER], check=True, capture_output=True)
+    subprocess.run([*chroot, "usermod", "-p", "*", USER], check=True, capture_output=True, timeout=1800)
     (root / "run" / "sshd").mkdir(parents=True, exist_ok=True)
     keygen(root / "etc" / "ssh" / "lutfarm_host_ed25519")
 
@@ -143,7 +143,7 @@ class Board(SSHHost):
     def stop(self) -> None:
         super().stop()
         for m in reversed(self.mounts):
-            subprocess.run(["umount", "-l", m], capture_output=True)
+            subprocess.run(["umount", "-l", m], capture_output=True, timeout=1800)
 
 
 def start_board(spec: BoardSpec, index: int, client_pub: str, client_key: Path,
@@ -155,8 +155,8 @@ def start_board(spec: BoardSpec, index: int, client_pub: str, client_key: Path,
     for what, how in (("proc", ["-t", "proc", "proc"]), ("dev", ["--bind", "/dev"]),
                       ("sys", ["--bind", "/sys"])):
         point = root / what
-        if subprocess.run(["mountpoint", "-q", str(point)]).returncode != 0:
-            subprocess.run(["mount", *how, str(point)], check=True, capture_output=True)
+        if subprocess.run(["mountpoint", "-q", str(point)], timeout=1800).returncode != 0:
+            subprocess.run(["mount", *how, str(point)], check=True, capture_output=True, timeout=1800)
             mounts.append(str(point))
     ssh = root / "etc" / "ssh"
     (ssh / "lutfarm_authorized_keys").write_text(client_pub + "\n")

@@ -41,7 +41,7 @@ def _python38() -> str | None:
     candidates = [shutil.which("python3.8"),
                   *map(str, Path.home().glob(".pyenv/versions/3.8*/bin/python3.8"))]
     for exe in filter(None, candidates):
-        if subprocess.run([exe, "--version"], capture_output=True).returncode == 0:
+        if subprocess.run([exe, "--version"], capture_output=True, timeout=600).returncode == 0:
             return exe
     return None
 

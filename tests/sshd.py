@@ -36,16 +36,16 @@ def netns_available() -> str | None:
     if os.geteuid() != 0 or not shutil.which("ip"):
         return "network namespaces need root and iproute2"
     name = f"lfprobe{os.getpid()}"
-    r = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    r = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True, timeout=600)
     if r.returncode != 0:
         return f"ip netns add failed: {r.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=600)
     return None
 
 
 def keygen(path: Path) -> str:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lutfarm-test",
-                    "-f", str(path)], check=True)
+                    "-f", str(path)], check=True, timeout=600)
     return path.with_suffix(".pub").read_text().strip()
 
 
@@ -87,7 +87,7 @@ class SSHHost:
         """The board drops off: sshd and every session and agent it runs die at once."""
         if self.netns:
             pids = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True,
-                                  text=True).stdout.split()
+                                  text=True, timeout=600).stdout.split()
             for pid in pids:
                 try:
                     os.kill(int(pid), signal.SIGKILL)
@@ -105,9 +105,9 @@ class SSHHost:
     def stop(self) -> None:
         self.kill()
         if self.netns:
-            subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
+            subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, timeout=600)
         if self.veth:
-            subprocess.run(["ip", "link", "del", self.veth], capture_output=True)
+            subprocess.run(["ip", "link", "del", self.veth], capture_output=True, timeout=600)
 
 
 def toml_str(s: str) -> str:
@@ -144,7 +144,7 @@ def make_netns(index: int) -> tuple[str, str, str]:
                 ["ip", "netns", "exec", ns, "ip", "addr", "add", f"{address}/24", "dev", peer],
                 ["ip", "netns", "exec", ns, "ip", "link", "set", peer, "up"],
                 ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"]):
-        subprocess.run(cmd, check=True, capture_output=True)
+        subprocess.run(cmd, check=True, capture_output=True, timeout=600)
     return ns, veth, address
 
 

@@ -74,7 +74,7 @@ def test_unknown_runtime_is_a_fatal_event_with_a_fix(cache):
 
 def test_describe_lists_runtimes():
     out = subprocess.run([sys.executable, "-m", "lutfarm_agent", "--describe"], capture_output=True,
-                         text=True, cwd=REPO, check=True).stdout
+                         text=True, cwd=REPO, check=True, timeout=600).stdout
     [info] = events_in(out)
     assert info["runtimes"]["onnxruntime"]["version"]
 
@@ -87,16 +87,16 @@ def test_agent_imports_no_torch_or_controller_code():
             "('torch', 'pandas', 'sklearn', 'onnx', 'spaces', 'profiler', 'lut', 'lutfarm')]\n"
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                         check=True).stdout.strip()
+                         check=True, timeout=600).stdout.strip()
     assert out == ""
 
 
 def test_agent_is_python38_syntax_by_ruff_and_vermin():
     ruff = subprocess.run([sys.executable, "-m", "ruff", "check", "agents"], cwd=REPO,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=600)
     assert ruff.returncode == 0, ruff.stdout
     vermin = subprocess.run([str(Path(sys.executable).with_name("vermin")), "-t=3.8-", "--no-tips",
-                             "--violations", "agents"], cwd=REPO, capture_output=True, text=True)
+                             "--violations", "agents"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert vermin.returncode == 0, vermin.stdout
 
 
@@ -107,12 +107,12 @@ def test_agent_parses_under_python38_and_its_stdlib_parts_run():
     PY38 = _python38()
     files = [str(p) for p in (REPO / "agents").rglob("*.py")]
     parse = "import ast, sys\nfor f in sys.argv[1:]: ast.parse(open(f).read(), f)"
-    proc = subprocess.run([PY38, "-c", parse, *files], capture_output=True, text=True)
+    proc = subprocess.run([PY38, "-c", parse, *files], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     run = ("import lutfarm_agent.timing as t, lutfarm_agent.protocol\n"
            "r = t.time_callable(lambda: sum(range(50)), t.TimingSettings(min_s=0.005, max_s=0.02))\n"
            "assert r.stats['count'] >= 20 and r.stats['median'] > 0\nprint('ok')")
-    proc = subprocess.run([PY38, "-c", run], capture_output=True, text=True, cwd=agent_root())
+    proc = subprocess.run([PY38, "-c", run], capture_output=True, text=True, cwd=agent_root(), timeout=600)
     assert proc.stdout.strip() == "ok", proc.stderr
 
 

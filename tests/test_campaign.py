@@ -135,7 +135,7 @@ def test_kill_9_of_the_controller_loses_nothing(tmp_path, cache_dir):
     with Store(db) as store:
         kept = store.latest("local", RT.key)
         assert len(kept) == before and all(m.median_ms > 0 for m in kept.values())
-    done = subprocess.run(cmd[:-6] + ["--json"], cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(cmd[:-6] + ["--json"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     import json
     summary = json.loads(done.stdout)

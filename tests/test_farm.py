@@ -250,7 +250,7 @@ def test_inventory_cli_check_and_profile(tmp_path, farm_hosts):
     inventory.write_text("".join(h.toml(workdir=str(tmp_path / h.name), kind="testbox")
                                  for h in farm_hosts))
     check = subprocess.run([sys.executable, "-m", "lutfarm", "devices", "check", "--inventory",
-                            str(inventory), "--json"], cwd=REPO, capture_output=True, text=True)
+                            str(inventory), "--json"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert check.returncode == 0, check.stderr
     reports = json.loads(check.stdout)
     assert [r["name"] for r in reports] == ["node-0", "node-1", "node-2"]
@@ -259,7 +259,7 @@ def test_inventory_cli_check_and_profile(tmp_path, farm_hosts):
                         str(inventory), "--devices", "kind:testbox", "--db", str(tmp_path / "s.db"),
                         "--only", "Skip_H4_*", "--min-time", "0.01", "--max-time", "0.02",
                         "--json"], cwd=REPO, capture_output=True, text=True,
-                       env={**os.environ})
+                       env={**os.environ}, timeout=600)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["measured"] == 2
 
@@ -314,7 +314,7 @@ def test_a_full_disk_gives_the_board_up_with_the_reason_and_keeps_what_was_measu
     workdir = tmp_path / "small"
     workdir.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(workdir)],
-                      capture_output=True).returncode != 0:
+                      capture_output=True, timeout=600).returncode != 0:
         need("root", "cannot mount a tmpfs here (needs root)")
     try:
         device = host.device(workdir=str(workdir))
@@ -326,7 +326,7 @@ def test_a_full_disk_gives_the_board_up_with_the_reason_and_keeps_what_was_measu
                                                                  "Skip_H4_*,ConvNorm_*"))
             assert len(store.latest("testbox", RT.key)) == s.measured
     finally:
-        subprocess.run(["umount", "-l", str(workdir)], capture_output=True)
+        subprocess.run(["umount", "-l", str(workdir)], capture_output=True, timeout=600)
 
 
 def test_ctrl_c_stops_a_farm_campaign_cleanly(tmp_path, host):

@@ -87,7 +87,7 @@ def test_fewshot_eval_cli_gives_the_three_figures_per_target():
     proc = subprocess.run([sys.executable, "-m", "lutfarm", "predict", "eval", "fewshot",
                            "--space", "nb201", "--target", "edgetpu", "--target", "raspi4",
                            "--seed", "2", "--data", str(DATA), "--json"],
-                          capture_output=True, text=True, cwd=REPO)
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     assert r["space"] == "nb201" and r["first_seed"] == 2 and set(r["devices"]) == {"edgetpu", "raspi4"}

@@ -202,24 +202,24 @@ def test_cli_evolve_and_target(tmp_path):
     other = tmp_path / "edgegpu.csv"
     for path, dev in ((lut, "raspi4"), (other, "edgegpu")):
         subprocess.run([sys.executable, "-m", "lutfarm", "lut", "import-hwnasbench", "--device",
-                        dev, "-o", str(path)], cwd=REPO, check=True, capture_output=True)
+                        dev, "-o", str(path)], cwd=REPO, check=True, capture_output=True, timeout=600)
     p = subprocess.run([sys.executable, "-m", "lutfarm", "search", "evolve", "--lut", str(lut),
                         "--budget-ms", "30", "--generations", "50", "--json", "--plot",
-                        str(tmp_path / "p.png")], cwd=REPO, capture_output=True, text=True)
+                        str(tmp_path / "p.png")], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     r = json.loads(p.stdout)
     assert r["latency_ms"] <= 30 and r["evaluations"] == 5000 and len(r["arch"]) == 22
     assert set(r) >= {"arch", "latency_ms", "objective_value", "evaluations", "wall_s"}
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
     t = subprocess.run([sys.executable, "-m", "lutfarm", "search", "target", "--lut", str(lut),
-                        "--lut", str(other), "--json"], cwd=REPO, capture_output=True, text=True)
+                        "--lut", str(other), "--json"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert json.loads(t.stdout)["own_target_speedup"]["raspi4"] > 1.0
     bad = subprocess.run([sys.executable, "-m", "lutfarm", "search", "evolve", "--lut", str(lut),
-                          "--budget-ms", "1"], cwd=REPO, capture_output=True, text=True)
+                          "--budget-ms", "1"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and bad.stderr.startswith("error: found only 0 of 100")
     no_o = subprocess.run([sys.executable, "-m", "lutfarm", "search", "evolve", "--lut", str(lut),
                            "--budget-ms", "30", "--latency", "overhead"], cwd=REPO,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=600)
     assert no_o.returncode == 2 and "no empty-model entry" in no_o.stderr
 
 
@@ -291,7 +291,7 @@ def test_fbnetv2_latency_term_narrows_the_stages():
 def test_cli_dnas_with_widths_and_bench_nb201(tmp_path):
     lut = tmp_path / "raspi4.csv"
     subprocess.run([sys.executable, "-m", "lutfarm", "lut", "import-hwnasbench", "--device",
-                    "raspi4", "-o", str(lut)], cwd=REPO, check=True, capture_output=True)
+                    "raspi4", "-o", str(lut)], cwd=REPO, check=True, capture_output=True, timeout=600)
     p = subprocess.run([sys.executable, "-m", "lutfarm", "search", "dnas", "--lut", str(lut),
                         "--epochs", "1", "--warmup-epochs", "0", "--max-batches", "1",
                         "--batch-size", "4", "--widths", "0.5,1.0", "--checkpoint",
@@ -302,7 +302,7 @@ def test_cli_dnas_with_widths_and_bench_nb201(tmp_path):
     assert len(r["arch"]) == 22 and len(r["stage_channels"]) == 7 and r["latency_ms"] > 0
     assert "epoch 1/1: loss" in p.stderr and "argmax" in p.stderr and (tmp_path / "d.pt").exists()
     bad = subprocess.run([sys.executable, "-m", "lutfarm", "search", "dnas", "--lut", str(lut),
-                          "--widths", "0.5,2"], cwd=REPO, capture_output=True, text=True)
+                          "--widths", "0.5,2"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "--widths must lie in (0, 1]" in bad.stderr
 
 
@@ -310,7 +310,7 @@ def test_cli_dnas_with_widths_and_bench_nb201(tmp_path):
 def test_cli_bench_nb201_scores_every_method_against_the_oracle():
     b = subprocess.run([sys.executable, "-m", "lutfarm", "search", "bench-nb201", "--device",
                         "pixel3", "--budget-ms", "10", "--queries", "30", "--seeds", "3",
-                        "--nb201", str(NB201), "--json"], cwd=REPO, capture_output=True, text=True)
+                        "--nb201", str(NB201), "--json"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert b.returncode == 0, b.stderr[-800:]
     s = json.loads(b.stdout)
     assert set(s["mean_found_accuracy"]) == {"random", "evolution", "predictor", "local",
@@ -402,7 +402,7 @@ def test_search_on_a_lut_with_a_missing_entry_names_it_instead_of_returning_nan(
     path = save_lut(lut, tmp_path / "partial.csv")
     p = subprocess.run([sys.executable, "-m", "lutfarm", "search", "evolve", "--lut", str(path),
                         "--budget-ms", "30", "--generations", "2", "--population", "8"],
-                       cwd=REPO, capture_output=True, text=True)
+                       cwd=REPO, capture_output=True, text=True, timeout=600)
     assert p.returncode == 2, p.stdout
     assert p.stderr.count("\n") == 1 and key in p.stderr and "Traceback" not in p.stderr
 

@@ -127,20 +127,20 @@ def test_db_copy_and_info_on_the_command_line(pg_url, tmp_path):
         _fill(a)
     run = [sys.executable, "-m", "lutfarm"]
     r = subprocess.run([*run, "db", "copy", "--from", str(tmp_path / "a.db"), "--to", pg_url,
-                        "--json"], capture_output=True, text=True)
+                        "--json"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["copied"]["measurements"] == 4
     r = subprocess.run([*run, "db", "info", "--db", pg_url, "--json"], capture_output=True,
-                       text=True, env={**__import__("os").environ, "LUTFARM_DB": "unused.db"})
+                       text=True, env={**__import__("os").environ, "LUTFARM_DB": "unused.db"}, timeout=600)
     info = json.loads(r.stdout)
     assert info["kind"] == "postgresql" and info["rows"]["measurements"] == 4
     assert info["configurations"] == [{"target": local_device_name(), "runtime": RT, "cases": 3}]
     # $LUTFARM_DB takes a URL too
     r = subprocess.run([*run, "db", "info", "--json"], capture_output=True, text=True,
-                       env={**__import__("os").environ, "LUTFARM_DB": pg_url})
+                       env={**__import__("os").environ, "LUTFARM_DB": pg_url}, timeout=600)
     assert json.loads(r.stdout)["rows"]["campaigns"] == 1
     r = subprocess.run([*run, "db", "copy", "--from", pg_url, "--to", pg_url],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "same store" in r.stderr
 
 
@@ -180,7 +180,7 @@ def test_a_journal_left_behind_is_replayed_without_duplicates(pg_url, tmp_path):
     journal.append(Measurement("local", RT, "k1", "ok", created=2.5, median_ms=2.0,
                                samples=[2.0, 2.1], extra={"a": [1]}), None)
     r = subprocess.run([sys.executable, "-m", "lutfarm", "db", "replay", str(journal.path),
-                        "--db", pg_url], capture_output=True, text=True)
+                        "--db", pg_url], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "2 of 2 results are in" in r.stdout and not journal.path.exists()
     with Store(pg_url) as store:

@@ -1,0 +1,45 @@
+"""Checks over the code base itself: what a reviewer would otherwise have to remember."""
+
+from __future__ import annotations
+
+import ast
+
+from conftest import REPO
+
+WAITS = {"run", "check_output", "check_call", "call"}
+
+
+def _python_files():
+    for path in sorted(REPO.rglob("*.py")):
+        rel = path.relative_to(REPO)
+        if not any(p.startswith(".") or p in ("build", "node_modules") for p in rel.parts):
+            yield rel, path
+
+
+def test_every_subprocess_that_is_waited_for_has_a_timeout():
+    """One hung child (an emulator, sshd, pip) stalled a whole CI run; every call that waits
+    for a subprocess says how long it may take."""
+    missing = []
+    for rel, path in _python_files():
+        for node in ast.walk(ast.parse(path.read_text(), str(rel))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in WAITS and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id == "subprocess"
+                    and not any(k.arg in ("timeout", None) for k in node.keywords)):
+                missing.append(f"{rel}:{node.lineno}")
+    assert not missing, f"subprocess calls without timeout=: {missing}"
+
+
+def test_a_hung_test_fails_by_the_per_test_timeout(pytestconfig, tmp_path):
+    """pytest-timeout is on with pyproject's per-test limit, so a test that hangs fails alone
+    and the run goes on."""
+    import subprocess
+    import sys
+    assert pytestconfig.pluginmanager.hasplugin("timeout")
+    assert 600 <= float(pytestconfig.getini("timeout")) <= 3600
+    (tmp_path / "test_hang.py").write_text(
+        "import time\n\ndef test_hangs():\n    time.sleep(60)\n\ndef test_next():\n    pass\n")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "--timeout", "2", str(tmp_path)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert "1 failed, 1 passed" in run.stdout and "Timeout" in run.stdout, run.stdout[-1500:]
