@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from postgres import remove, start_postgres  # noqa: E402
 
 from lutfarm.profiler.store import Measurement, Store  # noqa: E402
-from lutfarm.profiler.store_copy import copy_store  # noqa: E402
+from lutfarm.profiler.store.copy import copy_store  # noqa: E402
 from sshd import free_port  # noqa: E402
 
 RT = "bench-sleep-fp32-t1"

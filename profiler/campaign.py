@@ -31,8 +31,8 @@ from lutfarm.profiler.firmware import with_firmware
 from lutfarm.profiler.lock import owner_info
 from lutfarm.profiler.recorder import CampaignSummary, Progress, Recorder
 from lutfarm.profiler.runtime_config import RuntimeConfig
-from lutfarm.profiler.shared_queue import StoreQueue
 from lutfarm.profiler.store import Store, StoreError
+from lutfarm.profiler.store.queue import StoreQueue
 from lutfarm.profiler.work_queue import WorkQueue
 from lutfarm.spaces import parse_case_key
 from lutfarm.spaces.cases import BlockCase

@@ -17,8 +17,8 @@ from lutfarm.profiler.export import ExportedModel
 from lutfarm.profiler.lock import STALE_S, LockHeld
 from lutfarm.profiler.recorder import Recorder
 from lutfarm.profiler.runtime_config import RuntimeConfig
-from lutfarm.profiler.shared_queue import LEASE_S, StoreQueue
 from lutfarm.profiler.ssh import TRANSIENT_ERRORS, AuthError, DeviceError, HostKeyError
+from lutfarm.profiler.store.queue import LEASE_S, StoreQueue
 from lutfarm.profiler.transport import AgentDied, CaseTimeout, transport_for
 from lutfarm.profiler.work_queue import WorkQueue
 from lutfarm_agent.timing import TimingSettings

@@ -2,7 +2,7 @@
 
 Every device of a kind takes chunks from one queue, so N identical boards build one LUT about
 N times faster. The queue owns its state and its lock; workers only call its methods. With a
-shared (PostgreSQL) store, ``shared_queue.StoreQueue`` offers the same methods over the database
+shared (PostgreSQL) store, ``store.queue.StoreQueue`` offers the same methods over the database
 so that several controllers split one campaign.
 """
 

@@ -172,7 +172,7 @@ def test_every_page_shows_the_seeded_store_in_a_real_browser(browser, seeded):
 
 
 def test_the_dashboard_of_a_postgres_store(browser, seeded, pg_url):
-    from lutfarm.profiler.store_copy import copy_store
+    from lutfarm.profiler.store.copy import copy_store
     with Store(seeded) as src, Store(pg_url) as dst:
         copy_store(src, dst)
     server = Server(pg_url)

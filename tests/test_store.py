@@ -166,3 +166,21 @@ def test_a_read_only_store_is_one_line_naming_the_file(tmp_path):
         if root:
             subprocess.run(["chattr", "-i", str(path)], timeout=30)
         os.chmod(path, 0o644)
+
+
+def test_db_copy_writes_every_column_the_schema_has(tmp_path):
+    """``db copy`` kept its own column lists, so a new column was silently not copied; it
+    reads them from the schema now, and a Measurement stores each of them."""
+    from lutfarm.profiler.store import MEASUREMENT_COLUMNS, table_columns
+    from lutfarm.profiler.store.copy import copy_store, dump
+    assert set(table_columns("measurements")) == set(MEASUREMENT_COLUMNS)
+    assert "owner" in table_columns("campaigns") and "id" not in table_columns("contexts")
+    src, dst = tmp_path / "a.db", tmp_path / "b.db"
+    with Store(src) as store:
+        cid = store.start_campaign("d", "rt", space="fbnet")
+        store.add(Measurement("d", "rt", "k", "ok", median_ms=1.5, samples=[1.5], campaign_id=cid,
+                              peak_mem_bytes=7, mem_method="rss", extra={"x": 1}))
+        store.add_report("d", "rt", "validation", {"n": 1})
+    with Store(src) as a, Store(dst) as b:
+        copy_store(a, b)
+        assert dump(a) == dump(b)

@@ -13,8 +13,8 @@ import pytest
 
 from lutfarm.lut import load_lut
 from lutfarm.profiler.store import SCHEMA_VERSION, Measurement, Store, StoreError
-from lutfarm.profiler.store_copy import copy_store, dump
-from lutfarm.profiler.store_sql import local_device_name
+from lutfarm.profiler.store.copy import copy_store, dump
+from lutfarm.profiler.store.drivers import local_device_name
 
 pytestmark = pytest.mark.needs("postgres")
 RT = "onnxruntime-fp32-t1"

@@ -37,7 +37,7 @@ def copy_cmd(source, target, as_json):
     """
     from lutfarm.errors import LutfarmError
     from lutfarm.profiler.store import Store
-    from lutfarm.profiler.store_copy import copy_store
+    from lutfarm.profiler.store.copy import copy_store
 
     if str(source) == str(target):
         raise LutfarmError("--from and --to are the same store; give two different stores")
@@ -62,10 +62,9 @@ def info_cmd(db, as_json):
     from lutfarm.profiler.store import Store
 
     with Store(db) as store:
-        counts = {t: store.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                  for t in ("measurements", "contexts", "campaigns", "reports")}
+        counts = store.row_counts()
         configs = store.configurations()
-        info = {"store": store.location, "kind": store.db.dialect, "local_device": store.local_name,
+        info = {"store": store.location, "kind": store.dialect, "local_device": store.local_name,
                 "rows": counts, "configurations": [
                     {"target": t, "runtime": r, "cases": n} for t, r, n in configs]}
     if as_json:
@@ -112,7 +111,7 @@ def backup_cmd(db, target):
 
     with Store(db) as store:
         made = store.backup(target)
-        rows = store.db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+        rows = store.row_counts()["measurements"]
     out.print(f"backed up {store.location} ({rows} measurements) to {made}")
 
 

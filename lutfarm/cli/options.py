@@ -9,7 +9,7 @@ import click
 
 from lutfarm.profiler.runtime_config import DTYPES, RuntimeConfig
 from lutfarm.profiler.store import default_db_path
-from lutfarm.profiler.store_sql import is_postgres
+from lutfarm.profiler.store.drivers import is_postgres
 from lutfarm_agent.runtimes import SPECS
 
 

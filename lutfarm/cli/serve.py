@@ -36,7 +36,7 @@ def serve(db, host, port, token):
     from lutfarm.dashboard.app import create_app
     from lutfarm.errors import LutfarmError
     from lutfarm.profiler.store import Store
-    from lutfarm.profiler.store_sql import is_postgres
+    from lutfarm.profiler.store.drivers import is_postgres
 
     if not _loopback(host) and not token:
         raise LutfarmError(f"--host {host} opens the dashboard to the network: give a --token "

@@ -21,7 +21,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from lutfarm.dashboard import plots, queries
+from lutfarm.dashboard import plots
 from lutfarm.lut import LatencyTable
 from lutfarm.lut.build import build_lut
 from lutfarm.lut.io import lut_text
@@ -29,7 +29,8 @@ from lutfarm.lut.metrics import latency_metrics
 from lutfarm.lut.table import LUTError
 from lutfarm.profiler.firmware import describe_target
 from lutfarm.profiler.store import Store
-from lutfarm.profiler.store_sql import is_postgres, redact
+from lutfarm.profiler.store import aggregates as queries
+from lutfarm.profiler.store.drivers import is_postgres, redact
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 COOKIE = "lutfarm_token"

@@ -16,156 +16,26 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from lutfarm import environment
-from lutfarm.profiler.store_sql import (  # noqa: F401 (StoreError: its home for callers)
+from lutfarm.profiler.store.drivers import (
     StoreError,
     StoreUnavailable,
     connect,
     is_postgres,
     local_device_name,
 )
+from lutfarm.profiler.store.records import (
+    _JSON_COLUMNS,
+    MEASUREMENT_COLUMNS,
+    Measurement,
+    _to_measurement,
+)
+from lutfarm.profiler.store.schema import _MIGRATIONS, _SCHEMA, APP_ID, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 3
-APP_ID = "lutfarm"
-
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE campaigns (
-    id INTEGER PRIMARY KEY, created REAL NOT NULL, finished REAL,
-    space TEXT, layout TEXT, classes INTEGER, device TEXT NOT NULL, runtime TEXT NOT NULL,
-    settings TEXT, summary TEXT, owner TEXT, priority INTEGER);
-CREATE TABLE contexts (
-    id INTEGER PRIMARY KEY, device TEXT NOT NULL, created REAL NOT NULL, fingerprint TEXT NOT NULL);
-CREATE TABLE measurements (
-    id INTEGER PRIMARY KEY,
-    campaign_id INTEGER REFERENCES campaigns(id),
-    context_id INTEGER REFERENCES contexts(id),
-    device TEXT NOT NULL, kind TEXT, runtime TEXT NOT NULL, case_key TEXT NOT NULL,
-    model_sha256 TEXT, status TEXT NOT NULL CHECK (status IN ('ok', 'failed')), error TEXT,
-    created REAL NOT NULL,
-    init_ms REAL, first_ms REAL, batch INTEGER, attempts INTEGER, converged INTEGER,
-    count INTEGER, min_ms REAL, max_ms REAL, mean_ms REAL, std_ms REAL, median_ms REAL,
-    p90_ms REAL, p95_ms REAL, p99_ms REAL, ci_lo_ms REAL, ci_hi_ms REAL, rel_ci REAL, cv REAL,
-    sampling_s REAL, samples TEXT, extra TEXT, peak_mem_bytes INTEGER, mem_method TEXT);
-CREATE TABLE reports (
-    id INTEGER PRIMARY KEY, created REAL NOT NULL, target TEXT NOT NULL, runtime TEXT NOT NULL,
-    kind TEXT NOT NULL, report TEXT NOT NULL);
-CREATE TABLE case_queue (
-    target TEXT NOT NULL, runtime TEXT NOT NULL, case_key TEXT NOT NULL,
-    campaign_id INTEGER, priority INTEGER NOT NULL DEFAULT 0,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'leased', 'done')),
-    holder TEXT, lease_until REAL, updated REAL NOT NULL,
-    PRIMARY KEY (target, runtime, case_key));
-CREATE TABLE board_waits (
-    device TEXT NOT NULL, holder TEXT NOT NULL, priority INTEGER NOT NULL, since REAL NOT NULL,
-    PRIMARY KEY (device, holder));
-CREATE INDEX measurements_lookup ON measurements (device, runtime, status, case_key);
-CREATE INDEX measurements_kind ON measurements (kind, runtime, status, case_key);
-"""
-
-# schema version -> the statements that bring a store of the version before it up to it
-_MIGRATIONS = {
-    2: ["ALTER TABLE measurements ADD COLUMN peak_mem_bytes INTEGER",
-        "ALTER TABLE measurements ADD COLUMN mem_method TEXT"],
-    # campaigns of several people share one farm: who asked, how urgent; the shared case queue
-    3: ["ALTER TABLE campaigns ADD COLUMN owner TEXT",
-        "ALTER TABLE campaigns ADD COLUMN priority INTEGER",
-        *(t.strip() for t in _SCHEMA[_SCHEMA.index("CREATE TABLE case_queue"):
-                                     _SCHEMA.index("CREATE INDEX")].split(";") if t.strip())],
-}
-
-
-# Memory methods that are an arena a TFLite-Micro interpreter really allocates (the host's
-# interpreter, or a microcontroller's firmware), not a process's RSS growth
-ARENA_METHODS = ("tflm-arena", "mcu-arena")
-
-
-@dataclass
-class Measurement:
-    """One case timed on one device with one runtime configuration (or a failure to)."""
-
-    device: str
-    runtime: str
-    case_key: str
-    status: str                      # "ok" | "failed"
-    error: str | None = None
-    kind: str | None = None          # the device's kind: interchangeable devices share LUTs
-    model_sha256: str | None = None
-    campaign_id: int | None = None
-    context_id: int | None = None
-    created: float = 0.0
-    init_ms: float | None = None
-    first_ms: float | None = None
-    batch: int | None = None
-    attempts: int | None = None
-    converged: bool | None = None
-    count: int | None = None
-    min_ms: float | None = None
-    max_ms: float | None = None
-    mean_ms: float | None = None
-    std_ms: float | None = None
-    median_ms: float | None = None
-    p90_ms: float | None = None
-    p95_ms: float | None = None
-    p99_ms: float | None = None
-    ci_lo_ms: float | None = None
-    ci_hi_ms: float | None = None
-    rel_ci: float | None = None
-    cv: float | None = None
-    sampling_s: float | None = None
-    samples: list[float] | None = None
-    extra: dict | None = None        # inputs, per-case frequencies/temperatures, …
-    peak_mem_bytes: int | None = None  # RSS growth, or a TFLite-Micro arena (mem_method says)
-    mem_method: str | None = None
-    id: int | None = None
-
-    @property
-    def model_bytes(self) -> int | None:
-        """The model as the runtime loaded it (its flash on an MCU), where the agent said."""
-        return ((self.extra or {}).get("details") or {}).get("model_bytes")
-
-    @property
-    def persistent_bytes(self) -> int | None:
-        """The part of a TFLite-Micro arena that is persistent (interpreter, tensors, per-op
-        data), where the firmware said: it adds up over a network's blocks."""
-        return ((self.extra or {}).get("details") or {}).get("arena_persistent")
-
-    @classmethod
-    def from_event(cls, event: dict, device: str, runtime: str, **ids) -> Measurement:
-        """An agent ``result`` event -> a record (see lutfarm_agent.protocol)."""
-        m = cls(device=device, runtime=runtime, case_key=event["key"], status=event["status"],
-                error=event.get("error"), created=time.time(), **ids)
-        m.kind = m.kind or device
-        if m.status == "ok":
-            st = event["stats"]
-            m.init_ms, m.first_ms = event["init_ms"], event["first_ms"]
-            m.batch, m.attempts = event["batch"], event["attempts"]
-            m.converged, m.sampling_s = event["converged"], event["sampling_s"]
-            m.count, m.rel_ci, m.cv = st["count"], st["rel_ci"], st["cv"]
-            for name in ("min", "max", "mean", "std", "median", "p90", "p95", "p99",
-                         "ci_lo", "ci_hi"):
-                setattr(m, f"{name}_ms", st[name])
-            m.samples = event["samples_ms"]
-            m.extra = {"inputs": event.get("inputs"), "moment": event.get("moment"),
-                       "moment_start": event.get("moment_start"),
-                       "cooldown_s": event.get("cooldown_s"), "retimed": event.get("retimed"),
-                       "throttled": event.get("throttled"),
-                       "interleaved": event.get("interleaved"),
-                       "warmup_calls": event.get("warmup_calls"),
-                       "details": event.get("details") or {}}
-            memory = event.get("memory") or {}
-            m.peak_mem_bytes, m.mem_method = memory.get("peak_bytes"), memory.get("method")
-        return m
-
-
-_COLUMNS = [f.name for f in fields(Measurement) if f.name != "id"]
-MEASUREMENT_COLUMNS = tuple(_COLUMNS)       # a measurement's stored columns, its id aside
-_JSON_COLUMNS = {"samples", "extra"}
 
 
 def default_db_path() -> str | Path:
@@ -261,6 +131,16 @@ class Store:
         with self._lock:
             self.db.close()
 
+    def row_counts(self) -> dict[str, int]:
+        """Rows per data table (what ``db info`` and ``db backup`` report)."""
+        with self._lock:
+            return {t: int(self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
+                    for t in ("measurements", "contexts", "campaigns", "reports")}
+
+    @property
+    def dialect(self) -> str:
+        return self.db.dialect
+
     def check(self) -> list[str]:
         """What is wrong with the store's pages ([] when sound): SQLite's integrity check, or
         for PostgreSQL that the server answers with a lutfarm schema."""
@@ -348,14 +228,14 @@ class Store:
                     raise LeaseLost(f"{key}: another controller took it over after this "
                                     f"controller's lease expired; this measurement is dropped")
             m.id = self.db.insert(
-                f"INSERT INTO measurements ({', '.join(_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(_COLUMNS))})", self._row(m))
+                f"INSERT INTO measurements ({', '.join(MEASUREMENT_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(MEASUREMENT_COLUMNS))})", self._row(m))
             return m.id
 
     def _row(self, m: Measurement) -> list:
         """A record's column values as stored: JSON text, integer flags, global device names."""
         values = []
-        for c in _COLUMNS:
+        for c in MEASUREMENT_COLUMNS:
             v = getattr(m, c)                      # shallow: asdict would deep-copy samples
             if c in _JSON_COLUMNS and v is not None:
                 v = json.dumps(v)
@@ -393,7 +273,7 @@ class Store:
 
     def latest(self, target: str, runtime: str, with_samples: bool = False) -> dict[str, Measurement]:
         """The newest good measurement of every case on ``target`` (a kind or a device)."""
-        cols = [c for c in _COLUMNS if with_samples or c != "samples"]
+        cols = [c for c in MEASUREMENT_COLUMNS if with_samples or c != "samples"]
         with self._lock:
             rows = self.db.execute(
                 f"SELECT id, {', '.join(cols)} FROM measurements WHERE id IN ("
@@ -436,7 +316,7 @@ class Store:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._lock:
             rows = self.db.execute(
-                f"SELECT id, {', '.join(_COLUMNS)} FROM measurements {where} ORDER BY id",
+                f"SELECT id, {', '.join(MEASUREMENT_COLUMNS)} FROM measurements {where} ORDER BY id",
                 args).fetchall()
         return (_to_measurement(r) for r in rows)
 
@@ -444,7 +324,7 @@ class Store:
                 depth: int = 2) -> dict[str, list[Measurement]]:
         """The ``depth`` newest good measurements of each case, newest first."""
         out: dict[str, list[Measurement]] = {}
-        cols = [c for c in _COLUMNS if c != "samples"]
+        cols = [c for c in MEASUREMENT_COLUMNS if c != "samples"]
         with self._lock:
             rows = self.db.execute(
                 f"SELECT id, {', '.join(cols)} FROM measurements WHERE (kind = ? OR device = ?) "
@@ -519,13 +399,3 @@ def _database_errors() -> tuple[type[BaseException], ...]:
     except ImportError:
         pass
     return errors
-
-
-def _to_measurement(row) -> Measurement:
-    d = dict(row)
-    for c in _JSON_COLUMNS & d.keys():
-        if d[c] is not None:
-            d[c] = json.loads(d[c])
-    if d.get("converged") is not None:
-        d["converged"] = bool(d["converged"])
-    return Measurement(**d)

@@ -7,7 +7,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from lutfarm.profiler.store import Store
+from lutfarm.profiler.store.store import Store
 
 RECENT_S = 3600.0       # a board's health is judged on its last hour of work
 

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 
-from lutfarm.profiler.store import LeaseLost, Store  # noqa: F401 (LeaseLost: raised by Store.add)
+from lutfarm.profiler.store.store import LeaseLost, Store  # noqa: F401 (LeaseLost: raised by Store.add)
 
 log = logging.getLogger(__name__)
 

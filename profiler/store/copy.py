@@ -14,17 +14,17 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lutfarm.profiler.store import MEASUREMENT_COLUMNS, Store
+from lutfarm.profiler.store import Store, table_columns
 
 BATCH = 2000
 
-# table -> (its columns other than id, the columns that say "this row is already there")
+# table -> (its columns other than id, from the schema; the columns that say "this row is
+# already there"). The shared queue's tables (case_queue, board_waits) are live coordination
+# state, not data, and are not copied.
 _TABLES = {
-    "contexts": (("device", "created", "fingerprint"), ("device", "created", "fingerprint")),
-    "campaigns": (("created", "finished", "space", "layout", "classes", "device", "runtime",
-                   "settings", "summary", "owner", "priority"), ("device", "runtime", "created")),
-    "reports": (("created", "target", "runtime", "kind", "report"),
-                ("target", "runtime", "kind", "created")),
+    "contexts": (table_columns("contexts"), ("device", "created", "fingerprint")),
+    "campaigns": (table_columns("campaigns"), ("device", "runtime", "created")),
+    "reports": (table_columns("reports"), ("target", "runtime", "kind", "created")),
 }
 _DEVICE_COLUMNS = {"device", "kind", "target"}
 
@@ -77,7 +77,7 @@ def copy_store(source: Store, target: Store,
                 copied += 1
         summary.copied[table], summary.skipped[table] = copied, skipped
 
-    columns = MEASUREMENT_COLUMNS
+    columns = table_columns("measurements")
     key_columns = ("device", "runtime", "case_key", "created", "status")
     have_m = {tuple(r) for r in target.db.execute(
         f"SELECT {', '.join(key_columns)} FROM measurements")}
