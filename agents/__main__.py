@@ -18,6 +18,7 @@ from lutfarm_agent.memory import RSSPeak
 from lutfarm_agent.protocol import emit, event_stream, file_sha256, one_line, read_job
 from lutfarm_agent.runtimes import (
     RUNTIMES,
+    SPECS,
     RuntimeMissing,
     RuntimeUnavailable,
     get_runtime,
@@ -257,7 +258,7 @@ def describe(workdir: str = ".", board: dict = None) -> dict:
     import platform
     import shutil
 
-    runtimes = {name: probe_runtime(name, board if name == "tflm" else None)
+    runtimes = {name: probe_runtime(name, board if SPECS[name].serial_board else None)
                 for name in RUNTIMES}
     try:
         import numpy

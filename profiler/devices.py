@@ -54,7 +54,7 @@ class Device:
         wins): what its measurements are stored under, so a LUT's key never lies."""
         if self.threads and self.threads != runtime.threads:
             runtime = replace(runtime, threads=self.threads)
-        if self.kernels and runtime.name == "tflm" and runtime.provider != self.kernels:
+        if self.kernels and runtime.spec.kernels_are_provider and runtime.provider != self.kernels:
             runtime = replace(runtime, provider=self.kernels)   # the firmware's kernels
         return runtime
 

@@ -11,22 +11,30 @@ then drives it through the same contract as every other).
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 
-class RuntimeSpec(NamedTuple):
-    """What lutfarm knows about a runtime besides its code."""
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """What lutfarm knows about a runtime besides its code, by name: what it runs, what it
+    needs, and how it behaves where the controller or the agent must treat it differently."""
 
     module: str                  # the agent module with info() and load()
     model_format: str            # what the controller exports for it: "onnx" or "tflite"
-    dtypes: tuple                # precisions it can time
-    default_provider: str        # spelled out in LUT keys ("" = the runtime's own CPU default)
-    providers: tuple             # named providers it takes; () = any name (ORT's EPs)
-    delegates: bool              # also takes "delegate:<library.so>"
-    packages: tuple              # pip requirements a device's environment needs
-    max_threads: int | None      # None: any
-    checked_by: str              # the export check that speaks for its results ("" = none)
+    dtypes: tuple[str, ...]      # precisions it can time
+    default_provider: str = ""   # spelled out in LUT keys ("" = the runtime's own CPU default)
+    providers: tuple[str, ...] = ()   # named providers it takes; () = any name (ORT's EPs)
+    delegates: bool = False      # also takes "delegate:<library.so>"
+    packages: tuple[str, ...] = ()    # pip requirements a device's environment needs
+    max_threads: int | None = None   # None: any
+    checked_by: str = ""         # the export check that speaks for its results ("" = none)
     stand_in: bool = False       # not a real runtime: never build a LUT from it
+    # interleaved jobs time it sample by sample in turn up to this many threads (None: any);
+    # above it, its cases are timed one after another (see takes_turns)
+    turns_up_to_threads: int | None = None
+    serial_board: bool = False   # it can run on a microcontroller behind a serial port
+    kernels_are_provider: bool = False   # a board's kernel library is its provider (tflm)
 
     @property
     def install(self) -> str:
@@ -38,22 +46,31 @@ class RuntimeSpec(NamedTuple):
 
 
 SPECS = {
-    "onnxruntime": RuntimeSpec("lutfarm_agent.runtimes.onnxruntime_rt", "onnx", ("fp32",), "",
-                               (), False, ("onnxruntime",), None, ""),
-    "litert": RuntimeSpec("lutfarm_agent.runtimes.litert_rt", "tflite", ("fp32", "int8"),
-                          "xnnpack", ("xnnpack", "none"), True, ("ai-edge-litert",), None,
-                          "litert"),
-    # tflite-runtime's last release (2.14) was built against numpy 1
-    "tflite": RuntimeSpec("lutfarm_agent.runtimes.tflite_rt", "tflite", ("fp32", "int8"),
-                          "xnnpack", ("xnnpack", "none"), True, ("tflite-runtime", "numpy<2"),
-                          None, "litert"),
+    "onnxruntime": RuntimeSpec(module="lutfarm_agent.runtimes.onnxruntime_rt",
+                               model_format="onnx", dtypes=("fp32",),
+                               packages=("onnxruntime",)),
+    "litert": RuntimeSpec(module="lutfarm_agent.runtimes.litert_rt", model_format="tflite",
+                          dtypes=("fp32", "int8"), default_provider="xnnpack",
+                          providers=("xnnpack", "none"), delegates=True,
+                          packages=("ai-edge-litert",), checked_by="litert"),
+    # tflite-runtime's last release (2.14) was built against numpy 1; its XNNPACK pool keeps
+    # spinning after a run and has no knob to stop it: at 2 threads here, blocks timed in
+    # turn ran a median 7x their LUT times
+    "tflite": RuntimeSpec(module="lutfarm_agent.runtimes.tflite_rt", model_format="tflite",
+                          dtypes=("fp32", "int8"), default_provider="xnnpack",
+                          providers=("xnnpack", "none"), delegates=True,
+                          packages=("tflite-runtime", "numpy<2"), checked_by="litert",
+                          turns_up_to_threads=1),
     # an MCU behind a serial port also needs pyserial on its host
-    "tflm": RuntimeSpec("lutfarm_agent.runtimes.tflm_rt", "tflite", ("fp32", "int8"),
-                        "reference", ("reference", "cmsis-nn"), False, ("tflite-micro", "pyserial"), 1,
-                        "tflite-micro"),
+    "tflm": RuntimeSpec(module="lutfarm_agent.runtimes.tflm_rt", model_format="tflite",
+                        dtypes=("fp32", "int8"), default_provider="reference",
+                        providers=("reference", "cmsis-nn"),
+                        packages=("tflite-micro", "pyserial"), max_threads=1,
+                        checked_by="tflite-micro", serial_board=True,
+                        kernels_are_provider=True),
     # a labelled stand-in that only sleeps: for benchmarks of the farm machinery, never LUTs
-    "bench-sleep": RuntimeSpec("lutfarm_agent.runtimes.bench_sleep_rt", "onnx", ("fp32",), "",
-                               (), False, (), None, "", stand_in=True),
+    "bench-sleep": RuntimeSpec(module="lutfarm_agent.runtimes.bench_sleep_rt",
+                               model_format="onnx", dtypes=("fp32",), stand_in=True),
 }
 RUNTIMES = tuple(SPECS)
 
@@ -109,8 +126,7 @@ def get_runtime(name: str):
 
 
 def takes_turns(runtime: str, threads: int) -> bool:
-    """Whether an interleaved job of this runtime is timed sample by sample in turn.
-    tflite-runtime 2.14's XNNPACK pool keeps spinning after a run and has no knob to stop it:
-    at 2 threads here, blocks timed in turn ran a median 7x their LUT times; its cases are
-    timed one after another instead."""
-    return not (runtime == "tflite" and threads > 1)
+    """Whether an interleaved job of this runtime is timed sample by sample in turn (its
+    spec's ``turns_up_to_threads``)."""
+    limit = SPECS[runtime].turns_up_to_threads if runtime in SPECS else None
+    return limit is None or threads <= limit

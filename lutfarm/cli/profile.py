@@ -23,6 +23,7 @@ from lutfarm.profiler.devices import Device, get_device, select_devices
 from lutfarm.profiler.export import ModelCache
 from lutfarm.profiler.inventory import load_inventory
 from lutfarm.profiler.store import Store
+from lutfarm_agent.runtimes import SPECS
 from lutfarm_agent.timing import TimingSettings
 
 
@@ -129,8 +130,10 @@ def profile(layout, devices, inventory, runtime_config, db, affinity, only, cach
     if affinity:
         chosen = [replace(d, affinity=affinity) for d in chosen]
     if serial:
-        if runtime_config.name != "tflm":
-            raise click.BadParameter("--serial needs --runtime tflm", param_hint="--serial")
+        if not runtime_config.spec.serial_board:
+            boards = ", ".join(n for n, s in SPECS.items() if s.serial_board)
+            raise click.BadParameter(f"--serial needs a runtime that runs on a board: "
+                                     f"--runtime {boards}", param_hint="--serial")
         chosen = [replace(d, serial=serial) for d in chosen]
     farm = FarmSettings(case_timeout_s=case_timeout, lock_wait_s=lock_wait)
     if widths and not hasattr(layout, "width_cases"):
