@@ -16,6 +16,7 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,9 +30,50 @@ EXPORTER_REVISION = "1"   # bump when the exported graphs change for the same ca
 TFLITE_REVISION = "2"     # 2: int8 buffers inline (TFLite-Micro misreads offset buffers)
 
 
-FORMATS = {"onnx": ("fp32",), "tflite": ("fp32", "int8")}
-# packages whose version changes the bytes of a format's exports
-_EXPORTERS = {"onnx": ("torch",), "tflite": ("torch", "litert-torch", "ai-edge-quantizer")}
+
+
+@dataclass(frozen=True)
+class Exporter:
+    """How one model format is made from a case: the one home of a format's dtypes, what
+    versions its bytes depend on, and whether it is cheap enough to make in this process."""
+
+    fmt: str
+    dtypes: tuple[str, ...]
+    packages: tuple[str, ...]        # whose versions change the bytes of its exports
+    revision: str                    # bump when the exported graphs change for the same case
+    make: Callable[..., tuple[bytes, tuple[dict, ...]]]   # (case, dtype, fp32 bytes) -> model
+    in_process: bool = False         # seconds per block otherwise: worker processes
+    spec_fields: tuple[str, ...] = ()   # the spec's fields (older caches' keys); () = all
+    from_fp32: tuple[str, ...] = ()     # dtypes made from the format's (cached) fp32 model
+
+
+def _make_onnx(case, dtype: str, fp32: bytes | None) -> tuple[bytes, tuple[dict, ...]]:
+    return onnx_bytes(case), ()
+
+
+def _make_tflite(case, dtype: str, fp32: bytes | None) -> tuple[bytes, tuple[dict, ...]]:
+    from importlib.util import find_spec
+
+    from lutfarm.profiler.export_tflite import tflite_bytes
+    missing = [m for m in ("litert_torch", "ai_edge_quantizer", "ai_edge_litert",
+                           "tflite_micro") if find_spec(m) is None]
+    if missing:
+        raise ExporterMissing(
+            f"exporting TFLite models needs the controller's tflite extra (missing: "
+            f"{', '.join(missing)}); install it with: pip install -e '.[tflite]'")
+    data, results = tflite_bytes(case, dtype, fp32)
+    return data, tuple(r.as_dict() for r in results)
+
+
+EXPORTERS = {
+    "onnx": Exporter("onnx", ("fp32",), ("torch",), EXPORTER_REVISION, _make_onnx,
+                     in_process=True,
+                     # keeps the specs (and caches) of earlier versions valid
+                     spec_fields=("opset", "torch", "revision", "key", "fmt", "dtype")),
+    "tflite": Exporter("tflite", ("fp32", "int8"), ("torch", "litert-torch", "ai-edge-quantizer"),
+                       TFLITE_REVISION, _make_tflite, from_fp32=("int8",)),
+}
+FORMATS = {fmt: e.dtypes for fmt, e in EXPORTERS.items()}
 
 
 class ExportError(LutfarmError, RuntimeError):
@@ -71,7 +113,7 @@ def _versions(fmt: str) -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for package in _EXPORTERS[fmt]:
+    for package in EXPORTERS[fmt].packages:
         try:
             out[package] = version(package)
         except PackageNotFoundError:
@@ -112,11 +154,11 @@ class ModelCache:
     def _spec_id(self, case: BlockCase, fmt: str, dtype: str) -> str:
         if fmt not in self._versions:
             self._versions[fmt] = _versions(fmt)
-        revision = EXPORTER_REVISION if fmt == "onnx" else TFLITE_REVISION
-        spec = dict(self._versions[fmt], opset=OPSET, revision=revision, key=case.key,
+        exporter = EXPORTERS[fmt]
+        spec = dict(self._versions[fmt], opset=OPSET, revision=exporter.revision, key=case.key,
                     fmt=fmt, dtype=dtype)
-        if fmt == "onnx":   # keeps the specs (and caches) of earlier versions valid
-            spec = {k: spec[k] for k in ("opset", "torch", "revision", "key", "fmt", "dtype")}
+        if exporter.spec_fields:
+            spec = {k: spec[k] for k in exporter.spec_fields}
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
 
     def _model_path(self, sha: str, fmt: str) -> Path:
@@ -139,27 +181,14 @@ class ModelCache:
         if found is not None:
             self.stats.reused += 1
             return found
-        if dtype not in FORMATS.get(fmt, ()):
+        exporter = EXPORTERS.get(fmt)
+        if exporter is None or dtype not in exporter.dtypes:
             raise ExportError(f"no exporter for format {fmt!r} and dtype {dtype!r}")
         # int8 starts from the (cached) fp32 model, which counts as its own export
         float_model = self.get(case, fmt, "fp32").path.read_bytes() \
-            if fmt == "tflite" and dtype == "int8" else None
+            if dtype in exporter.from_fp32 else None
         t0 = time.perf_counter()
-        checks: tuple[dict, ...] = ()
-        if fmt == "onnx":
-            data = onnx_bytes(case)
-        else:
-            from importlib.util import find_spec
-
-            from lutfarm.profiler.export_tflite import tflite_bytes
-            missing = [m for m in ("litert_torch", "ai_edge_quantizer", "ai_edge_litert",
-                                   "tflite_micro") if find_spec(m) is None]
-            if missing:
-                raise ExporterMissing(
-                    f"exporting TFLite models needs the controller's tflite extra (missing: "
-                    f"{', '.join(missing)}); install it with: pip install -e '.[tflite]'")
-            data, results = tflite_bytes(case, dtype, float_model)
-            checks = tuple(r.as_dict() for r in results)
+        data, checks = exporter.make(case, dtype, float_model)
         model = self.put(case, fmt, dtype, data, checks)
         self.stats.exported += 1
         self.stats.seconds += time.perf_counter() - t0
@@ -185,7 +214,7 @@ class ModelCache:
         out: dict = {}
         missing = {k: c for k, c in cases.items() if self.lookup(c, fmt, dtype) is None}
         workers = min(workers or os.cpu_count() or 1, len(missing))
-        parallel = fmt != "onnx" and workers > 1
+        parallel = not EXPORTERS[fmt].in_process and workers > 1
         for key, case in cases.items():     # in this process: everything, or the cache hits
             if parallel and key in missing:
                 continue
@@ -236,7 +265,7 @@ def _export_in_workers(cache: ModelCache, missing: dict, fmt: str, dtype: str, w
             with lock:
                 if answer["error"] is None:
                     out[key] = cache.lookup(missing[key], fmt, dtype)
-                    cache.stats.exported += 1 + (fmt == "tflite" and dtype == "int8")
+                    cache.stats.exported += 1 + (dtype in EXPORTERS[fmt].from_fp32)
                 elif answer["type"] == "ExporterMissing":
                     fatal.append(answer["error"])
                     return
