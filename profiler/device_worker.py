@@ -18,9 +18,9 @@ from lutfarm.profiler.lock import STALE_S, LockHeld
 from lutfarm.profiler.recorder import Recorder
 from lutfarm.profiler.runtime_config import RuntimeConfig
 from lutfarm.profiler.ssh import TRANSIENT_ERRORS, AuthError, DeviceError, HostKeyError
-from lutfarm.profiler.store.queue import LEASE_S, StoreQueue
+from lutfarm.profiler.store.queue import LEASE_S
 from lutfarm.profiler.transport import AgentDied, CaseTimeout, transport_for
-from lutfarm.profiler.work_queue import WorkQueue
+from lutfarm.profiler.work_queue import CaseQueue
 from lutfarm_agent.timing import TimingSettings
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class KindWork:
     runtime: RuntimeConfig
     timing: TimingSettings
     farm: FarmSettings
-    queue: WorkQueue | StoreQueue
+    queue: CaseQueue
     recorder: Recorder
     owner: dict                                   # who holds the boards' locks
     models: dict[str, ExportedModel] = field(default_factory=dict)

@@ -43,3 +43,23 @@ def test_a_hung_test_fails_by_the_per_test_timeout(pytestconfig, tmp_path):
                           "--timeout", "2", str(tmp_path)], cwd=tmp_path, capture_output=True,
                          text=True, timeout=120)
     assert "1 failed, 1 passed" in run.stdout and "Timeout" in run.stdout, run.stdout[-1500:]
+
+
+def test_both_case_queues_offer_what_a_device_worker_asks():
+    """WorkQueue and StoreQueue were duck-typed twins; CaseQueue names their shared methods,
+    and each keeps every one with the same parameters."""
+    import inspect
+
+    from lutfarm.profiler.store.queue import StoreQueue
+    from lutfarm.profiler.work_queue import CaseQueue, WorkQueue
+    wanted = {n: m for n, m in vars(CaseQueue).items()
+              if callable(m) and not n.startswith("_") or isinstance(m, property)}
+    assert len(wanted) >= 14
+    for cls in (WorkQueue, StoreQueue):
+        for name, member in wanted.items():
+            got = inspect.getattr_static(cls, name, None)
+            assert got is not None, f"{cls.__name__} lacks {name}"
+            if callable(member):
+                assert (list(inspect.signature(got).parameters)
+                        == list(inspect.signature(member).parameters)), (cls.__name__, name)
+        assert isinstance(cls.shared, bool)
