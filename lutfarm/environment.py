@@ -46,3 +46,15 @@ def firmware_cache_dir() -> Path:
     """Firmware builds and unpacked trees: $LUTFARM_FIRMWARE_CACHE, else ``cache_dir()/firmware``
     (kept apart so that a suite with a throw-away model cache keeps its minutes-long builds)."""
     return Path(os.environ.get("LUTFARM_FIRMWARE_CACHE") or cache_dir() / "firmware")
+
+
+def firmware_src() -> Path | None:
+    """Another checkout's firmware/ folder to build from: $LUTFARM_FIRMWARE_SRC, else None."""
+    value = os.environ.get("LUTFARM_FIRMWARE_SRC")
+    return Path(value) if value else None
+
+
+def torchrun_rank() -> tuple[int, int]:
+    """(world size, this process's rank) as torchrun sets them: $WORLD_SIZE and $RANK, else
+    (1, 0) for a plain process."""
+    return int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))

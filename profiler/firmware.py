@@ -105,8 +105,7 @@ class Firmware:
 
 def source_dir() -> Path:
     """``firmware/`` of this checkout ($LUTFARM_FIRMWARE_SRC overrides)."""
-    override = os.environ.get("LUTFARM_FIRMWARE_SRC")
-    path = Path(override) if override else Path(__file__).resolve().parents[1] / "firmware"
+    path = environment.firmware_src() or Path(__file__).resolve().parents[1] / "firmware"
     if not (path / "Makefile").exists():
         raise FirmwareError(f"lutfarm's firmware sources are not at {path}; set "
                             "LUTFARM_FIRMWARE_SRC to the firmware/ folder of a lutfarm checkout")

@@ -63,3 +63,25 @@ def test_both_case_queues_offer_what_a_device_worker_asks():
                 assert (list(inspect.signature(got).parameters)
                         == list(inspect.signature(member).parameters)), (cls.__name__, name)
         assert isinstance(cls.shared, bool)
+
+
+def test_the_controller_reads_environment_variables_only_in_lutfarm_environment():
+    """Every variable lutfarm reads has one home with its default (``lutfarm/environment.py``);
+    passing the environment on to a child (``dict(os.environ)``) is not reading it."""
+    reads = []
+    for rel, path in _python_files():
+        if rel.parts[0] not in ("lutfarm", "spaces", "lut", "predictors", "search", "profiler"):
+            continue
+        if rel.as_posix() == "lutfarm/environment.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(rel))):
+            call = (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and (node.func.attr == "getenv" or node.func.attr in ("get", "__getitem__")
+                         and isinstance(node.func.value, ast.Attribute)
+                         and node.func.value.attr == "environ"))
+            subscript = (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load)
+                         and isinstance(node.value, ast.Attribute)
+                         and node.value.attr == "environ")
+            if call or subscript:
+                reads.append(f"{rel}:{node.lineno}")
+    assert not reads, f"environment read outside lutfarm/environment.py: {reads}"

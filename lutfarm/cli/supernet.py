@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 import click
 
+from lutfarm import environment
 from lutfarm.cli.options import layout_options
 from lutfarm.cli.output import TrainingProgress, err, out
 from lutfarm.cli.search import search
@@ -88,7 +88,7 @@ def train_cmd(layout, data, epochs, batch_size, lr, warmup_epochs, sandwich, dis
         classes = num_classes(load_images(spec, layout.input_size))
         build_supernet(layout.with_classes(classes), classes)     # fails now if no supernet
         ck = Checkpoint(layout.space, layout.name, classes, resolutions, spec, asdict(settings))
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world, rank = environment.torchrun_rank()
     if ck.epochs_done < epochs:
         if world > 1:          # under torchrun: this process is one rank
             import torch.distributed as dist
@@ -98,7 +98,7 @@ def train_cmd(layout, data, epochs, batch_size, lr, warmup_epochs, sandwich, dis
                 ck = train(ck, output, settings, torch_device)
             finally:
                 dist.destroy_process_group()
-            if int(os.environ.get("RANK", "0")) != 0:
+            if rank != 0:
                 return
         elif nproc > 1:
             err.print(f"training on {nproc} processes (DistributedDataParallel)")
