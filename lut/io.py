@@ -76,6 +76,9 @@ def load_lut(path: str | os.PathLike) -> LUT:
         raise LUTFileError(f"LUT file {path} does not exist; export one with "
                            f"'lutfarm lut export -o {path}'")
     text = path.read_text()
+    if not text.strip():
+        raise LUTFileError(f"LUT file {path} is empty; export one with "
+                           f"'lutfarm lut export -o {path}'")
     if path.suffix.lower() == ".json":
         lut = _from_json(path, text)
     else:

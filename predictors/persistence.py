@@ -15,10 +15,19 @@ class PredictorError(LutfarmError, ValueError):
 
 def read_model(path: str | Path, fmt: str, what: str) -> dict:
     """The JSON of a saved predictor, checked to be ``fmt``; PredictorError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise PredictorError(f"predictor file {path} does not exist; train one with "
+                             f"'lutfarm predict train -o {path}'")
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise PredictorError(f"cannot read predictor {path}: {exc}") from None
+        data = json.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise PredictorError(f"{path} is not a lutfarm {what} (a binary file)") from None
+    except ValueError as exc:
+        raise PredictorError(f"{path} is not a lutfarm {what} (not JSON: {exc.msg} at line "
+                             f"{exc.lineno}); give a file 'lutfarm predict train' wrote") from None
+    except OSError as exc:
+        raise PredictorError(f"cannot read predictor {path}: {exc.strerror}") from None
     if not isinstance(data, dict) or data.get("format") != fmt:
         raise PredictorError(f"{path} is not a lutfarm {what}")
     return data

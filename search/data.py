@@ -76,6 +76,9 @@ def _torchvision_folder(root: Path, size: int):
 
 def image_folder(root: str | Path, size: int) -> Dataset:
     root = Path(root)
+    if not root.exists():
+        raise DataError(f"image folder {root} does not exist; give --data a directory of class "
+                        f"folders (root/<class>/<image>) or a named dataset")
     if not root.is_dir():
         raise DataError(f"{root} is not a directory of class folders (root/<class>/<image>)")
     classes = [p for p in root.iterdir() if p.is_dir()]
