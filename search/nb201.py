@@ -15,8 +15,7 @@ import numpy as np
 from sklearn.linear_model import Ridge
 
 from lutfarm.predictors.encoding import one_hot
-from lutfarm.search.evolution import random_search, regularized_evolution
-from lutfarm.search.query_efficient import bananas, local_search
+from lutfarm.search.methods import run_method
 from lutfarm.search.space import GeneSpace
 from lutfarm.spaces.nb201 import DATASETS, NUM_EDGES, OPS, NB201Error, read_nb201
 
@@ -78,7 +77,7 @@ def load_nb201(path=None, dataset: str = "cifar10") -> NB201Table:
                       {d: latency(v) for d, v in data.latency.items()}, dataset)
 
 
-def _ridge_guided(space, objective, feasible, budget, seed, warmup=20, proposals=32):
+def ridge_guided(space, objective, feasible, budget, seed, warmup=20, proposals=32):
     """Predictor-guided evolution: mutate the best so far, query the child a ridge model on
     the one-hot encoding of everything queried so far likes best."""
     import time
@@ -109,20 +108,8 @@ def _ridge_guided(space, objective, feasible, budget, seed, warmup=20, proposals
                         len(s), time.perf_counter() - t0, s, np.array(archs))
 
 
-METHODS = {
-    "random": lambda sp, obj, feas, budget, seed: random_search(sp, obj, budget, feas, seed),
-    # population 50, tournament 10: with 20 and 5 evolution lost to random search under
-    # raspi4's and pixel3's tight budgets (30 seeds, 150 queries); 50/10 beats it on every device
-    "evolution": lambda sp, obj, feas, budget, seed: regularized_evolution(
-        sp, obj, budget, feas, population=50, tournament=10, seed=seed),
-    "predictor": _ridge_guided,
-    "local": lambda sp, obj, feas, budget, seed: local_search(sp, obj, budget, feas, seed),
-    # one-hot genes: with the path encoding BANANAS lost to random search under tight budgets
-    # (dead-edge twins share one code); both fit the ranks of what was queried
-    "bananas": lambda sp, obj, feas, budget, seed: bananas(sp, obj, budget, feas, seed),
-    "bananas-path": lambda sp, obj, feas, budget, seed: bananas(sp, obj, budget, feas, seed,
-                                                                 encode=path_encoding),
-}
+# the registry's methods the benchmark compares by default (``search.methods``)
+BENCH_METHODS = ("random", "evolution", "predictor", "local", "bananas", "bananas-path")
 
 
 @dataclass
@@ -146,7 +133,7 @@ class BenchResult:
 
 
 def bench(table: NB201Table, device: str, budget_ms: float, queries: int = 100,
-          seeds: int = 20, methods: tuple[str, ...] = tuple(METHODS)) -> BenchResult:
+          seeds: int = 20, methods: tuple[str, ...] = BENCH_METHODS) -> BenchResult:
     if device not in table.latency:
         raise NB201Error(f"no device {device!r} in the NB201 table; choose one of "
                          f"{', '.join(table.devices())}")
@@ -164,7 +151,7 @@ def bench(table: NB201Table, device: str, budget_ms: float, queries: int = 100,
 
     curves = {}
     for m in methods:
-        runs = [METHODS[m](SPACE, objective, feasible, queries, seed).best_so_far()[:queries]
+        runs = [run_method(m, SPACE, objective, feasible, queries, seed).best_so_far()[:queries]
                 for seed in range(seeds)]
         curves[m] = np.mean(runs, axis=0)
     return BenchResult(device, budget_ms, table.dataset, queries, seeds,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lutfarm.search.methods import run_method
 from lutfarm.search.space import GeneSpace
 from lutfarm.spaces.cases import BlockCase
 
@@ -82,23 +83,6 @@ class SubnetConstraints:
     max_memory_kb: float | None = None
     max_mmacs: float | None = None
     max_flash_kb: float | None = None
-
-
-def _run_method(method, space, goal, feasible, population, generations, layout, smallest, seed):
-    from lutfarm.search.evolution import (
-        constrained_evolution,
-        random_search,
-        regularized_evolution,
-    )
-    if method == "constrained":
-        return constrained_evolution(space, goal, feasible, population, generations,
-                                     mutate_prob=mutation_probs(layout), seed=seed,
-                                     seeds=smallest)
-    if method == "regularized":
-        return regularized_evolution(space, goal, population * generations, feasible,
-                                     population, mutation_prob=mutation_probs(layout),
-                                     seed=seed, seeds=smallest)
-    return random_search(space, goal, population * generations, feasible, seed, seeds=smallest)
 
 
 def _why_infeasible(space, c, latency, memory_kb, mm, flash_kb, n: int = 2000) -> str:
@@ -193,8 +177,8 @@ def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = N
     smallest = layout.to_genes([layout.smallest_arch()])    # a start for tight limits
     t0 = time.perf_counter()
     try:
-        r = _run_method(method, space, goal, feasible, population, generations, layout,
-                        smallest, seed)
+        r = run_method(method, space, goal, feasible, population * generations, seed,
+                       population, smallest, mutation_probs(layout))
     except SearchError as exc:
         raise SearchError(f"{exc}; {_why_infeasible(space, c, latency, memory_kb, mm, flash_kb)}") \
             from None

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import click
-import numpy as np
 
 from lutfarm.cli import cli
 from lutfarm.cli.options import STORE
 from lutfarm.cli.output import err, out
 from lutfarm.lut import LatencyTable, load_lut
+from lutfarm.search.methods import method_names
 
 OBJECTIVES = ("mmacs", "mparams")
 LATENCY_MODELS = ("corrected", "plain", "overhead")
@@ -43,7 +43,7 @@ def search() -> None:
 @click.option("--accuracy", "accuracy_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="maximise accuracy instead: a supernet checkpoint (held-out "
                                  "accuracy, BN recalibrated) or an accuracy predictor JSON")
-@click.option("--method", type=click.Choice(["constrained", "regularized", "random"]),
+@click.option("--method", type=click.Choice(method_names()),
               default="constrained", show_default=True)
 @click.option("--population", type=click.IntRange(min=2), default=None,
               help="default 100 (20 when a supernet scores every subnet)")
@@ -68,211 +68,57 @@ def search() -> None:
               help="store for --verify (default lutfarm.db or $LUTFARM_DB)")
 @click.option("--json", "as_json", is_flag=True)
 def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, max_memory_kb,
-               max_flash_kb, accuracy_path, method, population, generations, seed, latency_model, plot, verify,
-               rounds, device, db, as_json):
+               max_flash_kb, accuracy_path, method, population, generations, seed, latency_model,
+               plot, verify, rounds, device, db, as_json):
     """Maximise the objective (accuracy with --accuracy, else a capacity proxy) under the LUT's
     latency budget and MACs/params/memory limits."""
-    from lutfarm.search.evolution import constrained_evolution, random_search, regularized_evolution
-    from lutfarm.search.space import (
-        auto_latency_model,
-        fbnet_space,
-        lut_latency,
-        lut_peak_memory,
-        macs,
-        params,
-    )
+    from lutfarm.api import EvolveSettings, evolve
 
-    lut = load_lut(lut_path) if lut_path else None
-    if lut is not None and space and space != lut.space:
-        raise click.BadParameter(f"the LUT {lut_path} is for the {lut.space} space, not {space}",
-                                 param_hint="--space")
-    file_layout = None            # without a LUT, the accuracy file says what to search
-    if lut is None and accuracy_path is not None:
-        from lutfarm.search.accuracy_objective import accuracy_layout
-        file_layout = accuracy_layout(accuracy_path)
-        space = space or file_layout.space
-    space = lut.space if lut is not None else (space or "fbnet")
-    if space not in ("fbnet", "mcunet"):
-        raise click.UsageError(f"search evolve searches fbnet and mcunet LUTs; for {space} "
-                               f"use: lutfarm search bench-nb201")
-    accuracy, layout = None, None
-    if accuracy_path is not None:
-        from lutfarm.search.accuracy_objective import accuracy_objective
-        layout = lut.layout if lut is not None else file_layout
-        if lut is None and layout.space != space:
-            raise click.BadParameter(f"{accuracy_path} is for the {layout.space} space, not "
-                                     f"{space}", param_hint="--space")
-        accuracy = accuracy_objective(accuracy_path, layout)
-        objective = "accuracy"
-    cheap = accuracy is None or accuracy.source != "supernet"
-    population = population or (100 if cheap else 20)
-    generations = generations or (500 if cheap else 10)
-    if space != "fbnet":
-        if verify or plot or max_mparams is not None:
-            raise click.UsageError("--verify, --plot and --max-mparams are for fbnet searches")
-        _evolve_subnets(lut, space, budget_ms, objective, max_mmacs, max_memory_kb,
-                        max_flash_kb, method,
-                        population, generations, seed,
-                        "plain" if latency_model == "auto" else latency_model, as_json,
-                        accuracy, layout)
-        return
-    if lut is None or budget_ms is None:
-        raise click.UsageError("an fbnet search needs --lut and --budget-ms")
-    if max_flash_kb is not None:
-        raise click.UsageError("--max-flash-kb is for mcunet searches (microcontrollers); "
-                               "limit an fbnet search's size with --max-mparams")
-    table = LatencyTable(lut)
-    layout = table.layout
-    if latency_model == "auto":
-        latency_model = auto_latency_model(lut.meta.get("validation"))
-    space, latency = fbnet_space(layout), lut_latency(table, latency_model)
-    mm, mp = macs(layout), params(layout)
-    goal = accuracy or (mm if objective == "mmacs" else mp)
-    memory = lut_peak_memory(lut) if max_memory_kb is not None else None
-    fastest = np.array([table.extremes()["fastest"]])   # a start for tight budgets
-
-    def run(latency):
-        def feasible(a):
-            ok = latency(a) <= budget_ms
-            if max_mmacs is not None:
-                ok &= mm(a) <= max_mmacs
-            if max_mparams is not None:
-                ok &= mp(a) <= max_mparams
-            if memory is not None:
-                ok &= memory(a) <= max_memory_kb
-            return ok
-
-        if method == "constrained":
-            return constrained_evolution(space, goal, feasible, population, generations,
-                                         seed=seed, seeds=fastest)
-        if method == "regularized":
-            return regularized_evolution(space, goal, population * generations, feasible,
-                                         population, seed=seed, seeds=fastest)
-        return random_search(space, goal, population * generations, feasible, seed,
-                             seeds=fastest)
-
-    searches, rounds_done = [], []
-
-    def search(latency):
-        searches.append(run(latency))
-        return searches[-1]
-
-    if verify:
-        from lutfarm.search.verified import verified_search
-
-        answer, rounds_done = verified_search(
-            search, latency, space, _measurer(lut, device, db), budget_ms, rounds,
-            report=(lambda r: None) if as_json else _print_round)
-        best, objective_value = answer.arch, answer.objective
-    else:
-        best, objective_value = search(latency).arch, searches[0].objective
-    r = searches[-1]
-    arch = np.array([best])
-    evaluations, wall_s = sum(x.evaluations for x in searches), sum(x.wall_s for x in searches)
-    result = {"arch": [int(v) for v in best], "arch_str": "".join(map(str, best)),
-              "latency_ms": float(latency(arch)[0]), "objective": objective,
-              "objective_value": objective_value, "mmacs": float(mm(arch)[0]),
-              "mparams": float(mp(arch)[0]), "evaluations": evaluations,
-              "wall_s": wall_s, "evaluations_per_s": evaluations / max(wall_s, 1e-9),
-              "method": r.method, "budget_ms": budget_ms, "latency_model": latency_model,
-              "lut": str(lut_path)}
-    if accuracy is not None:
-        result.update(accuracy=objective_value, accuracy_source=accuracy.name)
-    if memory is not None:
-        result.update(peak_memory_kb=float(memory(arch)[0]), max_memory_kb=max_memory_kb,
-                      memory_method=lut.meta.get("memory_method"))
-    if verify:
-        result["verified"] = {**_prices(lut, answer.arch), **answer.as_dict(),
-                              "rounds": [h.as_dict() for h in rounds_done]}
+    settings = EvolveSettings(
+        lut=lut_path, space=space, budget_ms=budget_ms, objective=objective,
+        max_mmacs=max_mmacs, max_mparams=max_mparams, max_memory_kb=max_memory_kb,
+        max_flash_kb=max_flash_kb, accuracy=accuracy_path, method=method,
+        population=population, generations=generations, seed=seed,
+        latency_model=latency_model, plot=plot, verify=verify, rounds=rounds, device=device,
+        db=db)
+    r = evolve(settings, on_round=None if as_json else _print_round)
     if plot:
-        from lutfarm.search.plots import pareto_plot
-        cloud = np.concatenate([space.random(4000, np.random.default_rng(seed)),
-                                r.archs if r.archs.ndim == 2 and len(r.archs) else arch, arch])
-        pareto_plot(latency(cloud), goal(cloud), len(cloud) - 1, budget_ms, plot,
-                    goal.name, f"{lut.device} / {lut.runtime}: {r.method}")
         err.print(f"Pareto plot: {plot}")
     if as_json:
-        click.echo(json.dumps(result))
+        click.echo(json.dumps(r.to_dict()))
+    elif "flash_kb" in r.data:          # an MCUNet subnet
+        _print_subnet(r)
     else:
-        what = accuracy.name if accuracy is not None else f"{objective} (a capacity proxy)"
-        out.print(f"{result['arch_str']}  {result['latency_ms']:.4f} ms (budget {budget_ms:g}, "
-                  f"{latency_model} latency), {what} {objective_value:.3f}; {evaluations} "
-                  f"evaluations in {wall_s:.2f} s ({result['evaluations_per_s']:,.0f}/s)"
-                  + (f"; peak memory {result['peak_memory_kb']:.0f} KiB "
-                     f"(limit {max_memory_kb:g})" if memory is not None else ""))
-        if verify:
-            v = result["verified"]
-            out.print(f"measured on {device}: {v['measured_ms']:.4f} ms, its blocks at "
-                      f"{v['speed']:.2f}× their LUT time: {v['at_lut_speed_ms']:.4f} ms at the "
-                      f"LUT's speed (predicted {v['predicted_ms']:.4f}), "
-                      f"{v['at_lut_speed_over_budget']:.1%} of the budget, which "
-                      f"{'holds' if v['holds_at_lut_speed'] else '[red]is broken'}")
+        _print_fbnet(r, settings)
 
 
-def _evolve_subnets(lut, space, budget_ms, objective, max_mmacs, max_memory_kb, max_flash_kb,
-                    method,
-                    population, generations, seed, latency_model, as_json, accuracy,
-                    layout=None) -> None:
-    from lutfarm.lut.subnets import SubnetTable
-    from lutfarm.search.subnets import SubnetConstraints, evolve_subnets
-    from lutfarm.spaces import get_layout
+def _print_fbnet(r, s) -> None:
+    memory = (f"; peak memory {r['peak_memory_kb']:.0f} KiB (limit {s.max_memory_kb:g})"
+              if "peak_memory_kb" in r.data else "")
+    out.print(f"{r['arch_str']}  {r['latency_ms']:.4f} ms (budget {s.budget_ms:g}, "
+              f"{r['latency_model']} latency), {r.objective_name} {r['objective_value']:.3f}; "
+              f"{r['evaluations']} evaluations in {r['wall_s']:.2f} s "
+              f"({r['evaluations_per_s']:,.0f}/s){memory}")
+    if "verified" in r.data:
+        v = r["verified"]
+        out.print(f"measured on {s.device}: {v['measured_ms']:.4f} ms, its blocks at "
+                  f"{v['speed']:.2f}× their LUT time: {v['at_lut_speed_ms']:.4f} ms at the "
+                  f"LUT's speed (predicted {v['predicted_ms']:.4f}), "
+                  f"{v['at_lut_speed_over_budget']:.1%} of the budget, which "
+                  f"{'holds' if v['holds_at_lut_speed'] else '[red]is broken'}")
 
-    limits = SubnetConstraints(budget_ms, max_memory_kb, max_mmacs, max_flash_kb)
-    if not any(v is not None for v in vars(limits).values()):
-        raise click.UsageError("give at least one limit: --budget-ms, --max-memory-kb, "
-                               "--max-flash-kb or --max-mmacs")
-    layout = layout or (lut.layout if lut is not None else get_layout(space))
-    table = SubnetTable(lut) if lut is not None else None
-    r = evolve_subnets(layout, table, limits, method, population, generations, seed,
-                       latency_model, objective, accuracy)
-    if as_json:
-        click.echo(json.dumps(r))
-        return
-    latency = f"{r['latency_ms']:.3f} ms, " if "latency_ms" in r else ""
+
+def _print_subnet(r) -> None:
+    latency = f"{r['latency_ms']:.3f} ms, " if "latency_ms" in r.data else ""
+    accuracy = r.get("accuracy_source")
     out.print(f"{r['arch_str']}\n  {latency}{r['mmacs']:.1f} MMACs, peak memory "
               f"{r['peak_memory_kb']:.0f} KiB ({r['memory_method']}), flash "
               f"{r['flash_kb']:.0f} KiB ({r['flash_method']}); "
-              + (f"{accuracy.name} {r['objective_value']:.3f}; " if accuracy is not None else
-                 f"{objective} {r['objective_value']:.2f} [dim](a capacity proxy, not "
+              + (f"{accuracy} {r['objective_value']:.3f}; " if accuracy else
+                 f"{r['objective']} {r['objective_value']:.2f} [dim](a capacity proxy, not "
                  f"accuracy)[/]; ") +
               f"{r['evaluations']} evaluations in {r['wall_s']:.1f} s"
               + (" [yellow]EMULATED timings" if r.get("emulated") else ""))
-
-
-def _measurer(lut, device_name, db):
-    """arch -> (measured ms, speed): the whole network on the device with the LUT's runtime
-    configuration, timed with its blocks; speed = their time now / in the LUT."""
-    from lutfarm.profiler.devices import get_device
-    from lutfarm.profiler.networks import measure_interleaved
-    from lutfarm.profiler.runtime_config import RuntimeConfig
-    from lutfarm.profiler.store import Store, default_db_path
-    from lutfarm.spaces import NetworkCase
-
-    runtime, layout = RuntimeConfig.from_key(lut.runtime), lut.layout
-    device = get_device(device_name)
-
-    def measure(arch) -> tuple[float, float]:
-        arch = tuple(int(v) for v in arch)
-        with Store(db or default_db_path()) as store:
-            got = measure_interleaved(store, layout, [arch], [device], runtime,
-                                      target=device_name)
-        if arch not in got.networks:
-            raise click.ClickException(f"{NetworkCase(layout, arch).key} could not be measured "
-                                       f"on {device_name}: {got.why_failed()}")
-        keys = [c.key for c in layout.arch_cases(arch)]
-        now = got.rounds[0]
-        speed = sum(now[k] for k in keys) / sum(lut.latency_ms[k] for k in keys) \
-            if all(k in now for k in keys) else 1.0
-        return got.networks[arch], speed
-    return measure
-
-
-def _prices(lut, arch) -> dict:
-    """The plain and overhead-corrected sums of one arch, beside what was measured."""
-    table = LatencyTable(lut)
-    plain = float(table.latency([arch])[0])
-    return {"plain_ms": plain, "overhead_corrected_ms": float(table.latency([arch], "overhead")[0])
-            if lut.overhead_ms is not None else plain}
 
 
 def _print_round(r) -> None:

@@ -1,0 +1,259 @@
+"""lutfarm's workflows as functions: what the command line and a notebook both call.
+
+Each takes a settings dataclass and returns a result with ``to_dict()`` and ``to_frame()``;
+the CLI only parses options into the settings, calls, and prints. A notebook::
+
+    from lutfarm.api import EvolveSettings, evolve
+    result = evolve(EvolveSettings(lut="m4.csv", max_memory_kb=256, max_flash_kb=1024))
+    result.to_frame()
+
+Measuring and LUTs are library calls already (``lutfarm.run_campaign``, ``lutfarm.build_lut``);
+this module holds the workflows that used to live in the command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lutfarm.errors import LutfarmError
+from lutfarm.search.methods import method_names
+
+
+class SettingsError(LutfarmError, ValueError):
+    """Settings that do not go together (names the options and what to give instead)."""
+
+
+@dataclass
+class EvolveSettings:
+    """What ``lutfarm search evolve`` takes; ``lut`` a LUT file (or a loaded LUT)."""
+
+    lut: str | Path | object | None = None
+    space: str | None = None             # the LUT's space (checked), or mcunet without a LUT
+    budget_ms: float | None = None
+    objective: str = "mmacs"             # mmacs | mparams: a capacity proxy without accuracy
+    max_mmacs: float | None = None
+    max_mparams: float | None = None
+    max_memory_kb: float | None = None
+    max_flash_kb: float | None = None
+    accuracy: str | Path | None = None   # an accuracy predictor or supernet file
+    method: str = "constrained"
+    population: int | None = None        # default: 100 (20 when accuracy is a supernet)
+    generations: int | None = None       # default: 500 (10 when accuracy is a supernet)
+    seed: int = 0
+    latency_model: str = "auto"          # auto | plain | overhead | corrected
+    plot: str | Path | None = None       # an FBNet search's Pareto plot
+    verify: bool = False                 # measure the winner end to end on ``device``
+    rounds: int = 1
+    device: str = "local"
+    db: str | Path | None = None
+
+
+@dataclass
+class EvolveResult:
+    """A search's winner and how it was found (keys as ``search evolve --json`` prints)."""
+
+    data: dict
+    rounds: list = field(default_factory=list)     # verified rounds, in order
+    objective_name: str = ""                       # what objective_value measures
+
+    def __getitem__(self, key: str):
+        return self.data[key]
+
+    def get(self, key: str, default=None):
+        return self.data.get(key, default)
+
+    def to_dict(self) -> dict:
+        return dict(self.data)
+
+    def to_frame(self):
+        """One row: the winner's scalar figures (lists and nested dicts left out)."""
+        import pandas as pd
+        return pd.DataFrame([{k: v for k, v in self.data.items()
+                              if not isinstance(v, (list, dict))}])
+
+
+def evolve(s: EvolveSettings, on_round: Callable | None = None) -> EvolveResult:
+    """Maximise the objective (accuracy with ``s.accuracy``, else a capacity proxy) under the
+    LUT's latency budget and the MACs/params/memory/flash limits. ``on_round(r)`` hears each
+    verified round."""
+    from lutfarm.lut import load_lut
+
+    lut = load_lut(s.lut) if isinstance(s.lut, (str, Path)) else s.lut
+    space, file_layout = s.space, None
+    if lut is not None and space and space != lut.space:
+        raise SettingsError(f"the LUT {s.lut} is for the {lut.space} space, not {space} "
+                            f"(--space)")
+    if lut is None and s.accuracy is not None:      # the accuracy file says what to search
+        from lutfarm.search.accuracy_objective import accuracy_layout
+        file_layout = accuracy_layout(s.accuracy)
+        space = space or file_layout.space
+    space = lut.space if lut is not None else (space or "fbnet")
+    if space not in ("fbnet", "mcunet"):
+        raise SettingsError(f"search evolve searches fbnet and mcunet LUTs; for {space} "
+                            f"use: lutfarm search bench-nb201")
+    if s.method not in method_names():
+        raise SettingsError(f"unknown search method {s.method!r}; choose one of "
+                            f"{', '.join(method_names())}")
+    accuracy, layout, objective = None, None, s.objective
+    if s.accuracy is not None:
+        from lutfarm.search.accuracy_objective import accuracy_objective
+        layout = lut.layout if lut is not None else file_layout
+        if lut is None and layout.space != space:
+            raise SettingsError(f"{s.accuracy} is for the {layout.space} space, not {space} "
+                                f"(--space)")
+        accuracy, objective = accuracy_objective(s.accuracy, layout), "accuracy"
+    cheap = accuracy is None or accuracy.source != "supernet"
+    population = s.population or (100 if cheap else 20)
+    generations = s.generations or (500 if cheap else 10)
+    if space != "fbnet":
+        if s.verify or s.plot or s.max_mparams is not None:
+            raise SettingsError("--verify, --plot and --max-mparams are for fbnet searches")
+        return _evolve_subnets(s, lut, space, objective, population, generations, accuracy,
+                               layout)
+    return _evolve_fbnet(s, lut, objective, population, generations, accuracy, on_round)
+
+
+def _evolve_subnets(s: EvolveSettings, lut, space, objective, population, generations,
+                    accuracy, layout) -> EvolveResult:
+    from lutfarm.lut.subnets import SubnetTable
+    from lutfarm.search.subnets import SubnetConstraints, evolve_subnets
+    from lutfarm.spaces import get_layout
+
+    limits = SubnetConstraints(s.budget_ms, s.max_memory_kb, s.max_mmacs, s.max_flash_kb)
+    if not any(v is not None for v in vars(limits).values()):
+        raise SettingsError("give at least one limit: --budget-ms, --max-memory-kb, "
+                            "--max-flash-kb or --max-mmacs")
+    layout = layout or (lut.layout if lut is not None else get_layout(space))
+    table = SubnetTable(lut) if lut is not None else None
+    latency_model = "plain" if s.latency_model == "auto" else s.latency_model
+    return EvolveResult(evolve_subnets(layout, table, limits, s.method, population, generations,
+                                       s.seed, latency_model, objective, accuracy))
+
+
+def _evolve_fbnet(s: EvolveSettings, lut, objective, population, generations, accuracy,
+                  on_round) -> EvolveResult:
+    from lutfarm.lut import LatencyTable
+    from lutfarm.search.methods import run_method
+    from lutfarm.search.space import (
+        auto_latency_model,
+        fbnet_space,
+        lut_latency,
+        lut_peak_memory,
+        macs,
+        params,
+    )
+
+    if lut is None or s.budget_ms is None:
+        raise SettingsError("an fbnet search needs --lut and --budget-ms")
+    if s.max_flash_kb is not None:
+        raise SettingsError("--max-flash-kb is for mcunet searches (microcontrollers); "
+                            "limit an fbnet search's size with --max-mparams")
+    table = LatencyTable(lut)
+    layout = table.layout
+    latency_model = s.latency_model
+    if latency_model == "auto":
+        latency_model = auto_latency_model(lut.meta.get("validation"))
+    space, latency = fbnet_space(layout), lut_latency(table, latency_model)
+    mm, mp = macs(layout), params(layout)
+    goal = accuracy or (mm if objective == "mmacs" else mp)
+    memory = lut_peak_memory(lut) if s.max_memory_kb is not None else None
+    fastest = np.array([table.extremes()["fastest"]])   # a start for tight budgets
+
+    def run(latency):
+        def feasible(a):
+            ok = latency(a) <= s.budget_ms
+            if s.max_mmacs is not None:
+                ok &= mm(a) <= s.max_mmacs
+            if s.max_mparams is not None:
+                ok &= mp(a) <= s.max_mparams
+            if memory is not None:
+                ok &= memory(a) <= s.max_memory_kb
+            return ok
+        return run_method(s.method, space, goal, feasible, population * generations, s.seed,
+                          population, fastest)
+
+    searches, rounds_done = [], []
+
+    def search(latency):
+        searches.append(run(latency))
+        return searches[-1]
+
+    if s.verify:
+        from lutfarm.search.verified import verified_search
+        answer, rounds_done = verified_search(
+            search, latency, space, _measurer(lut, s.device, s.db), s.budget_ms, s.rounds,
+            report=on_round or (lambda r: None))
+        best, objective_value = answer.arch, answer.objective
+    else:
+        best, objective_value = search(latency).arch, searches[0].objective
+    r = searches[-1]
+    arch = np.array([best])
+    evaluations, wall_s = sum(x.evaluations for x in searches), sum(x.wall_s for x in searches)
+    result = {"arch": [int(v) for v in best], "arch_str": "".join(map(str, best)),
+              "latency_ms": float(latency(arch)[0]), "objective": objective,
+              "objective_value": objective_value, "mmacs": float(mm(arch)[0]),
+              "mparams": float(mp(arch)[0]), "evaluations": evaluations,
+              "wall_s": wall_s, "evaluations_per_s": evaluations / max(wall_s, 1e-9),
+              "method": r.method, "budget_ms": s.budget_ms, "latency_model": latency_model,
+              "lut": str(s.lut)}
+    if accuracy is not None:
+        result.update(accuracy=objective_value, accuracy_source=accuracy.name)
+    if memory is not None:
+        result.update(peak_memory_kb=float(memory(arch)[0]), max_memory_kb=s.max_memory_kb,
+                      memory_method=lut.meta.get("memory_method"))
+    if s.verify:
+        result["verified"] = {**_prices(lut, answer.arch), **answer.as_dict(),
+                              "rounds": [h.as_dict() for h in rounds_done]}
+    if s.plot:
+        from lutfarm.search.plots import pareto_plot
+        cloud = np.concatenate([space.random(4000, np.random.default_rng(s.seed)),
+                                r.archs if r.archs.ndim == 2 and len(r.archs) else arch, arch])
+        pareto_plot(latency(cloud), goal(cloud), len(cloud) - 1, s.budget_ms, s.plot,
+                    goal.name, f"{lut.device} / {lut.runtime}: {r.method}")
+    what = accuracy.name if accuracy is not None else f"{objective} (a capacity proxy)"
+    return EvolveResult(result, list(rounds_done), what)
+
+
+class MeasureError(LutfarmError, RuntimeError):
+    """A verified search's winner could not be measured on the device."""
+
+
+def _measurer(lut, device_name, db):
+    """arch -> (measured ms, speed): the whole network on the device with the LUT's runtime
+    configuration, timed with its blocks; speed = their time now / in the LUT."""
+    from lutfarm.profiler.devices import get_device
+    from lutfarm.profiler.networks import measure_interleaved
+    from lutfarm.profiler.runtime_config import RuntimeConfig
+    from lutfarm.profiler.store import Store, default_db_path
+    from lutfarm.spaces import NetworkCase
+
+    runtime, layout = RuntimeConfig.from_key(lut.runtime), lut.layout
+    device = get_device(device_name)
+
+    def measure(arch) -> tuple[float, float]:
+        arch = tuple(int(v) for v in arch)
+        with Store(db or default_db_path()) as store:
+            got = measure_interleaved(store, layout, [arch], [device], runtime,
+                                      target=device_name)
+        if arch not in got.networks:
+            raise MeasureError(f"{NetworkCase(layout, arch).key} could not be measured on "
+                               f"{device_name}: {got.why_failed()}")
+        keys = [c.key for c in layout.arch_cases(arch)]
+        now = got.rounds[0]
+        speed = sum(now[k] for k in keys) / sum(lut.latency_ms[k] for k in keys) \
+            if all(k in now for k in keys) else 1.0
+        return got.networks[arch], speed
+    return measure
+
+
+def _prices(lut, arch) -> dict:
+    """The plain and overhead-corrected sums of one arch, beside what was measured."""
+    from lutfarm.lut import LatencyTable
+    table = LatencyTable(lut)
+    plain = float(table.latency([arch])[0])
+    return {"plain_ms": plain, "overhead_corrected_ms": float(table.latency([arch], "overhead")[0])
+            if lut.overhead_ms is not None else plain}
