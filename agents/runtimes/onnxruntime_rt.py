@@ -37,6 +37,7 @@ def load(path: str, settings: dict) -> Loaded:
         opts.add_session_config_entry("session.force_spinning_stop", "1")
         details["spinning"] = "stopped after each run"
     session = ort.InferenceSession(path, sess_options=opts, providers=[_provider(settings)])
+    details["providers"] = session.get_providers()    # what ORT really runs it with
     rng = np.random.default_rng(0)
     feeds, described = {}, []
     for inp in session.get_inputs():
