@@ -184,3 +184,46 @@ def test_db_copy_writes_every_column_the_schema_has(tmp_path):
     with Store(src) as a, Store(dst) as b:
         copy_store(a, b)
         assert dump(a) == dump(b)
+
+
+FILL = """
+import sys
+from lutfarm.profiler.store import Measurement, Store, StoreError
+path = sys.argv[1]
+n = 0
+try:
+    with Store(path) as store:
+        while n < 100000:
+            store.add(Measurement("d", "rt", f"k{n}", "ok", median_ms=1.0, samples=[1.5] * 2000))
+            n += 1
+except StoreError as exc:
+    print("ERROR", exc)
+with Store(path) as store:
+    print("KEPT", len(store.latest("d", "rt")), n)
+"""
+
+
+def test_a_full_disk_under_the_store_is_one_line_and_keeps_what_was_stored(tmp_path):
+    """The controller's disk fills during a campaign (a 1 MiB tmpfs in a private mount
+    namespace): the store says which file could not be written and what to do, and every
+    measurement committed before is still there."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare for a private tmpfs")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = tmp_path / "fill.py"
+    script.write_text(FILL)
+    run = subprocess.run(
+        ["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {disk} && "
+         f"{sys.executable} {script} {disk / 's.db'}"], capture_output=True, text=True,
+        timeout=300)
+    assert run.returncode == 0, run.stderr[-1500:]
+    error = next(ln for ln in run.stdout.splitlines() if ln.startswith("ERROR"))
+    assert f"{disk / 's.db'} could not be written" in error and "free space" in error, error
+    kept, added = map(int, next(ln for ln in run.stdout.splitlines()
+                                if ln.startswith("KEPT")).split()[1:])
+    assert 10 < added == kept, run.stdout
