@@ -93,7 +93,8 @@ class SSHSession:
             raise DeviceError(f"{device.name}: SSH error: {exc}") from None
         except (TimeoutError, OSError) as exc:
             raise DeviceError(f"{device.name}: cannot connect to {device.host}:{device.port} "
-                              f"({exc})") from None
+                              f"({_why_not_connected(exc)}); is the board on and its sshd "
+                              f"listening there?") from None
         transport = self.client.get_transport()
         transport.set_keepalive(KEEPALIVE_S)
         self._sftp: paramiko.SFTPClient | None = None
@@ -214,3 +215,14 @@ def _drain(chan: paramiko.Channel) -> tuple[str, str]:
             raise TimeoutError()
         time.sleep(0.002)
     return out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def _why_not_connected(exc: OSError) -> str:
+    """The operating system's reason ("Connection refused", "No route to host"): paramiko
+    wraps one error per address it tried in a message that says "[Errno None]"."""
+    errors = getattr(exc, "errors", None)            # paramiko's NoValidConnectionsError
+    if errors:
+        exc = next(iter(errors.values()))
+    if isinstance(exc, TimeoutError) or isinstance(exc, OSError) and not exc.strerror:
+        return str(exc) or "timed out"
+    return exc.strerror

@@ -211,6 +211,29 @@ def test_three_hosts_of_one_kind_split_the_work(tmp_path, farm_hosts, cache):
         assert set(store.latest("testbox", RT.key)) == planned
 
 
+def test_a_host_down_from_the_start_is_named_and_the_others_do_the_work(tmp_path, farm_hosts,
+                                                                        cache):
+    """A board that is off when the campaign starts (nothing listens on its port): the
+    campaign says which and why, and the rest of the kind measures every case."""
+    import socket
+    with socket.socket() as probe:            # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    up = [h.device(workdir=str(tmp_path / h.name)) for h in farm_hosts[1:]]
+    down = replace(farm_hosts[0].device(workdir=str(tmp_path / "down")), host="127.0.0.1",
+                   port=closed)
+    farm = FarmSettings(backoff_s=0.2, max_device_failures=2)
+    with Store(tmp_path / "s.db") as store:
+        (s,) = run_farm(store, host_layout(), [down, *up], RT,
+                        CampaignSettings(timing=FAST, cache=cache, only=ONLY, farm=farm))
+        planned = {c.key for c in plan_cases(host_layout(), ONLY)}
+        assert s.measured == len(planned) and not s.failed, s.failed
+        assert set(store.latest("testbox", RT.key)) == planned
+    assert down.name in s.device_errors and s.per_device.get(down.name, 0) == 0
+    why = s.device_errors[down.name]
+    assert f"127.0.0.1:{closed}" in why and "refused" in why.lower(), why
+
+
 def test_a_host_dropping_mid_campaign_leaves_its_cases_to_the_others(tmp_path, farm_hosts,
                                                                        cache):
     devices = [h.device(workdir=str(tmp_path / h.name)) for h in farm_hosts]
