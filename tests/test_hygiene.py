@@ -85,3 +85,25 @@ def test_the_controller_reads_environment_variables_only_in_lutfarm_environment(
             if call or subscript:
                 reads.append(f"{rel}:{node.lineno}")
     assert not reads, f"environment read outside lutfarm/environment.py: {reads}"
+
+
+def test_readmes_folder_table_names_what_exists():
+    """README's map drifted (modules renamed, packages missing); every file and folder it
+    names in the table exists where the row says, and every package of the tree has a row."""
+    import re
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("| folder (installed as) |"):]
+    table = table[:table.index("\n\n")]
+    rows = [r for r in table.splitlines()[2:] if r.startswith("| `")]
+    folders = [re.match(r"\| `([^`]+)/`", r).group(1) for r in rows]
+    for folder in ("spaces", "agents", "profiler", "lut", "predictors", "search", "lutfarm",
+                   "bench"):
+        assert folder in folders, f"README's folder table has no row for {folder}/"
+    missing = []
+    for folder, row in zip(folders, rows):
+        assert (REPO / folder).is_dir(), f"README names {folder}/, which does not exist"
+        for name in re.findall(r"`([\w/]+(?:\.py|/))`", row.split("|", 3)[2]):
+            if not ((REPO / folder / name).exists()
+                    or any((REPO / folder).glob(f"*/{name}"))):
+                missing.append(f"{folder}/{name}")
+    assert not missing, f"README's folder table names files that do not exist: {missing}"
