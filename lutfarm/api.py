@@ -21,6 +21,7 @@ import numpy as np
 
 from lutfarm.errors import LutfarmError
 from lutfarm.search.methods import method_names
+from lutfarm.spaces.registry import get_space
 
 
 class SettingsError(LutfarmError, ValueError):
@@ -59,6 +60,7 @@ class EvolveResult:
     data: dict
     rounds: list = field(default_factory=list)     # verified rounds, in order
     objective_name: str = ""                       # what objective_value measures
+    family: str = ""                               # the space's family (how to print it)
 
     def __getitem__(self, key: str):
         return self.data[key]
@@ -92,12 +94,11 @@ def evolve(s: EvolveSettings, on_round: Callable | None = None) -> EvolveResult:
         file_layout = accuracy_layout(s.accuracy)
         space = space or file_layout.space
     space = lut.space if lut is not None else (space or "fbnet")
-    if space not in ("fbnet", "mcunet"):
-        raise SettingsError(f"search evolve searches fbnet and mcunet LUTs; for {space} "
-                            f"use: lutfarm search bench-nb201")
-    if s.method not in method_names():
-        raise SettingsError(f"unknown search method {s.method!r}; choose one of "
-                            f"{', '.join(method_names())}")
+    family = get_space(space).family
+    small = family == "cell"               # a few genes: every method can run on it
+    if s.method not in method_names(small_space=small):
+        raise SettingsError(f"search method {s.method!r} is not for the {space} space; "
+                            f"choose one of {', '.join(method_names(small_space=small))}")
     accuracy, layout, objective = None, None, s.objective
     if s.accuracy is not None:
         from lutfarm.search.accuracy_objective import accuracy_objective
@@ -109,12 +110,39 @@ def evolve(s: EvolveSettings, on_round: Callable | None = None) -> EvolveResult:
     cheap = accuracy is None or accuracy.source != "supernet"
     population = s.population or (100 if cheap else 20)
     generations = s.generations or (500 if cheap else 10)
-    if space != "fbnet":
-        if s.verify or s.plot or s.max_mparams is not None:
-            raise SettingsError("--verify, --plot and --max-mparams are for fbnet searches")
+    if family == "cell":        # 15 625 archs in NB201: a few hundred evaluations find it
+        population, generations = s.population or 50, s.generations or 10
+    if family != "chain" and (s.verify or s.plot):
+        raise SettingsError(f"--verify and --plot are for fbnet searches, not {space}")
+    if family == "chain":
+        return _evolve_fbnet(s, lut, objective, population, generations, accuracy, on_round)
+    if family == "elastic":
+        if s.max_mparams is not None:
+            raise SettingsError(f"--max-mparams is not a limit of a {space} search; use "
+                                f"--max-flash-kb")
         return _evolve_subnets(s, lut, space, objective, population, generations, accuracy,
                                layout)
-    return _evolve_fbnet(s, lut, objective, population, generations, accuracy, on_round)
+    if accuracy is not None or s.max_memory_kb is not None or s.max_flash_kb is not None:
+        raise SettingsError(f"a {space} search takes --budget-ms, --max-mmacs and "
+                            f"--max-mparams (accuracy: lutfarm search bench-nb201)")
+    return _evolve_cells(s, lut, space, objective, population, generations)
+
+
+def _evolve_cells(s: EvolveSettings, lut, space, objective, population,
+                  generations) -> EvolveResult:
+    from lutfarm.lut.cells import CellTable
+    from lutfarm.search.cells import CellConstraints, evolve_cells
+    from lutfarm.spaces import get_layout
+
+    limits = CellConstraints(s.budget_ms, s.max_mmacs, s.max_mparams)
+    if not any(v is not None for v in vars(limits).values()):
+        raise SettingsError("give at least one limit: --budget-ms, --max-mmacs or "
+                            "--max-mparams")
+    layout = lut.layout if lut is not None else get_layout(space)
+    table = CellTable(lut) if lut is not None else None
+    return EvolveResult(evolve_cells(layout, table, limits, s.method, population,
+                                     generations, s.seed, objective),
+                        objective_name=f"{objective} (a capacity proxy)", family="cell")
 
 
 def _evolve_subnets(s: EvolveSettings, lut, space, objective, population, generations,
@@ -131,7 +159,8 @@ def _evolve_subnets(s: EvolveSettings, lut, space, objective, population, genera
     table = SubnetTable(lut) if lut is not None else None
     latency_model = "plain" if s.latency_model == "auto" else s.latency_model
     return EvolveResult(evolve_subnets(layout, table, limits, s.method, population, generations,
-                                       s.seed, latency_model, objective, accuracy))
+                                       s.seed, latency_model, objective, accuracy),
+                        family="elastic")
 
 
 def _evolve_fbnet(s: EvolveSettings, lut, objective, population, generations, accuracy,
@@ -215,7 +244,7 @@ def _evolve_fbnet(s: EvolveSettings, lut, objective, population, generations, ac
         pareto_plot(latency(cloud), goal(cloud), len(cloud) - 1, s.budget_ms, s.plot,
                     goal.name, f"{lut.device} / {lut.runtime}: {r.method}")
     what = accuracy.name if accuracy is not None else f"{objective} (a capacity proxy)"
-    return EvolveResult(result, list(rounds_done), what)
+    return EvolveResult(result, list(rounds_done), what, family="chain")
 
 
 class MeasureError(LutfarmError, RuntimeError):

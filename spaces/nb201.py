@@ -110,6 +110,11 @@ class NB201Layout:
     classes: int
     space: str = "nb201"
 
+    @property
+    def gene_sizes(self) -> tuple[int, ...]:
+        """Each edge chooses one of the ops."""
+        return (len(OPS),) * NUM_EDGES
+
     def with_classes(self, classes: int) -> NB201Layout:
         if classes < 1:
             raise ArchError(f"--classes must be a positive integer, got {classes}")
@@ -236,4 +241,4 @@ LAYOUTS: dict[str, NB201Layout] = {
 
 NB201NetworkCase.LAYOUTS = LAYOUTS
 register_space(Space("nb201", "NAS-Bench-201: one cell of 6 edges x 5 ops, 15 cells",
-                     LAYOUTS, "cifar10", NB201NetworkCase))
+                     LAYOUTS, "cifar10", NB201NetworkCase, family="cell"))

@@ -7,7 +7,9 @@ What a layout offers (the plug-in contract; FBNetLayout and MCUNetLayout impleme
 (everything a campaign measures) and ``overhead_case()``; ``arch_cases(arch)`` (one network's
 cases in execution order); ``sample_archs(n, seed)``, ``parse_arch(text)``,
 ``arch_to_text(arch)``, ``encode(archs)`` / ``decode(row)``; ``macs``, ``params`` and
-``peak_activation`` of an arch; ``network_case(arch)`` (the whole network as a case).
+``peak_activation`` of an arch; ``network_case(arch)`` (the whole network as a case). A
+"cell" family's layout also gives ``gene_sizes`` (how many ops each gene chooses from): that is
+all the LUT sum and the search above need, so a new cell space is one module.
 """
 
 from __future__ import annotations
@@ -33,12 +35,22 @@ class Space:
     default_layout: str
     network_case: type             # its whole-network case (``PREFIX``, ``from_key``)
     block_kind: str | None = None  # the searchable block the block predictor models, if any
+    # how an arch is built, which says how every layer above prices and searches it:
+    # "chain" (one choice per layer: FBNet), "elastic" (subnets of a supernet: MCUNet),
+    # "cell" (a few genes, each an op index, ``layout.gene_sizes``: NB201)
+    family: str = "chain"
 
 
 _SPACES: dict[str, Space] = {}
 
 
+FAMILIES = ("chain", "elastic", "cell")
+
+
 def register_space(space: Space) -> Space:
+    if space.family not in FAMILIES:
+        raise ValueError(f"space {space.name}: family {space.family!r} is not one of "
+                         f"{', '.join(FAMILIES)}")
     if space.default_layout not in space.layouts:
         raise ValueError(f"space {space.name}: default layout {space.default_layout!r} missing")
     _SPACES[space.name] = space

@@ -36,7 +36,8 @@ def test_settings_that_do_not_go_together_are_named(tmp_path):
         evolve(EvolveSettings(lut=lut))
     with pytest.raises(SettingsError, match="is for the fbnet space, not mcunet"):
         evolve(EvolveSettings(lut=lut, space="mcunet", budget_ms=20))
-    with pytest.raises(SettingsError, match="unknown search method 'bananas'; choose one of"):
+    with pytest.raises(SettingsError, match="search method 'bananas' is not for the fbnet "
+                                            "space; choose one of constrained, regularized"):
         evolve(EvolveSettings(lut=lut, budget_ms=20, method="bananas"))
 
 
@@ -46,5 +47,6 @@ def test_one_method_registry_serves_every_search():
     from lutfarm.cli.search import evolve_cmd
     from lutfarm.search.nb201 import BENCH_METHODS
     choices = next(p for p in evolve_cmd.params if p.name == "method").type.choices
-    assert list(choices) == method_names() == ["constrained", "regularized", "random"]
-    assert set(BENCH_METHODS) <= set(METHODS) and "bananas" not in choices
+    assert list(choices) == list(METHODS) == method_names(small_space=True)
+    assert method_names() == ["constrained", "regularized", "random"]
+    assert set(BENCH_METHODS) <= set(METHODS) and "bananas" not in method_names()

@@ -5,10 +5,13 @@ price the torch network it builds, encodings and text forms round-trip."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import onnxruntime as ort
 import pytest
+import tinyspace  # noqa: F401  (registers the test-only fourth space: it takes every check)
 import torch
 from torch import nn
 
@@ -229,3 +232,53 @@ def test_nb201_profiles_into_a_lut_that_prices_its_networks(tmp_path, cache):
     with torch.no_grad():
         want = seeded_init(build_network(layout, net.arch), net.key)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max() + 1))
+
+
+# -- cell spaces: searched on their own LUT --------------------------------------------------
+
+def _profiled_lut(space: str, tmp_path, cache):
+    from conftest import FAST
+    from lutfarm.lut import build_lut, load_lut, save_lut
+    from lutfarm.profiler.campaign import CampaignSettings, run_campaign
+    from lutfarm.profiler.devices import LOCAL
+    from lutfarm.profiler.runtime_config import RuntimeConfig
+    from lutfarm.profiler.store import Store
+    layout = get_layout(space)
+    with Store(tmp_path / f"{space}.db") as store:
+        s = run_campaign(store, layout, LOCAL, RuntimeConfig(),
+                         CampaignSettings(timing=FAST, cache=cache))
+        assert s.measured == len(layout.unique_cases()) + 1 and not s.failed
+        path = save_lut(build_lut(store, "local", RuntimeConfig().key), tmp_path / f"{space}.csv")
+    return layout, path, load_lut(path)
+
+
+@pytest.mark.parametrize("space", ["nb201", "tiny"])
+def test_a_cell_space_is_profiled_and_searched_on_its_own_lut(space, tmp_path, cache):
+    """NB201 could be profiled into a LUT but not searched on it; every "cell" space now is,
+    the test-only ``tiny`` space included (its whole definition is tests/tinyspace.py):
+    profile -> LUT -> search evolve, the winner's figures recomputed from the LUT file."""
+    from lutfarm.api import EvolveSettings, evolve
+    layout, path, lut = _profiled_lut(space, tmp_path, cache)
+    archs = [tuple(int(v) for v in a) for a in np.ndindex(*layout.gene_sizes)]
+    price = {a: sum(lut.latency_ms[c.key] for c in layout.arch_cases(a)) for a in archs}
+    budget = float(np.percentile(list(price.values()), 40))
+    best = max((layout.macs(a), a) for a in archs if price[a] <= budget)     # the oracle
+    r = evolve(EvolveSettings(lut=path, budget_ms=budget, seed=1))
+    arch = tuple(r["arch"])
+    assert r.family == "cell" and r["latency_ms"] == pytest.approx(price[arch])
+    assert r["latency_ms"] <= budget and r["mmacs"] == pytest.approx(layout.macs(arch) / 1e6)
+    assert layout.parse_arch(r["arch_str"]) == arch
+    if space == "tiny":                 # 9 archs: any method finds the optimum
+        assert arch == best[1]
+    else:                               # 500 evaluations of 15 625: near the oracle's MACs
+        assert r["mmacs"] >= 0.8 * best[0] / 1e6
+    cli = subprocess.run([sys.executable, "-m", "lutfarm", "search", "evolve", "--lut", str(path),
+                          "--budget-ms", f"{budget}", "--method", "bananas",
+                          "--generations", "2", "--json"], capture_output=True, text=True,
+                         timeout=600)
+    if space == "tiny":                 # the CLI cannot see a space registered by a test
+        assert cli.returncode == 2 and "unknown space 'tiny'" in cli.stderr
+    else:
+        assert cli.returncode == 0, cli.stderr[-1500:]
+        got = json.loads(cli.stdout)
+        assert got["method"].startswith("bananas") and got["latency_ms"] <= budget

@@ -11,7 +11,7 @@ from lutfarm.cli import cli
 from lutfarm.cli.options import STORE
 from lutfarm.cli.output import err, out
 from lutfarm.lut import LatencyTable, load_lut
-from lutfarm.search.methods import method_names
+from lutfarm.search.methods import METHODS
 
 OBJECTIVES = ("mmacs", "mparams")
 LATENCY_MODELS = ("corrected", "plain", "overhead")
@@ -43,8 +43,9 @@ def search() -> None:
 @click.option("--accuracy", "accuracy_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="maximise accuracy instead: a supernet checkpoint (held-out "
                                  "accuracy, BN recalibrated) or an accuracy predictor JSON")
-@click.option("--method", type=click.Choice(method_names()),
-              default="constrained", show_default=True)
+@click.option("--method", type=click.Choice(list(METHODS)),
+              default="constrained", show_default=True,
+              help="evolution, predictor, local and bananas only for cell spaces (nb201)")
 @click.option("--population", type=click.IntRange(min=2), default=None,
               help="default 100 (20 when a supernet scores every subnet)")
 @click.option("--generations", type=click.IntRange(min=1), default=None,
@@ -86,8 +87,13 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
         err.print(f"Pareto plot: {plot}")
     if as_json:
         click.echo(json.dumps(r.to_dict()))
-    elif "flash_kb" in r.data:          # an MCUNet subnet
+    elif r.family == "elastic":
         _print_subnet(r)
+    elif r.family == "cell":
+        latency = f"{r['latency_ms']:.4f} ms, " if "latency_ms" in r.data else ""
+        out.print(f"{r['arch_str']}\n  {latency}{r['mmacs']:.2f} MMACs, {r['mparams']:.3f} M "
+                  f"params; {r.objective_name} {r['objective_value']:.3f}; "
+                  f"{r['evaluations']} evaluations ({r['method']}) in {r['wall_s']:.2f} s")
     else:
         _print_fbnet(r, settings)
 
