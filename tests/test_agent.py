@@ -186,12 +186,22 @@ def test_cooldown_waits_for_the_zones_and_a_moving_clock_is_retimed_then_flagged
     cases = CIFAR.unique_cases()[:2]
     settings = dict(name="bench-sleep", sleep_ms=0.2, sysfs_root=str(tmp_path / "sys"))
 
-    def cool_later():           # the zone cools 3 s from now: after the agent has started
-        time.sleep(3.0)
-        temp.write_text("40000\n")
-    job = job_for(cases, cache, cooldown_c=50, **settings)    # models exported before the clock
-    threading.Thread(target=cool_later, daemon=True).start()
-    code, events, err = run_agent(job)
+    # The zone cools 2 s after the agent says hello: the first case (a small model, loaded
+    # before its cool-down) then polls it hot at least once. A timer started with the process
+    # once cooled the zone before a slow start on a busy machine had reached the first case.
+    job = job_for(cases, cache, cooldown_c=50, **settings)    # models exported before
+    proc = subprocess.Popen([sys.executable, "-m", "lutfarm_agent"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    proc.stdin.write(json.dumps(job))
+    proc.stdin.close()
+    lines = [proc.stdout.readline()]
+    assert '"event":"hello"' in lines[0], lines[0] + proc.stderr.read()
+    time.sleep(2.0)
+    temp.write_text("40000\n")
+    lines += proc.stdout.readlines()
+    err = proc.stderr.read()
+    code = proc.wait(timeout=120)
+    events = events_in("".join(lines))
     assert code == 0, err
     first, second = [e for e in events if e["event"] == "result"]
     assert first["cooldown_s"] >= 0.5 and second["cooldown_s"] < 0.5   # waited once, then cool
