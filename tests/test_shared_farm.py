@@ -40,6 +40,12 @@ def stored(url: str) -> Counter:
                        if m.status == "ok")
 
 
+def waiting(url: str) -> int:
+    """Controllers waiting for a board another campaign holds (the shared queue's hand-over)."""
+    with Store(url) as store:
+        return store.db.execute("SELECT COUNT(*) FROM board_waits").fetchone()[0]
+
+
 def test_two_controllers_on_one_campaign_split_it_and_measure_nothing_twice(pg_url, tmp_path,
                                                                            cache_dir):
     a = controller(pg_url, "box-a", tmp_path)
@@ -109,7 +115,17 @@ def test_a_board_serves_the_higher_priority_campaign_first(pg_url, tmp_path, cac
     while sum(stored(pg_url).values()) < 5:
         assert low.poll() is None and time.monotonic() < deadline, low.stderr.read()[-1500:]
         time.sleep(0.2)
-    high = controller(pg_url, "box", tmp_path, 60, 5, 2)
+    # The low campaign is paused (its whole process group) until the urgent one has said it
+    # waits for the board: a slow start on a busy machine once let it finish first.
+    os.killpg(low.pid, signal.SIGSTOP)
+    try:
+        high = controller(pg_url, "box", tmp_path, 60, 5, 2)
+        while not waiting(pg_url):
+            assert high.poll() is None and time.monotonic() < deadline, \
+                high.stderr.read()[-1500:]
+            time.sleep(0.2)
+    finally:
+        os.killpg(low.pid, signal.SIGCONT)
     s_low, s_high = finish(low), finish(high)
     assert s_low["measured"] == CASES and s_high["measured"] == CASES
     with Store(pg_url) as store:
