@@ -286,3 +286,90 @@ def _prices(lut, arch) -> dict:
     plain = float(table.latency([arch])[0])
     return {"plain_ms": plain, "overhead_corrected_ms": float(table.latency([arch], "overhead")[0])
             if lut.overhead_ms is not None else plain}
+
+
+@dataclass
+class ValidateSettings:
+    """What ``lutfarm lut validate`` takes: measure whole networks on ``devices`` and compare
+    them with the LUT's sums (chain spaces: ``archs`` in all; elastic: per resolution)."""
+
+    devices: list                        # profiler Device records (one kind)
+    runtime: object                      # a RuntimeConfig
+    db: str | Path
+    target: str = "local"                # the device or kind the LUT is stored under
+    archs: int = 30
+    seed: int = 0
+    fusion: bool = False                 # chain: the fusion-aware correction
+    every: int = 0                       # chain: re-time blocks every N networks
+    measure_blocks: bool = False         # elastic: measure the subnets' predicted blocks
+    out_dir: str | Path = "."            # where the plot and the per-network table go
+    progress: object = None              # a campaign progress listener (the CLI's bars)
+
+
+@dataclass
+class ValidateOutcome:
+    """The stored validation report, its family, and the files written beside it."""
+
+    report: object                       # ValidationReport or SubnetValidationReport
+    family: str
+    plot: Path
+    table: Path
+    skipped_cases: list = field(default_factory=list)   # cases the runtime could not take
+
+    def to_dict(self) -> dict:
+        return self.report.summary()
+
+    def to_frame(self):
+        return self.report.to_frame()
+
+
+def validate_lut(s: ValidateSettings) -> ValidateOutcome:
+    """Measure networks of the LUT's space end to end and store how well its sums hold."""
+    from lutfarm.lut import LUTError, build_lut
+    from lutfarm.profiler.campaign import CampaignSettings
+    from lutfarm.profiler.store import Store
+
+    if s.archs < 6:
+        raise SettingsError("give --archs 6 or more (half of them train the correction)")
+    runtime = s.devices[0].resolve(s.runtime)      # what it stored (an MCU's kernels)
+    out_dir = Path(s.out_dir)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in s.target)
+    with Store(s.db) as store:
+        table = build_lut(store, s.target, runtime.key)
+        family = get_space(table.space).family
+        if family == "cell":
+            raise SettingsError(f"lut validate checks chain (fbnet) and elastic (mcunet) "
+                                f"LUTs; a {table.space} LUT's sums are checked by "
+                                f"'lutfarm lut query' against measured networks")
+        missing = table.missing_cases()
+        tolerated = family == "elastic" and len(missing) <= 0.05 * len(
+            table.layout.unique_cases())
+        if missing and not tolerated:
+            raise LUTError(f"the LUT of {s.target} lacks {len(missing)} cases (e.g. "
+                           f"{missing[0]}); run 'lutfarm profile' first")
+        settings = CampaignSettings(progress=s.progress) if s.progress else CampaignSettings()
+        if family == "elastic":
+            from lutfarm.predictors.subnet_validation import plot_subnets, run_subnet_validation
+            report = run_subnet_validation(store, table, s.devices, runtime, s.archs, settings,
+                                           seed=s.seed, measure_blocks=s.measure_blocks)
+            stem = out_dir / f"validate_{safe}_{runtime.key}_{table.space}-{table.layout_name}"
+        else:
+            from lutfarm.predictors.lut_validation import run_validation
+            report = run_validation(store, table, s.devices, runtime, s.archs, settings,
+                                    seed=s.seed, fusion=s.fusion, every=s.every)
+            stem = out_dir / f"validate_{safe}_{runtime.key}_{table.layout_name}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if family == "elastic":
+        plot_subnets(report, stem.with_suffix(".png"))
+        report.to_frame().to_csv(stem.with_suffix(".csv"), index=False)
+    else:
+        import csv
+
+        from lutfarm.predictors.lut_validation import plot
+        plot(report, stem.with_suffix(".png"))
+        with open(stem.with_suffix(".csv"), "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(report.rows[0]))
+            w.writeheader()
+            w.writerows(report.rows)
+    return ValidateOutcome(report, family, stem.with_suffix(".png"), stem.with_suffix(".csv"),
+                           missing)

@@ -11,7 +11,7 @@ import numpy as np
 from lutfarm.cli import cli
 from lutfarm.cli.options import db_option, runtime_options
 from lutfarm.cli.output import err, lut_table, out
-from lutfarm.lut import LatencyTable, LUTError, build_lut, import_hwnasbench, load_lut, save_lut
+from lutfarm.lut import LatencyTable, build_lut, import_hwnasbench, load_lut, save_lut
 from lutfarm.lut.build import STATISTICS, stored_runtime
 from lutfarm.lut.hwnasbench import BUNDLED, DEVICES
 from lutfarm.profiler.firmware import describe_target
@@ -199,93 +199,55 @@ def list_cmd(db):
 def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, every, out_dir,
                  measure_blocks, as_json):
     """Measure whole networks and report how well the LUT predicts them."""
-    import csv
-
+    from lutfarm.api import ValidateSettings, validate_lut
     from lutfarm.cli.output import RichProgress, validation_table
     from lutfarm.cli.profile import resolve_devices
-    from lutfarm.predictors.lut_validation import plot, run_validation
-    from lutfarm.profiler.campaign import CampaignSettings
 
     if n_archs < 6:
         raise click.BadParameter("give --archs 6 or more (half of them train the correction)")
     spec = device if inventory is None else (device if "," in device else _kind_or_name(
         device, inventory))
     devices = resolve_devices(spec, inventory)
-    runtime_config = devices[0].resolve(runtime_config)   # what it stored (an MCU's kernels)
-    with Store(db) as store:
-        table = build_lut(store, device, runtime_config.key)
-        missing = table.missing_cases()
-        subnets = table.space != "fbnet" and hasattr(table.layout, "case_index")
-        if missing and not (subnets and len(missing) <= 0.05 * len(table.layout.unique_cases())):
-            raise LUTError(f"the LUT of {device} lacks {len(missing)} cases (e.g. {missing[0]}); "
-                           f"run 'lutfarm profile' first")
-        if missing:     # cases the runtime cannot take: validate the subnets that avoid them
-            err.print(f"[yellow]{len(missing)} case(s) unmeasured (e.g. {missing[0]}: see "
-                      f"'lutfarm lut list' failures); only subnets without them are validated")
-        if table.space != "fbnet":
-            if not hasattr(table.layout, "case_index"):
-                raise click.UsageError(f"lut validate checks fbnet and mcunet LUTs, not "
-                                       f"{table.space}")
-            _validate_subnets(store, table, device, devices, runtime_config, n_archs, seed,
-                              out_dir, as_json, measure_blocks)
-            return
-        with RichProgress(device) as progress:
-            report = run_validation(store, table, devices, runtime_config, n_archs,
-                                    CampaignSettings(progress=progress), seed=seed,
-                                    fusion=fusion, every=every)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"validate_{_safe(device)}_{runtime_config.key}_{table.layout_name}"
-    plot(report, stem.with_suffix(".png"))
-    with open(stem.with_suffix(".csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(report.rows[0]))
-        w.writeheader()
-        w.writerows(report.rows)
-    if as_json:
-        click.echo(json.dumps(report.summary()))
-    else:
-        out.print(validation_table(report))
-    err.print(f"plot {stem.with_suffix('.png')}, table {stem.with_suffix('.csv')}; the report "
-              f"is stored with the LUT (lutfarm lut export includes it)")
-
-
-def _validate_subnets(store, lut, device, devices, runtime_config, per_resolution, seed,
-                      out_dir, as_json, measure_blocks=False) -> None:
-    """``lut validate`` for a subnet space (MCUNet): ``--archs`` subnets per resolution."""
-    from lutfarm.cli.output import RichProgress
-    from lutfarm.predictors.subnet_validation import plot_subnets, run_subnet_validation
-    from lutfarm.profiler.campaign import CampaignSettings
-
     with RichProgress(device) as progress:
-        report = run_subnet_validation(store, lut, devices, runtime_config, per_resolution,
-                                       CampaignSettings(progress=progress), seed=seed,
-                                       measure_blocks=measure_blocks)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"validate_{_safe(device)}_{runtime_config.key}_{lut.space}-{lut.layout_name}"
-    plot_subnets(report, stem.with_suffix(".png"))
-    report.to_frame().to_csv(stem.with_suffix(".csv"), index=False)
+        done = validate_lut(ValidateSettings(
+            devices, runtime_config, db, target=device, archs=n_archs, seed=seed,
+            fusion=fusion, every=every, measure_blocks=measure_blocks, out_dir=out_dir,
+            progress=progress))
+    missing = done.skipped_cases
+    if missing:
+        err.print(f"[yellow]{len(missing)} case(s) unmeasured (e.g. {missing[0]}: see "
+                  f"'lutfarm lut list' failures); only subnets without them were validated")
     if as_json:
-        click.echo(json.dumps(report.summary()))
+        click.echo(json.dumps(done.to_dict()))
+    elif done.family == "elastic":
+        _print_subnet_validation(done.report, device, devices[0].resolve(runtime_config).key)
     else:
-        from rich.table import Table
-        t = Table(title=f"LUT vs measured subnets: {device} / {runtime_config.key}")
-        for col in ("resolution", "sum", "n", "±5 %", "±10 %", "MAPE", "Spearman", "pred/meas"):
-            t.add_column(col, justify="right")
-        rows = [*report.per_resolution.items(),
-                ("all", {"plain": report.plain, "overhead": report.overhead})]
-        if report.measured_only:
-            rows.append(("measured blocks only", report.measured_only))
-        for r, metrics in rows:
-            for name in ("plain", "overhead"):
-                m = metrics[name]
-                t.add_row(r, name, str(m["n"]), f"{m['within_5pct']:.0%}",
-                          f"{m['within_10pct']:.0%}", f"{m['mape']:.1%}",
-                          f"{m['spearman']:.3f}", f"{m['mean_ratio']:.3f}")
-        out.print(t)
-        for name, stats in report.memory.items():
-            if stats:
-                out.print(f"memory {name.replace('_', ' ')}: median {stats['median']:.2f} "
-                          f"(min {stats['min']:.2f}, max {stats['max']:.2f}, n {stats['n']})")
-    err.print(f"plot {stem.with_suffix('.png')}, table {stem.with_suffix('.csv')}")
+        out.print(validation_table(done.report))
+    err.print(f"plot {done.plot}, table {done.table}"
+              + ("; the report is stored with the LUT (lutfarm lut export includes it)"
+                 if done.family == "chain" else ""))
+
+
+def _print_subnet_validation(report, device: str, runtime_key: str) -> None:
+    from rich.table import Table
+    t = Table(title=f"LUT vs measured subnets: {device} / {runtime_key}")
+    for col in ("resolution", "sum", "n", "±5 %", "±10 %", "MAPE", "Spearman", "pred/meas"):
+        t.add_column(col, justify="right")
+    rows = [*report.per_resolution.items(),
+            ("all", {"plain": report.plain, "overhead": report.overhead})]
+    if report.measured_only:
+        rows.append(("measured blocks only", report.measured_only))
+    for r, metrics in rows:
+        for name in ("plain", "overhead"):
+            m = metrics[name]
+            t.add_row(r, name, str(m["n"]), f"{m['within_5pct']:.0%}",
+                      f"{m['within_10pct']:.0%}", f"{m['mape']:.1%}",
+                      f"{m['spearman']:.3f}", f"{m['mean_ratio']:.3f}")
+    out.print(t)
+    for name, stats in report.memory.items():
+        if stats:
+            out.print(f"memory {name.replace('_', ' ')}: median {stats['median']:.2f} "
+                      f"(min {stats['min']:.2f}, max {stats['max']:.2f}, n {stats['n']})")
 
 
 def _kind_or_name(device: str, inventory: Path) -> str:
