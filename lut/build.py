@@ -8,6 +8,7 @@ from lutfarm.lut.table import EXTRA_COLUMNS, LUT, PREDICTIONS_REPORT, LUTError
 from lutfarm.profiler.firmware import board_target
 from lutfarm.profiler.store import Measurement, Store
 from lutfarm.spaces import BlockCase, CaseKeyError, get_layout
+from lutfarm.spaces.registry import family_of
 
 STATISTICS = ("median", "mean", "min", "p90")
 
@@ -28,7 +29,8 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
         last = store.last_campaign_layout(device, runtime)
         space, layout, classes = last if last else ("fbnet", "cifar", classes)
     lay = get_layout(space or "fbnet", layout, classes)
-    if hasattr(lay, "with_resolutions"):      # a LUT covers the resolutions it has measured
+    elastic = family_of(lay.space) == "elastic"
+    if elastic:      # a LUT covers the resolutions it has measured
         lay = lay.with_resolutions(measured_resolutions(lay, found) or lay.resolutions)
     keys = [lay.overhead_case().key] + [c.key for c in lay.unique_cases()]
     rows: dict[str, Measurement] = {k: found[k] for k in keys if k in found}
@@ -41,7 +43,7 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
     contexts = sorted({m.context_id for m in rows.values() if m.context_id is not None})
     context = store.context(contexts[-1]) if contexts else {}
     meta = {"source": f"lutfarm store {store.location}", "created": time.time(),
-            **({"resolutions": list(lay.resolutions)} if hasattr(lay, "resolutions") else {}),
+            **({"resolutions": list(lay.resolutions)} if elastic else {}),
             "overhead_case": lay.overhead_case().key,
             "context": context,
             "missing": [k for k in keys if k not in rows],

@@ -15,6 +15,7 @@ from scipy import stats
 from lutfarm.lut.table import LUT, LUTError
 from lutfarm.plotting import figure
 from lutfarm.spaces import OPS
+from lutfarm.spaces.registry import family_of
 
 
 @dataclass
@@ -83,7 +84,7 @@ def compare_luts(a: LUT, b: LUT) -> Comparison:
                      only_b=sorted(set(b.latency_ms) - set(a.latency_ms)),
                      memory_ratios={k: mem_b[k] / mem_a[k] for k in common
                                     if mem_a.get(k) and mem_b.get(k)})
-    slots = a.layout.choice_cases() if hasattr(a.layout, "choice_cases") else []
+    slots = a.layout.choice_cases() if family_of(a.space) == "chain" else []
     for i, slot in enumerate(slots):       # per-layer re-ranking: FBNet's fixed layers only
         keys = [c.key for c in slot]
         if not all(k in a.latency_ms and k in b.latency_ms for k in keys):

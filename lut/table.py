@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from lutfarm.errors import LutfarmError
 from lutfarm.spaces import get_layout
 from lutfarm.spaces.fbnet import FBNetLayout
+from lutfarm.spaces.registry import family_of
 
 # Optional per-case columns a LUT may carry next to its latency, in file order.
 # model_bytes: the case's model as the runtime loaded it (flash on a microcontroller)
@@ -38,7 +39,7 @@ class LUT:
     @property
     def layout(self) -> FBNetLayout:
         layout = get_layout(self.space, self.layout_name, self.classes)
-        if self.meta.get("resolutions") and hasattr(layout, "with_resolutions"):
+        if self.meta.get("resolutions") and family_of(self.space) == "elastic":
             layout = layout.with_resolutions(self.meta["resolutions"])   # what it was built for
         return layout
 

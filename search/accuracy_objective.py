@@ -16,6 +16,7 @@ import numpy as np
 from lutfarm.errors import LutfarmError
 from lutfarm.predictors.accuracy import MLPPredictor
 from lutfarm.search.supernet import Checkpoint
+from lutfarm.spaces.registry import family_of
 
 PREDICTOR_TARGET = "supernet held-out accuracy"
 
@@ -26,7 +27,7 @@ class AccuracySourceError(LutfarmError, ValueError):
 
 def genes_to_archs(layout) -> Callable[[np.ndarray], list]:
     """A search's integer genes -> the layout's archs (FBNet: the genes are the arch)."""
-    if hasattr(layout, "from_genes"):
+    if family_of(layout.space) == "elastic":     # genes -> a subnet record
         return layout.from_genes
     return lambda genes: [tuple(int(v) for v in row) for row in np.atleast_2d(genes)]
 

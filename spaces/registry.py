@@ -69,6 +69,11 @@ def get_space(name: str) -> Space:
                                 f"{', '.join(_SPACES)}") from None
 
 
+def family_of(space: str) -> str:
+    """The family of a registered space: what the layers above ask instead of its name."""
+    return get_space(space).family
+
+
 def get_layout(space: str, layout: str | None = None, classes: int | None = None):
     """Look a layout up by name (``None``: the space's default); ``classes`` overrides the
     classifier width."""

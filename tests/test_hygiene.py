@@ -107,3 +107,18 @@ def test_readmes_folder_table_names_what_exists():
                     or any((REPO / folder).glob(f"*/{name}"))):
                 missing.append(f"{folder}/{name}")
     assert not missing, f"README's folder table names files that do not exist: {missing}"
+
+
+def test_layers_above_spaces_ask_the_family_not_hasattr_on_a_layout():
+    """13 ``hasattr(layout, ...)`` probes picked each layer's path by what a layout object
+    happened to have; the Space record's family says it now (spaces/registry.py)."""
+    probes = []
+    for rel, path in _python_files():
+        if rel.parts[0] not in ("lutfarm", "lut", "predictors", "search", "profiler"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(rel))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id == "hasattr" and node.args
+                    and "layout" in ast.unparse(node.args[0]).lower()):
+                probes.append(f"{rel}:{node.lineno} {ast.unparse(node)}")
+    assert not probes, probes

@@ -14,6 +14,7 @@ from lutfarm.cli.profile import run_profile
 from lutfarm.lut import build_lut, save_lut
 from lutfarm.profiler.devices import LOCAL
 from lutfarm.profiler.store import Store
+from lutfarm.spaces.registry import family_of
 from lutfarm_agent.timing import TimingSettings
 
 
@@ -25,7 +26,7 @@ from lutfarm_agent.timing import TimingSettings
               default=Path("lut_local.csv"), show_default=True, help="where to write the LUT")
 def demo(layout, runtime_config, db, output):
     """Profile this machine, export its LUT and price a few example architectures."""
-    if layout.space != "fbnet":
+    if family_of(layout.space) != "chain":
         raise click.UsageError(f"the demo builds an FBNet LUT; measure the {layout.space} "
                                f"space with: lutfarm profile --space {layout.space}")
     run_profile(db, layout, runtime_config, [LOCAL], None, None, TimingSettings())

@@ -17,6 +17,7 @@ from lutfarm.lut.hwnasbench import BUNDLED, DEVICES
 from lutfarm.profiler.firmware import describe_target
 from lutfarm.profiler.store import Store
 from lutfarm.spaces import ArchError, parse_arch
+from lutfarm.spaces.registry import family_of
 
 
 @cli.group()
@@ -89,7 +90,7 @@ def _read_archs(archs: tuple[str, ...], archs_file: Path | None, num_layers: int
 def query_cmd(lut_path, archs, archs_file, arch_json, breakdown, as_json):
     """Latency of architectures (ms) under a LUT; the layout is read from the LUT."""
     lut = load_lut(lut_path)
-    if hasattr(lut.layout, "case_index"):
+    if family_of(lut.space) == "elastic":
         _query_subnets(lut, lut_path, archs, archs_file, arch_json, breakdown, as_json)
         return
     if arch_json:

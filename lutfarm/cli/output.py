@@ -17,6 +17,7 @@ from rich.table import Table
 from lutfarm.lut import LUT, LatencyTable
 from lutfarm.profiler import campaign
 from lutfarm.profiler.firmware import describe_target
+from lutfarm.spaces.registry import family_of
 
 err = Console(stderr=True)
 out = Console()
@@ -123,9 +124,10 @@ def lut_table(lut: LUT, examples: dict[str, list[int]] | None = None) -> Table:
                                          if lut.missing_cases() else ""))
     if lut.overhead_ms is not None:
         t.add_row("empty-model call (overhead)", f"{lut.overhead_ms:.4f} ms")
-    if lut.space == "fbnet":
+    family = family_of(lut.space)
+    if family == "chain":
         _fbnet_rows(t, lut, examples)
-    elif hasattr(lut.layout, "case_index"):
+    elif family == "elastic":
         _subnet_rows(t, lut)
     values = np.array(list(lut.latency_ms.values()))
     t.add_row("block latency min / median / max",

@@ -11,6 +11,7 @@ from lutfarm.cli import cli
 from lutfarm.cli.options import db_option, runtime_options
 from lutfarm.cli.output import err, out
 from lutfarm.profiler.store import Store
+from lutfarm.spaces.registry import family_of
 
 
 @cli.group()
@@ -60,7 +61,7 @@ def train_cmd(what, device, space, runtime_config, db, supernet_path, samples, e
         found = store.latest(device, runtime_config.key)
     cases = [BlockCase.from_key(k) for k in found if k.startswith(kind + "_")]
     if len(cases) < 20:
-        hint = ("lutfarm profile --widths 0.5,1.0" if space == "fbnet"
+        hint = ("lutfarm profile --widths 0.5,1.0" if family_of(space) == "chain"
                 else f"lutfarm profile --space {space} --sample 60")
         raise PredictorError(f"{len(cases)} {kind} cases ({space}) measured on {device} with "
                              f"{runtime_config.key}; profile at least 20 (e.g. {hint})")

@@ -23,6 +23,7 @@ from lutfarm.profiler.devices import Device, get_device, select_devices
 from lutfarm.profiler.export import ModelCache
 from lutfarm.profiler.inventory import load_inventory
 from lutfarm.profiler.store import Store
+from lutfarm.spaces.registry import family_of
 from lutfarm_agent.runtimes import SPECS
 from lutfarm_agent.timing import TimingSettings
 
@@ -136,7 +137,7 @@ def profile(layout, devices, inventory, runtime_config, db, affinity, only, cach
                                      f"--runtime {boards}", param_hint="--serial")
         chosen = [replace(d, serial=serial) for d in chosen]
     farm = FarmSettings(case_timeout_s=case_timeout, lock_wait_s=lock_wait)
-    if widths and not hasattr(layout, "width_cases"):
+    if widths and family_of(layout.space) != "chain":
         raise click.BadParameter(f"the {layout.space} space has its own width multipliers; "
                                  f"--widths is for fbnet", param_hint="--widths")
     try:

@@ -12,6 +12,7 @@ from lutfarm import environment
 from lutfarm.cli.options import layout_options
 from lutfarm.cli.output import TrainingProgress, err, out
 from lutfarm.cli.search import search
+from lutfarm.spaces.registry import family_of
 
 
 @search.group("supernet")
@@ -69,7 +70,7 @@ def train_cmd(layout, data, epochs, batch_size, lr, warmup_epochs, sandwich, dis
     settings = TrainSettings(epochs, batch_size, lr, warmup_epochs=warmup_epochs,
                              sandwich=sandwich, distill=distill, seed=seed,
                              workers=workers, max_batches=max_batches)
-    resolutions = list(layout.resolutions) if hasattr(layout, "resolutions") else None
+    resolutions = list(layout.resolutions) if family_of(layout.space) == "elastic" else None
     if output.exists():
         ck = Checkpoint.load(output)
         mine = (layout.space, layout.name, spec, resolutions)

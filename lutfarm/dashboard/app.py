@@ -31,6 +31,7 @@ from lutfarm.profiler.firmware import describe_target
 from lutfarm.profiler.store import Store
 from lutfarm.profiler.store import aggregates as queries
 from lutfarm.profiler.store.drivers import is_postgres, redact
+from lutfarm.spaces.registry import family_of
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 COOKIE = "lutfarm_token"
@@ -129,7 +130,7 @@ def create_app(db: str | os.PathLike, token: str | None = None) -> FastAPI:
         values = np.array(list(lut.latency_ms.values()), float)
         figures = {"distribution": plots.distribution(values, f"{len(values)} entries")}
         layout = lut.layout
-        if hasattr(layout, "choice_cases"):
+        if family_of(layout.space) == "chain":
             from lutfarm.spaces.fbnet import OPS
             table = LatencyTable(lut)
             figures["heatmap"] = plots.heatmap(table.matrix, [o.name for o in OPS],
