@@ -373,3 +373,104 @@ def validate_lut(s: ValidateSettings) -> ValidateOutcome:
             w.writerows(report.rows)
     return ValidateOutcome(report, family, stem.with_suffix(".png"), stem.with_suffix(".csv"),
                            missing)
+
+
+@dataclass
+class SupernetSettings:
+    """What ``lutfarm search supernet train`` takes (``train`` holds the optimiser's)."""
+
+    layout: object                       # a layout of a space with a supernet
+    output: str | Path                   # the checkpoint: written every epoch, resumed
+    data: str = "digits"                 # 'digits' or an image folder root/<class>/<image>
+    train: object = None                 # lutfarm.search.supernet.TrainSettings
+    nproc: int = 1                       # DistributedDataParallel processes
+    torch_device: str | None = None
+    quiet: bool = False                  # the DDP workers print nothing
+
+
+@dataclass
+class SupernetResult:
+    data: dict
+    trained: bool = True                 # False: this process is a torchrun rank other than 0
+
+    def __getitem__(self, key: str):
+        return self.data[key]
+
+    def to_dict(self) -> dict:
+        return dict(self.data)
+
+    def to_frame(self):
+        import pandas as pd
+        return pd.DataFrame([{k: v for k, v in self.data.items() if not isinstance(v, list)}])
+
+
+def train_supernet(s: SupernetSettings, on_batch: Callable | None = None,
+                   on_epoch: Callable | None = None,
+                   say: Callable[[str], None] = lambda line: None) -> SupernetResult:
+    """Train (or resume) a space's one-shot supernet and score its largest and smallest
+    subnets; under torchrun each rank calls this and rank 0 gets the result."""
+    from dataclasses import asdict
+
+    from lutfarm import environment
+    from lutfarm.search.data import load_images, num_classes
+    from lutfarm.search.supernet import (
+        Checkpoint,
+        SupernetError,
+        TrainSettings,
+        build_supernet,
+        train,
+        train_distributed,
+    )
+
+    layout, output = s.layout, Path(s.output)
+    spec = s.data if s.data == "digits" else str(Path(s.data).resolve())
+    settings = s.train or TrainSettings()
+    epochs = settings.epochs
+    resolutions = list(layout.resolutions) if get_space(layout.space).family == "elastic" \
+        else None
+    if output.exists():
+        ck = Checkpoint.load(output)
+        mine = (layout.space, layout.name, spec, resolutions)
+        if (ck.space, ck.layout, ck.data, ck.resolutions) != mine:
+            raise SupernetError(
+                f"{output} holds a {ck.space}/{ck.layout} supernet on {ck.data} "
+                f"(resolutions {ck.resolutions}), not {layout.space}/{layout.name} on {spec}; "
+                f"give another -o or delete {output} to start over")
+        saved = {k: v for k, v in ck.settings.items() if k != "epochs"}
+        settings = TrainSettings(epochs=epochs, **saved)
+        if ck.epochs_done >= epochs:
+            say(f"{output}: already trained {ck.epochs_done} epochs (asked {epochs})")
+        else:
+            say(f"resuming {output} after epoch {ck.epochs_done} of {epochs}")
+    else:
+        classes = num_classes(load_images(spec, layout.input_size))
+        build_supernet(layout.with_classes(classes), classes)     # fails now if no supernet
+        ck = Checkpoint(layout.space, layout.name, classes, resolutions, spec, asdict(settings))
+    world, rank = environment.torchrun_rank()
+    if ck.epochs_done < epochs:
+        if world > 1:          # under torchrun: this process is one rank
+            import torch.distributed as dist
+            dist.init_process_group("nccl" if (s.torch_device or "").startswith("cuda")
+                                    else "gloo")
+            try:
+                ck = train(ck, output, settings, s.torch_device)
+            finally:
+                dist.destroy_process_group()
+            if rank != 0:
+                return SupernetResult({}, trained=False)
+        elif s.nproc > 1:
+            say(f"training on {s.nproc} processes (DistributedDataParallel)")
+            ck = train_distributed(ck, output, settings, s.nproc, s.torch_device,
+                                   quiet=s.quiet)
+        else:
+            ck = train(ck, output, settings, s.torch_device, on_batch=on_batch,
+                       on_epoch=on_epoch)
+    ck = Checkpoint.load(output)
+    scorer = ck.scorer(s.torch_device)
+    net = scorer.net
+    ends = {"largest": net.largest(), "smallest": net.smallest()}
+    return SupernetResult({
+        "supernet": str(output), "space": ck.space, "layout": ck.layout,
+        "classes": ck.classes, "data": ck.data, "epochs": ck.epochs_done,
+        "seconds_per_epoch": [round(r["seconds"], 2) for r in ck.history],
+        **{f"{k}_accuracy": 100.0 * scorer(a) for k, a in ends.items()}})

@@ -267,13 +267,17 @@ class TrainingProgress:
         self.tasks: dict[int, int] = {}
 
     def __enter__(self):
-        self.bar.start()
-        return self
+        self.started = False         # the bar appears with the first batch: an error before
+        return self                  # it (a checkpoint of another space) stays one line
 
     def __exit__(self, *exc):
-        self.bar.stop()
+        if self.started:
+            self.bar.stop()
 
     def batch(self, epoch: int, epochs: int, step: int, steps: int, status: str) -> None:
+        if not self.started:
+            self.bar.start()
+            self.started = True
         if epoch not in self.tasks:
             self.tasks[epoch] = self.bar.add_task(f"{self.label} epoch {epoch + 1}/{epochs}",
                                                   total=steps, status="")

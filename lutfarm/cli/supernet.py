@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -12,7 +11,6 @@ from lutfarm import environment
 from lutfarm.cli.options import layout_options
 from lutfarm.cli.output import TrainingProgress, err, out
 from lutfarm.cli.search import search
-from lutfarm.spaces.registry import family_of
 
 
 @search.group("supernet")
@@ -56,78 +54,34 @@ def train_cmd(layout, data, epochs, batch_size, lr, warmup_epochs, sandwich, dis
               torch_device, output, as_json):
     """Train a space's one-shot supernet on your data; kill it any time and run the same
     command again to resume from the last finished epoch."""
-    from lutfarm.search.data import load_images, num_classes
-    from lutfarm.search.supernet import (
-        Checkpoint,
-        SupernetError,
-        TrainSettings,
-        build_supernet,
-        train,
-        train_distributed,
-    )
+    from lutfarm.api import SupernetSettings, train_supernet
+    from lutfarm.search.supernet import TrainSettings
 
-    spec = _data_spec(data)
-    settings = TrainSettings(epochs, batch_size, lr, warmup_epochs=warmup_epochs,
-                             sandwich=sandwich, distill=distill, seed=seed,
-                             workers=workers, max_batches=max_batches)
-    resolutions = list(layout.resolutions) if family_of(layout.space) == "elastic" else None
-    if output.exists():
-        ck = Checkpoint.load(output)
-        mine = (layout.space, layout.name, spec, resolutions)
-        if (ck.space, ck.layout, ck.data, ck.resolutions) != mine:
-            raise SupernetError(
-                f"{output} holds a {ck.space}/{ck.layout} supernet on {ck.data} "
-                f"(resolutions {ck.resolutions}), not {layout.space}/{layout.name} on {spec}; "
-                f"give another -o or delete {output} to start over")
-        saved = {k: v for k, v in ck.settings.items() if k != "epochs"}
-        settings = TrainSettings(epochs=epochs, **saved)
-        if ck.epochs_done >= epochs:
-            err.print(f"{output}: already trained {ck.epochs_done} epochs (asked {epochs})")
-        else:
-            err.print(f"resuming {output} after epoch {ck.epochs_done} of {epochs}")
+    settings = SupernetSettings(
+        layout, output, data, TrainSettings(epochs, batch_size, lr, warmup_epochs=warmup_epochs,
+                                            sandwich=sandwich, distill=distill, seed=seed,
+                                            workers=workers, max_batches=max_batches),
+        nproc, torch_device, quiet=as_json)
+    if nproc > 1 or environment.torchrun_rank()[0] > 1:   # several processes: no bar
+        result = train_supernet(settings, say=err.print)
     else:
-        classes = num_classes(load_images(spec, layout.input_size))
-        build_supernet(layout.with_classes(classes), classes)     # fails now if no supernet
-        ck = Checkpoint(layout.space, layout.name, classes, resolutions, spec, asdict(settings))
-    world, rank = environment.torchrun_rank()
-    if ck.epochs_done < epochs:
-        if world > 1:          # under torchrun: this process is one rank
-            import torch.distributed as dist
-            dist.init_process_group("nccl" if (torch_device or "").startswith("cuda")
-                                    else "gloo")
-            try:
-                ck = train(ck, output, settings, torch_device)
-            finally:
-                dist.destroy_process_group()
-            if rank != 0:
-                return
-        elif nproc > 1:
-            err.print(f"training on {nproc} processes (DistributedDataParallel)")
-            ck = train_distributed(ck, output, settings, nproc, torch_device, quiet=as_json)
-        else:
-            with TrainingProgress(f"{layout.space} supernet") as bar:
-                ck = train(ck, output, settings, torch_device,
-                           on_batch=lambda b: bar.batch(
-                               b["epoch"], epochs, b["step"], b["steps"],
-                               f"loss {b['loss']:.3f}  acc {b['train_acc']:.1%}"),
-                           on_epoch=lambda r: bar.line(
-                               f"epoch {r['epoch'] + 1}/{epochs}: loss {r['loss']:.3f}, train "
-                               f"acc {r['train_acc']:.1%}, {r['seconds']:.1f} s; checkpoint "
-                               f"{output}"))
-    ck = Checkpoint.load(output)
-    scorer = ck.scorer(torch_device)
-    net = scorer.net
-    ends = {"largest": net.largest(), "smallest": net.smallest()}
-    result = {"supernet": str(output), "space": ck.space, "layout": ck.layout,
-              "classes": ck.classes, "data": ck.data, "epochs": ck.epochs_done,
-              "seconds_per_epoch": [round(r["seconds"], 2) for r in ck.history],
-              **{f"{k}_accuracy": 100.0 * scorer(a) for k, a in ends.items()}}
-    if as_json:
-        click.echo(json.dumps(result))
+        with TrainingProgress(f"{layout.space} supernet") as bar:
+            result = train_supernet(
+                settings, say=err.print,
+                on_batch=lambda b: bar.batch(b["epoch"], epochs, b["step"], b["steps"],
+                                             f"loss {b['loss']:.3f}  acc {b['train_acc']:.1%}"),
+                on_epoch=lambda r: bar.line(
+                    f"epoch {r['epoch'] + 1}/{epochs}: loss {r['loss']:.3f}, train acc "
+                    f"{r['train_acc']:.1%}, {r['seconds']:.1f} s; checkpoint {output}"))
+    if not result.trained:        # a torchrun rank other than 0
         return
-    out.print(f"{output}: {ck.space}/{ck.layout} supernet, {ck.epochs_done} epochs on "
-              f"{ck.data}; held-out accuracy (BN recalibrated) largest subnet "
-              f"{result['largest_accuracy']:.1f} %, smallest {result['smallest_accuracy']:.1f} %")
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+        return
+    r = result
+    out.print(f"{output}: {r['space']}/{r['layout']} supernet, {r['epochs']} epochs on "
+              f"{r['data']}; held-out accuracy (BN recalibrated) largest subnet "
+              f"{r['largest_accuracy']:.1f} %, smallest {r['smallest_accuracy']:.1f} %")
 
 
 @supernet.command("score")
