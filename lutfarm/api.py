@@ -474,3 +474,60 @@ def train_supernet(s: SupernetSettings, on_batch: Callable | None = None,
         "classes": ck.classes, "data": ck.data, "epochs": ck.epochs_done,
         "seconds_per_epoch": [round(r["seconds"], 2) for r in ck.history],
         **{f"{k}_accuracy": 100.0 * scorer(a) for k, a in ends.items()}})
+
+
+@dataclass
+class DNASRun:
+    """What ``lutfarm search dnas`` takes: an FBNet LUT, the data, FBNet's hyper-parameters."""
+
+    lut: str | Path
+    data: str = "digits"                 # 'digits' or an image folder root/<class>/<image>
+    settings: object = None              # lutfarm.search.dnas.DNASSettings
+    checkpoint: str | Path | None = None  # default: one per run under the lutfarm cache
+    nproc: int = 1                       # DistributedDataParallel processes
+    torch_device: str | None = None
+
+
+def dnas(s: DNASRun, on_batch: Callable | None = None, log: Callable | None = None,
+         say: Callable[[str], None] = lambda line: None):
+    """FBNet's differentiable search with the LUT's latency in the loss, resumable from its
+    checkpoint (the same run, asked again, goes on where it stopped). Returns the DNASResult."""
+    import hashlib
+
+    from lutfarm import environment
+    from lutfarm.lut import LatencyTable, load_lut
+    from lutfarm.search.data import load_images, num_classes
+    from lutfarm.search.dnas import DNASSettings, search, spawn_search
+
+    st = s.settings or DNASSettings()
+    if st.widths and (max(st.widths) != 1.0 or min(st.widths) <= 0):
+        raise SettingsError("--widths must lie in (0, 1] and include 1.0 (the LUT's width)")
+    if family_of_lut(s.lut) != "chain":
+        raise SettingsError("DNAS searches a chain space (fbnet) LUT; search other spaces "
+                            "with: lutfarm search evolve")
+    table = LatencyTable(load_lut(s.lut))
+    dataset = load_images(s.data, table.layout.input_size)
+    classes = num_classes(dataset)
+    checkpoint = Path(s.checkpoint) if s.checkpoint else None
+    if checkpoint is None:
+        key = hashlib.sha256(repr((str(Path(s.lut).resolve()), str(s.data), st.warmup_epochs,
+                                   st.batch_size, st.max_batches, st.alpha, st.beta, st.seed,
+                                   st.widths)).encode()).hexdigest()[:16]
+        checkpoint = environment.cache_dir() / "dnas" / f"{key}.pt"
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    say(f"resuming from {checkpoint}" if checkpoint.exists() else
+        f"checkpoint {checkpoint}: written every epoch, the same command resumes from it")
+    if s.nproc > 1:
+        say(f"training on {s.nproc} processes (DistributedDataParallel); checkpoint "
+            f"{checkpoint}")
+        return spawn_search(s.nproc, table, dataset, classes, checkpoint, s.torch_device,
+                            settings=st)
+    return search(table, dataset, classes, st, device=s.torch_device, log=log,
+                  on_batch=on_batch, checkpoint=checkpoint)
+
+
+def family_of_lut(lut) -> str:
+    """The family of a LUT file's (or a loaded LUT's) space."""
+    from lutfarm.lut import load_lut
+    loaded = load_lut(lut) if isinstance(lut, (str, Path)) else lut
+    return get_space(loaded.space).family

@@ -15,6 +15,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
 from pathlib import Path
 
 import numpy as np
@@ -146,28 +147,48 @@ class DNASCheckpointError(LutfarmError, ValueError):
     """A DNAS checkpoint that belongs to another run."""
 
 
-def search(table: LatencyTable, data: Dataset, classes: int, epochs: int = 10,
-           warmup_epochs: int = 2, batch_size: int = 32, alpha: float = 0.2, beta: float = 0.6,
-           tau0: float = 5.0, tau_decay: float = 0.045, lr: float = 0.1, theta_lr: float = 0.01,
-           max_batches: int | None = None, n_samples: int = 5, seed: int = 0,
-           device: str | None = None, log=None,
-           widths: tuple[float, ...] | None = None, on_batch=None,
-           checkpoint: Path | None = None, final_weights: Path | None = None) -> DNASResult:
-    """Train the supernet; ``widths`` (e.g. (0.5, 0.75, 1.0)) adds FBNetV2 channel search.
-    ``log`` gets each epoch's record, ``on_batch`` each batch's running figures; with
-    ``checkpoint`` the run is written there after every epoch and resumed from it (the torch
-    random state included, so a resumed run ends where an uninterrupted one does). Under
-    torch.distributed (``spawn_search``, torchrun) each rank trains on its share of the batches
-    and rank 0 writes; ``final_weights`` (a folder) receives every rank's weights."""
+@dataclass(frozen=True)
+class DNASSettings:
+    """FBNet's DNAS hyper-parameters (the paper's, scaled to small data); ``widths`` (e.g.
+    (0.5, 0.75, 1.0)) adds FBNetV2 channel search."""
+
+    epochs: int = 10
+    warmup_epochs: int = 2           # weights only: the architecture is not trained yet
+    batch_size: int = 32
+    alpha: float = 0.2               # the latency term: alpha * log(latency) ** beta
+    beta: float = 0.6
+    tau0: float = 5.0                # Gumbel-softmax temperature, decayed per epoch
+    tau_decay: float = 0.045
+    lr: float = 0.1                  # weights (SGD)
+    theta_lr: float = 0.01           # architecture parameters (Adam)
+    max_batches: int | None = None   # cap per epoch (tests, quick looks)
+    n_samples: int = 5               # archs sampled from the final distribution
+    seed: int = 0
+    widths: tuple[float, ...] | None = None
+
+
+def search(table: LatencyTable, data: Dataset, classes: int,
+           settings: DNASSettings | None = None, *, device: str | None = None, log=None,
+           on_batch=None, checkpoint: Path | None = None, final_weights: Path | None = None,
+           **overrides) -> DNASResult:
+    """Train the supernet under ``settings`` (keyword ``overrides`` replace single fields:
+    ``search(t, d, 10, epochs=3)``). ``log`` gets each epoch's record, ``on_batch`` each
+    batch's running figures; with ``checkpoint`` the run is written there after every epoch
+    and resumed from it (the torch random state included, so a resumed run ends where an
+    uninterrupted one does). Under torch.distributed (``spawn_search``, torchrun) each rank
+    trains on its share of the batches and rank 0 writes; ``final_weights`` (a folder)
+    receives every rank's weights."""
+    st = dataclass_replace(settings or DNASSettings(), **overrides)
     run = {"lut": table.lut.device + "/" + table.lut.runtime, "classes": classes,
-           "epochs": epochs, "warmup_epochs": warmup_epochs, "batch_size": batch_size,
-           "alpha": alpha, "beta": beta, "tau0": tau0, "tau_decay": tau_decay, "lr": lr,
-           "theta_lr": theta_lr, "max_batches": max_batches, "seed": seed,
-           "widths": list(widths) if widths else None, "data_size": len(data)}
-    with torch_seeded(seed):     # repeatable, and the caller's torch RNG is left as it was
-        return _search(table, data, classes, epochs, warmup_epochs, batch_size, alpha, beta,
-                       tau0, tau_decay, lr, theta_lr, max_batches, n_samples, seed, device, log,
-                       widths, on_batch, checkpoint, run, final_weights)
+           "epochs": st.epochs, "warmup_epochs": st.warmup_epochs, "batch_size": st.batch_size,
+           "alpha": st.alpha, "beta": st.beta, "tau0": st.tau0, "tau_decay": st.tau_decay,
+           "lr": st.lr, "theta_lr": st.theta_lr, "max_batches": st.max_batches, "seed": st.seed,
+           "widths": list(st.widths) if st.widths else None, "data_size": len(data)}
+    with torch_seeded(st.seed):  # repeatable, and the caller's torch RNG is left as it was
+        return _search(table, data, classes, st.epochs, st.warmup_epochs, st.batch_size,
+                       st.alpha, st.beta, st.tau0, st.tau_decay, st.lr, st.theta_lr,
+                       st.max_batches, st.n_samples, st.seed, device, log, st.widths, on_batch,
+                       checkpoint, run, final_weights)
 
 
 def spawn_search(nproc: int, table: LatencyTable, data: Dataset, classes: int,

@@ -10,7 +10,7 @@ import click
 from lutfarm.cli import cli
 from lutfarm.cli.options import STORE
 from lutfarm.cli.output import err, out
-from lutfarm.lut import LatencyTable, load_lut
+from lutfarm.lut import load_lut
 from lutfarm.search.methods import METHODS
 
 OBJECTIVES = ("mmacs", "mparams")
@@ -224,54 +224,35 @@ def dnas_cmd(lut_path, data, epochs, warmup_epochs, batch_size, max_batches, alp
              widths, checkpoint, nproc, as_json):
     """FBNet's differentiable search with the LUT's latency in the loss; progress per batch, a
     checkpoint per epoch, and the same command resumes a killed run."""
-    import hashlib
-
-    from lutfarm import environment
+    from lutfarm.api import DNASRun
+    from lutfarm.api import dnas as run_dnas
     from lutfarm.cli.output import TrainingProgress
-    from lutfarm.search.data import load_images, num_classes
-    from lutfarm.search.dnas import search as dnas
-    from lutfarm.search.dnas import spawn_search
+    from lutfarm.search.dnas import DNASSettings
 
-    table = LatencyTable(load_lut(lut_path))
-    size = table.layout.input_size
-    dataset = load_images(data, size)
-    classes = num_classes(dataset)
     try:
         mults = tuple(sorted(float(w) for w in widths.split(","))) if widths else None
     except ValueError:
         raise click.BadParameter(f"--widths {widths!r}: give multipliers like 0.5,0.75,1.0")\
             from None
-    if mults and (mults[-1] != 1.0 or mults[0] <= 0):
-        raise click.BadParameter("--widths must lie in (0, 1] and include 1.0 (the LUT's width)")
-    if checkpoint is None:
-        key = hashlib.sha256(repr((str(Path(lut_path).resolve()), str(data), warmup_epochs,
-                                   batch_size, max_batches, alpha, beta, seed, mults))
-                             .encode()).hexdigest()[:16]
-        checkpoint = environment.cache_dir() / "dnas" / f"{key}.pt"
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    if checkpoint.exists():
-        err.print(f"resuming from {checkpoint}")
+    settings = DNASSettings(epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size,
+                            alpha=alpha, beta=beta, max_batches=max_batches, seed=seed,
+                            widths=mults)
+    run = DNASRun(lut_path, data, settings, checkpoint, nproc)
     if nproc > 1:
-        err.print(f"training on {nproc} processes (DistributedDataParallel); checkpoint "
-                  f"{checkpoint}")
-        r = spawn_search(nproc, table, dataset, classes, checkpoint, epochs=epochs,
-                         warmup_epochs=warmup_epochs, batch_size=batch_size, alpha=alpha,
-                         beta=beta, max_batches=max_batches, seed=seed, widths=mults)
-        _print_dnas(r, as_json)
+        _print_dnas(run_dnas(run, say=err.print), as_json)
         return
     with TrainingProgress("DNAS") as bar:
-        r = dnas(table, dataset, classes, epochs, warmup_epochs, batch_size, alpha, beta,
-                 max_batches=max_batches, seed=seed, widths=mults, checkpoint=checkpoint,
-                 on_batch=lambda b: bar.batch(
-                     b["epoch"], epochs, b["step"], b["steps"],
-                     f"loss {b['loss']:.3f} CE {b['ce']:.3f} LAT {b['latency_ms']:.3f} ms "
-                     f"τ {b['tau']:.2f}"),
-                 log=lambda e: bar.line(
-                     f"epoch {e['epoch'] + 1}/{epochs}: loss {e['loss']:.3f} (CE "
-                     f"{e['ce']:.3f}), train acc {e['train_acc']:.1%}, expected latency "
-                     f"{e['expected_latency_ms']:.3f} ms, τ {e['tau']:.2f}, argmax "
-                     f"{e['argmax_arch']} = {e['argmax_latency_ms']:.3f} ms, "
-                     f"{e['seconds']:.1f} s; checkpoint {checkpoint}"))
+        r = run_dnas(run, say=err.print,
+                     on_batch=lambda b: bar.batch(
+                         b["epoch"], epochs, b["step"], b["steps"],
+                         f"loss {b['loss']:.3f} CE {b['ce']:.3f} LAT {b['latency_ms']:.3f} ms "
+                         f"τ {b['tau']:.2f}"),
+                     log=lambda e: bar.line(
+                         f"epoch {e['epoch'] + 1}/{epochs}: loss {e['loss']:.3f} (CE "
+                         f"{e['ce']:.3f}), train acc {e['train_acc']:.1%}, expected latency "
+                         f"{e['expected_latency_ms']:.3f} ms, τ {e['tau']:.2f}, argmax "
+                         f"{e['argmax_arch']} = {e['argmax_latency_ms']:.3f} ms, "
+                         f"{e['seconds']:.1f} s"))
     _print_dnas(r, as_json)
 
 
