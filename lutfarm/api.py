@@ -174,6 +174,7 @@ def _evolve_fbnet(s: EvolveSettings, lut, objective, population, generations, ac
         lut_peak_memory,
         macs,
         params,
+        within,
     )
 
     if lut is None or s.budget_ms is None:
@@ -193,15 +194,8 @@ def _evolve_fbnet(s: EvolveSettings, lut, objective, population, generations, ac
     fastest = np.array([table.extremes()["fastest"]])   # a start for tight budgets
 
     def run(latency):
-        def feasible(a):
-            ok = latency(a) <= s.budget_ms
-            if s.max_mmacs is not None:
-                ok &= mm(a) <= s.max_mmacs
-            if s.max_mparams is not None:
-                ok &= mp(a) <= s.max_mparams
-            if memory is not None:
-                ok &= memory(a) <= s.max_memory_kb
-            return ok
+        feasible = within((latency, s.budget_ms), (mm, s.max_mmacs), (mp, s.max_mparams),
+                          (memory, s.max_memory_kb))
         return run_method(s.method, space, goal, feasible, population * generations, s.seed,
                           population, fastest)
 

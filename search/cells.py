@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lutfarm.search.methods import run_method
-from lutfarm.search.space import GeneSpace
+from lutfarm.search.space import GeneSpace, within
 from lutfarm.spaces.registry import ArchError
 
 
@@ -62,15 +62,8 @@ def evolve_cells(layout, table, limits: CellConstraints, method: str = "constrai
     goal = mm if objective == "mmacs" else mp
     latency = table.latency if table is not None else None
 
-    def feasible(genes) -> np.ndarray:
-        ok = np.ones(len(np.atleast_2d(genes)), bool)
-        if limits.budget_ms is not None:
-            ok &= latency(genes) <= limits.budget_ms
-        if limits.max_mmacs is not None:
-            ok &= mm(genes) <= limits.max_mmacs
-        if limits.max_mparams is not None:
-            ok &= mp(genes) <= limits.max_mparams
-        return ok
+    feasible = within((latency, limits.budget_ms), (mm, limits.max_mmacs),
+                      (mp, limits.max_mparams))
 
     t0 = time.perf_counter()
     r = run_method(method, space, goal, feasible, population * generations, seed,

@@ -62,6 +62,19 @@ class GeneSpace:
             return np.asarray(pop, dtype=np.int64) @ weights
 
 
+def within(*limits) -> Callable[[np.ndarray], np.ndarray]:
+    """A feasibility test from (metric, limit) pairs: every metric at most its limit (a pair
+    whose limit is None is left out); vectorised over a population like the metrics."""
+    kept = [(metric, limit) for metric, limit in limits if limit is not None]
+
+    def feasible(genes) -> np.ndarray:
+        ok = np.ones(len(np.atleast_2d(genes)), bool)
+        for metric, limit in kept:
+            ok &= metric(genes) <= limit
+        return ok
+    return feasible
+
+
 def fbnet_space(layout: FBNetLayout) -> GeneSpace:
     from lutfarm.spaces import NUM_OPS
     return GeneSpace(layout.num_layers, NUM_OPS)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lutfarm.search.methods import run_method
-from lutfarm.search.space import GeneSpace
+from lutfarm.search.space import GeneSpace, within
 from lutfarm.spaces.cases import BlockCase
 
 # The seed's evolution (OFA / MCUNet): a block's choices mutate with 0.1, the resolution with 0.5
@@ -148,17 +148,8 @@ def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = N
             return weights(g)
         return np.nan_to_num(table.flash_bytes(g, missing="nan") / 1024, nan=np.inf)
 
-    def feasible(g):
-        ok = np.ones(len(g), bool)
-        if c.budget_ms is not None:
-            ok &= latency(g) <= c.budget_ms
-        if c.max_mmacs is not None:
-            ok &= mm(g) <= c.max_mmacs
-        if c.max_memory_kb is not None:
-            ok &= memory_kb(g) <= c.max_memory_kb
-        if c.max_flash_kb is not None:
-            ok &= flash_kb(g) <= c.max_flash_kb
-        return ok
+    feasible = within((latency, c.budget_ms), (mm, c.max_mmacs), (memory_kb, c.max_memory_kb),
+                      (flash_kb, c.max_flash_kb))
 
     if measured_memory and c.max_memory_kb is not None:
         lacking = table.memory_missing()
