@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from lutfarm.spaces.cases import BlockCase, PairCase, WholeNetworkCase
-from lutfarm.spaces.registry import ArchError, Space, register_space
+from lutfarm.spaces.registry import ArchCosts, ArchError, Space, register_space
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class LayerSlot:
 
 
 @dataclass(frozen=True)
-class FBNetLayout:
+class FBNetLayout(ArchCosts):
     """A macro layout of the FBNet space (HW-NAS-Bench's table)."""
 
     name: str
@@ -202,15 +202,6 @@ class FBNetLayout:
     def decode(self, row) -> tuple[int, ...]:
         return tuple(int(v) for v in np.asarray(row).reshape(self.num_layers, NUM_OPS)
                      .argmax(axis=1))
-
-    def macs(self, arch) -> int:
-        return sum(c.macs for c in self.arch_cases(arch))
-
-    def params(self, arch) -> int:
-        return sum(c.params for c in self.arch_cases(arch))
-
-    def peak_activation(self, arch) -> int:
-        return max(c.activation_peak for c in self.arch_cases(arch))
 
     def network_case(self, arch) -> NetworkCase:
         return NetworkCase(self, tuple(int(v) for v in arch))

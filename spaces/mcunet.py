@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 
 from lutfarm.spaces.cases import BlockCase, CaseKeyError, WholeNetworkCase
-from lutfarm.spaces.registry import ArchError, Space, register_space
+from lutfarm.spaces.registry import ArchCosts, ArchError, Space, register_space
 
 BASE_WIDTHS = (32, 16, 24, 40, 80, 96, 192, 320, 384)   # stem, first block, 6 stages, mix
 STAGE_STRIDES = (2, 2, 2, 1, 2, 1)
@@ -122,7 +122,7 @@ def example_arch() -> MCUNetArch:
 
 
 @dataclass(frozen=True)
-class MCUNetLayout:
+class MCUNetLayout(ArchCosts):
     """The MCUNet space for one classifier width, over a set of resolutions."""
 
     name: str
@@ -376,17 +376,8 @@ class MCUNetLayout:
         blocks = np.where(self.active_blocks(g), blocks, -1)
         return np.concatenate([front[w, r], blocks, back[w, r]], axis=1), overhead[r]
 
-    # -- analytical efficiency (the seed's predictor) ---------------------------------------
-    def macs(self, arch: MCUNetArch) -> int:
-        return sum(c.macs for c in self.arch_cases(arch))
-
-    def params(self, arch: MCUNetArch) -> int:
-        return sum(c.params for c in self.arch_cases(arch))
-
-    def peak_activation(self, arch: MCUNetArch) -> int:
-        """Largest live activation over the subnet's blocks: bytes at int8."""
-        return max(c.activation_peak for c in self.arch_cases(arch))
-
+    # -- analytical efficiency (the seed's predictor): macs, params, peak_activation from
+    # ArchCosts, summed over arch_cases -----------------------------------------------------
     def network_case(self, arch: MCUNetArch) -> MCUNetNetworkCase:
         return MCUNetNetworkCase(self, self.check(arch).canonical())
 

@@ -22,7 +22,7 @@ import numpy as np
 from lutfarm import environment
 from lutfarm.errors import LutfarmError
 from lutfarm.spaces.cases import BlockCase, WholeNetworkCase
-from lutfarm.spaces.registry import ArchError, Space, register_space
+from lutfarm.spaces.registry import ArchCosts, ArchError, Space, register_space
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NUM_EDGES = 6
@@ -100,7 +100,7 @@ STAGE_CHANNELS = (16, 32, 64)
 
 
 @dataclass(frozen=True)
-class NB201Layout:
+class NB201Layout(ArchCosts):
     """NAS-Bench-201's macro network: a 3x3 stem, three stages of five identical cells joined
     by residual reduction blocks, BN-ReLU, global pooling, a classifier. An arch is 6 op
     indices (``OPS``), one per edge, shared by all 15 cells."""
@@ -209,12 +209,6 @@ class NB201Layout:
 
     def decode(self, row) -> tuple[int, ...]:
         return tuple(int(v) for v in np.asarray(row).reshape(NUM_EDGES, len(OPS)).argmax(1))
-
-    def macs(self, arch) -> int:
-        return sum(c.macs for c in self.arch_cases(arch))
-
-    def params(self, arch) -> int:
-        return sum(c.params for c in self.arch_cases(arch))
 
     def peak_activation(self, arch) -> int:
         """Largest live activations: while node 3's edges run, a cell holds its input, nodes

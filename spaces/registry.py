@@ -27,6 +27,20 @@ class UnknownSpaceError(LutfarmError, ValueError):
     """A space or layout name lutfarm does not know."""
 
 
+class ArchCosts:
+    """What every layout derives from ``arch_cases`` alone: an arch's MACs, weights and
+    largest activation (a layout whose network holds more at once overrides the last)."""
+
+    def macs(self, arch) -> int:
+        return sum(c.macs for c in self.arch_cases(arch))
+
+    def params(self, arch) -> int:
+        return sum(c.params for c in self.arch_cases(arch))
+
+    def peak_activation(self, arch) -> int:
+        return max(c.activation_peak for c in self.arch_cases(arch))
+
+
 @dataclass(frozen=True)
 class Space:
     name: str

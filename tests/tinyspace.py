@@ -13,7 +13,7 @@ from dataclasses import replace as dataclass_replace
 import numpy as np
 
 from lutfarm.spaces.cases import BlockCase, WholeNetworkCase
-from lutfarm.spaces.registry import ArchError, Space, register_space
+from lutfarm.spaces.registry import ArchCosts, ArchError, Space, register_space
 
 OPS = ("conv_3x3", "conv_1x1", "avg_pool_3x3")
 GENES = 2
@@ -21,7 +21,7 @@ C = 16
 
 
 @dataclass(frozen=True)
-class TinyLayout:
+class TinyLayout(ArchCosts):
     name: str
     input_size: int
     classes: int
@@ -89,15 +89,6 @@ class TinyLayout:
 
     def decode(self, row) -> tuple[int, ...]:
         return tuple(int(v) for v in np.asarray(row).reshape(GENES, len(OPS)).argmax(1))
-
-    def macs(self, arch) -> int:
-        return sum(c.macs for c in self.arch_cases(arch))
-
-    def params(self, arch) -> int:
-        return sum(c.params for c in self.arch_cases(arch))
-
-    def peak_activation(self, arch) -> int:
-        return max(c.activation_peak for c in self.arch_cases(arch))
 
     def network_case(self, arch) -> TinyNetworkCase:
         return TinyNetworkCase(self, self._check(arch))
