@@ -55,6 +55,8 @@ def run_repeatability(store, layout, devices, runtime,
     settings = settings or CampaignSettings()
     cases = plan_cases(layout, settings.only)
     target = devices[0].kind
+    runtime = devices[0].resolve(runtime)      # the key its results are stored under (an
+    #                                            MCU's kernels, a device's own thread count)
     run_farm(store, layout, devices, runtime, replace(settings, cases=cases, fresh=True))
     keys = [c.key for c in cases]
     result = compare_runs(store, target, runtime.key, keys)

@@ -398,3 +398,23 @@ def load_csv_rows(path) -> list[dict]:
     import csv
     with open(path) as f:
         return list(csv.DictReader(f))
+
+
+def test_repeatability_on_an_emulated_board_agrees_exactly(m4, cache, tmp_path):
+    """Two campaigns of the same cases on a deterministic (emulated) clock agree to the timer's
+    tick: the repeatability report compares the right measurements of the right cases, with
+    none of the noise that makes the same check on a real CPU loose. (It found that ``lut
+    repeat`` compared an MCU's runs under the unresolved runtime key and found none.)"""
+    from lutfarm.profiler.repeatability import run_repeatability
+    layout = get_layout("mcunet").with_resolutions([96])
+    only = "MBConv_H3_W3_Cin96_Cout96_*"
+    device = emulated_device("emu-repeat", "mps2-an386", fw=m4)
+    with Store(tmp_path / "r.db") as store:
+        settings = CampaignSettings(timing=FAST, cache=cache, only=only)
+        first = run_campaign(store, layout, device, INT8, settings)
+        assert first.measured >= 3 and not first.failed
+        r = run_repeatability(store, layout, [device], INT8, settings)
+        assert r.cases == first.measured
+        # agree to the timer's tick (SysTick at 25 MHz: ±1 tick of a block's ~10^4 is 10^-4)
+        assert r.median_rel_diff < 1e-4 and r.p90_rel_diff < 1e-3, r
+        assert r.spearman == pytest.approx(1.0) and not r.flagged and r.remeasured == 0

@@ -189,10 +189,11 @@ def test_repeatability_compares_two_runs_and_remeasures_unreliable_cases(tmp_pat
         run_campaign(store, cifar, LOCAL, RT, CampaignSettings(timing=timing, cache=cache, only="ConvBlock_H8_*"))
         r = run_repeatability(store, cifar, [LOCAL], RT,
                               CampaignSettings(timing=timing, cache=cache, only="ConvBlock_H8_*"))
-        # loose bounds: this VM's speed wanders 2x within seconds, and two campaigns minutes
-        # apart differed by a median 40 % (Spearman 0.77) in a clean-clone CI run; a report
-        # comparing the wrong cases would give ρ near 0
-        assert r.cases == 32 and 0 <= r.median_rel_diff < 1.0 and r.spearman > 0.5
+        # how well two runs agree on this shared VM is noise (its speed wanders 2x within
+        # seconds; a clean-clone CI run once saw a median 40 %): that a report compares the
+        # right cases exactly is checked on a deterministic clock instead
+        # (test_firmware.py::test_repeatability_on_an_emulated_board_agrees_exactly)
+        assert r.cases == 32
         assert r.remeasured == len(r.flagged)
         counts = dict(store.conn.execute(
             "SELECT case_key, COUNT(*) FROM measurements GROUP BY case_key").fetchall())
