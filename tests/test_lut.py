@@ -143,7 +143,13 @@ def test_compare_two_luts_finds_ratios_and_reranked_layers(lut, tmp_path):
     assert set(cmp.ratios) == {k for k in shared if lut.latency_ms[k] > 0 and raspi.latency_ms[k] > 0}
     key = next(iter(cmp.ratios))
     assert cmp.ratios[key] == pytest.approx(raspi.latency_ms[key] / lut.latency_ms[key])
-    assert len(cmp.layers) == 22 and -1 <= cmp.spearman <= 1
+    # the rank agreement, recomputed (Pearson of average ranks); both are CPUs timing the
+    # same blocks, so bigger blocks are slower on both
+    from scipy.stats import rankdata
+    keys = sorted(cmp.ratios)
+    ranks = [rankdata([side.latency_ms[k] for k in keys]) for side in (lut, raspi)]
+    assert cmp.spearman == pytest.approx(float(np.corrcoef(*ranks)[0, 1]), abs=1e-9)
+    assert len(cmp.layers) == 22 and cmp.spearman > 0.5
     for lr in cmp.layers:   # each order is the ops sorted by that side's latency
         for side, order in ((lut, lr.order_a), (raspi, lr.order_b)):
             t = {OPS[j].name: side.latency_ms[c.key]

@@ -160,7 +160,7 @@ def test_profile_sample_measures_n_blocks_and_the_lut_predicts_the_rest(tmp_path
     blocks = [c for c in layout.unique_cases() if c.kind == "MBConv"]
     assert report["measured"] <= 60 and report["measured"] + report["predicted"] == len(blocks)
     held = report["held_out"]
-    assert held["n"] >= 5 and 0 <= held["within_10pct"] <= 1 and held["mape"] > 0
+    assert held["n"] >= 5 and held["within_10pct"] > 0 and 0 < held["mape"] < 0.5
     e = lutfarm("lut", "export", "--db", db, "--device", "local", "-o", lut_path)
     assert e.returncode == 0, e.stderr[-800:]
     from lutfarm.lut import load_lut
