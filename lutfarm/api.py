@@ -21,7 +21,7 @@ import numpy as np
 
 from lutfarm.errors import LutfarmError
 from lutfarm.search.methods import method_names
-from lutfarm.spaces.registry import get_space
+from lutfarm.spaces.registry import family_of
 
 
 class SettingsError(LutfarmError, ValueError):
@@ -94,7 +94,7 @@ def evolve(s: EvolveSettings, on_round: Callable | None = None) -> EvolveResult:
         file_layout = accuracy_layout(s.accuracy)
         space = space or file_layout.space
     space = lut.space if lut is not None else (space or "fbnet")
-    family = get_space(space).family
+    family = family_of(space)
     small = family == "cell"               # a few genes: every method can run on it
     if s.method not in method_names(small_space=small):
         raise SettingsError(f"search method {s.method!r} is not for the {space} space; "
@@ -327,10 +327,10 @@ def validate_lut(s: ValidateSettings) -> ValidateOutcome:
         raise SettingsError("give --archs 6 or more (half of them train the correction)")
     runtime = s.devices[0].resolve(s.runtime)      # what it stored (an MCU's kernels)
     out_dir = Path(s.out_dir)
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in s.target)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in s.target)   # a file name
     with Store(s.db) as store:
         table = build_lut(store, s.target, runtime.key)
-        family = get_space(table.space).family
+        family = family_of(table.space)
         if family == "cell":
             raise SettingsError(f"lut validate checks chain (fbnet) and elastic (mcunet) "
                                 f"LUTs; a {table.space} LUT's sums are checked by "
@@ -420,8 +420,7 @@ def train_supernet(s: SupernetSettings, on_batch: Callable | None = None,
     spec = s.data if s.data == "digits" else str(Path(s.data).resolve())
     settings = s.train or TrainSettings()
     epochs = settings.epochs
-    resolutions = list(layout.resolutions) if get_space(layout.space).family == "elastic" \
-        else None
+    resolutions = list(layout.resolutions) if family_of(layout.space) == "elastic" else None
     if output.exists():
         ck = Checkpoint.load(output)
         mine = (layout.space, layout.name, spec, resolutions)
@@ -496,10 +495,11 @@ def dnas(s: DNASRun, on_batch: Callable | None = None, log: Callable | None = No
     st = s.settings or DNASSettings()
     if st.widths and (max(st.widths) != 1.0 or min(st.widths) <= 0):
         raise SettingsError("--widths must lie in (0, 1] and include 1.0 (the LUT's width)")
-    if family_of_lut(s.lut) != "chain":
+    lut = load_lut(s.lut)
+    if family_of(lut.space) != "chain":
         raise SettingsError("DNAS searches a chain space (fbnet) LUT; search other spaces "
                             "with: lutfarm search evolve")
-    table = LatencyTable(load_lut(s.lut))
+    table = LatencyTable(lut)
     dataset = load_images(s.data, table.layout.input_size)
     classes = num_classes(dataset)
     checkpoint = Path(s.checkpoint) if s.checkpoint else None
@@ -519,9 +519,3 @@ def dnas(s: DNASRun, on_batch: Callable | None = None, log: Callable | None = No
     return search(table, dataset, classes, st, device=s.torch_device, log=log,
                   on_batch=on_batch, checkpoint=checkpoint)
 
-
-def family_of_lut(lut) -> str:
-    """The family of a LUT file's (or a loaded LUT's) space."""
-    from lutfarm.lut import load_lut
-    loaded = load_lut(lut) if isinstance(lut, (str, Path)) else lut
-    return get_space(loaded.space).family

@@ -257,10 +257,6 @@ def _kind_or_name(device: str, inventory: Path) -> str:
     return f"kind:{device}" if device in kinds else device
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-
-
 @lut.command("repeat")
 @click.option("--device", default="local", show_default=True, help="device or device kind")
 @click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,

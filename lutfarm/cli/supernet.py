@@ -18,10 +18,6 @@ def supernet() -> None:
     """One-shot supernets (SPOS / OFA): train once, score any subnet with inherited weights."""
 
 
-def _data_spec(data: str) -> str:
-    return data if data == "digits" else str(Path(data).resolve())
-
-
 @supernet.command("train")
 @layout_options
 @click.option("--data", default="digits", show_default=True,
