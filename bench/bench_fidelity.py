@@ -15,13 +15,13 @@ import json
 from pathlib import Path
 
 from lutfarm.lut import build_lut
-from lutfarm.predictors.lut_validation import plot, run_validation
 from lutfarm.profiler.campaign import run_campaign
 from lutfarm.profiler.devices import LOCAL
 from lutfarm.profiler.repeatability import run_repeatability
 from lutfarm.profiler.runtime_config import RuntimeConfig
 from lutfarm.profiler.store import Store
 from lutfarm.spaces import get_layout
+from lutfarm.workflows.validate_networks import plot, run_validation
 
 
 def main() -> None:

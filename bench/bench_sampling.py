@@ -15,10 +15,10 @@ import numpy as np
 
 from lutfarm.lut.metrics import latency_metrics
 from lutfarm.predictors.block_latency import BlockLatencyPredictor
-from lutfarm.predictors.lut_sampling import adaptive_choice
 from lutfarm.profiler.campaign import plan_cases
 from lutfarm.profiler.store import Store
 from lutfarm.spaces import get_layout
+from lutfarm.workflows.sample_lut import adaptive_choice
 
 
 def main() -> None:

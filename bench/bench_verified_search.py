@@ -39,7 +39,7 @@ from lutfarm.search.space import fbnet_space
 
 def budgets(lut, n: int) -> list[float]:
     table = LatencyTable(lut)
-    model = InContextCorrection.from_dict(lut.meta["validation"]["correction"], table)
+    model = InContextCorrection.from_dict(lut.validation.correction, table)
     archs = fbnet_space(table.layout).random(2000, np.random.default_rng(0))
     return [float(b) for b in np.quantile(model.predict(table, archs), np.linspace(0.05, 0.95, n))]
 
@@ -71,7 +71,7 @@ def main() -> None:
                             "--out", str(tmp), "--json"], check=True, stdout=subprocess.DEVNULL, timeout=600)
         with Store(args.db) as store:
             lut = build_lut(store, "local", runtime.key)
-        if not lut.meta.get("validation", {}).get("correction"):
+        if not (lut.validation and lut.validation.correction):
             raise SystemExit(f"{runtime.key}: the store has no validation with a correction; "
                              f"run lutfarm lut validate --runtime {name} first (or --validate 60)")
         path = save_lut(lut, tmp / f"{runtime.key}.csv")

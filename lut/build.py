@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from lutfarm.lut.table import EXTRA_COLUMNS, LUT, PREDICTIONS_REPORT, LUTError
+from lutfarm.lut.validation_report import stored_validation
 from lutfarm.profiler.firmware import board_target
 from lutfarm.profiler.store import Measurement, Store
 from lutfarm.spaces import BlockCase, CaseKeyError, get_layout
@@ -60,10 +61,10 @@ def build_lut(store: Store, device: str, runtime: str, space: str | None = None,
     emulated = [store.context(c).get("emulated") for c in contexts]
     if any(emulated):   # never let emulated timings pass for a board's
         meta["emulated"] = next(e for e in emulated if e)
-    report = store.latest_report(device, runtime, "validation")
-    if report and report.get("layout") == lay.name:
+    report = stored_validation(store, device, runtime)
+    if report and report.layout == lay.name:
         # every exported LUT says how accurate its sums are (the per-arch points stay stored)
-        meta["validation"] = {k: v for k, v in report.items() if k != "points"}
+        meta["validation"] = report.to_dict(points=False)
     latency = {k: getattr(m, f"{statistic}_ms") for k, m in rows.items()}
     # a column the measurement lacks stays out, as a file read back leaves it
     extra = {k: {c: v for c in EXTRA_COLUMNS if (v := getattr(m, c, None)) is not None}

@@ -74,6 +74,15 @@ class LUT:
                 if e.get("persistent_bytes") is not None}
 
     @property
+    def validation(self):
+        """How well its sums held against measured networks (``LUTValidation``), if validated."""
+        from lutfarm.lut.validation_report import LUTValidation
+
+        stored = self.meta.get("validation")
+        return LUTValidation.from_dict(stored, device=self.device, runtime=self.runtime) \
+            if stored else None
+
+    @property
     def target(self) -> dict | None:
         """The microcontroller the LUT was measured on (board, core, clock, kernels, timer,
         firmware sizes), or None for other runtimes."""

@@ -186,7 +186,7 @@ def _evolve_fbnet(s: EvolveSettings, lut, objective, population, generations, ac
     layout = table.layout
     latency_model = s.latency_model
     if latency_model == "auto":
-        latency_model = auto_latency_model(lut.meta.get("validation"))
+        latency_model = auto_latency_model(lut.validation)
     space, latency = fbnet_space(layout), lut_latency(table, latency_model)
     mm, mp = macs(layout), params(layout)
     goal = accuracy or (mm if objective == "mmacs" else mp)
@@ -343,12 +343,12 @@ def validate_lut(s: ValidateSettings) -> ValidateOutcome:
                            f"{missing[0]}); run 'lutfarm profile' first")
         settings = CampaignSettings(progress=s.progress) if s.progress else CampaignSettings()
         if family == "elastic":
-            from lutfarm.predictors.subnet_validation import plot_subnets, run_subnet_validation
+            from lutfarm.workflows.validate_subnets import plot_subnets, run_subnet_validation
             report = run_subnet_validation(store, table, s.devices, runtime, s.archs, settings,
                                            seed=s.seed, measure_blocks=s.measure_blocks)
             stem = out_dir / f"validate_{safe}_{runtime.key}_{table.space}-{table.layout_name}"
         else:
-            from lutfarm.predictors.lut_validation import run_validation
+            from lutfarm.workflows.validate_networks import run_validation
             report = run_validation(store, table, s.devices, runtime, s.archs, settings,
                                     seed=s.seed, fusion=s.fusion, every=s.every)
             stem = out_dir / f"validate_{safe}_{runtime.key}_{table.layout_name}"
@@ -359,7 +359,7 @@ def validate_lut(s: ValidateSettings) -> ValidateOutcome:
     else:
         import csv
 
-        from lutfarm.predictors.lut_validation import plot
+        from lutfarm.workflows.validate_networks import plot
         plot(report, stem.with_suffix(".png"))
         with open(stem.with_suffix(".csv"), "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(report.rows[0]))

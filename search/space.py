@@ -138,15 +138,14 @@ class CorrectedLatency:
 PLAIN_SAFE = 0.97     # held-out plain / measured at least this: plain errs on the safe side
 
 
-def auto_latency_model(validation: dict | None) -> str:
+def auto_latency_model(validation) -> str:
     """``plain`` unless the LUT's validation found the plain sum under-predicting networks
     (held-out mean predicted / measured below 0.97), then ``corrected``. Measured here with 20
     budgets (bench_verified_search): on ONNX Runtime the plain sum's winners all held their
     budget using a median 96.5 % of it, while the corrected model's broke it in 17 of 20 (the
     search picks exactly the archs whose correction errs low); a LUT whose plain sum
     under-predicts would break every budget it is trusted with."""
-    plain = (validation or {}).get("plain") or {}
-    if validation and validation.get("correction") and plain.get("mean_ratio", 1.0) < PLAIN_SAFE:
+    if validation and validation.correction and validation.safe_margin < PLAIN_SAFE:
         return "corrected"
     return "plain"
 
@@ -161,7 +160,7 @@ def lut_latency(table, model: str = "plain"):
         from lutfarm.lut.table import LUTError
         from lutfarm.predictors.in_context import InContextCorrection
 
-        stored = table.lut.meta.get("validation", {}).get("correction")
+        stored = table.lut.validation and table.lut.validation.correction
         if not stored:
             raise LUTError("the LUT carries no in-context correction: validate it (lutfarm lut "
                            "validate), export it again (lutfarm lut export), or search with "

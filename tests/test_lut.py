@@ -214,3 +214,25 @@ def test_emulated_measurements_say_so_in_the_lut_and_in_list_and_show(tmp_path, 
     assert run("lut", "export", "--db", db, "-o", tmp_path / "emu.csv").returncode == 0
     shown = run("lut", "show", "--lut", tmp_path / "emu.csv")
     assert "EMULATED" in shown.stdout and "not hardware timings" in shown.stdout
+
+
+def test_a_validation_report_is_a_versioned_record_that_reads_the_old_dicts():
+    """Six readers once took an undeclared dict of two shapes; the record names them, reads
+    what older lutfarm stored and refuses what a newer one wrote."""
+    from lutfarm.lut.validation_report import VALIDATION_VERSION, LUTValidation
+
+    metrics = {"mean_ratio": 0.9}
+    chain = LUTValidation.from_dict({"n": 6, "n_train": 6, "layout": "cifar", "plain": metrics,
+                                     "overhead": metrics, "corrected": metrics},
+                                    device="d", runtime="rt")
+    assert (chain.family, chain.device, chain.n_train, chain.safe_margin) == ("chain", "d", 6, 0.9)
+    elastic = LUTValidation.from_dict({"device": "m", "runtime": "tflm", "layout": "mcu",
+                                       "space": "mcunet", "per_resolution": {"96": {}},
+                                       "plain": metrics, "overhead": metrics, "n": 30})
+    assert elastic.family == "elastic" and elastic.resolutions == []
+    again = LUTValidation.from_dict(elastic.to_dict())
+    assert again == elastic and again.to_dict()["version"] == VALIDATION_VERSION
+    with pytest.raises(LUTError, match="newer than this lutfarm"):
+        LUTValidation.from_dict({**again.to_dict(), "version": VALIDATION_VERSION + 1})
+    with pytest.raises(LUTError, match="lacks plain, overhead"):
+        LUTValidation.from_dict({"device": "d", "runtime": "r", "layout": "cifar"})

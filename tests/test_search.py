@@ -450,12 +450,12 @@ def test_cli_verified_search_on_the_corrected_model(tmp_path, measured_db, cache
     measuring each round's winner on this machine."""
     from conftest import FAST
     from lutfarm.lut import build_lut, save_lut
-    from lutfarm.predictors.lut_validation import run_validation
     from lutfarm.profiler.campaign import CampaignSettings
     from lutfarm.profiler.devices import LOCAL
     from lutfarm.profiler.runtime_config import RuntimeConfig
     from lutfarm.profiler.store import Store
     from lutfarm.spaces import NetworkCase
+    from lutfarm.workflows.validate_networks import run_validation
     db = tmp_path / "v.db"
     db.write_bytes(measured_db.read_bytes())
     rt = RuntimeConfig()
@@ -496,9 +496,14 @@ def test_cli_verified_search_on_the_corrected_model(tmp_path, measured_db, cache
 
 
 def test_auto_latency_trusts_the_plain_sum_unless_its_validation_found_it_low():
+    from lutfarm.lut.validation_report import LUTValidation
     from lutfarm.search.space import auto_latency_model
-    fitted = {"correction": {"model": "in-context-v3"}}
+
+    def report(mean_ratio, correction=None):
+        return LUTValidation("chain", "d", "rt", "cifar", 6, {"mean_ratio": mean_ratio}, {},
+                             correction=correction or {})
+    fitted = {"model": "in-context-v3"}
     assert auto_latency_model(None) == "plain"                           # never validated
-    assert auto_latency_model({**fitted, "plain": {"mean_ratio": 1.04}}) == "plain"
-    assert auto_latency_model({**fitted, "plain": {"mean_ratio": 0.87}}) == "corrected"
-    assert auto_latency_model({"plain": {"mean_ratio": 0.87}}) == "plain"   # nothing to correct
+    assert auto_latency_model(report(1.04, fitted)) == "plain"
+    assert auto_latency_model(report(0.87, fitted)) == "corrected"
+    assert auto_latency_model(report(0.87)) == "plain"                   # nothing to correct

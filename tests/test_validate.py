@@ -12,13 +12,14 @@ from scipy import stats
 from conftest import FAST, REPO
 from lutfarm.lut import LatencyTable, build_lut, load_lut, save_lut
 from lutfarm.lut.metrics import latency_metrics
+from lutfarm.lut.validation_report import VALIDATION_VERSION
 from lutfarm.predictors.in_context import InContextCorrection, block_costs
-from lutfarm.predictors.lut_validation import evaluate, fusion_table, run_validation, sample_archs
 from lutfarm.profiler.campaign import CampaignSettings
 from lutfarm.profiler.devices import LOCAL
 from lutfarm.profiler.runtime_config import RuntimeConfig
 from lutfarm.profiler.store import Store
 from lutfarm.spaces import NetworkCase, PairCase, get_layout, parse_case_key
+from lutfarm.workflows.validate_networks import evaluate, fusion_table, run_validation, sample_archs
 
 RT = RuntimeConfig()
 
@@ -114,9 +115,10 @@ def test_validation_measures_networks_once_and_is_stored_with_the_lut(tmp_path, 
                                CampaignSettings(timing=FAST, cache=cache), seed=2, every=0)
         assert again.plain == report.plain                   # nothing re-measured
         exported = build_lut(store, "local", RT.key)
-    assert exported.meta["validation"]["plain"] == report.plain
+    assert exported.validation.plain == report.plain
+    assert exported.validation.version == VALIDATION_VERSION and not exported.validation.points
     path = save_lut(exported, tmp_path / "lut.csv")
-    assert load_lut(path).meta["validation"]["n"] == 6
+    assert load_lut(path).validation == exported.validation   # the file keeps the record
 
 
 def test_interleaved_validation_compares_each_network_with_its_blocks_timed_next_to_it(

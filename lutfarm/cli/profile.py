@@ -164,7 +164,7 @@ def profile(layout, devices, inventory, runtime_config, db, affinity, only, cach
 
 def _profile_sampled(db, layout, runtime_config, devices, cache, timing, farm, n,
                      export_workers, as_json) -> None:
-    from lutfarm.predictors.lut_sampling import sample_and_predict
+    from lutfarm.workflows.sample_lut import sample_and_predict
 
     label = devices[0].name if len(devices) == 1 else f"{len(devices)} devices"
     with Store(db) as store, RichProgress(label) as progress:

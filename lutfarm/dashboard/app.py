@@ -27,6 +27,7 @@ from lutfarm.lut.build import build_lut
 from lutfarm.lut.io import lut_text
 from lutfarm.lut.metrics import latency_metrics
 from lutfarm.lut.table import LUTError
+from lutfarm.lut.validation_report import stored_validation
 from lutfarm.profiler.firmware import describe_target
 from lutfarm.profiler.store import Store
 from lutfarm.profiler.store import aggregates as queries
@@ -126,7 +127,7 @@ def create_app(db: str | os.PathLike, token: str | None = None) -> FastAPI:
         with Store(db) as store:
             lut = load(store, target, runtime)
             emulated = store.emulated(target, runtime)
-            validation = store.latest_report(target, runtime, "validation")
+            validation = stored_validation(store, target, runtime)
         values = np.array(list(lut.latency_ms.values()), float)
         figures = {"distribution": plots.distribution(values, f"{len(values)} entries")}
         layout = lut.layout
@@ -135,13 +136,14 @@ def create_app(db: str | os.PathLike, token: str | None = None) -> FastAPI:
             table = LatencyTable(lut)
             figures["heatmap"] = plots.heatmap(table.matrix, [o.name for o in OPS],
                                                f"{lut.layout_name}: layer x op, ms")
-        points = (validation or {}).get("points") or []
+        points = validation.points if validation else []
         if points:
             measured = np.array([p["measured_ms"] for p in points])
-            figures["validation"] = plots.scatter(
-                measured, {"plain sum": np.array([p["plain_ms"] for p in points]),
-                           "corrected": np.array([p["corrected_ms"] for p in points])},
-                "measured network (ms)", "predicted (ms)", f"{len(points)} networks")
+            shown = {name: np.array([p[f"{key}_ms"] for p in points])     # what the family has
+                     for name, key in (("plain sum", "plain"), ("corrected", "corrected"))
+                     if all(f"{key}_ms" in p for p in points)}
+            figures["validation"] = plots.scatter(measured, shown, "measured network (ms)",
+                                                  "predicted (ms)", f"{len(points)} networks")
         top = sorted(lut.latency_ms.items(), key=lambda kv: -kv[1])[:15]
         return page(request, "lut.html", lut=lut, target=target, runtime=runtime,
                     figures=figures, validation=validation, emulated=emulated, top=top,

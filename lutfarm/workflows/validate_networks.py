@@ -26,6 +26,7 @@ import numpy as np
 from lutfarm.lut.metrics import latency_metrics, ratio_stats
 from lutfarm.lut.query import LatencyTable, latency_each
 from lutfarm.lut.table import LUTError
+from lutfarm.lut.validation_report import LUTValidation
 from lutfarm.plotting import figure
 from lutfarm.predictors.in_context import InContextCorrection
 from lutfarm.profiler.store import ARENA_METHODS
@@ -73,15 +74,19 @@ class ValidationReport:
     memory: dict = field(default_factory=dict)   # TFLite-Micro: per-layer peak vs network arena
     interleaved: str | None = None   # "samples": in turn; "cases": one after another; None
 
+    def stored(self) -> LUTValidation:
+        """The versioned record the store and the LUT's header keep (metrics on held-out archs)."""
+        return LUTValidation(
+            "chain", self.device, self.runtime, self.layout, n=self.n - self.n_train,
+            plain=self.plain, overhead=self.overhead, corrected=self.corrected,
+            n_measured=self.n, n_train=self.n_train, plain_all_archs=self.plain_all,
+            ridge_alpha=self.alpha, in_context_factors=self.factors,
+            correction=self.correction, interleaved=self.interleaved,
+            block_rounds=self.block_rounds, memory=self.memory, points=self.rows)
+
     def summary(self) -> dict:
         """The ``--json`` form: metrics on the held-out archs."""
-        return {"n": self.n - self.n_train, "n_measured": self.n, "n_train": self.n_train,
-                "device": self.device, "runtime": self.runtime, "layout": self.layout,
-                "plain": self.plain, "overhead": self.overhead, "corrected": self.corrected,
-                "plain_all_archs": self.plain_all, "ridge_alpha": self.alpha,
-                "in_context_factors": self.factors, "correction": self.correction,
-                "interleaved": self.interleaved, "block_rounds": self.block_rounds,
-                "memory": self.memory}
+        return self.stored().to_dict(points=False)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -207,8 +212,7 @@ def run_validation(store, lut, devices, runtime, n: int, settings=None, seed: in
         report.fusion = fusion_table(pairs, {**lut.latency_ms, **blocks, **measured.other},
                                      lut.overhead_ms)
     # the per-arch points go with it: the dashboard's validation scatter
-    store.add_report(lut.device, runtime.key, "validation",
-                     {**report.summary(), "points": report.rows})
+    store.add_report(lut.device, runtime.key, "validation", report.stored().to_dict())
     return report
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from lutfarm.lut.metrics import latency_metrics, ratio_stats
 from lutfarm.lut.subnets import SubnetTable
 from lutfarm.lut.table import LUTError
+from lutfarm.lut.validation_report import LUTValidation
 from lutfarm.plotting import figure
 from lutfarm.profiler.firmware import firmware_flash
 from lutfarm.profiler.store import ARENA_METHODS
@@ -57,14 +58,20 @@ class SubnetValidation:
     # a sampled LUT: the metrics of the subnets whose blocks are all measured (additivity)
     measured_only: dict = field(default_factory=dict)
     created: float = field(default_factory=time.time)
+    space: str = "mcunet"
+
+    def stored(self) -> LUTValidation:
+        """The versioned record the store keeps (points: the measured subnets)."""
+        return LUTValidation(
+            "elastic", self.device, self.runtime, self.layout, n=len(self.rows),
+            plain=self.plain, overhead=self.overhead, memory=self.memory, space=self.space,
+            resolutions=self.resolutions, per_resolution=self.per_resolution,
+            unpriced_cases=self.unpriced_cases, measured_only=self.measured_only,
+            predicted_blocks=sum(r.get("predicted_blocks", 0) for r in self.rows),
+            points=self.rows)
 
     def summary(self) -> dict:
-        return {"device": self.device, "runtime": self.runtime, "layout": self.layout,
-                "space": "mcunet", "resolutions": self.resolutions,
-                "per_resolution": self.per_resolution, "plain": self.plain,
-                "overhead": self.overhead, "memory": self.memory, "n": len(self.rows),
-                "unpriced_cases": self.unpriced_cases, "measured_only": self.measured_only,
-                "predicted_blocks": sum(r.get("predicted_blocks", 0) for r in self.rows)}
+        return self.stored().to_dict(points=False)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -179,8 +186,9 @@ def run_subnet_validation(store, lut, devices, runtime, per_resolution: int = 30
     report = SubnetValidation(lut.device, runtime.key, layout.name, list(layout.resolutions),
                               per, latency_metrics(plain, measured),
                               latency_metrics(overhead, measured), memory, rows,
-                              unpriced_cases=lut.missing_cases(), measured_only=measured_only)
-    store.add_report(lut.device, runtime.key, "validation", report.summary())
+                              unpriced_cases=lut.missing_cases(), measured_only=measured_only,
+                              space=layout.space)
+    store.add_report(lut.device, runtime.key, "validation", report.stored().to_dict())
     return report
 
 
