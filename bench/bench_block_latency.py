@@ -13,9 +13,9 @@ import numpy as np
 
 from lutfarm.lut.metrics import latency_metrics
 from lutfarm.predictors.block_latency import adaptive_sample
-from lutfarm.profiler.campaign import CampaignSettings, run_campaign
-from lutfarm.profiler.devices import LOCAL
+from lutfarm.profiler.devices.record import LOCAL
 from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.scheduling.campaign import CampaignSettings, run_campaign
 from lutfarm.profiler.store import Store
 from lutfarm.spaces import BlockCase, get_layout
 from lutfarm_agent.timing import TimingSettings

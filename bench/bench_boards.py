@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from armboards import BOARDS, start_board, unavailable  # noqa: E402
 
-from lutfarm.profiler.campaign import CampaignSettings, run_campaign  # noqa: E402
-from lutfarm.profiler.devices import LOCAL  # noqa: E402
-from lutfarm.profiler.export import ModelCache  # noqa: E402
-from lutfarm.profiler.provision import provision  # noqa: E402
+from lutfarm.profiler.devices.provision import provision  # noqa: E402
+from lutfarm.profiler.devices.record import LOCAL  # noqa: E402
+from lutfarm.profiler.export.cache import ModelCache  # noqa: E402
 from lutfarm.profiler.runtime_config import RuntimeConfig  # noqa: E402
+from lutfarm.profiler.scheduling.campaign import CampaignSettings, run_campaign  # noqa: E402
 from lutfarm.profiler.store import Store  # noqa: E402
 from lutfarm.spaces import get_layout  # noqa: E402
 from lutfarm_agent.timing import TimingSettings  # noqa: E402

@@ -23,10 +23,10 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from lutfarm.profiler.campaign import CampaignSettings, run_campaign
-from lutfarm.profiler.devices import LOCAL
-from lutfarm.profiler.export import ModelCache
+from lutfarm.profiler.devices.record import LOCAL
+from lutfarm.profiler.export.cache import ModelCache
 from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.scheduling.campaign import CampaignSettings, run_campaign
 from lutfarm.profiler.store import Store
 from lutfarm.spaces import get_layout
 from lutfarm_agent.runtimes import get_runtime

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lutfarm.profiler.export import ModelCache
+from lutfarm.profiler.export.cache import ModelCache
 from lutfarm.spaces import get_layout
 
 

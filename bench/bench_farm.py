@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from lutfarm.profiler.campaign import CampaignSettings, run_farm  # noqa: E402
-from lutfarm.profiler.export import ModelCache  # noqa: E402
-from lutfarm.profiler.lock import owner_info  # noqa: E402
+from lutfarm.profiler.devices.lock import owner_info  # noqa: E402
+from lutfarm.profiler.devices.transport import SSHTransport  # noqa: E402
+from lutfarm.profiler.export.cache import ModelCache  # noqa: E402
 from lutfarm.profiler.runtime_config import RuntimeConfig  # noqa: E402
+from lutfarm.profiler.scheduling.campaign import CampaignSettings, run_farm  # noqa: E402
 from lutfarm.profiler.store import Store  # noqa: E402
-from lutfarm.profiler.transport import SSHTransport  # noqa: E402
 from lutfarm.spaces import get_layout  # noqa: E402
 from lutfarm_agent.timing import TimingSettings  # noqa: E402
 from sshd import keygen, start_host  # noqa: E402

@@ -15,10 +15,10 @@ import json
 from pathlib import Path
 
 from lutfarm.lut import build_lut
-from lutfarm.profiler.campaign import run_campaign
-from lutfarm.profiler.devices import LOCAL
-from lutfarm.profiler.repeatability import run_repeatability
+from lutfarm.profiler.devices.record import LOCAL
 from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.scheduling.campaign import run_campaign
+from lutfarm.profiler.scheduling.repeatability import run_repeatability
 from lutfarm.profiler.store import Store
 from lutfarm.spaces import get_layout
 from lutfarm.workflows.validate_networks import plot, run_validation

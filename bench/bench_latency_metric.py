@@ -1,6 +1,6 @@
 """What pricing archs through LatencyTable (the only arch-latency sum: arch validation and
 missing-entry checks included) costs a search, against a bare gather-and-sum over the same
-matrix measured in the same run (what search/space.py did before, without the checks).
+matrix measured in the same run (what search/objectives/space.py did before, without the checks).
 
 Usage: python bench/bench_latency_metric.py [--population 100] [--rounds 5000]
 """
@@ -14,7 +14,7 @@ import numpy as np
 
 from lutfarm.lut import LatencyTable, import_hwnasbench
 from lutfarm.lut.hwnasbench import BUNDLED
-from lutfarm.search.space import fbnet_space, lut_latency
+from lutfarm.search.objectives.space import fbnet_space, lut_latency
 
 
 def best_of(fn, rounds: int, repeats: int = 5) -> float:

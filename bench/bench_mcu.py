@@ -19,8 +19,8 @@ import zlib
 
 import numpy as np
 
-from lutfarm.profiler.export import ModelCache
-from lutfarm.profiler.firmware import build
+from lutfarm.profiler.devices.firmware import build
+from lutfarm.profiler.export.cache import ModelCache
 from lutfarm.spaces import get_layout
 from lutfarm.spaces.cases import BlockCase
 from lutfarm_agent.mcu.harness import Board, drop_board, load_on_board

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from lutfarm.lut import LatencyTable, build_lut, save_lut
 from lutfarm.lut.compare import compare_luts
-from lutfarm.profiler.campaign import CampaignSettings, plan_cases, run_farm
-from lutfarm.profiler.devices import LOCAL
-from lutfarm.profiler.export import ModelCache
+from lutfarm.profiler.devices.record import LOCAL
+from lutfarm.profiler.export.cache import ModelCache
 from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.scheduling.campaign import CampaignSettings, plan_cases, run_farm
 from lutfarm.profiler.store import Store
 from lutfarm.spaces import get_layout
 from lutfarm_agent.timing import TimingSettings

@@ -15,7 +15,7 @@ import numpy as np
 
 from lutfarm.lut.metrics import latency_metrics
 from lutfarm.predictors.block_latency import BlockLatencyPredictor
-from lutfarm.profiler.campaign import plan_cases
+from lutfarm.profiler.scheduling.campaign import plan_cases
 from lutfarm.profiler.store import Store
 from lutfarm.spaces import get_layout
 from lutfarm.workflows.sample_lut import adaptive_choice

@@ -19,10 +19,10 @@ import numpy as np
 
 from lutfarm.lut import LatencyTable, import_hwnasbench
 from lutfarm.lut.hwnasbench import BUNDLED
-from lutfarm.search.evolution import constrained_evolution, random_search
-from lutfarm.search.nb201 import bench, load_nb201
-from lutfarm.search.space import fbnet_space, lut_latency, macs
-from lutfarm.search.targeting import targeting_matrix
+from lutfarm.search.methods.evolution import constrained_evolution, random_search
+from lutfarm.search.methods.nb201 import bench, load_nb201
+from lutfarm.search.methods.targeting import targeting_matrix
+from lutfarm.search.objectives.space import fbnet_space, lut_latency, macs
 from lutfarm.spaces import get_layout
 
 
@@ -64,8 +64,8 @@ def main() -> None:
 
     import torch
 
-    from lutfarm.search.data import digits32
-    from lutfarm.search.dnas import search
+    from lutfarm.search.supernets.data import digits32
+    from lutfarm.search.supernets.dnas import search
     data = torch.utils.data.Subset(digits32(), range(200))
     t = {}
     for alpha in (0.0, 0.2):

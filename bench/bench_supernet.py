@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 
 def standalone_accuracy(layout, arch, train_set, held_out, epochs, device, seed=0) -> float:
-    from lutfarm.search.data import loader
+    from lutfarm.search.supernets.data import loader
     from lutfarm.seeding import torch_seeded
     from lutfarm.spaces.modules import build_network
 
@@ -65,8 +65,8 @@ def main() -> None:
 
     from scipy import stats
 
-    from lutfarm.search.data import load_images, num_classes
-    from lutfarm.search.supernet import Checkpoint, TrainSettings, train
+    from lutfarm.search.supernets.data import load_images, num_classes
+    from lutfarm.search.supernets.oneshot import Checkpoint, TrainSettings, train
     from lutfarm.spaces import get_layout
 
     ap = argparse.ArgumentParser()
@@ -151,8 +151,8 @@ def main() -> None:
 def search_vs_random(ck, scorer) -> list[dict]:
     from lutfarm.lut import LatencyTable, import_hwnasbench
     from lutfarm.lut.hwnasbench import BUNDLED
-    from lutfarm.search.evolution import constrained_evolution, sample_feasible
-    from lutfarm.search.space import fbnet_space, lut_latency
+    from lutfarm.search.methods.evolution import constrained_evolution, sample_feasible
+    from lutfarm.search.objectives.space import fbnet_space, lut_latency
 
     table = LatencyTable(import_hwnasbench(BUNDLED, "raspi4"))
     space, latency = fbnet_space(table.layout), lut_latency(table)

@@ -34,7 +34,7 @@ from lutfarm.lut import LatencyTable, build_lut, save_lut
 from lutfarm.predictors.in_context import InContextCorrection
 from lutfarm.profiler.runtime_config import RuntimeConfig
 from lutfarm.profiler.store import Store
-from lutfarm.search.space import fbnet_space
+from lutfarm.search.objectives.space import fbnet_space
 
 
 def budgets(lut, n: int) -> list[float]:

@@ -6,7 +6,7 @@ import time
 
 from lutfarm.lut.table import EXTRA_COLUMNS, LUT, PREDICTIONS_REPORT, LUTError
 from lutfarm.lut.validation_report import stored_validation
-from lutfarm.profiler.firmware import board_target
+from lutfarm.profiler.mcu_target import board_target
 from lutfarm.profiler.store import Measurement, Store
 from lutfarm.spaces import BlockCase, CaseKeyError, get_layout
 from lutfarm.spaces.registry import family_of

@@ -13,7 +13,7 @@ import numpy as np
 
 from lutfarm.lut.query import LATENCY_MODELS
 from lutfarm.lut.table import LUT, LUTError
-from lutfarm.profiler.firmware import firmware_flash
+from lutfarm.profiler.mcu_target import firmware_flash
 from lutfarm.profiler.store import ARENA_METHODS
 
 

@@ -17,9 +17,9 @@ import importlib
 _EXPORTS = {
     "LUT": "lutfarm.lut", "LatencyTable": "lutfarm.lut", "build_lut": "lutfarm.lut",
     "import_hwnasbench": "lutfarm.lut", "load_lut": "lutfarm.lut", "save_lut": "lutfarm.lut",
-    "CampaignSettings": "lutfarm.profiler.campaign", "run_campaign": "lutfarm.profiler.campaign",
-    "run_farm": "lutfarm.profiler.campaign",
-    "LOCAL": "lutfarm.profiler.devices", "get_device": "lutfarm.profiler.devices",
+    "CampaignSettings": "lutfarm.profiler.scheduling.campaign", "run_campaign": "lutfarm.profiler.scheduling.campaign",
+    "run_farm": "lutfarm.profiler.scheduling.campaign",
+    "LOCAL": "lutfarm.profiler.devices.record", "get_device": "lutfarm.profiler.devices.record",
     "RuntimeConfig": "lutfarm.profiler.runtime_config",
     "Store": "lutfarm.profiler.store",
     "get_layout": "lutfarm.spaces", "parse_arch": "lutfarm.spaces",

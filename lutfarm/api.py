@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lutfarm.errors import LutfarmError
-from lutfarm.search.methods import method_names
+from lutfarm.search.methods.registry import method_names
 from lutfarm.spaces.registry import family_of
 
 
@@ -90,7 +90,7 @@ def evolve(s: EvolveSettings, on_round: Callable | None = None) -> EvolveResult:
         raise SettingsError(f"the LUT {s.lut} is for the {lut.space} space, not {space} "
                             f"(--space)")
     if lut is None and s.accuracy is not None:      # the accuracy file says what to search
-        from lutfarm.search.accuracy_objective import accuracy_layout
+        from lutfarm.search.objectives.accuracy import accuracy_layout
         file_layout = accuracy_layout(s.accuracy)
         space = space or file_layout.space
     space = lut.space if lut is not None else (space or "fbnet")
@@ -101,7 +101,7 @@ def evolve(s: EvolveSettings, on_round: Callable | None = None) -> EvolveResult:
                             f"choose one of {', '.join(method_names(small_space=small))}")
     accuracy, layout, objective = None, None, s.objective
     if s.accuracy is not None:
-        from lutfarm.search.accuracy_objective import accuracy_objective
+        from lutfarm.search.objectives.accuracy import accuracy_objective
         layout = lut.layout if lut is not None else file_layout
         if lut is None and layout.space != space:
             raise SettingsError(f"{s.accuracy} is for the {layout.space} space, not {space} "
@@ -131,7 +131,7 @@ def evolve(s: EvolveSettings, on_round: Callable | None = None) -> EvolveResult:
 def _evolve_cells(s: EvolveSettings, lut, space, objective, population,
                   generations) -> EvolveResult:
     from lutfarm.lut.cells import CellTable
-    from lutfarm.search.cells import CellConstraints, evolve_cells
+    from lutfarm.search.methods.cells import CellConstraints, evolve_cells
     from lutfarm.spaces import get_layout
 
     limits = CellConstraints(s.budget_ms, s.max_mmacs, s.max_mparams)
@@ -148,7 +148,7 @@ def _evolve_cells(s: EvolveSettings, lut, space, objective, population,
 def _evolve_subnets(s: EvolveSettings, lut, space, objective, population, generations,
                     accuracy, layout) -> EvolveResult:
     from lutfarm.lut.subnets import SubnetTable
-    from lutfarm.search.subnets import SubnetConstraints, evolve_subnets
+    from lutfarm.search.methods.subnets import SubnetConstraints, evolve_subnets
     from lutfarm.spaces import get_layout
 
     limits = SubnetConstraints(s.budget_ms, s.max_memory_kb, s.max_mmacs, s.max_flash_kb)
@@ -166,8 +166,8 @@ def _evolve_subnets(s: EvolveSettings, lut, space, objective, population, genera
 def _evolve_fbnet(s: EvolveSettings, lut, objective, population, generations, accuracy,
                   on_round) -> EvolveResult:
     from lutfarm.lut import LatencyTable
-    from lutfarm.search.methods import run_method
-    from lutfarm.search.space import (
+    from lutfarm.search.methods.registry import run_method
+    from lutfarm.search.objectives.space import (
         auto_latency_model,
         fbnet_space,
         lut_latency,
@@ -206,7 +206,7 @@ def _evolve_fbnet(s: EvolveSettings, lut, objective, population, generations, ac
         return searches[-1]
 
     if s.verify:
-        from lutfarm.search.verified import verified_search
+        from lutfarm.search.methods.verified import verified_search
         answer, rounds_done = verified_search(
             search, latency, space, _measurer(lut, s.device, s.db), s.budget_ms, s.rounds,
             report=on_round or (lambda r: None))
@@ -248,9 +248,9 @@ class MeasureError(LutfarmError, RuntimeError):
 def _measurer(lut, device_name, db):
     """arch -> (measured ms, speed): the whole network on the device with the LUT's runtime
     configuration, timed with its blocks; speed = their time now / in the LUT."""
-    from lutfarm.profiler.devices import get_device
-    from lutfarm.profiler.networks import measure_interleaved
+    from lutfarm.profiler.devices.record import get_device
     from lutfarm.profiler.runtime_config import RuntimeConfig
+    from lutfarm.profiler.scheduling.networks import measure_interleaved
     from lutfarm.profiler.store import Store, default_db_path
     from lutfarm.spaces import NetworkCase
 
@@ -320,7 +320,7 @@ class ValidateOutcome:
 def validate_lut(s: ValidateSettings) -> ValidateOutcome:
     """Measure networks of the LUT's space end to end and store how well its sums hold."""
     from lutfarm.lut import LUTError, build_lut
-    from lutfarm.profiler.campaign import CampaignSettings
+    from lutfarm.profiler.scheduling.campaign import CampaignSettings
     from lutfarm.profiler.store import Store
 
     if s.archs < 6:
@@ -376,7 +376,7 @@ class SupernetSettings:
     layout: object                       # a layout of a space with a supernet
     output: str | Path                   # the checkpoint: written every epoch, resumed
     data: str = "digits"                 # 'digits' or an image folder root/<class>/<image>
-    train: object = None                 # lutfarm.search.supernet.TrainSettings
+    train: object = None                 # lutfarm.search.supernets.oneshot.TrainSettings
     nproc: int = 1                       # DistributedDataParallel processes
     torch_device: str | None = None
     quiet: bool = False                  # the DDP workers print nothing
@@ -406,8 +406,8 @@ def train_supernet(s: SupernetSettings, on_batch: Callable | None = None,
     from dataclasses import asdict
 
     from lutfarm import environment
-    from lutfarm.search.data import load_images, num_classes
-    from lutfarm.search.supernet import (
+    from lutfarm.search.supernets.data import load_images, num_classes
+    from lutfarm.search.supernets.oneshot import (
         Checkpoint,
         SupernetError,
         TrainSettings,
@@ -475,7 +475,7 @@ class DNASRun:
 
     lut: str | Path
     data: str = "digits"                 # 'digits' or an image folder root/<class>/<image>
-    settings: object = None              # lutfarm.search.dnas.DNASSettings
+    settings: object = None              # lutfarm.search.supernets.dnas.DNASSettings
     checkpoint: str | Path | None = None  # default: one per run under the lutfarm cache
     nproc: int = 1                       # DistributedDataParallel processes
     torch_device: str | None = None
@@ -489,8 +489,8 @@ def dnas(s: DNASRun, on_batch: Callable | None = None, log: Callable | None = No
 
     from lutfarm import environment
     from lutfarm.lut import LatencyTable, load_lut
-    from lutfarm.search.data import load_images, num_classes
-    from lutfarm.search.dnas import DNASSettings, search, spawn_search
+    from lutfarm.search.supernets.data import load_images, num_classes
+    from lutfarm.search.supernets.dnas import DNASSettings, search, spawn_search
 
     st = s.settings or DNASSettings()
     if st.widths and (max(st.widths) != 1.0 or min(st.widths) <= 0):

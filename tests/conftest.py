@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from lutfarm.profiler.campaign import CampaignSettings, run_campaign
-from lutfarm.profiler.devices import LOCAL
-from lutfarm.profiler.export import ModelCache
+from lutfarm.profiler.devices.record import LOCAL
+from lutfarm.profiler.export.cache import ModelCache
 from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.scheduling.campaign import CampaignSettings, run_campaign
 from lutfarm.profiler.store import Store
 from lutfarm.spaces import get_layout
 from lutfarm_agent.timing import TimingSettings
@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 def agent_root() -> Path:
     """The agent bundle as a device gets it (``lutfarm_agent/`` inside): the directory to run
     ``python -m lutfarm_agent`` from with an interpreter that has no lutfarm installed."""
-    from lutfarm.profiler.deploy import local_agent_dir
+    from lutfarm.profiler.devices.deploy import local_agent_dir
     return local_agent_dir()
 
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -12,9 +12,9 @@ import json
 import sys
 from dataclasses import asdict
 
-from lutfarm.profiler.campaign import CampaignSettings, FarmSettings, run_farm
-from lutfarm.profiler.devices import Device
+from lutfarm.profiler.devices.record import Device
 from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.scheduling.campaign import CampaignSettings, FarmSettings, run_farm
 from lutfarm.profiler.store import Store
 from lutfarm.spaces import get_layout
 from lutfarm_agent.timing import TimingSettings

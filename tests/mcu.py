@@ -26,11 +26,11 @@ def unavailable() -> str | None:
 
 
 def firmware(board: str, kernels: str = "cmsis-nn", **defines):
-    from lutfarm.profiler.firmware import build
+    from lutfarm.profiler.devices.firmware import build
     return build(board, kernels, third_party=THIRD_PARTY, defines=defines or None)
 
 
 def emulated_device(name: str, board: str, kernels: str = "cmsis-nn", fw=None):
-    from lutfarm.profiler.devices import Device
+    from lutfarm.profiler.devices.record import Device
     return Device(name, kind=name, runtimes=("tflm",), mcu=board, emulator="qemu",
                   kernels=kernels, firmware=str(fw.elf) if fw else "")

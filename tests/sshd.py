@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lutfarm.profiler.devices import Device
+from lutfarm.profiler.devices.record import Device
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 

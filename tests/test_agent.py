@@ -119,8 +119,8 @@ def test_agent_parses_under_python38_and_its_stdlib_parts_run():
 def test_native_output_on_fd1_mid_job_is_the_agents_log_never_an_event(cache):
     """A runtime writing to fd 1 from C (one line a forged, framed ``done``) while the
     controller's LocalTransport reads the job: every event arrives, the noise is logged."""
-    from lutfarm.profiler.devices import LOCAL
-    from lutfarm.profiler.transport import LocalTransport
+    from lutfarm.profiler.devices.record import LOCAL
+    from lutfarm.profiler.devices.transport import LocalTransport
     from lutfarm_agent.runtimes.bench_sleep_rt import NOISE
 
     job = job_for(CIFAR.unique_cases()[:2], cache, name="bench-sleep", native_noise=True,

@@ -11,7 +11,7 @@ import pytest
 from lutfarm.api import EvolveSettings, SettingsError, evolve
 from lutfarm.lut import import_hwnasbench, save_lut
 from lutfarm.lut.hwnasbench import BUNDLED
-from lutfarm.search.methods import METHODS, method_names
+from lutfarm.search.methods.registry import METHODS, method_names
 
 
 def test_evolve_from_a_notebook_equals_the_cli(tmp_path):
@@ -45,7 +45,7 @@ def test_one_method_registry_serves_every_search():
     """The CLI's --method choices, MCUNet's search and NB201's benchmark read one registry;
     the query-efficient methods are offered only where the space is small."""
     from lutfarm.cli.search import evolve_cmd
-    from lutfarm.search.nb201 import BENCH_METHODS
+    from lutfarm.search.methods.nb201 import BENCH_METHODS
     choices = next(p for p in evolve_cmd.params if p.name == "method").type.choices
     assert list(choices) == list(METHODS) == method_names(small_space=True)
     assert method_names() == ["constrained", "regularized", "random"]

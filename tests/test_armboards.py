@@ -14,9 +14,9 @@ from armboards import BOARDS, start_board
 
 from conftest import FAST, REPO
 from lutfarm.lut import build_lut, load_lut
-from lutfarm.profiler.campaign import CampaignSettings, run_campaign
-from lutfarm.profiler.check import check_device
+from lutfarm.profiler.devices.check import check_device
 from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.scheduling.campaign import CampaignSettings, run_campaign
 from lutfarm.profiler.store import Store
 from lutfarm.spaces import get_layout
 from sshd import keygen
@@ -88,8 +88,8 @@ def test_a_campaign_cut_by_an_sshd_kill_resumes_where_it_stopped(boards, tmp_pat
     board cannot give (no cpufreq, an unprivileged login): recorded and warned, not fatal."""
     import threading
 
-    from lutfarm.profiler.campaign import plan_cases
-    from lutfarm.profiler.device_worker import FarmSettings
+    from lutfarm.profiler.scheduling.campaign import plan_cases
+    from lutfarm.profiler.scheduling.device_worker import FarmSettings
 
     victim = boards["arm64"]
     device = victim.device(workdir=workdir(), governor="performance")

@@ -9,16 +9,16 @@ import time
 from dataclasses import replace
 
 from conftest import FAST, REPO
-from lutfarm.profiler.campaign import (
+from lutfarm.profiler.devices.record import LOCAL
+from lutfarm.profiler.export.cache import ModelCache
+from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.scheduling.campaign import (
     CampaignSettings,
     FarmSettings,
     Progress,
     plan_cases,
     run_campaign,
 )
-from lutfarm.profiler.devices import LOCAL
-from lutfarm.profiler.export import ModelCache
-from lutfarm.profiler.runtime_config import RuntimeConfig
 from lutfarm.profiler.store import Store
 
 RT = RuntimeConfig()
@@ -150,7 +150,7 @@ class _OneCaseUnconvertible(ModelCache):
     bad = ""
 
     def get(self, case, fmt="onnx", dtype="fp32"):
-        from lutfarm.profiler.export import ExportError
+        from lutfarm.profiler.export.cache import ExportError
 
         if case.key == self.bad:
             raise ExportError(f"{case.key}: litert-torch cannot convert it: aten.foo not lowered")

@@ -82,7 +82,7 @@ def test_verbose_logs_the_campaign_and_the_log_file_keeps_everything(tmp_path, c
     p = lutfarm("-v", "--log-file", log, "profile", "--db", tmp_path / "s.db", "--only",
                 "Skip_H4_*", "--min-time", "0.01", "--max-time", "0.05")
     assert p.returncode == 0, p.stderr[-800:]
-    assert "INFO lutfarm.profiler.campaign: campaign 1: onnxruntime-fp32-t1 on local" in p.stderr
+    assert "INFO lutfarm.profiler.scheduling.campaign: campaign 1: onnxruntime-fp32-t1 on local" in p.stderr
     text = log.read_text()
     assert "campaign 1: onnxruntime-fp32-t1 on local" in text and "measured, 0 failed" in text
 

@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from lutfarm.profiler.export import ModelCache
+from lutfarm.profiler.export.cache import ModelCache
 from lutfarm.spaces import OPS, get_layout
 from lutfarm.spaces.modules import build_block, build_network, seeded_init
 

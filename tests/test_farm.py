@@ -13,17 +13,17 @@ from dataclasses import replace
 import pytest
 
 from conftest import FAST, IN_CI, REPO, missing, need
-from lutfarm.profiler.campaign import (
+from lutfarm.profiler.devices.check import check_device
+from lutfarm.profiler.devices.lock import SFTPFS, BoardLock, owner_info
+from lutfarm.profiler.devices.ssh import AuthError, HostKeyError, SSHSession
+from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.scheduling.campaign import (
     CampaignSettings,
     FarmSettings,
     plan_cases,
     run_campaign,
     run_farm,
 )
-from lutfarm.profiler.check import check_device
-from lutfarm.profiler.lock import SFTPFS, BoardLock, owner_info
-from lutfarm.profiler.runtime_config import RuntimeConfig
-from lutfarm.profiler.ssh import AuthError, HostKeyError, SSHSession
 from lutfarm.profiler.store import Store
 from sshd import keygen, start_host
 
@@ -130,7 +130,7 @@ def test_a_held_board_is_reported_with_its_holder(tmp_path, host, cache):
 def test_a_lock_this_process_left_on_a_lost_board_is_taken_over_a_live_one_is_not(tmp_path):
     """A campaign whose board dropped off could not remove its lock; the same process resuming
     (a notebook, a retrying script) must not wait 600 s for its own dead lock."""
-    from lutfarm.profiler.lock import LOCK_NAME, LocalFS, LockHeld
+    from lutfarm.profiler.devices.lock import LOCK_NAME, LocalFS, LockHeld
     (tmp_path / LOCK_NAME).write_text(json.dumps(owner_info("lost")))   # our host and pid
     resumed = BoardLock(LocalFS(), str(tmp_path), "b", owner_info("resumed"))
     resumed.acquire()
@@ -293,7 +293,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 @pytest.mark.needs("system-python")
 def test_provision_builds_a_venv_offline_and_is_idempotent(tmp_path, host, cache):
     """A bare interpreter (no numpy, no runtime) gets a venv from wheels pushed over SFTP."""
-    from lutfarm.profiler.provision import provision
+    from lutfarm.profiler.devices.provision import provision
     device = host.device(python=SYSTEM_PYTHON, workdir=str(tmp_path / "work"))
     before = check_device(device)
     assert not before.ok and before.numpy is None and not before.provisioned
@@ -325,7 +325,7 @@ def store_context(db):
 
 
 def test_wheels_for_an_aarch64_board_are_chosen_by_its_platform(tmp_path):
-    from lutfarm.profiler.provision import download_wheels
+    from lutfarm.profiler.devices.provision import download_wheels
     target = download_wheels(["numpy"], "cp311", "aarch64", tmp_path)
     names = [p.name for p in target.glob("*.whl")]
     assert names and all("aarch64" in n and "cp311" in n for n in names), names
@@ -402,8 +402,8 @@ def _agents_running_in(workdir) -> list[int]:
 def test_a_boards_first_job_is_small_and_later_ones_at_most_16():
     """The first job starts once FIRST_CHUNK models are up (the next chunk uploads beside it);
     after that ~4 jobs per device, never more than 16 cases, one device included."""
-    from lutfarm.profiler.device_worker import FIRST_CHUNK, FarmSettings, KindWork
-    from lutfarm.profiler.work_queue import WorkQueue
+    from lutfarm.profiler.scheduling.device_worker import FIRST_CHUNK, FarmSettings, KindWork
+    from lutfarm.profiler.scheduling.work_queue import WorkQueue
 
     class Alive:
         def devices_given_up(self):

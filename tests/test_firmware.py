@@ -11,8 +11,8 @@ import zlib
 import pytest
 
 from conftest import FAST
-from lutfarm.profiler.campaign import CampaignSettings, run_campaign
 from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.scheduling.campaign import CampaignSettings, run_campaign
 from lutfarm.profiler.store import Store
 from lutfarm.spaces import get_layout
 from lutfarm.spaces.cases import BlockCase
@@ -60,7 +60,7 @@ def test_the_build_is_cached_by_content_and_names_its_sizes(m4):
 def test_stm32f746_build_fits_mcunets_board():
     """Built, never run (no silicon here): code in 1 MB of flash, the firmware's RAM plus its
     model buffer and arena in 320 KB of SRAM."""
-    from lutfarm.profiler.firmware import check_fits
+    from lutfarm.profiler.devices.firmware import check_fits
     fw = firmware("stm32f746g-disco")
     assert fw.board.core == "cortex-m7" and not fw.board.qemu_machine
     assert check_fits(fw) == []
@@ -239,7 +239,7 @@ def _model_with_op(op_name: str) -> bytes:
 
 
 def test_an_op_the_firmware_lacks_fails_that_case_by_name(m4, models, tmp_path):
-    from lutfarm.profiler.export import ExportedModel
+    from lutfarm.profiler.export.cache import ExportedModel
     data = _model_with_op("EXP")
     path = tmp_path / "exp.tflite"
     path.write_bytes(data)
@@ -253,7 +253,7 @@ def test_an_op_the_firmware_lacks_fails_that_case_by_name(m4, models, tmp_path):
 
 
 def test_a_missing_toolchain_or_emulator_is_one_line_naming_what_to_install(monkeypatch, m4):
-    from lutfarm.profiler.firmware import FirmwareError, build
+    from lutfarm.profiler.devices.firmware import FirmwareError, build
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(FirmwareError, match="apt-get install .*gcc-arm-none-eabi"):
         build("mps2-an386")
@@ -333,7 +333,7 @@ def test_the_seeds_workflow_on_an_emulated_mcu(board, m4, m55, tmp_path, cache_d
     import json
 
     from lutfarm.lut import load_lut
-    from lutfarm.profiler.firmware import firmware_flash
+    from lutfarm.profiler.mcu_target import firmware_flash
     fw = {"mps2-an386": m4, "mps3-an547": m55}[board]
     inventory = tmp_path / "farm.toml"
     inventory.write_text(f'[[devices]]\nname = "emu"\nkind = "emu"\ntransport = "local"\n'
@@ -405,7 +405,7 @@ def test_repeatability_on_an_emulated_board_agrees_exactly(m4, cache, tmp_path):
     tick: the repeatability report compares the right measurements of the right cases, with
     none of the noise that makes the same check on a real CPU loose. (It found that ``lut
     repeat`` compared an MCU's runs under the unresolved runtime key and found none.)"""
-    from lutfarm.profiler.repeatability import run_repeatability
+    from lutfarm.profiler.scheduling.repeatability import run_repeatability
     layout = get_layout("mcunet").with_resolutions([96])
     only = "MBConv_H3_W3_Cin96_Cout96_*"
     device = emulated_device("emu-repeat", "mps2-an386", fw=m4)

@@ -8,8 +8,8 @@ import pandas as pd
 from lutfarm.lut import LatencyTable, build_lut, import_hwnasbench
 from lutfarm.lut.hwnasbench import BUNDLED
 from lutfarm.profiler.store import Store
-from lutfarm.search.evolution import random_search
-from lutfarm.search.space import fbnet_space, lut_latency, macs
+from lutfarm.search.methods.evolution import random_search
+from lutfarm.search.objectives.space import fbnet_space, lut_latency, macs
 from lutfarm.spaces import get_layout
 
 

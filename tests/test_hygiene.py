@@ -50,8 +50,8 @@ def test_both_case_queues_offer_what_a_device_worker_asks():
     and each keeps every one with the same parameters."""
     import inspect
 
+    from lutfarm.profiler.scheduling.work_queue import CaseQueue, WorkQueue
     from lutfarm.profiler.store.queue import StoreQueue
-    from lutfarm.profiler.work_queue import CaseQueue, WorkQueue
     wanted = {n: m for n, m in vars(CaseQueue).items()
               if callable(m) and not n.startswith("_") or isinstance(m, property)}
     assert len(wanted) >= 14
@@ -89,7 +89,8 @@ def test_the_controller_reads_environment_variables_only_in_lutfarm_environment(
 
 def test_readmes_folder_table_names_what_exists():
     """README's map drifted (modules renamed, packages missing); every file and folder it
-    names in the table exists where the row says, and every package of the tree has a row."""
+    names in the table exists where the row says, every package of the tree has a row, every
+    sub-package is named in its folder's row and says in its docstring what it holds."""
     import re
     text = (REPO / "README.md").read_text()
     table = text[text.index("| folder (installed as) |"):]
@@ -103,10 +104,15 @@ def test_readmes_folder_table_names_what_exists():
     for folder, row in zip(folders, rows):
         assert (REPO / folder).is_dir(), f"README names {folder}/, which does not exist"
         for name in re.findall(r"`([\w/]+(?:\.py|/))`", row.split("|", 3)[2]):
-            if not ((REPO / folder / name).exists()
-                    or any((REPO / folder).glob(f"*/{name}"))):
+            if not (REPO / folder / name).exists():
                 missing.append(f"{folder}/{name}")
-    assert not missing, f"README's folder table names files that do not exist: {missing}"
+        for init in (REPO / folder).glob("*/__init__.py"):
+            sub = init.parent.name
+            if f"`{sub}/`" not in row:
+                missing.append(f"{folder}/{sub}/ (a sub-package the row does not name)")
+            if not ast.get_docstring(ast.parse(init.read_text())):
+                missing.append(f"{folder}/{sub}/__init__.py (no docstring)")
+    assert not missing, f"README's folder table and the packages disagree: {missing}"
 
 
 def test_layers_above_spaces_ask_the_family_not_hasattr_on_a_layout():

@@ -1,7 +1,7 @@
 import pytest
 
-from lutfarm.profiler.devices import UnknownDeviceError, select_devices
-from lutfarm.profiler.inventory import InventoryError, load_inventory
+from lutfarm.profiler.devices.inventory import InventoryError, load_inventory
+from lutfarm.profiler.devices.record import UnknownDeviceError, select_devices
 
 GOOD = """
 [defaults]
@@ -138,8 +138,8 @@ arena_limit = 327680
 
 
 def test_version_pins_on_defaults_and_devices_merge_pin_by_pin(tmp_path):
-    from lutfarm.profiler.inventory import load_inventory
-    from lutfarm.profiler.provision import venv_packages
+    from lutfarm.profiler.devices.inventory import load_inventory
+    from lutfarm.profiler.devices.provision import venv_packages
     inv = tmp_path / "farm.toml"
     inv.write_text('[defaults]\nuser = "pi"\nkind = "rpi4"\n'
                    'packages = { onnxruntime = "==1.22.0", numpy = "<2" }\n\n'
@@ -153,7 +153,7 @@ def test_version_pins_on_defaults_and_devices_merge_pin_by_pin(tmp_path):
 
 
 def test_a_pin_that_is_not_a_string_is_reported_with_its_line(tmp_path):
-    from lutfarm.profiler.inventory import InventoryError, load_inventory
+    from lutfarm.profiler.devices.inventory import InventoryError, load_inventory
     inv = tmp_path / "farm.toml"
     inv.write_text('[[devices]]\nname = "a"\nhost = "h"\nuser = "u"\nkind = "k"\n'
                    'packages = { onnxruntime = 1.22 }\n')
@@ -162,7 +162,7 @@ def test_a_pin_that_is_not_a_string_is_reported_with_its_line(tmp_path):
 
 
 def test_platform_tags_follow_the_boards_glibc():
-    from lutfarm.profiler.provision import platform_tags
+    from lutfarm.profiler.devices.provision import platform_tags
     tags = platform_tags("armv7l", "glibc-2.36")
     assert tags[0] == "manylinux_2_36_armv7l" and "manylinux_2_34_armv7l" in tags
     assert tags[-2:] == ["manylinux2014_armv7l", "linux_armv7l"]
@@ -170,7 +170,7 @@ def test_platform_tags_follow_the_boards_glibc():
 
 
 def test_a_cooldown_temperature_reaches_the_agent_and_must_be_positive(tmp_path):
-    from lutfarm.profiler.inventory import InventoryError, load_inventory
+    from lutfarm.profiler.devices.inventory import InventoryError, load_inventory
     inv = tmp_path / "farm.toml"
     inv.write_text('[[devices]]\nname = "a"\nhost = "h"\nuser = "u"\nkind = "k"\n'
                    'cooldown_c = 55.5\n')
@@ -182,7 +182,7 @@ def test_a_cooldown_temperature_reaches_the_agent_and_must_be_positive(tmp_path)
 
 
 def test_a_governor_or_a_fixed_frequency_reaches_the_agent(tmp_path):
-    from lutfarm.profiler.inventory import InventoryError, load_inventory
+    from lutfarm.profiler.devices.inventory import InventoryError, load_inventory
     inv = tmp_path / "farm.toml"
     inv.write_text('[defaults]\ngovernor = "performance"\n[[devices]]\nname = "a"\nhost = "h"\n'
                    'user = "u"\nkind = "k"\nfrequency_khz = 1200000\n')

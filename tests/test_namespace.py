@@ -13,12 +13,12 @@ DUMMIES = {"agents": "openai-agents stand-in", "spaces": "huggingface-spaces sta
 
 CHECK = """
 import sys, agents, spaces, lutfarm, lutfarm_agent
-import lutfarm.profiler.campaign, lutfarm.lut.query, lutfarm.search.evolution
+import lutfarm.profiler.scheduling.campaign, lutfarm.lut.query, lutfarm.search.methods.evolution
 import lutfarm.predictors.block_latency, lutfarm.spaces.fbnet, lutfarm.cli
 import lutfarm_agent.runtimes.onnxruntime_rt
 assert agents.WHO == {agents!r} and spaces.WHO == {spaces!r}, (agents.WHO, spaces.WHO)
 root = sys.argv[1]
-for mod in (lutfarm, lutfarm.profiler.campaign, lutfarm.lut.query, lutfarm_agent):
+for mod in (lutfarm, lutfarm.profiler.scheduling.campaign, lutfarm.lut.query, lutfarm_agent):
     assert mod.__file__.startswith(root), (mod.__name__, mod.__file__, root)
 from lutfarm.lut.hwnasbench import BUNDLED
 assert BUNDLED.is_file(), BUNDLED

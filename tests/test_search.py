@@ -11,14 +11,14 @@ import torch
 from conftest import REPO, SHARED_DATA
 from lutfarm.lut import LatencyTable, import_hwnasbench
 from lutfarm.lut.hwnasbench import BUNDLED
-from lutfarm.search.evolution import (
+from lutfarm.search.methods.evolution import (
     SearchError,
     constrained_evolution,
     random_search,
     regularized_evolution,
 )
-from lutfarm.search.space import GeneSpace, fbnet_space, lut_latency, macs
-from lutfarm.search.targeting import targeting_matrix
+from lutfarm.search.methods.targeting import targeting_matrix
+from lutfarm.search.objectives.space import GeneSpace, fbnet_space, lut_latency, macs
 from lutfarm.spaces import get_layout
 from lutfarm.spaces.nb201 import NB201Error, parse_arch_str
 
@@ -70,7 +70,7 @@ def test_nb201_arch_strings():
 
 @pytest.mark.needs("nb201-data")
 def test_evolution_beats_random_search_on_nb201():
-    from lutfarm.search.nb201 import bench, load_nb201
+    from lutfarm.search.methods.nb201 import bench, load_nb201
     table = load_nb201(NB201)
     r = bench(table, "raspi4", float(np.nanmax(table.latency["raspi4"])), queries=150,
               seeds=20, methods=("random", "evolution"))
@@ -80,7 +80,7 @@ def test_evolution_beats_random_search_on_nb201():
 
 
 def test_path_encoding_sees_the_paths_a_cell_keeps():
-    from lutfarm.search.nb201 import path_encoding
+    from lutfarm.search.methods.nb201 import path_encoding
     enc = path_encoding([[0] * 6, [0, 0, 0, 3, 0, 0], [2, 3, 2, 3, 0, 0], [1] * 6])
     assert enc.shape == (4, 100)
     assert enc[0].sum() == 0                                   # every path cut
@@ -91,7 +91,7 @@ def test_path_encoding_sees_the_paths_a_cell_keeps():
 
 @pytest.mark.parametrize("method", ["local", "bananas"])
 def test_query_efficient_searches_stay_feasible_and_find_the_optimum(method):
-    from lutfarm.search.query_efficient import bananas, local_search
+    from lutfarm.search.methods.query_efficient import bananas, local_search
     space = GeneSpace(6, 5)
     weights = np.array([3.0, -1.0, 2.0, 0.5, 1.0, -2.0])
     queried = []
@@ -116,7 +116,7 @@ def test_query_efficient_searches_stay_feasible_and_find_the_optimum(method):
 
 @pytest.mark.needs("nb201-data")
 def test_unmeasured_nb201_latencies_are_never_feasible():
-    from lutfarm.search.nb201 import load_nb201
+    from lutfarm.search.methods.nb201 import load_nb201
     table = load_nb201(NB201)
     tpu = table.latency["edgetpu"]
     assert np.isnan(tpu).sum() > 0 and not (tpu[~np.isnan(tpu)] <= 0).any()   # -1 in the file
@@ -131,7 +131,7 @@ def test_each_winner_is_fastest_on_its_own_target():
 
 
 def test_latency_term_alone_moves_theta_to_fast_blocks():
-    from lutfarm.search.dnas import fbnet_loss
+    from lutfarm.search.supernets.dnas import fbnet_loss
     lut = torch.tensor(RASPI.matrix, dtype=torch.float32)
     theta = torch.zeros_like(lut, requires_grad=True)
     opt = torch.optim.Adam([theta], lr=0.05)
@@ -149,8 +149,8 @@ def test_latency_term_alone_moves_theta_to_fast_blocks():
 
 
 def test_dnas_runs_end_to_end_on_bundled_digits():
-    from lutfarm.search.data import digits32
-    from lutfarm.search.dnas import search
+    from lutfarm.search.supernets.data import digits32
+    from lutfarm.search.supernets.dnas import search
     data = torch.utils.data.Subset(digits32(), range(64))
     r = search(RASPI, data, 10, epochs=2, warmup_epochs=1, batch_size=8, max_batches=1,
                n_samples=3)
@@ -160,8 +160,8 @@ def test_dnas_runs_end_to_end_on_bundled_digits():
 
 
 def test_dnas_resumes_from_its_checkpoint_to_the_same_result(tmp_path):
-    from lutfarm.search.data import digits32
-    from lutfarm.search.dnas import DNASCheckpointError, search
+    from lutfarm.search.supernets.data import digits32
+    from lutfarm.search.supernets.dnas import DNASCheckpointError, search
     data = torch.utils.data.Subset(digits32(), range(64))
     kw = dict(epochs=2, warmup_epochs=1, batch_size=8, max_batches=2, n_samples=2)
     whole = search(RASPI, data, 10, **kw, checkpoint=tmp_path / "a.pt")
@@ -184,8 +184,8 @@ def test_dnas_resumes_from_its_checkpoint_to_the_same_result(tmp_path):
 
 
 def test_dnas_on_two_gloo_ranks_ends_with_identical_weights(tmp_path):
-    from lutfarm.search.data import digits32
-    from lutfarm.search.dnas import spawn_search
+    from lutfarm.search.supernets.data import digits32
+    from lutfarm.search.supernets.dnas import spawn_search
     data = torch.utils.data.Subset(digits32(), range(96))
     r = spawn_search(2, RASPI, data, 10, tmp_path / "d.pt", device="cpu", epochs=1,
                      warmup_epochs=0, batch_size=8, max_batches=2, n_samples=1,
@@ -255,7 +255,7 @@ def test_verify_measures_the_winner_end_to_end(tmp_path, measured_db):
 
 
 def test_fbnetv2_width_table_uses_measured_entries_and_scales_the_rest():
-    from lutfarm.search.widths import layer_latency, stage_widths, width_table
+    from lutfarm.search.objectives.widths import layer_latency, stage_widths, width_table
     t, head, counts = width_table(RASPI, (0.5, 1.0))
     full = [0] * 22
     np.testing.assert_allclose(layer_latency(t, CIFAR, full, [1] * 7),
@@ -268,7 +268,7 @@ def test_fbnetv2_width_table_uses_measured_entries_and_scales_the_rest():
 
 
 def test_fbnetv2_latency_term_narrows_the_stages():
-    from lutfarm.search.dnas import SuperNet, fbnet_loss
+    from lutfarm.search.supernets.dnas import SuperNet, fbnet_loss
     net = SuperNet(RASPI, 10, widths=(0.5, 0.75, 1.0))
     opt = torch.optim.Adam(net.arch_parameters(), lr=0.05)
     with torch.no_grad():
@@ -323,11 +323,11 @@ def test_measured_width_variants_replace_the_stand_in(tmp_path, measured_db, cac
 
     from conftest import FAST
     from lutfarm.lut import build_lut
-    from lutfarm.profiler.campaign import CampaignSettings, plan_cases, run_campaign
-    from lutfarm.profiler.devices import LOCAL
+    from lutfarm.profiler.devices.record import LOCAL
     from lutfarm.profiler.runtime_config import RuntimeConfig
+    from lutfarm.profiler.scheduling.campaign import CampaignSettings, plan_cases, run_campaign
     from lutfarm.profiler.store import Store
-    from lutfarm.search.widths import width_table
+    from lutfarm.search.objectives.widths import width_table
     db = tmp_path / "w.db"
     db.write_bytes(measured_db.read_bytes())
     only = "ConvBlock_H4_*_exp1_*"
@@ -353,7 +353,7 @@ def test_evolve_under_a_peak_memory_budget(tmp_path):
 
     from lutfarm.cli import cli
     from lutfarm.lut import save_lut
-    from lutfarm.search.space import lut_peak_memory
+    from lutfarm.search.objectives.space import lut_peak_memory
 
     lut = import_hwnasbench(BUNDLED, "raspi4", "cifar")
     cases = {c.key: c for row in lut.layout.choice_cases() for c in row}
@@ -396,7 +396,7 @@ def test_search_on_a_lut_with_a_missing_entry_names_it_instead_of_returning_nan(
     partial = LatencyTable(lut)
     with pytest.raises(LUTError, match=key):
         lut_latency(partial)
-    from lutfarm.search.dnas import SuperNet
+    from lutfarm.search.supernets.dnas import SuperNet
     with pytest.raises(LUTError, match=key):
         SuperNet(partial, classes=10)
     path = save_lut(lut, tmp_path / "partial.csv")
@@ -411,8 +411,8 @@ def test_verified_search_learns_from_each_measured_winner_until_one_holds_its_bu
     """A synthetic device: expansion-6 blocks cost 15 % more inside networks than the LUT says,
     and the correction never saw one (its training networks avoid them)."""
     from lutfarm.predictors.in_context import InContextCorrection, block_costs
-    from lutfarm.search.space import CorrectedLatency
-    from lutfarm.search.verified import verified_search
+    from lutfarm.search.methods.verified import verified_search
+    from lutfarm.search.objectives.space import CorrectedLatency
 
     space, mm = fbnet_space(CIFAR), macs(CIFAR)
     factor = np.ones(9 * 7)
@@ -450,9 +450,9 @@ def test_cli_verified_search_on_the_corrected_model(tmp_path, measured_db, cache
     measuring each round's winner on this machine."""
     from conftest import FAST
     from lutfarm.lut import build_lut, save_lut
-    from lutfarm.profiler.campaign import CampaignSettings
-    from lutfarm.profiler.devices import LOCAL
+    from lutfarm.profiler.devices.record import LOCAL
     from lutfarm.profiler.runtime_config import RuntimeConfig
+    from lutfarm.profiler.scheduling.campaign import CampaignSettings
     from lutfarm.profiler.store import Store
     from lutfarm.spaces import NetworkCase
     from lutfarm.workflows.validate_networks import run_validation
@@ -497,7 +497,7 @@ def test_cli_verified_search_on_the_corrected_model(tmp_path, measured_db, cache
 
 def test_auto_latency_trusts_the_plain_sum_unless_its_validation_found_it_low():
     from lutfarm.lut.validation_report import LUTValidation
-    from lutfarm.search.space import auto_latency_model
+    from lutfarm.search.objectives.space import auto_latency_model
 
     def report(mean_ratio, correction=None):
         return LUTValidation("chain", "d", "rt", "cifar", 6, {"mean_ratio": mean_ratio}, {},

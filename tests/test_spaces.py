@@ -187,7 +187,7 @@ def test_tflite_export_runs_in_worker_processes_into_one_cache(tmp_path, cache):
     """get_many: the missing models exported by two worker processes (TFLite conversion takes
     seconds per block), found again by a fresh cache without exporting; the same bytes as this
     process's own export of a case."""
-    from lutfarm.profiler.export import ModelCache
+    from lutfarm.profiler.export.cache import ModelCache
     cases = {c.key: c for c in MCU.with_resolutions([96]).resolution_cases(96)
              if c.kind == "MBConv" and c.se and c.exp == 3 and c.kernel == 5}
     cases = dict(list(cases.items())[:3])
@@ -209,9 +209,9 @@ def test_nb201_profiles_into_a_lut_that_prices_its_networks(tmp_path, cache):
     registered builder and export like any case."""
     from conftest import FAST
     from lutfarm.lut import build_lut
-    from lutfarm.profiler.campaign import CampaignSettings, run_campaign
-    from lutfarm.profiler.devices import LOCAL
+    from lutfarm.profiler.devices.record import LOCAL
     from lutfarm.profiler.runtime_config import RuntimeConfig
+    from lutfarm.profiler.scheduling.campaign import CampaignSettings, run_campaign
     from lutfarm.profiler.store import Store
     layout = get_layout("nb201", "cifar10")
     with Store(tmp_path / "s.db") as store:
@@ -239,9 +239,9 @@ def test_nb201_profiles_into_a_lut_that_prices_its_networks(tmp_path, cache):
 def _profiled_lut(space: str, tmp_path, cache):
     from conftest import FAST
     from lutfarm.lut import build_lut, load_lut, save_lut
-    from lutfarm.profiler.campaign import CampaignSettings, run_campaign
-    from lutfarm.profiler.devices import LOCAL
+    from lutfarm.profiler.devices.record import LOCAL
     from lutfarm.profiler.runtime_config import RuntimeConfig
+    from lutfarm.profiler.scheduling.campaign import CampaignSettings, run_campaign
     from lutfarm.profiler.store import Store
     layout = get_layout(space)
     with Store(tmp_path / f"{space}.db") as store:

@@ -171,7 +171,7 @@ def test_a_campaign_measures_into_postgres_and_a_lut_is_built_from_it(pg_url, tm
 
 
 def test_a_journal_left_behind_is_replayed_without_duplicates(pg_url, tmp_path):
-    from lutfarm.profiler.journal import Journal
+    from lutfarm.profiler.scheduling.journal import Journal
     journal = Journal(tmp_path / "campaign-1.jsonl")
     first = Measurement("local", RT, "k0", "ok", created=1.5, median_ms=1.0)
     with Store(pg_url) as store:

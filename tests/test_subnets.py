@@ -15,12 +15,12 @@ from conftest import FAST, REPO
 from lutfarm.lut import build_lut, save_lut
 from lutfarm.lut.subnets import SubnetTable
 from lutfarm.lut.table import LUT, LUTError
-from lutfarm.profiler.campaign import CampaignSettings, run_campaign
-from lutfarm.profiler.devices import LOCAL
+from lutfarm.profiler.devices.record import LOCAL
 from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.scheduling.campaign import CampaignSettings, run_campaign
 from lutfarm.profiler.store import Store
-from lutfarm.search.evolution import SearchError
-from lutfarm.search.subnets import (
+from lutfarm.search.methods.evolution import SearchError
+from lutfarm.search.methods.subnets import (
     SubnetConstraints,
     evolve_subnets,
     subnet_macs,

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from conftest import REPO
-from lutfarm.search.data import digits32, split
-from lutfarm.search.supernet import (
+from lutfarm.search.supernets.data import digits32, split
+from lutfarm.search.supernets.oneshot import (
     Checkpoint,
     SupernetError,
     TrainSettings,
@@ -83,7 +83,7 @@ def _sliced(full: torch.Tensor, rows: int, cols: int, groups: int) -> torch.Tens
 @pytest.mark.parametrize("cin,cout,stride", [(16, 16, 1), (16, 24, 2)])
 def test_each_fbnet_candidate_of_a_shared_block_is_the_space_block_with_sliced_weights(
         cin, cout, stride):
-    from lutfarm.search.oneshot_fbnet import ElasticFBNetBlock
+    from lutfarm.search.supernets.fbnet import ElasticFBNetBlock
     from lutfarm.spaces.fbnet import OPS, LayerSlot
     from lutfarm.spaces.modules import build_block
 
@@ -149,7 +149,7 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
 
 
 def test_more_nccl_ranks_than_gpus_is_refused_before_any_rank_starts():
-    from lutfarm.search.distributed import DistributedError, spawn
+    from lutfarm.search.supernets.distributed import DistributedError, spawn
 
     ranks = torch.cuda.device_count() + 1
     with pytest.raises(DistributedError, match=f"needs {ranks} GPUs"):

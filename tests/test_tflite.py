@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import FAST, NP1_PYTHON, REPO, agent_root
-from lutfarm.profiler.export import ExportError, ModelCache
+from lutfarm.profiler.export.cache import ExportError, ModelCache
 from lutfarm.profiler.runtime_config import RuntimeConfig, RuntimeConfigError
 from lutfarm.spaces import BlockCase
 from lutfarm_agent.protocol import events_in
@@ -72,7 +72,7 @@ def test_exports_are_nhwc_int8_end_to_end_checked_and_cached(models, cache_dir):
 
 
 def test_the_checks_catch_a_model_that_computes_something_else(models):
-    from lutfarm.profiler.export_tflite import check_model
+    from lutfarm.profiler.export.tflite import check_model
 
     data = models[(CONV.key, "fp32")].path.read_bytes()
     assert all(r.ok for r in check_model(CONV, data, "fp32"))
@@ -90,8 +90,8 @@ BIG = BlockCase.from_key("ConvNorm_H2_W2_Cin512_Cout512_kernel1_stride1_group1")
 
 
 def test_tflm_misreads_buffers_after_the_flatbuffer_so_exports_keep_them_inside(cache):
-    from lutfarm.profiler.export_tflite import check_model
-    from lutfarm.profiler.tflite_flatbuffer import offset_buffer_count, offset_buffers
+    from lutfarm.profiler.export.tflite import check_model
+    from lutfarm.profiler.export.tflite_flatbuffer import offset_buffer_count, offset_buffers
 
     model = cache.get(BIG, "tflite", "int8")
     data = model.path.read_bytes()
@@ -109,11 +109,11 @@ def test_tflm_misreads_buffers_after_the_flatbuffer_so_exports_keep_them_inside(
 def test_a_campaign_refuses_a_case_its_runtime_computes_unlike_torch(cache, cifar, tmp_path):
     """The model in the cache is one TFLite-Micro computes wrongly (its real checks say so):
     a TFLite-Micro campaign fails that case with the reason instead of timing it."""
-    from lutfarm.profiler.campaign import CampaignSettings, run_campaign
-    from lutfarm.profiler.devices import LOCAL
-    from lutfarm.profiler.export_tflite import check_model
+    from lutfarm.profiler.devices.record import LOCAL
+    from lutfarm.profiler.export.tflite import check_model
+    from lutfarm.profiler.export.tflite_flatbuffer import offset_buffers
+    from lutfarm.profiler.scheduling.campaign import CampaignSettings, run_campaign
     from lutfarm.profiler.store import Store
-    from lutfarm.profiler.tflite_flatbuffer import offset_buffers
 
     bad = offset_buffers(cache.get(BIG, "tflite", "int8").path.read_bytes())
     wrong = ModelCache(tmp_path / "cache")
@@ -361,7 +361,7 @@ def test_an_op_the_runtime_lacks_is_named(tmp_path):
     """torch.sort converts to STABLEHLO_SORT, which neither LiteRT 2.3 nor TFLite-Micro runs."""
     import torch
 
-    from lutfarm.profiler.export_tflite import _litert_torch
+    from lutfarm.profiler.export.tflite import _litert_torch
 
     class Sorts(torch.nn.Module):
         def forward(self, x):

@@ -14,9 +14,9 @@ from lutfarm.lut import LatencyTable, build_lut, load_lut, save_lut
 from lutfarm.lut.metrics import latency_metrics
 from lutfarm.lut.validation_report import VALIDATION_VERSION
 from lutfarm.predictors.in_context import InContextCorrection, block_costs
-from lutfarm.profiler.campaign import CampaignSettings
-from lutfarm.profiler.devices import LOCAL
+from lutfarm.profiler.devices.record import LOCAL
 from lutfarm.profiler.runtime_config import RuntimeConfig
+from lutfarm.profiler.scheduling.campaign import CampaignSettings
 from lutfarm.profiler.store import Store
 from lutfarm.spaces import NetworkCase, PairCase, get_layout, parse_case_key
 from lutfarm.workflows.validate_networks import evaluate, fusion_table, run_validation, sample_archs
@@ -182,12 +182,12 @@ def test_cli_validate_writes_plot_csv_and_json(tmp_path, measured_db, cache_dir)
 
 
 def test_repeatability_compares_two_runs_and_remeasures_unreliable_cases(tmp_path, cache, cifar):
-    from lutfarm.profiler.repeatability import run_repeatability
+    from lutfarm.profiler.scheduling.repeatability import run_repeatability
     # at least 50 ms of samples per case: with FAST's 4-30 ms, one burst of load on a shared
     # 2-core machine moved the median difference of a whole run to 37 % (seen once in CI)
     timing = replace(FAST, min_s=0.05, max_s=0.2)
     with Store(tmp_path / "r.db") as store:
-        from lutfarm.profiler.campaign import CampaignSettings, run_campaign
+        from lutfarm.profiler.scheduling.campaign import CampaignSettings, run_campaign
         run_campaign(store, cifar, LOCAL, RT, CampaignSettings(timing=timing, cache=cache, only="ConvBlock_H8_*"))
         r = run_repeatability(store, cifar, [LOCAL], RT,
                               CampaignSettings(timing=timing, cache=cache, only="ConvBlock_H8_*"))
@@ -204,7 +204,7 @@ def test_repeatability_compares_two_runs_and_remeasures_unreliable_cases(tmp_pat
 
 
 def test_drift_guard_warns_when_the_device_changed(tmp_path, cache, cifar):
-    from lutfarm.profiler.campaign import CampaignSettings, run_campaign
+    from lutfarm.profiler.scheduling.campaign import CampaignSettings, run_campaign
     with Store(tmp_path / "d.db") as store:
         run_campaign(store, cifar, LOCAL, RT, CampaignSettings(timing=FAST, cache=cache, only="ConvBlock_H4_*"))
         # pretend the stored world was different: every block twice as fast, another runtime

@@ -121,7 +121,7 @@ def backup_cmd(db, target):
 def replay_cmd(journal, db):
     """Write a journal a controller left when the shared store stayed away (its path is in
     the controller's last error) into the store; nothing already stored is stored twice."""
-    from lutfarm.profiler.journal import Journal
+    from lutfarm.profiler.scheduling.journal import Journal
     from lutfarm.profiler.store import Store
 
     entries = Journal(journal)

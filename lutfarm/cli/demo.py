@@ -12,7 +12,7 @@ from lutfarm.cli.options import db_option, layout_options, runtime_options
 from lutfarm.cli.output import lut_table, out
 from lutfarm.cli.profile import run_profile
 from lutfarm.lut import build_lut, save_lut
-from lutfarm.profiler.devices import LOCAL
+from lutfarm.profiler.devices.record import LOCAL
 from lutfarm.profiler.store import Store
 from lutfarm.spaces.registry import family_of
 from lutfarm_agent.timing import TimingSettings

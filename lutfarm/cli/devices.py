@@ -13,9 +13,9 @@ from rich.table import Table
 from lutfarm.cli import cli
 from lutfarm.cli.output import err, out
 from lutfarm.cli.profile import resolve_devices
-from lutfarm.profiler.check import check_device
-from lutfarm.profiler.inventory import load_inventory
-from lutfarm.profiler.provision import provision
+from lutfarm.profiler.devices.check import check_device
+from lutfarm.profiler.devices.inventory import load_inventory
+from lutfarm.profiler.devices.provision import provision
 
 inventory_option = click.option(
     "--inventory", type=click.Path(dir_okay=False, path_type=Path), default=None,

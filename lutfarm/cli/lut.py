@@ -14,7 +14,7 @@ from lutfarm.cli.output import err, lut_table, out
 from lutfarm.lut import LatencyTable, build_lut, import_hwnasbench, load_lut, save_lut
 from lutfarm.lut.build import STATISTICS, stored_runtime
 from lutfarm.lut.hwnasbench import BUNDLED, DEVICES
-from lutfarm.profiler.firmware import describe_target
+from lutfarm.profiler.mcu_target import describe_target
 from lutfarm.profiler.store import Store
 from lutfarm.spaces import ArchError, parse_arch
 from lutfarm.spaces.registry import family_of
@@ -252,7 +252,7 @@ def _print_subnet_validation(report, device: str, runtime_key: str) -> None:
 
 
 def _kind_or_name(device: str, inventory: Path) -> str:
-    from lutfarm.profiler.inventory import load_inventory
+    from lutfarm.profiler.devices.inventory import load_inventory
     kinds = {d.kind for d in load_inventory(inventory)}
     return f"kind:{device}" if device in kinds else device
 
@@ -270,8 +270,8 @@ def repeat_cmd(device, inventory, runtime_config, db, layout, only, as_json):
     """Measure the LUT again and report how well the two runs agree."""
     from lutfarm.cli.output import RichProgress
     from lutfarm.cli.profile import resolve_devices
-    from lutfarm.profiler.campaign import CampaignSettings
-    from lutfarm.profiler.repeatability import run_repeatability
+    from lutfarm.profiler.scheduling.campaign import CampaignSettings
+    from lutfarm.profiler.scheduling.repeatability import run_repeatability
     from lutfarm.spaces import get_layout
 
     spec = device if inventory is None else _kind_or_name(device, inventory)

@@ -15,8 +15,8 @@ from rich.progress import (
 from rich.table import Table
 
 from lutfarm.lut import LUT, LatencyTable
-from lutfarm.profiler import campaign
-from lutfarm.profiler.firmware import describe_target
+from lutfarm.profiler.mcu_target import describe_target
+from lutfarm.profiler.scheduling import campaign
 from lutfarm.spaces.registry import family_of
 
 err = Console(stderr=True)

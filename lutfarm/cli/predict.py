@@ -80,8 +80,8 @@ def train_cmd(what, device, space, runtime_config, db, supernet_path, samples, e
 
 def _train_accuracy(supernet_path, samples, epochs, output) -> None:
     from lutfarm.cli.output import TrainingProgress
-    from lutfarm.search.accuracy_objective import train_accuracy_predictor
-    from lutfarm.search.supernet import Checkpoint
+    from lutfarm.search.objectives.accuracy import train_accuracy_predictor
+    from lutfarm.search.supernets.oneshot import Checkpoint
 
     if supernet_path is None:
         raise click.UsageError("predict train accuracy needs --supernet (from 'lutfarm search "

@@ -12,16 +12,16 @@ import click
 from lutfarm.cli import cli
 from lutfarm.cli.options import db_option, layout_options, runtime_options
 from lutfarm.cli.output import RichProgress, campaign_table, err, failures_table
-from lutfarm.profiler.campaign import (
+from lutfarm.profiler.devices.inventory import load_inventory
+from lutfarm.profiler.devices.record import Device, get_device, select_devices
+from lutfarm.profiler.export.cache import ModelCache
+from lutfarm.profiler.scheduling.campaign import (
     CampaignSettings,
     CampaignSummary,
     FarmSettings,
     plan_cases,
     run_farm,
 )
-from lutfarm.profiler.devices import Device, get_device, select_devices
-from lutfarm.profiler.export import ModelCache
-from lutfarm.profiler.inventory import load_inventory
 from lutfarm.profiler.store import Store
 from lutfarm.spaces.registry import family_of
 from lutfarm_agent.runtimes import SPECS

@@ -11,7 +11,7 @@ from lutfarm.cli import cli
 from lutfarm.cli.options import STORE
 from lutfarm.cli.output import err, out
 from lutfarm.lut import load_lut
-from lutfarm.search.methods import METHODS
+from lutfarm.search.methods.registry import METHODS
 
 OBJECTIVES = ("mmacs", "mparams")
 LATENCY_MODELS = ("corrected", "plain", "overhead")
@@ -143,7 +143,7 @@ def _print_round(r) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def target_cmd(luts, mmacs, as_json):
     """Search for each LUT's device at matched capacity; price every winner on every device."""
-    from lutfarm.search.targeting import targeting_matrix
+    from lutfarm.search.methods.targeting import targeting_matrix
 
     if len(luts) < 2:
         raise click.BadParameter("give at least two --lut files")
@@ -183,7 +183,7 @@ def target_cmd(luts, mmacs, as_json):
 @click.option("--json", "as_json", is_flag=True)
 def bench_cmd(device, budget_ms, nb201_path, dataset, queries, seeds, plot, as_json):
     """Random vs evolution vs predictor-guided on NB201's real data, against the oracle."""
-    from lutfarm.search.nb201 import bench, load_nb201
+    from lutfarm.search.methods.nb201 import bench, load_nb201
 
     result = bench(load_nb201(nb201_path, dataset), device, budget_ms, queries, seeds)
     if plot:
@@ -227,7 +227,7 @@ def dnas_cmd(lut_path, data, epochs, warmup_epochs, batch_size, max_batches, alp
     from lutfarm.api import DNASRun
     from lutfarm.api import dnas as run_dnas
     from lutfarm.cli.output import TrainingProgress
-    from lutfarm.search.dnas import DNASSettings
+    from lutfarm.search.supernets.dnas import DNASSettings
 
     try:
         mults = tuple(sorted(float(w) for w in widths.split(","))) if widths else None

@@ -51,7 +51,7 @@ def train_cmd(layout, data, epochs, batch_size, lr, warmup_epochs, sandwich, dis
     """Train a space's one-shot supernet on your data; kill it any time and run the same
     command again to resume from the last finished epoch."""
     from lutfarm.api import SupernetSettings, train_supernet
-    from lutfarm.search.supernet import TrainSettings
+    from lutfarm.search.supernets.oneshot import TrainSettings
 
     settings = SupernetSettings(
         layout, output, data, TrainSettings(epochs, batch_size, lr, warmup_epochs=warmup_epochs,
@@ -92,7 +92,7 @@ def score_cmd(path, archs, n_random, seed, as_json):
     """Held-out accuracy of subnets with the supernet's weights (BN recalibrated per subnet)."""
     import numpy as np
 
-    from lutfarm.search.supernet import Checkpoint
+    from lutfarm.search.supernets.oneshot import Checkpoint
 
     ck = Checkpoint.load(path)
     scorer = ck.scorer()

@@ -28,7 +28,7 @@ from lutfarm.lut.io import lut_text
 from lutfarm.lut.metrics import latency_metrics
 from lutfarm.lut.table import LUTError
 from lutfarm.lut.validation_report import stored_validation
-from lutfarm.profiler.firmware import describe_target
+from lutfarm.profiler.mcu_target import describe_target
 from lutfarm.profiler.store import Store
 from lutfarm.profiler.store import aggregates as queries
 from lutfarm.profiler.store.drivers import is_postgres, redact

@@ -86,7 +86,7 @@ def sample_and_predict(store, layout, devices, runtime, n: int, settings=None, s
                        rounds: int = 2) -> dict:
     """Measure the fixed cases and ``n`` inverted residuals, predict the others; returns (and
     stores) the report ``build_lut`` reads."""
-    from lutfarm.profiler.campaign import CampaignSettings, plan_cases, run_farm
+    from lutfarm.profiler.scheduling.campaign import CampaignSettings, plan_cases, run_farm
 
     settings = settings or CampaignSettings()
     cases = plan_cases(layout)

@@ -177,7 +177,7 @@ def run_validation(store, lut, devices, runtime, n: int, settings=None, seed: in
     """Measure ``n`` archs end to end, evaluate, store the report. ``every``: networks timed
     together with the blocks they use (0: compare with the LUT as stored, and reuse networks
     the store already has)."""
-    from lutfarm.profiler.networks import measure_interleaved, measure_networks
+    from lutfarm.profiler.scheduling.networks import measure_interleaved, measure_networks
 
     table = LatencyTable(lut)
     layout = table.layout

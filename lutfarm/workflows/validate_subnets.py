@@ -22,7 +22,7 @@ from lutfarm.lut.subnets import SubnetTable
 from lutfarm.lut.table import LUTError
 from lutfarm.lut.validation_report import LUTValidation
 from lutfarm.plotting import figure
-from lutfarm.profiler.firmware import firmware_flash
+from lutfarm.profiler.mcu_target import firmware_flash
 from lutfarm.profiler.store import ARENA_METHODS
 
 
@@ -109,7 +109,7 @@ def run_subnet_validation(store, lut, devices, runtime, per_resolution: int = 30
     error as well (on an emulated MCU, whose timer is deterministic, additivity without
     noise). Each row says how many of its blocks were predicted either way."""
     from lutfarm.lut.build import build_lut
-    from lutfarm.profiler.campaign import CampaignSettings, run_farm
+    from lutfarm.profiler.scheduling.campaign import CampaignSettings, run_farm
 
     table = SubnetTable(lut)
     layout = table.layout

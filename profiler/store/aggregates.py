@@ -149,7 +149,7 @@ def campaign_failures(store: Store, campaign_id: int, limit: int = 200) -> list[
 
 def configurations(store: Store) -> list[dict]:
     """Every (target, runtime) with measured cases: the LUTs the store can build."""
-    from lutfarm.profiler.firmware import describe_target
+    from lutfarm.profiler.mcu_target import describe_target
     return [{"target": t, "runtime": r, "cases": n, "emulated": store.emulated(t, r),
              "layout": store.last_campaign_layout(t, r),
              "mcu": describe_target(store.mcu_target(t, r))}

@@ -359,7 +359,7 @@ class Store:
     def mcu_target(self, target: str, runtime: str) -> dict | None:
         """The microcontroller (board, core, clock, kernels, timer, firmware sizes) the newest
         measurement context of this configuration ran on, or None for other runtimes."""
-        from lutfarm.profiler.firmware import board_target
+        from lutfarm.profiler.mcu_target import board_target
         with self._lock:
             row = self.db.execute(
                 "SELECT fingerprint FROM contexts WHERE id = (SELECT MAX(context_id) "
