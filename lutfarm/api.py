@@ -7,14 +7,15 @@ the CLI only parses options into the settings, calls, and prints. A notebook::
     result = evolve(EvolveSettings(lut="m4.csv", max_memory_kb=256, max_flash_kb=1024))
     result.to_frame()
 
-Measuring and LUTs are library calls already (``lutfarm.run_campaign``, ``lutfarm.build_lut``);
-this module holds the workflows that used to live in the command line.
+``profile``, ``build_lut``, ``validate_lut``, ``evolve``, ``train_supernet`` and ``dnas`` are the
+command line's workflows; the lower-level calls (``lutfarm.run_campaign``, ``lutfarm.lut.build_lut``)
+stay for code that drives a store itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,126 @@ from lutfarm.spaces.registry import family_of
 
 class SettingsError(LutfarmError, ValueError):
     """Settings that do not go together (names the options and what to give instead)."""
+
+
+@dataclass
+class ProfileSettings:
+    """What ``lutfarm profile`` takes: a layout's missing cases measured on devices (resumable:
+    what the store has is skipped)."""
+
+    layout: object                       # lutfarm.spaces.get_layout(...)
+    devices: list = field(default_factory=list)   # profiler Device records; [] -> local
+    runtime: object = None               # a RuntimeConfig; None -> onnxruntime fp32, 1 thread
+    db: str | Path | None = None         # None -> lutfarm.db (or $LUTFARM_DB)
+    only: str | None = None              # case-key globs, comma-separated
+    widths: tuple[float, ...] | None = None   # chain: every block at these width multipliers
+    sample: int | None = None            # measure this many blocks, predict the rest
+    timing: object = None                # lutfarm_agent.timing.TimingSettings
+    farm: object = None                  # profiler.scheduling.campaign.FarmSettings
+    cache: str | Path | None = None      # exported-model cache (default ~/.cache/lutfarm)
+    export_workers: int | None = None
+    priority: int = 0
+    owner: str | None = None
+    progress: object = None              # a campaign progress listener (the CLI's bars)
+
+
+@dataclass
+class ProfileResult:
+    """One campaign summary per device kind; with ``sample``, the sampler's report."""
+
+    summaries: list = field(default_factory=list)   # profiler CampaignSummary records
+    sampled: dict | None = None          # measured, predicted, held-out figures
+
+    @property
+    def failed(self) -> int:
+        return sum(len(s.failed) for s in self.summaries)
+
+    def to_dict(self) -> dict | list:
+        """As ``profile --json`` prints it: one summary, several, or the sampler's report."""
+        if self.sampled is not None:
+            return {k: v for k, v in self.sampled.items() if k != "latency_ms"}
+        out = [s.as_dict() for s in self.summaries]
+        return out[0] if len(out) == 1 else out
+
+    def to_frame(self):
+        """One row per campaign: its scalar figures."""
+        import pandas as pd
+        rows = [self.to_dict()] if self.sampled is not None else \
+            [s.as_dict() for s in self.summaries]
+        return pd.DataFrame([{k: v for k, v in r.items() if not isinstance(v, (list, dict))}
+                             for r in rows])
+
+
+def profile(s: ProfileSettings) -> ProfileResult:
+    """Measure the layout on the devices and store every result as it arrives."""
+    from lutfarm.profiler.devices.record import LOCAL
+    from lutfarm.profiler.export.cache import ModelCache
+    from lutfarm.profiler.runtime_config import RuntimeConfig
+    from lutfarm.profiler.scheduling.campaign import CampaignSettings, plan_cases, run_farm
+    from lutfarm.profiler.store import Store, default_db_path
+    from lutfarm_agent.timing import TimingSettings
+
+    devices, runtime = s.devices or [LOCAL], s.runtime or RuntimeConfig()
+    if s.widths and family_of(s.layout.space) != "chain":
+        raise SettingsError(f"the {s.layout.space} space has its own width multipliers; "
+                            f"--widths is for fbnet")
+    if s.sample is not None and (s.only or s.widths):
+        raise SettingsError("--sample chooses the cases itself: leave out --only/--widths")
+    settings = CampaignSettings(
+        timing=s.timing or TimingSettings(), cache=ModelCache(s.cache) if s.cache else ModelCache(),
+        progress=s.progress, farm=s.farm, export_workers=s.export_workers)
+    with Store(s.db or default_db_path()) as store:
+        if s.sample is not None:
+            from lutfarm.workflows.sample_lut import sample_and_predict
+            return ProfileResult(sampled=sample_and_predict(store, s.layout, devices, runtime,
+                                                            s.sample, settings))
+        cases = plan_cases(s.layout, s.only, s.widths) if s.widths else None
+        settings = replace(settings, only=s.only, cases=cases, priority=s.priority,
+                           owner=s.owner)
+        return ProfileResult(run_farm(store, s.layout, devices, runtime, settings))
+
+
+@dataclass
+class LUTSettings:
+    """What ``lutfarm lut export`` takes: a device's LUT built from the store."""
+
+    device: str = "local"                # a device or device kind
+    runtime: object = None               # a RuntimeConfig or a stored runtime key
+    db: str | Path | None = None
+    space: str | None = None             # default: the layout profiled last
+    layout: str | None = None
+    classes: int | None = None
+    statistic: str = "median"
+    output: str | Path | None = None     # .csv or .json: written when given
+
+
+@dataclass
+class LUTResult:
+    lut: object                          # lutfarm.lut.LUT
+    path: Path | None = None             # the file written, if any
+
+    def to_dict(self) -> dict:
+        return {"header": self.lut.header(), "path": str(self.path) if self.path else None}
+
+    def to_frame(self):
+        """One row per case: latency and what else was measured."""
+        return self.lut.to_frame()
+
+
+def build_lut(s: LUTSettings) -> LUTResult:
+    """The LUT of one (device, runtime configuration), optionally written to a file."""
+    from lutfarm.lut import build_lut as build
+    from lutfarm.lut import save_lut
+    from lutfarm.lut.build import stored_runtime
+    from lutfarm.profiler.runtime_config import RuntimeConfig
+    from lutfarm.profiler.store import Store, default_db_path
+
+    config = s.runtime or RuntimeConfig()
+    with Store(s.db or default_db_path()) as store:
+        key = config if isinstance(config, str) else stored_runtime(store, s.device, config)
+        space = s.space or ("fbnet" if s.layout else None)
+        lut = build(store, s.device, key, space, s.layout, s.classes, s.statistic)
+    return LUTResult(lut, save_lut(lut, s.output) if s.output else None)
 
 
 @dataclass

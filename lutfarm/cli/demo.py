@@ -7,15 +7,13 @@ from pathlib import Path
 import click
 import numpy as np
 
+from lutfarm.api import LUTSettings, ProfileSettings, build_lut
 from lutfarm.cli import cli
 from lutfarm.cli.options import db_option, layout_options, runtime_options
 from lutfarm.cli.output import lut_table, out
 from lutfarm.cli.profile import run_profile
-from lutfarm.lut import build_lut, save_lut
 from lutfarm.profiler.devices.record import LOCAL
-from lutfarm.profiler.store import Store
 from lutfarm.spaces.registry import family_of
-from lutfarm_agent.timing import TimingSettings
 
 
 @cli.command()
@@ -29,11 +27,9 @@ def demo(layout, runtime_config, db, output):
     if family_of(layout.space) != "chain":
         raise click.UsageError(f"the demo builds an FBNet LUT; measure the {layout.space} "
                                f"space with: lutfarm profile --space {layout.space}")
-    run_profile(db, layout, runtime_config, [LOCAL], None, None, TimingSettings())
-    with Store(db) as store:
-        table = build_lut(store, "local", runtime_config.key, layout.space, layout.name,
-                          layout.classes)
-    save_lut(table, output)
+    run_profile(ProfileSettings(layout, [LOCAL], runtime_config, db))
+    table = build_lut(LUTSettings("local", runtime_config.key, db, layout.space, layout.name,
+                                  layout.classes, output=output)).lut
     rng = np.random.default_rng(0)
     examples = {"all k3_e1": [0] * layout.num_layers, "all k5_e6": [7] * layout.num_layers}
     examples.update({f"random #{i + 1}": rng.integers(0, 9, layout.num_layers).tolist()

@@ -11,8 +11,8 @@ import numpy as np
 from lutfarm.cli import cli
 from lutfarm.cli.options import db_option, runtime_options
 from lutfarm.cli.output import err, lut_table, out
-from lutfarm.lut import LatencyTable, build_lut, import_hwnasbench, load_lut, save_lut
-from lutfarm.lut.build import STATISTICS, stored_runtime
+from lutfarm.lut import LatencyTable, import_hwnasbench, load_lut, save_lut
+from lutfarm.lut.build import STATISTICS
 from lutfarm.lut.hwnasbench import BUNDLED, DEVICES
 from lutfarm.profiler.mcu_target import describe_target
 from lutfarm.profiler.store import Store
@@ -36,11 +36,11 @@ def lut() -> None:
               help="LUT file to write: .csv or .json")
 def export_cmd(device, runtime_config, db, layout, classes, statistic, output):
     """Write a device's LUT from the store to CSV or JSON."""
-    with Store(db) as store:
-        table = build_lut(store, device, stored_runtime(store, device, runtime_config),
-                          "fbnet" if layout else None,
-                          layout, classes, statistic)
-    save_lut(table, output)
+    from lutfarm.api import LUTSettings
+    from lutfarm.api import build_lut as export_lut
+
+    table = export_lut(LUTSettings(device, runtime_config, db, layout=layout, classes=classes,
+                                   statistic=statistic, output=output)).lut
     missing = table.missing_cases()
     err.print(f"wrote {output}: {len(table)} cases for {table.device} / {table.runtime} / "
               f"{table.space}-{table.layout_name}")

@@ -14,16 +14,9 @@ from lutfarm.cli.options import db_option, layout_options, runtime_options
 from lutfarm.cli.output import RichProgress, campaign_table, err, failures_table
 from lutfarm.profiler.devices.inventory import load_inventory
 from lutfarm.profiler.devices.record import Device, get_device, select_devices
-from lutfarm.profiler.export.cache import ModelCache
 from lutfarm.profiler.scheduling.campaign import (
-    CampaignSettings,
-    CampaignSummary,
     FarmSettings,
-    plan_cases,
-    run_farm,
 )
-from lutfarm.profiler.store import Store
-from lutfarm.spaces.registry import family_of
 from lutfarm_agent.runtimes import SPECS
 from lutfarm_agent.timing import TimingSettings
 
@@ -49,34 +42,23 @@ def resolve_devices(spec: str, inventory: Path | None) -> list[Device]:
     return select_devices(load_inventory(inventory), spec)
 
 
-def _settings(timing, cache: Path | None, progress, farm, export_workers,
-              **more) -> CampaignSettings:
-    """The campaign settings every profile run shares (``more``: only, cases)."""
-    return CampaignSettings(timing=timing, cache=ModelCache(cache) if cache else ModelCache(),
-                            progress=progress, farm=farm, export_workers=export_workers, **more)
+def run_profile(settings, quiet: bool = False):
+    """``lutfarm.api.profile`` with progress bars; prints the summaries (not when ``quiet``)."""
+    from lutfarm.api import profile
 
-
-def run_profile(db: Path, layout, runtime_config, devices: list[Device], only: str | None,
-                cache: Path | None, timing: TimingSettings, farm: FarmSettings | None = None,
-                quiet: bool = False, cases: list | None = None,
-                export_workers: int | None = None, priority: int = 0,
-                owner: str | None = None) -> list[CampaignSummary]:
-    """Run one campaign per device kind with progress bars; print the summaries."""
-    with Store(db) as store:
-        label = devices[0].name if len(devices) == 1 else f"{len(devices)} devices"
-        with RichProgress(label) as progress:
-            settings = _settings(timing, cache, progress, farm, export_workers, only=only,
-                                 cases=cases, priority=priority, owner=owner)
-            summaries = run_farm(store, layout, devices, runtime_config, settings)
+    devices = settings.devices or [get_device("local")]
+    label = devices[0].name if len(devices) == 1 else f"{len(devices)} devices"
+    with RichProgress(label) as progress:
+        result = profile(replace(settings, progress=progress))
     if not quiet:
-        for summary in summaries:
+        for summary in result.summaries:
             err.print(campaign_table(summary))
             if summary.failed:
                 err.print(failures_table(summary.failed))
-        if any(s.failed for s in summaries):
+        if result.failed:
             err.print("[yellow]run the same command again to retry the failed cases "
                       "(measured cases are kept)")
-    return summaries
+    return result
 
 
 def _parse_cpus(_ctx, _param, value: str | None) -> tuple[int, ...] | None:
@@ -136,47 +118,28 @@ def profile(layout, devices, inventory, runtime_config, db, affinity, only, cach
             raise click.BadParameter(f"--serial needs a runtime that runs on a board: "
                                      f"--runtime {boards}", param_hint="--serial")
         chosen = [replace(d, serial=serial) for d in chosen]
-    farm = FarmSettings(case_timeout_s=case_timeout, lock_wait_s=lock_wait)
-    if widths and family_of(layout.space) != "chain":
-        raise click.BadParameter(f"the {layout.space} space has its own width multipliers; "
-                                 f"--widths is for fbnet", param_hint="--widths")
+    from lutfarm.api import ProfileSettings
+
     try:
         mults = tuple(float(w) for w in widths.split(",")) if widths else None
     except ValueError:
         raise click.BadParameter(f"--widths {widths!r}: give multipliers like 0.5,0.75,1.0")\
             from None
-    if sample is not None:
-        if only or widths:
-            raise click.UsageError("--sample chooses the cases itself: leave out --only/--widths")
-        _profile_sampled(db, layout, runtime_config, chosen, cache, TimingSettings(**timing),
-                         farm, sample, export_workers, as_json)
-        return
-    summaries = run_profile(db, layout, runtime_config, chosen, only, cache,
-                            TimingSettings(**timing), farm, quiet=as_json,
-                            cases=plan_cases(layout, only, mults) if mults else None,
-                            export_workers=export_workers, priority=priority, owner=owner)
+    settings = ProfileSettings(
+        layout, chosen, runtime_config, db, only=only, widths=mults, sample=sample,
+        timing=TimingSettings(**timing), cache=cache, export_workers=export_workers,
+        farm=FarmSettings(case_timeout_s=case_timeout, lock_wait_s=lock_wait),
+        priority=priority, owner=owner)
+    result = run_profile(settings, quiet=as_json or sample is not None)
     if as_json:
-        out = [s.as_dict() for s in summaries]
-        click.echo(json.dumps(out[0] if len(out) == 1 else out))
-    if any(s.failed for s in summaries):
+        click.echo(json.dumps(result.to_dict()))
+    elif result.sampled is not None:
+        report = result.sampled
+        held = report["held_out"]
+        err.print(f"measured {report['measured']} blocks (and the fixed layers), predicted "
+                  f"{report['predicted']}; the predictor on {held['n']} held-out measured "
+                  f"blocks: {held['within_10pct']:.0%} within ±10 %, MAPE {held['mape']:.1%}, "
+                  f"Spearman {held['spearman']:.3f}. 'lutfarm lut export' fills the LUT with "
+                  f"the predictions, each marked predicted")
+    if result.failed:
         sys.exit(1)
-
-
-def _profile_sampled(db, layout, runtime_config, devices, cache, timing, farm, n,
-                     export_workers, as_json) -> None:
-    from lutfarm.workflows.sample_lut import sample_and_predict
-
-    label = devices[0].name if len(devices) == 1 else f"{len(devices)} devices"
-    with Store(db) as store, RichProgress(label) as progress:
-        settings = _settings(timing, cache, progress, farm, export_workers)
-        report = sample_and_predict(store, layout, devices, runtime_config, n, settings)
-    brief = {k: v for k, v in report.items() if k != "latency_ms"}
-    if as_json:
-        click.echo(json.dumps(brief))
-        return
-    held = report["held_out"]
-    err.print(f"measured {report['measured']} blocks (and the fixed layers), predicted "
-              f"{report['predicted']}; the predictor on {held['n']} held-out measured blocks: "
-              f"{held['within_10pct']:.0%} within ±10 %, MAPE {held['mape']:.1%}, Spearman "
-              f"{held['spearman']:.3f}. 'lutfarm lut export' fills the LUT with the "
-              f"predictions, each marked predicted")
