@@ -168,6 +168,39 @@ def test_a_read_only_store_is_one_line_naming_the_file(tmp_path):
         os.chmod(path, 0o644)
 
 
+HOLD = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")           # another program holds the write lock
+print("holding", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_store_locked_by_another_program_is_one_line_and_loses_nothing(tmp_path):
+    """Another program holds the store's write lock past the 30 s busy wait: the write is one
+    line naming the file and what to do; what was stored stays, and writes resume after."""
+    import subprocess
+    import sys
+    path = tmp_path / "locked.db"
+    _filled(path, 5)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(StoreError, match=f"{path} is locked by another process for over "
+                                             f"30 s .*stop the other lutfarm command"):
+            with Store(path) as store:
+                store.add(Measurement("d", "rt", "new", "ok", median_ms=1.0))
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    with Store(path) as store:
+        assert len(store.latest("d", "rt")) == 5
+        store.add(Measurement("d", "rt", "new", "ok", median_ms=1.0))
+        assert len(store.latest("d", "rt")) == 6
+
+
 def test_db_copy_writes_every_column_the_schema_has(tmp_path):
     """``db copy`` kept its own column lists, so a new column was silently not copied; it
     reads them from the schema now, and a Measurement stores each of them."""
