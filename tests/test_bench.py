@@ -1,0 +1,43 @@
+"""The benchmarks under bench/ still run: refactors moved the modules they import, and nothing
+ran them. Each one's imports and options are checked; the ones that take seconds run at a
+small size and must print their figure as a ratio against their in-run baseline."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+BENCHES = sorted((REPO / "bench").glob("bench_*.py"))
+
+
+def _run(script, *args, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+@pytest.mark.parametrize("script", BENCHES, ids=lambda p: p.stem)
+def test_every_benchmark_parses_its_options_and_imports_what_it_uses(script):
+    p = _run(script, "--help")
+    assert p.returncode == 0, p.stderr[-1500:]
+    assert "usage:" in p.stdout
+    source = script.read_text()
+    for module in sorted(set(re.findall(r"^\s*(?:from|import) (lutfarm[\w.]*)", source, re.M))):
+        __import__(module)     # a lazy import inside main() names a module that exists
+
+
+@pytest.mark.parametrize("script, args, figure", [
+    ("bench_query.py", ["--n", "2000"], r"ratio ([\d.]+)x"),
+    ("bench_latency_metric.py", ["--population", "20", "--rounds", "2"],
+     r"= ([\d.]+)x baseline"),
+])
+def test_quick_benchmarks_print_a_ratio_against_their_baseline(script, args, figure):
+    p = _run(REPO / "bench" / script, *args)
+    assert p.returncode == 0, p.stderr[-1500:]
+    found = re.search(figure, p.stdout)
+    assert found, p.stdout
+    assert float(found.group(1)) > 0
