@@ -14,7 +14,7 @@ from scipy import stats
 
 from lutfarm.lut.table import LUT, LUTError
 from lutfarm.plotting import figure
-from lutfarm.spaces import OPS
+from lutfarm.spaces.fbnet import OPS
 from lutfarm.spaces.registry import family_of
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from lutfarm.lut.table import LUT, LUTError
-from lutfarm.spaces import OPS, validate_archs
+from lutfarm.spaces.fbnet import OPS, validate_archs
 
 LATENCY_MODELS = ("plain", "overhead")
 

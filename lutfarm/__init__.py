@@ -22,7 +22,7 @@ _EXPORTS = {
     "LOCAL": "lutfarm.profiler.devices.record", "get_device": "lutfarm.profiler.devices.record",
     "RuntimeConfig": "lutfarm.profiler.runtime_config",
     "Store": "lutfarm.profiler.store",
-    "get_layout": "lutfarm.spaces", "parse_arch": "lutfarm.spaces",
+    "get_layout": "lutfarm.spaces", "parse_arch": "lutfarm.spaces.fbnet",
     "TimingSettings": "lutfarm_agent.timing",
 }
 

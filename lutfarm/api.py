@@ -373,7 +373,7 @@ def _measurer(lut, device_name, db):
     from lutfarm.profiler.runtime_config import RuntimeConfig
     from lutfarm.profiler.scheduling.networks import measure_interleaved
     from lutfarm.profiler.store import Store, default_db_path
-    from lutfarm.spaces import NetworkCase
+    from lutfarm.spaces.fbnet import NetworkCase
 
     runtime, layout = RuntimeConfig.from_key(lut.runtime), lut.layout
     device = get_device(device_name)
@@ -439,55 +439,27 @@ class ValidateOutcome:
 
 
 def validate_lut(s: ValidateSettings) -> ValidateOutcome:
-    """Measure networks of the LUT's space end to end and store how well its sums hold."""
-    from lutfarm.lut import LUTError, build_lut
+    """Measure networks of the LUT's space end to end and store how well its sums hold (the
+    space's ``validate`` piece: whole networks for a chain, subnets for an elastic space)."""
+    from lutfarm.lut import build_lut
     from lutfarm.profiler.scheduling.campaign import CampaignSettings
     from lutfarm.profiler.store import Store
+    from lutfarm.spaces.registry import get_space
 
     if s.archs < 6:
         raise SettingsError("give --archs 6 or more (half of them train the correction)")
     runtime = s.devices[0].resolve(s.runtime)      # what it stored (an MCU's kernels)
-    out_dir = Path(s.out_dir)
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in s.target)   # a file name
     with Store(s.db) as store:
         table = build_lut(store, s.target, runtime.key)
-        family = family_of(table.space)
-        if family == "cell":
-            raise SettingsError(f"lut validate checks chain (fbnet) and elastic (mcunet) "
-                                f"LUTs; a {table.space} LUT's sums are checked by "
-                                f"'lutfarm lut query' against measured networks")
-        missing = table.missing_cases()
-        tolerated = family == "elastic" and len(missing) <= 0.05 * len(
-            table.layout.unique_cases())
-        if missing and not tolerated:
-            raise LUTError(f"the LUT of {s.target} lacks {len(missing)} cases (e.g. "
-                           f"{missing[0]}); run 'lutfarm profile' first")
-        settings = CampaignSettings(progress=s.progress) if s.progress else CampaignSettings()
-        if family == "elastic":
-            from lutfarm.workflows.validate_subnets import plot_subnets, run_subnet_validation
-            report = run_subnet_validation(store, table, s.devices, runtime, s.archs, settings,
-                                           seed=s.seed, measure_blocks=s.measure_blocks)
-            stem = out_dir / f"validate_{safe}_{runtime.key}_{table.space}-{table.layout_name}"
-        else:
-            from lutfarm.workflows.validate_networks import run_validation
-            report = run_validation(store, table, s.devices, runtime, s.archs, settings,
-                                    seed=s.seed, fusion=s.fusion, every=s.every)
-            stem = out_dir / f"validate_{safe}_{runtime.key}_{table.layout_name}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if family == "elastic":
-        plot_subnets(report, stem.with_suffix(".png"))
-        report.to_frame().to_csv(stem.with_suffix(".csv"), index=False)
-    else:
-        import csv
-
-        from lutfarm.workflows.validate_networks import plot
-        plot(report, stem.with_suffix(".png"))
-        with open(stem.with_suffix(".csv"), "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(report.rows[0]))
-            w.writeheader()
-            w.writerows(report.rows)
-    return ValidateOutcome(report, family, stem.with_suffix(".png"), stem.with_suffix(".csv"),
-                           missing)
+        space = get_space(table.space)
+        validate = space.piece("validate")
+        if validate is None:
+            raise SettingsError(f"the {table.space} space has no network validation; a "
+                                f"{table.space} LUT's sums are checked by 'lutfarm lut query' "
+                                f"against measured networks")
+        campaign = CampaignSettings(progress=s.progress) if s.progress else CampaignSettings()
+        report, png, csv, skipped = validate(store, table, s, runtime, campaign)
+    return ValidateOutcome(report, space.family, png, csv, skipped)
 
 
 @dataclass

@@ -19,7 +19,8 @@ from lutfarm.lut.query import LatencyTable
 from lutfarm.predictors.accuracy import MLPPredictor
 from lutfarm.predictors.encoding import one_hot
 from lutfarm.predictors.in_context import InContextCorrection
-from lutfarm.spaces import NUM_OPS, NetworkCase, parse_case_key
+from lutfarm.spaces import parse_case_key
+from lutfarm.spaces.fbnet import NUM_OPS, NetworkCase
 
 
 def measured_networks(store, target: str, runtime: str, layout) -> tuple[np.ndarray, np.ndarray]:

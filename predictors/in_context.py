@@ -17,7 +17,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 
 from lutfarm.lut.query import LatencyTable, rows_by_table
-from lutfarm.spaces import NUM_OPS, OPS
+from lutfarm.spaces.fbnet import NUM_OPS, OPS
 
 ALPHAS = tuple(10.0 ** np.arange(-5, 1.5, 0.5))
 

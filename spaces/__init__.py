@@ -1,24 +1,17 @@
 """Search spaces: the bottom of lutfarm's dependency graph (no torch needed here).
 
 A *layout* is a space at one macro configuration (input size, strides, classes); everything
-above this package (export, LUT, predictors, search) asks ``get_layout`` for one.
+above this package (export, LUT, predictors, search) asks ``get_layout`` for one, and the
+``Space`` record for its family and pieces. A space's own names (FBNet's ``OPS``, MCUNet's
+``MCUNetArch``) are imported from its module, not from this face.
 """
 
 from __future__ import annotations
 
 from lutfarm.spaces import fbnet, mcunet, nb201  # noqa: F401  (each registers itself)
 from lutfarm.spaces.cases import KIND_FIELDS, BlockCase, CaseKeyError, PairCase
-from lutfarm.spaces.fbnet import (
-    NUM_OPS,
-    OPS,
-    ArchError,
-    FBNetLayout,
-    NetworkCase,
-    parse_arch,
-    validate_archs,
-)
-from lutfarm.spaces.mcunet import MCUNetArch, MCUNetLayout, MCUNetNetworkCase
 from lutfarm.spaces.registry import (
+    ArchError,
     Space,
     UnknownSpaceError,
     get_layout,
@@ -39,7 +32,6 @@ def parse_case_key(key: str):
     return BlockCase.from_key(key)
 
 
-__all__ = ["KIND_FIELDS", "NUM_OPS", "OPS", "ArchError", "BlockCase", "CaseKeyError",
-           "FBNetLayout", "MCUNetArch", "MCUNetLayout", "MCUNetNetworkCase", "NetworkCase",
-           "PairCase", "Space", "UnknownSpaceError", "get_layout", "get_space", "list_spaces",
-           "parse_arch", "parse_case_key", "register_space", "validate_archs"]
+__all__ = ["KIND_FIELDS", "ArchError", "BlockCase", "CaseKeyError", "PairCase", "Space",
+           "UnknownSpaceError", "get_layout", "get_space", "list_spaces", "parse_case_key",
+           "register_space"]

@@ -258,4 +258,5 @@ def parse_arch(text: str, num_layers: int = 22) -> list[int]:
 
 NetworkCase.LAYOUTS = LAYOUTS
 register_space(Space("fbnet", "FBNet (v1): 22 layers x 9 blocks, HW-NAS-Bench's layouts",
-                     LAYOUTS, "cifar", NetworkCase, block_kind="ConvBlock"))
+                     LAYOUTS, "cifar", NetworkCase, block_kind="ConvBlock",
+                     pieces={"supernet": "lutfarm.search.supernets.fbnet:FBNetOneShot"}))

@@ -448,4 +448,5 @@ LAYOUTS: dict[str, MCUNetLayout] = {
 register_space(Space("mcunet", "MCUNetV2's once-for-all space for microcontrollers (OFAMCUNets, "
                      "mcunet384): kernel, expand, depth, width and resolution elastic",
                      LAYOUTS, "vww", MCUNetNetworkCase,
-                     block_kind="MBConv", family="elastic"))
+                     block_kind="MBConv", family="elastic",
+                     pieces={"supernet": "lutfarm.search.supernets.mcunet:MCUNetOneShot"}))

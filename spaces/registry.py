@@ -9,12 +9,15 @@ cases in execution order); ``sample_archs(n, seed)``, ``parse_arch(text)``,
 ``arch_to_text(arch)``, ``encode(archs)`` / ``decode(row)``; ``macs``, ``params`` and
 ``peak_activation`` of an arch; ``network_case(arch)`` (the whole network as a case). A
 "cell" family's layout also gives ``gene_sizes`` (how many ops each gene chooses from): that is
-all the LUT sum and the search above need, so a new cell space is one module.
+all the LUT sum and the search above need, so a new cell space is one module. The layers above
+ask the ``Space`` record for their pieces (``Space.piece``: the LUT table, the validation
+workflow, the supernet), named as strings so that this bottom layer imports none of them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
 
 from lutfarm.errors import LutfarmError
 
@@ -53,18 +56,46 @@ class Space:
     # "chain" (one choice per layer: FBNet), "elastic" (subnets of a supernet: MCUNet),
     # "cell" (a few genes, each an op index, ``layout.gene_sizes``: NB201)
     family: str = "chain"
+    # the space's own pieces in the layers above, as "module:attribute" (loaded on first use,
+    # so this bottom layer imports none of them); a family's default fills what is not here
+    pieces: dict = field(default_factory=dict)
+
+    def piece(self, kind: str):
+        """What a layer above uses for this space (``PIECES``), or None if it has none."""
+        where = self.pieces.get(kind, FAMILY_PIECES[self.family].get(kind))
+        if where is None:
+            return None
+        module, _, attr = where.partition(":")
+        return getattr(importlib.import_module(module), attr)
 
 
 _SPACES: dict[str, Space] = {}
 
 
 FAMILIES = ("chain", "elastic", "cell")
+# What a layer above asks a space for, instead of its name or family:
+#   table     lut: the vectorised LUT sum, ``table(lut)`` (``latency(archs)``)
+#   validate  workflows: ``validate(store, lut, settings, runtime, campaign) -> (report, stem)``
+#             measures the space's networks and writes the plot and table beside ``stem``
+#   supernet  search: the module that registers the space's one-shot supernet
+PIECES = ("table", "validate", "supernet")
+FAMILY_PIECES = {
+    "chain": {"table": "lutfarm.lut.query:LatencyTable",
+              "validate": "lutfarm.workflows.validate_networks:validate"},
+    "elastic": {"table": "lutfarm.lut.subnets:SubnetTable",
+                "validate": "lutfarm.workflows.validate_subnets:validate"},
+    "cell": {"table": "lutfarm.lut.cells:CellTable"},
+}
 
 
 def register_space(space: Space) -> Space:
     if space.family not in FAMILIES:
         raise ValueError(f"space {space.name}: family {space.family!r} is not one of "
                          f"{', '.join(FAMILIES)}")
+    unknown = set(space.pieces) - set(PIECES)
+    if unknown:
+        raise ValueError(f"space {space.name}: unknown pieces {sorted(unknown)}; a space "
+                         f"names {', '.join(PIECES)}")
     if space.default_layout not in space.layouts:
         raise ValueError(f"space {space.name}: default layout {space.default_layout!r} missing")
     _SPACES[space.name] = space

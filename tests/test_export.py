@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from lutfarm.profiler.export.cache import ModelCache
-from lutfarm.spaces import OPS, get_layout
+from lutfarm.spaces import get_layout
+from lutfarm.spaces.fbnet import OPS
 from lutfarm.spaces.modules import build_block, build_network, seeded_init
 
 CIFAR = get_layout("fbnet", "cifar")

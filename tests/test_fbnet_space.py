@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from lutfarm.lut.hwnasbench import BUNDLED
-from lutfarm.spaces import ArchError, UnknownSpaceError, get_layout, parse_arch, validate_archs
+from lutfarm.spaces import ArchError, UnknownSpaceError, get_layout
+from lutfarm.spaces.fbnet import parse_arch, validate_archs
 
 HW_KEYS = {r["key"] for r in csv.DictReader(open(BUNDLED))}
 

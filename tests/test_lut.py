@@ -8,7 +8,8 @@ import pytest
 from lutfarm.lut import LatencyTable, LUTError, LUTFileError, build_lut, load_lut, save_lut
 from lutfarm.profiler.runtime_config import RuntimeConfig
 from lutfarm.profiler.store import Store
-from lutfarm.spaces import OPS, ArchError
+from lutfarm.spaces import ArchError
+from lutfarm.spaces.fbnet import OPS
 
 RT = RuntimeConfig().key
 

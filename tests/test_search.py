@@ -248,7 +248,7 @@ def test_verify_measures_the_winner_end_to_end(tmp_path, measured_db):
     assert out["latency_model"] == "plain"
     assert v["predicted_ms"] <= budget + 1e-6
     assert v["predicted_ms"] == pytest.approx(float(table.latency([out["arch"]])[0]))
-    from lutfarm.spaces import NetworkCase
+    from lutfarm.spaces.fbnet import NetworkCase
     key = NetworkCase(CIFAR, tuple(out["arch"])).key
     with Store(db) as store:     # the winner was measured as a whole network, and reported
         assert v["measured_ms"] == store.latest("local", "onnxruntime-fp32-t1")[key].median_ms
@@ -454,7 +454,7 @@ def test_cli_verified_search_on_the_corrected_model(tmp_path, measured_db, cache
     from lutfarm.profiler.runtime_config import RuntimeConfig
     from lutfarm.profiler.scheduling.campaign import CampaignSettings
     from lutfarm.profiler.store import Store
-    from lutfarm.spaces import NetworkCase
+    from lutfarm.spaces.fbnet import NetworkCase
     from lutfarm.workflows.validate_networks import run_validation
     db = tmp_path / "v.db"
     db.write_bytes(measured_db.read_bytes())

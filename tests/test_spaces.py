@@ -46,6 +46,11 @@ def test_the_space_is_registered_whole(space):
     assert layout.overhead_case().kind == "Identity"
     keys = [c.key for c in layout.unique_cases()]
     assert len(keys) == len(set(keys)) and all(parse_case_key(k).key == k for k in keys)
+    # the layers above ask the record for their piece; each one it names resolves
+    from lutfarm.spaces.registry import PIECES
+    pieces = {kind: entry.piece(kind) for kind in PIECES}
+    assert callable(pieces["table"])
+    assert all(p is None or callable(p) for p in pieces.values()), pieces
 
 
 @pytest.mark.parametrize("space", SPACES)
@@ -263,6 +268,8 @@ def test_a_cell_space_is_profiled_and_searched_on_its_own_lut(space, tmp_path, c
     price = {a: sum(lut.latency_ms[c.key] for c in layout.arch_cases(a)) for a in archs}
     budget = float(np.percentile(list(price.values()), 40))
     best = max((layout.macs(a), a) for a in archs if price[a] <= budget)     # the oracle
+    table = get_space(space).piece("table")(lut)          # what the search prices with
+    assert np.allclose(table.latency(np.array(archs)), [price[a] for a in archs])
     r = evolve(EvolveSettings(lut=path, budget_ms=budget, seed=1))
     arch = tuple(r["arch"])
     assert r.family == "cell" and r["latency_ms"] == pytest.approx(price[arch])
@@ -282,3 +289,12 @@ def test_a_cell_space_is_profiled_and_searched_on_its_own_lut(space, tmp_path, c
         assert cli.returncode == 0, cli.stderr[-1500:]
         got = json.loads(cli.stdout)
         assert got["method"].startswith("bananas") and got["latency_ms"] <= budget
+
+
+def test_a_space_names_a_piece_the_layers_know_or_is_refused():
+    from lutfarm.spaces.registry import Space, register_space
+    entry = get_space("tiny")
+    with pytest.raises(ValueError, match="unknown pieces \\['lutz'\\]"):
+        register_space(Space("tiny2", entry.description, entry.layouts, entry.default_layout,
+                             entry.network_case, family="cell", pieces={"lutz": "x:y"}))
+    assert entry.piece("validate") is None and entry.piece("supernet") is None

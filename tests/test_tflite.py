@@ -348,7 +348,7 @@ def test_a_whole_network_exports_with_nhwc_input_and_class_scores_out(cache, cif
     """What ``lut validate --runtime litert`` measures (slow: ~30 s of conversion)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from lutfarm.spaces import NetworkCase
+    from lutfarm.spaces.fbnet import NetworkCase
 
     m = cache.get(NetworkCase(cifar, tuple([0] * 22)), "tflite", "fp32")
     assert all(c["ok"] for c in m.checks), m.checks

@@ -18,7 +18,8 @@ from lutfarm.profiler.devices.record import LOCAL
 from lutfarm.profiler.runtime_config import RuntimeConfig
 from lutfarm.profiler.scheduling.campaign import CampaignSettings
 from lutfarm.profiler.store import Store
-from lutfarm.spaces import NetworkCase, PairCase, get_layout, parse_case_key
+from lutfarm.spaces import PairCase, get_layout, parse_case_key
+from lutfarm.spaces.fbnet import NetworkCase
 from lutfarm.workflows.validate_networks import evaluate, fusion_table, run_validation, sample_archs
 
 RT = RuntimeConfig()

@@ -16,7 +16,8 @@ from lutfarm.lut.build import STATISTICS
 from lutfarm.lut.hwnasbench import BUNDLED, DEVICES
 from lutfarm.profiler.mcu_target import describe_target
 from lutfarm.profiler.store import Store
-from lutfarm.spaces import ArchError, parse_arch
+from lutfarm.spaces import ArchError
+from lutfarm.spaces.fbnet import parse_arch
 from lutfarm.spaces.registry import family_of
 
 

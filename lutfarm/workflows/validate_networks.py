@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from lutfarm.lut.validation_report import LUTValidation
 from lutfarm.plotting import figure
 from lutfarm.predictors.in_context import InContextCorrection
 from lutfarm.profiler.store import ARENA_METHODS
-from lutfarm.spaces import NUM_OPS
+from lutfarm.spaces.fbnet import NUM_OPS
 from lutfarm_agent.runtimes import takes_turns
 
 
@@ -232,3 +233,25 @@ def arena_check(lut, arena_bytes: dict[tuple[int, ...], int]) -> dict:
     ratios = [np.max([mem.get(c.key, np.nan) for c in layout.arch_cases(a)]) / arena
               for a, arena in arena_bytes.items()]
     return {"block_max_over_arena": ratio_stats([r for r in ratios if not np.isnan(r)])}
+
+
+def validate(store, lut, s, runtime, campaign) -> tuple[ValidationReport, Path, Path, list]:
+    """The chain family's ``validate`` piece (``lutfarm.api.validate_lut``): every block of the
+    LUT measured, ``s.archs`` networks validated, the plot and the per-network table written to
+    ``s.out_dir``; returns the report, the two files and the skipped cases (none)."""
+    missing = lut.missing_cases()
+    if missing:
+        raise LUTError(f"the LUT of {s.target} lacks {len(missing)} cases (e.g. "
+                       f"{missing[0]}); run 'lutfarm profile' first")
+    report = run_validation(store, lut, s.devices, runtime, s.archs, campaign, seed=s.seed,
+                            fusion=s.fusion, every=s.every)
+    stem = Path(s.out_dir) / f"validate_{file_name(s.target)}_{runtime.key}_{lut.layout_name}"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    plot(report, stem.with_suffix(".png"))
+    report.to_frame().to_csv(stem.with_suffix(".csv"), index=False)
+    return report, stem.with_suffix(".png"), stem.with_suffix(".csv"), []
+
+
+def file_name(target: str) -> str:
+    """A device or kind name made safe for a file name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in target)

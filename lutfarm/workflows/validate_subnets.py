@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -215,3 +216,23 @@ def plot_subnets(report: SubnetValidation, path) -> None:
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
+
+
+def validate(store, lut, s, runtime, campaign) -> tuple[SubnetValidation, Path, Path, list]:
+    """The elastic family's ``validate`` piece (``lutfarm.api.validate_lut``): a LUT may lack
+    up to 5 % of its cases (ones the runtime could not take; subnets using them are skipped);
+    ``s.archs`` subnets per resolution validated, the plot and table written to ``s.out_dir``."""
+    from lutfarm.workflows.validate_networks import file_name
+
+    missing = lut.missing_cases()
+    if len(missing) > 0.05 * len(lut.layout.unique_cases()):
+        raise LUTError(f"the LUT of {s.target} lacks {len(missing)} cases (e.g. "
+                       f"{missing[0]}); run 'lutfarm profile' first")
+    report = run_subnet_validation(store, lut, s.devices, runtime, s.archs, campaign,
+                                   seed=s.seed, measure_blocks=s.measure_blocks)
+    stem = Path(s.out_dir) / (f"validate_{file_name(s.target)}_{runtime.key}_"
+                              f"{lut.space}-{lut.layout_name}")
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    plot_subnets(report, stem.with_suffix(".png"))
+    report.to_frame().to_csv(stem.with_suffix(".csv"), index=False)
+    return report, stem.with_suffix(".png"), stem.with_suffix(".csv"), missing

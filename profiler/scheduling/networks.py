@@ -12,8 +12,7 @@ from lutfarm.profiler.export.cache import ModelCache
 from lutfarm.profiler.runtime_config import RuntimeConfig
 from lutfarm.profiler.scheduling.campaign import CampaignSettings, run_farm
 from lutfarm.profiler.store import ARENA_METHODS, Store
-from lutfarm.spaces import NetworkCase
-from lutfarm.spaces.fbnet import FBNetLayout
+from lutfarm.spaces.fbnet import FBNetLayout, NetworkCase
 
 
 @dataclass

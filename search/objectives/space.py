@@ -76,7 +76,7 @@ def within(*limits) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def fbnet_space(layout: FBNetLayout) -> GeneSpace:
-    from lutfarm.spaces import NUM_OPS
+    from lutfarm.spaces.fbnet import NUM_OPS
     return GeneSpace(layout.num_layers, NUM_OPS)
 
 

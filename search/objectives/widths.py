@@ -15,7 +15,8 @@ from dataclasses import replace
 import numpy as np
 
 from lutfarm.lut import LatencyTable
-from lutfarm.spaces import NUM_OPS, OPS, BlockCase
+from lutfarm.spaces import BlockCase
+from lutfarm.spaces.fbnet import NUM_OPS, OPS
 
 __all__ = ["stage_widths", "width_table", "layer_latency"]
 

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset, random_split
 from lutfarm.errors import LutfarmError
 from lutfarm.lut import LatencyTable
 from lutfarm.seeding import torch_seeded
-from lutfarm.spaces import NUM_OPS
+from lutfarm.spaces.fbnet import NUM_OPS
 from lutfarm.spaces.modules import Flatten, build_block
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lutfarm.search.supernets.elastic import ElasticConvBN
-from lutfarm.search.supernets.oneshot import OneShotNet, register_supernet
+from lutfarm.search.supernets.oneshot import OneShotNet
 from lutfarm.spaces.fbnet import OPS
 from lutfarm.spaces.fbnet_modules import ChannelShuffle
 from lutfarm.spaces.modules import Flatten, build_block
@@ -54,7 +54,6 @@ class ElasticFBNetBlock(nn.Module):
         return x + y if self.residual else y
 
 
-@register_supernet("fbnet")
 class FBNetOneShot(OneShotNet):
     def __init__(self, layout, classes: int):
         super().__init__(layout, classes)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lutfarm.search.supernets.elastic import ElasticConv, ElasticConvBN
-from lutfarm.search.supernets.oneshot import OneShotNet, register_supernet
+from lutfarm.search.supernets.oneshot import OneShotNet
 from lutfarm.spaces.cases import se_reduced
 from lutfarm.spaces.mcunet import KERNELS
 
@@ -50,7 +50,6 @@ class ElasticMBConv(nn.Module):
         return x + y if self.stride == 1 and cin == cout else y
 
 
-@register_supernet("mcunet")
 class MCUNetOneShot(OneShotNet):
     def __init__(self, layout, classes: int):
         super().__init__(layout, classes)

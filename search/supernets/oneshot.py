@@ -2,7 +2,7 @@
 step (optionally OFA's sandwich: the largest, the smallest and two random ones), then score any
 subnet with the weights it inherits, its batch-norm statistics recomputed first.
 
-Each space registers its supernet here (``oneshot_fbnet``, ``oneshot_mcunet``). Training is
+A space names its supernet class as its ``supernet`` piece (``spaces.registry``). Training is
 repeatable: the subnet of a step and the order of the batches depend on (seed, epoch, step)
 only, so a run resumed from its checkpoint ends with the weights an uninterrupted run has, and
 every rank of a distributed run trains the same subnet at the same step.
@@ -25,7 +25,6 @@ from torch import nn
 from lutfarm.errors import LutfarmError
 
 FORMAT = "lutfarm-supernet-v2"   # v2: FBNet candidates share weights
-_SUPERNETS: dict[str, type] = {}
 
 
 class SupernetError(LutfarmError, ValueError):
@@ -49,20 +48,16 @@ class OneShotNet(nn.Module):
         raise NotImplementedError
 
 
-def register_supernet(space: str):
-    def add(cls):
-        _SUPERNETS[space] = cls
-        return cls
-    return add
-
-
 def build_supernet(layout, classes: int) -> OneShotNet:
-    from lutfarm.search.supernets import fbnet, mcunet  # noqa: F401 - they register
+    """The supernet the layout's space names (its ``supernet`` piece)."""
+    from lutfarm.spaces.registry import get_space, list_spaces
 
-    if layout.space not in _SUPERNETS:
+    cls = get_space(layout.space).piece("supernet")
+    if cls is None:
+        having = [n for n in list_spaces() if "supernet" in get_space(n).pieces]
         raise SupernetError(f"no one-shot supernet for the {layout.space} space; spaces with "
-                            f"one: {', '.join(sorted(_SUPERNETS))}")
-    return _SUPERNETS[layout.space](layout, classes)
+                            f"one: {', '.join(sorted(having))}")
+    return cls(layout, classes)
 
 
 @dataclass
