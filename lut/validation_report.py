@@ -77,6 +77,29 @@ class LUTValidation:
         return float((self.plain or {}).get("mean_ratio", 1.0))
 
 
+class ValidationRun:
+    """What a family's validation run shares: ``stored()`` gives the record, ``rows`` one dict
+    per measured network."""
+
+    rows: list
+
+    def stored(self) -> LUTValidation:
+        raise NotImplementedError
+
+    def summary(self) -> dict:
+        """The ``--json`` form: the record without its per-network points."""
+        return self.stored().to_dict(points=False)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def to_frame(self):
+        """One row per measured network: measured and predicted (ms)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+
 def stored_validation(store, device: str, runtime: str) -> LUTValidation | None:
     """The newest validation the store keeps for a configuration, or None."""
     report = store.latest_report(device, runtime, "validation")

@@ -19,7 +19,7 @@ with it would measure the drift instead of the LUT.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ import numpy as np
 from lutfarm.lut.metrics import latency_metrics, ratio_stats
 from lutfarm.lut.query import LatencyTable, latency_each
 from lutfarm.lut.table import LUTError
-from lutfarm.lut.validation_report import LUTValidation
+from lutfarm.lut.validation_report import LUTValidation, ValidationRun
 from lutfarm.plotting import figure
 from lutfarm.predictors.in_context import InContextCorrection
 from lutfarm.profiler.store import ARENA_METHODS
@@ -55,7 +55,7 @@ def sample_archs(table: LatencyTable, n: int, seed: int = 0) -> list[tuple[int, 
 
 
 @dataclass
-class ValidationReport:
+class ValidationReport(ValidationRun):
     device: str
     runtime: str
     layout: str
@@ -84,19 +84,6 @@ class ValidationReport:
             ridge_alpha=self.alpha, in_context_factors=self.factors,
             correction=self.correction, interleaved=self.interleaved,
             block_rounds=self.block_rounds, memory=self.memory, points=self.rows)
-
-    def summary(self) -> dict:
-        """The ``--json`` form: metrics on the held-out archs."""
-        return self.stored().to_dict(points=False)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def to_frame(self):
-        """One row per measured arch: split, measured and the three predictions (ms)."""
-        import pandas as pd
-
-        return pd.DataFrame(self.rows)
 
 
 def evaluate(tables, archs: list[tuple[int, ...]], measured: np.ndarray,

@@ -13,7 +13,7 @@ memory constraint uses).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ import numpy as np
 from lutfarm.lut.metrics import latency_metrics, ratio_stats
 from lutfarm.lut.subnets import SubnetTable
 from lutfarm.lut.table import LUTError
-from lutfarm.lut.validation_report import LUTValidation
+from lutfarm.lut.validation_report import LUTValidation, ValidationRun
 from lutfarm.plotting import figure
 from lutfarm.profiler.mcu_target import firmware_flash
 from lutfarm.profiler.store import ARENA_METHODS
@@ -45,7 +45,7 @@ def sample_subnets(layout, resolution: int, n: int, seed: int = 0, accept=None) 
 
 
 @dataclass
-class SubnetValidation:
+class SubnetValidation(ValidationRun):
     device: str
     runtime: str
     layout: str
@@ -70,17 +70,6 @@ class SubnetValidation:
             unpriced_cases=self.unpriced_cases, measured_only=self.measured_only,
             predicted_blocks=sum(r.get("predicted_blocks", 0) for r in self.rows),
             points=self.rows)
-
-    def summary(self) -> dict:
-        return self.stored().to_dict(points=False)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def to_frame(self):
-        import pandas as pd
-
-        return pd.DataFrame(self.rows)
 
 
 def fits_board(table: SubnetTable, spare: float = 0.9):
