@@ -9,6 +9,7 @@ dashboard draws it. Before version 2 it was an undeclared dict whose keys differ
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 from lutfarm.lut.table import LUTError
 
@@ -81,6 +82,7 @@ class ValidationRun:
     """What a family's validation run shares: ``stored()`` gives the record, ``rows`` one dict
     per measured network."""
 
+    runtime: str
     rows: list
 
     def stored(self) -> LUTValidation:
@@ -98,6 +100,16 @@ class ValidationRun:
         import pandas as pd
 
         return pd.DataFrame(self.rows)
+
+    def write(self, out_dir, target: str, name: str, plot) -> tuple[Path, Path]:
+        """The plot (``plot(report, path)``) and the per-network table, written to
+        ``out_dir/validate_<target>_<runtime>_<name>.png|.csv``."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in target)  # a file name
+        stem = Path(out_dir) / f"validate_{safe}_{self.runtime}_{name}"
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        plot(self, stem.with_suffix(".png"))
+        self.to_frame().to_csv(stem.with_suffix(".csv"), index=False)
+        return stem.with_suffix(".png"), stem.with_suffix(".csv")
 
 
 def stored_validation(store, device: str, runtime: str) -> LUTValidation | None:

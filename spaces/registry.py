@@ -75,9 +75,9 @@ _SPACES: dict[str, Space] = {}
 FAMILIES = ("chain", "elastic", "cell")
 # What a layer above asks a space for, instead of its name or family:
 #   table     lut: the vectorised LUT sum, ``table(lut)`` (``latency(archs)``)
-#   validate  workflows: ``validate(store, lut, settings, runtime, campaign) -> (report, stem)``
-#             measures the space's networks and writes the plot and table beside ``stem``
-#   supernet  search: the module that registers the space's one-shot supernet
+#   validate  workflows: ``validate(store, lut, settings, runtime, campaign)`` measures the
+#             space's networks, writes the plot and table: -> (report, png, csv, skipped cases)
+#   supernet  search: the space's one-shot supernet class, ``cls(layout, classes)``
 PIECES = ("table", "validate", "supernet")
 FAMILY_PIECES = {
     "chain": {"table": "lutfarm.lut.query:LatencyTable",

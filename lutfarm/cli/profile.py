@@ -14,9 +14,7 @@ from lutfarm.cli.options import db_option, layout_options, runtime_options
 from lutfarm.cli.output import RichProgress, campaign_table, err, failures_table
 from lutfarm.profiler.devices.inventory import load_inventory
 from lutfarm.profiler.devices.record import Device, get_device, select_devices
-from lutfarm.profiler.scheduling.campaign import (
-    FarmSettings,
-)
+from lutfarm.profiler.scheduling.campaign import FarmSettings
 from lutfarm_agent.runtimes import SPECS
 from lutfarm_agent.timing import TimingSettings
 

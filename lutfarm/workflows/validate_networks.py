@@ -232,13 +232,4 @@ def validate(store, lut, s, runtime, campaign) -> tuple[ValidationReport, Path, 
                        f"{missing[0]}); run 'lutfarm profile' first")
     report = run_validation(store, lut, s.devices, runtime, s.archs, campaign, seed=s.seed,
                             fusion=s.fusion, every=s.every)
-    stem = Path(s.out_dir) / f"validate_{file_name(s.target)}_{runtime.key}_{lut.layout_name}"
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    plot(report, stem.with_suffix(".png"))
-    report.to_frame().to_csv(stem.with_suffix(".csv"), index=False)
-    return report, stem.with_suffix(".png"), stem.with_suffix(".csv"), []
-
-
-def file_name(target: str) -> str:
-    """A device or kind name made safe for a file name."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in target)
+    return (report, *report.write(s.out_dir, s.target, lut.layout_name, plot), [])

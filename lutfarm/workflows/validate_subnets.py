@@ -211,17 +211,11 @@ def validate(store, lut, s, runtime, campaign) -> tuple[SubnetValidation, Path, 
     """The elastic family's ``validate`` piece (``lutfarm.api.validate_lut``): a LUT may lack
     up to 5 % of its cases (ones the runtime could not take; subnets using them are skipped);
     ``s.archs`` subnets per resolution validated, the plot and table written to ``s.out_dir``."""
-    from lutfarm.workflows.validate_networks import file_name
-
     missing = lut.missing_cases()
     if len(missing) > 0.05 * len(lut.layout.unique_cases()):
         raise LUTError(f"the LUT of {s.target} lacks {len(missing)} cases (e.g. "
                        f"{missing[0]}); run 'lutfarm profile' first")
     report = run_subnet_validation(store, lut, s.devices, runtime, s.archs, campaign,
                                    seed=s.seed, measure_blocks=s.measure_blocks)
-    stem = Path(s.out_dir) / (f"validate_{file_name(s.target)}_{runtime.key}_"
-                              f"{lut.space}-{lut.layout_name}")
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    plot_subnets(report, stem.with_suffix(".png"))
-    report.to_frame().to_csv(stem.with_suffix(".csv"), index=False)
-    return report, stem.with_suffix(".png"), stem.with_suffix(".csv"), missing
+    name = f"{lut.space}-{lut.layout_name}"
+    return (report, *report.write(s.out_dir, s.target, name, plot_subnets), missing)
