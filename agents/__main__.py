@@ -40,6 +40,8 @@ def _load(runtime, case: dict, settings: dict) -> tuple:
     expected = case.get("sha256")
     if expected and file_sha256(path) != expected:
         raise ValueError("model file is corrupted (checksum mismatch): " + path)
+    if case.get("shapes"):      # a model file's dynamic dimensions, as the user gave them
+        settings = dict(settings, shapes=case["shapes"])
     rss = RSSPeak()
     rss.start()
     t0 = time.perf_counter()
@@ -82,8 +84,25 @@ def measure_case(runtime, case: dict, settings: dict, timing: TimingSettings) ->
         if not throttled or retimed:    # the clock moved while timing: once more, then flag
             break
         retimed = True
+    extra = {"ops": profile_ops(loaded, res.stats["median"])} if case.get("ops") else {}
     return _fields(loaded, res, init_ms, first_ms, memory, before, after, cooldown_s=cooled,
-                   retimed=retimed, throttled=throttled)
+                   retimed=retimed, throttled=throttled, **extra)
+
+
+PROFILE_S = 0.5     # of profiled runs per model, about (a per-operator profile is a mean)
+
+
+def profile_ops(loaded, median_ms: float) -> dict:
+    """The runtime's per-operator profile, after the timing (a profiler slows what it
+    watches, so the latency never comes from these runs), or why there is none."""
+    if loaded.profile is None:
+        return {"unavailable": "this runtime has no per-operator profiler here"}
+    runs = 1 if loaded.deterministic else \
+        max(3, min(100, int(PROFILE_S * 1000 / max(median_ms, 1e-3))))
+    try:
+        return loaded.profile(runs)
+    except Exception as exc:     # the timing stands without it
+        return {"unavailable": "the profile failed: " + one_line(exc, 300)}
 
 
 def measure_group(runtime, cases: list, settings: dict, timing: TimingSettings) -> list:

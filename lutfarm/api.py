@@ -7,8 +7,8 @@ the CLI only parses options into the settings, calls, and prints. A notebook::
     result = evolve(EvolveSettings(lut="m4.csv", max_memory_kb=256, max_flash_kb=1024))
     result.to_frame()
 
-``profile``, ``build_lut``, ``validate_lut``, ``evolve``, ``train_supernet`` and ``dnas`` are the
-command line's workflows; the lower-level calls (``lutfarm.run_campaign``, ``lutfarm.lut.build_lut``)
+``profile``, ``bench``, ``build_lut``, ``validate_lut``, ``evolve``, ``train_supernet`` and ``dnas``
+are the command line's workflows; the lower-level calls (``lutfarm.run_campaign``, ``lutfarm.lut.build_lut``)
 stay for code that drives a store itself.
 """
 
@@ -104,6 +104,71 @@ def profile(s: ProfileSettings) -> ProfileResult:
         settings = replace(settings, only=s.only, cases=cases, priority=s.priority,
                            owner=s.owner)
         return ProfileResult(run_farm(store, s.layout, devices, runtime, settings))
+
+
+@dataclass
+class BenchSettings:
+    """What ``lutfarm bench MODEL`` takes: one model file timed on each of the devices."""
+
+    model: str | Path                    # a .onnx or .tflite file (read by content)
+    devices: list = field(default_factory=list)   # profiler Device records; [] -> local
+    runtime: object = None               # a RuntimeConfig; None -> the file format's
+    threads: int = 1                     # with runtime None
+    shapes: dict | None = None           # {input: dims} for dynamic dimensions (--shape)
+    ops: bool = False                    # also a per-operator profile
+    fresh: bool = False                  # time again where the store has it
+    db: str | Path | None = None
+    timing: object = None                # lutfarm_agent.timing.TimingSettings
+    farm: object = None                  # profiler.scheduling.campaign.FarmSettings
+    cache: str | Path | None = None
+    progress: object = None
+
+
+@dataclass
+class BenchResult:
+    """One row per device: benchmark_model's figures or the device's error."""
+
+    model: object                        # profiler.export.model_file.ModelFile
+    rows: list = field(default_factory=list)   # workflows.bench_model.BenchRow
+
+    @property
+    def failed(self) -> list:
+        return [r for r in self.rows if r.status != "ok"]
+
+    def to_dict(self) -> dict:
+        m = self.model
+        return {"model": {"name": m.name, "format": m.fmt, "sha256": m.sha256, "bytes": m.size,
+                          "dtype": m.dtype, "ops": len(m.ops),
+                          "inputs": [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype}
+                                     for i in m.inputs]},
+                "devices": [r.as_dict() for r in self.rows]}
+
+    def to_frame(self):
+        """One row per device; the per-operator profile stays in ``rows[i].ops``."""
+        import pandas as pd
+        return pd.DataFrame([{k: v for k, v in r.as_dict().items() if k != "ops"}
+                             for r in self.rows])
+
+
+def bench(s: BenchSettings) -> BenchResult:
+    """Time a model file on devices with the farm's rules; every result is stored."""
+    from lutfarm.profiler.devices.record import LOCAL
+    from lutfarm.profiler.export.cache import ModelCache
+    from lutfarm.profiler.export.model_file import inspect_model, resolve_shapes
+    from lutfarm.profiler.scheduling.campaign import CampaignSettings
+    from lutfarm.profiler.store import Store, default_db_path
+    from lutfarm.workflows.bench_model import bench_model
+    from lutfarm_agent.timing import TimingSettings
+
+    model = inspect_model(s.model)
+    shapes = resolve_shapes(model, dict(s.shapes or {}))
+    settings = CampaignSettings(timing=s.timing or TimingSettings(),
+                                cache=ModelCache(s.cache) if s.cache else ModelCache(),
+                                progress=s.progress, farm=s.farm)
+    with Store(s.db or default_db_path()) as store:
+        run = bench_model(store, model, s.devices or [LOCAL], s.runtime, s.threads, shapes,
+                          s.ops, s.fresh, settings)
+    return BenchResult(model, run.rows)
 
 
 @dataclass

@@ -9,7 +9,7 @@ above this package (export, LUT, predictors, search) asks ``get_layout`` for one
 from __future__ import annotations
 
 from lutfarm.spaces import fbnet, mcunet, nb201  # noqa: F401  (each registers itself)
-from lutfarm.spaces.cases import KIND_FIELDS, BlockCase, CaseKeyError, PairCase
+from lutfarm.spaces.cases import KIND_FIELDS, BlockCase, CaseKeyError, ModelFileCase, PairCase
 from lutfarm.spaces.registry import (
     ArchError,
     Space,
@@ -22,7 +22,11 @@ from lutfarm.spaces.registry import (
 
 
 def parse_case_key(key: str):
-    """Any case key -> its case: blocks, block pairs, whole networks of any space."""
+    """Any case key -> its case: blocks, block pairs, whole networks of any space. A model
+    file's key names content that only the file has: it cannot be made from the key."""
+    if ModelFileCase.is_key(key):
+        raise CaseKeyError(f"{key} is a model file's measurement (lutfarm bench); only its file "
+                           "makes it again")
     if key.startswith(PairCase.PREFIX + "__"):
         return PairCase.from_key(key)
     for name in list_spaces():
@@ -32,6 +36,6 @@ def parse_case_key(key: str):
     return BlockCase.from_key(key)
 
 
-__all__ = ["KIND_FIELDS", "ArchError", "BlockCase", "CaseKeyError", "PairCase", "Space",
+__all__ = ["KIND_FIELDS", "ArchError", "BlockCase", "CaseKeyError", "ModelFileCase", "PairCase", "Space",
            "UnknownSpaceError", "get_layout", "get_space", "list_spaces", "parse_case_key",
            "register_space"]

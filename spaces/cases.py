@@ -292,3 +292,32 @@ class WholeNetworkCase:
                                f"{cls.PREFIX}_<layout>_C<classes>_arch<op digits>")
         layout = cls.LAYOUTS[m.group(1)].with_classes(int(m.group(2)))
         return cls(layout, tuple(layout.parse_arch(",".join(m.group(3)))))
+
+
+@dataclass(frozen=True)
+class ModelFileCase:
+    """A model file a user brought (``lutfarm bench``): named by its content, not by a space.
+    Its key is ``Model_<first 16 hex of the file's SHA-256>``, with ``_S<8 hex>`` when input
+    shapes were given for its dynamic dimensions (the same file at another shape is another
+    measurement). It is never exported: the file is the model."""
+
+    sha256: str
+    shapes: tuple = ()          # ((input name, (dims…)), …) for dynamic dimensions
+
+    PREFIX = "Model"
+
+    @property
+    def key(self) -> str:
+        key = f"{self.PREFIX}_{self.sha256[:16]}"
+        if self.shapes:
+            import hashlib
+            text = ";".join(f"{n}:{'x'.join(map(str, d))}" for n, d in self.shapes)
+            key += "_S" + hashlib.sha256(text.encode()).hexdigest()[:8]
+        return key
+
+    @classmethod
+    def is_key(cls, key: str) -> bool:
+        return re.fullmatch(rf"{cls.PREFIX}_[0-9a-f]{{16}}(_S[0-9a-f]{{8}})?", key) is not None
+
+    def __str__(self) -> str:
+        return self.key

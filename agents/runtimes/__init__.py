@@ -94,7 +94,10 @@ class Loaded(NamedTuple):
     ``memory`` is the runtime's own peak-memory figure (``{"peak_bytes", "method"}``, e.g. a
     TFLite-Micro arena) where it has one; otherwise the agent measures RSS growth. ``clock``
     replaces the host's clock where the device times itself (an MCU's microsecond timer);
-    ``deterministic``: that clock gives the same work the same time (an emulated MCU)."""
+    ``deterministic``: that clock gives the same work the same time (an emulated MCU).
+    ``profile(runs)`` (where the runtime has a per-operator profiler) runs the model ``runs``
+    times under it: ``{"method", "runs", "nodes": [{"node", "op", "ms"}, …]}``, mean ms per
+    run of each node, in execution order."""
 
     run: Callable[[], object]
     inputs: list          # name, shape, dtype of each input
@@ -102,6 +105,29 @@ class Loaded(NamedTuple):
     memory: dict | None = None
     clock: Callable[[], float] | None = None
     deterministic: bool = False   # the clock counts work, not time (an emulator's -icount)
+    profile: Callable[[int], dict] | None = None
+
+
+class DynamicShape(ValueError):
+    """A model input with a dimension the file leaves open and the job did not give."""
+
+
+def input_shape(name: str, declared, given: dict | None) -> list:
+    """The shape to feed ``name``: the job's (``settings["shapes"]``, from ``--shape``) or the
+    model's own; a dimension left open (None, a symbol, -1) with no shape given is refused."""
+    given = (given or {}).get(name)
+    if given is not None:
+        if len(given) != len(declared):
+            raise ValueError("input {!r} has {} dimensions, --shape gave {}".format(
+                name, len(declared), "x".join(map(str, given))))
+        return [int(d) for d in given]
+    shape = [d if isinstance(d, int) and d > 0 else None for d in declared]
+    if None in shape:
+        spelled = "x".join(str(d) if d else "?" for d in shape)
+        raise DynamicShape("input {!r} has a dynamic shape ({}); give it with --shape "
+                           "{}:{}".format(name, spelled, name, "x".join(
+                               str(d) if d else "1" for d in shape)))
+    return shape
 
 
 def package_version(package: str) -> str:

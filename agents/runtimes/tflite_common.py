@@ -7,9 +7,11 @@ XNNPACK really took nodes is read back from the interpreter and reported with ea
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-from lutfarm_agent.runtimes import Loaded, RuntimeUnavailable
+from lutfarm_agent.runtimes import Loaded, RuntimeUnavailable, input_shape
 
 
 def random_input(shape, dtype, rng) -> np.ndarray:
@@ -50,6 +52,12 @@ def make_interpreter(module, path: str, settings: dict):
 def _explain(message: str) -> str:
     """Interpreter errors -> one line that names the unsupported op where there is one."""
     text = " ".join(message.split())
+    bad = re.findall(r"Tensor (\d+) has invalid quantization parameters", text)
+    if bad:         # one sentence per tensor: say it once, with the first reason
+        reason = text.split("Tensor " + bad[0])[0].strip().rstrip(".")
+        return (f"the runtime refuses the model: {len(bad)} tensor(s) have invalid quantization "
+                f"parameters (tensor {bad[0]}: {reason}); files older than its checks run "
+                f"on tflm")
     for marker in ("Didn't find op for builtin opcode", "Encountered unresolved custom op"):
         if marker in text:
             return "unsupported op: " + text[text.index(marker):][:200]
@@ -58,6 +66,15 @@ def _explain(message: str) -> str:
 
 def load_tflite(module, path: str, settings: dict) -> Loaded:
     it = make_interpreter(module, path, settings)
+    resized = False
+    for d in it.get_input_details():     # -1 in a signature: a dimension the file leaves open
+        declared = [int(s) for s in d.get("shape_signature", d["shape"])]
+        shape = input_shape(d["name"], declared, settings.get("shapes"))
+        if shape != [int(s) for s in d["shape"]]:
+            it.resize_tensor_input(d["index"], shape)
+            resized = True
+    if resized:
+        it.allocate_tensors()
     rng = np.random.default_rng(0)
     described = []
     for d in it.get_input_details():

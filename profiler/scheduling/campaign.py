@@ -35,7 +35,7 @@ from lutfarm.profiler.scheduling.work_queue import WorkQueue
 from lutfarm.profiler.store import Store, StoreError
 from lutfarm.profiler.store.queue import StoreQueue
 from lutfarm.spaces import parse_case_key
-from lutfarm.spaces.cases import BlockCase
+from lutfarm.spaces.cases import BlockCase, ModelFileCase
 from lutfarm.spaces.fbnet import FBNetLayout
 from lutfarm_agent.timing import TimingSettings
 
@@ -65,6 +65,9 @@ class CampaignSettings:
     priority: int = 0                      # shared store: higher-priority cases are taken first
     owner: str | None = None               # who asked (default user@host)
     interleave: bool = False               # one job per device, its cases timed in turn
+    models: dict | None = None             # key -> ExportedModel: ready-made files, not exported
+    case_options: dict | None = None       # key -> what the agent gets with that case (shapes, ops)
+    notes: dict | None = None              # added to the campaign's stored settings
 
     def __post_init__(self) -> None:   # None means "the default", as everywhere in the API
         self.timing = self.timing or TimingSettings()
@@ -102,12 +105,15 @@ def run_campaign(store: Store, layout: FBNetLayout, device: Device | list[Device
     return run_farm(store, layout, devices, runtime, settings)[0]
 
 
-def run_farm(store: Store, layout: FBNetLayout, devices: list[Device], runtime: RuntimeConfig,
-             settings: CampaignSettings | None = None) -> list[CampaignSummary]:
+def run_farm(store: Store, layout: FBNetLayout | None, devices: list[Device],
+             runtime: RuntimeConfig, settings: CampaignSettings | None = None
+             ) -> list[CampaignSummary]:
     """One campaign per device kind (and per runtime configuration its devices resolve to: a
     board with its own ``threads`` measures under its own key), all at once; one summary each
-    (inventory order)."""
+    (inventory order). ``layout`` None: ``settings.cases`` are not a space's (model files)."""
     s = settings or CampaignSettings()
+    if layout is None and s.cases is None:
+        raise CampaignError("a campaign without a layout measures the cases it is given")
     devices = [with_firmware(d, log=log.info) for d in devices]   # emulated MCUs: build first
     cache = s.cache or ModelCache()
     cases = s.cases if s.cases is not None else plan_cases(layout, s.only)
@@ -123,7 +129,10 @@ def run_farm(store: Store, layout: FBNetLayout, devices: list[Device], runtime: 
         todo = {key: case for work, planned in kinds for key, case in planned.items()}
         for work, _ in kinds:
             todo.update({k: parse_case_key(k) for k in work.references})
-        models = _export(todo, cache, runtime, kinds, s.progress, s.export_workers)
+        ready = s.models or {}
+        models = _export({k: c for k, c in todo.items() if k not in ready}, cache, runtime,
+                         kinds, s.progress, s.export_workers)
+        models.update({k: m for k, m in ready.items() if k in todo})
         s.progress.phase("measure", sum(len(planned) for _, planned in kinds))
         for (work, planned), devs in zip(kinds, groups.values()):
             work.models = models
@@ -180,7 +189,7 @@ def run_farm(store: Store, layout: FBNetLayout, devices: list[Device], runtime: 
     return [work.recorder.summary for work, _ in kinds]
 
 
-def _plan_kind(store: Store, layout: FBNetLayout, kind: str, devices: list[Device],
+def _plan_kind(store: Store, layout: FBNetLayout | None, kind: str, devices: list[Device],
                runtime: RuntimeConfig, cases: list, s: CampaignSettings
                ) -> tuple[KindWork, dict]:
     """One kind's campaign: what is missing, its stored campaign row, queue and recorder."""
@@ -188,11 +197,14 @@ def _plan_kind(store: Store, layout: FBNetLayout, kind: str, devices: list[Devic
     done = set() if s.fresh else store.measured_keys(kind, runtime.key)
     todo = {c.key: c for c in cases if c.key not in done}
     who = owner_info()
-    cid = store.start_campaign(kind, runtime.key, layout.space, layout.name, layout.classes,
+    cid = store.start_campaign(kind, runtime.key, *(
+                               (layout.space, layout.name, layout.classes) if layout else
+                               (None, None, None)),
                                {"timing": s.timing.to_dict(), "only": s.only,
                                 "runtime": runtime.agent_settings(),
                                 "devices": [d.name for d in devices],
-                                "planned": len(cases), "to_measure": len(todo)},
+                                "planned": len(cases), "to_measure": len(todo),
+                                **(s.notes or {})},
                                owner=s.owner or f"{who['user']}@{who['host']}",
                                priority=s.priority)
     summary = CampaignSummary(cid, kind, runtime.key, planned=len(cases),
@@ -206,16 +218,19 @@ def _plan_kind(store: Store, layout: FBNetLayout, kind: str, devices: list[Devic
     else:
         queue = WorkQueue(list(todo))
     work = KindWork(kind, len(devices), runtime, s.timing, s.farm, queue, recorder,
-                    {**who, "campaign": f"{cid}"}, interleave=s.interleave)
+                    {**who, "campaign": f"{cid}"}, interleave=s.interleave,
+                    case_options=s.case_options or {})
     if done and todo:
         _pick_references(store, work)
     return work, todo
 
 
 def _pick_references(store: Store, work: KindWork) -> None:
-    """Drift guard: the empty model, the fastest and the slowest case measured before."""
+    """Drift guard: the fastest, the median and the slowest case measured before (a space's:
+    a model file's case cannot be made again from its key)."""
     prev = store.latest(work.kind, work.runtime.key)
-    timed = sorted((m.median_ms, k) for k, m in prev.items() if m.median_ms)
+    timed = sorted((m.median_ms, k) for k, m in prev.items()
+                   if m.median_ms and not ModelFileCase.is_key(k))
     if not timed:
         return
     picks = {timed[0][1], timed[-1][1], timed[len(timed) // 2][1]}

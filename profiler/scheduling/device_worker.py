@@ -68,6 +68,7 @@ class KindWork:
     references: dict[str, float] = field(default_factory=dict)   # drift guard: key -> ms
     reference_context: dict = field(default_factory=dict)
     interleave: bool = False       # all cases in one job, timed sample by sample in turn
+    case_options: dict[str, dict] = field(default_factory=dict)   # key -> the case's extras
 
     def alive(self) -> int:
         return max(1, self.devices - self.recorder.devices_given_up())
@@ -189,7 +190,8 @@ class DeviceWorker:
                                 **device.runtime_settings()),
                 "timing": work.timing.to_dict(), "interleave": work.interleave,
                 "cases": [{"key": k, "model": self.transport.model_path(work.models[k]),
-                           "sha256": work.models[k].sha256} for k in keys]}
+                           "sha256": work.models[k].sha256, **work.case_options.get(k, {})}
+                          for k in keys]}
 
     def _drift_check(self) -> None:
         """Before resuming on a device: time the references again, compare, warn."""

@@ -56,6 +56,11 @@ class Measurement:
         return ((self.extra or {}).get("details") or {}).get("model_bytes")
 
     @property
+    def ops(self) -> dict | None:
+        """The per-operator profile taken with it, where one was asked for."""
+        return (self.extra or {}).get("ops")
+
+    @property
     def persistent_bytes(self) -> int | None:
         """The part of a TFLite-Micro arena that is persistent (interpreter, tensors, per-op
         data), where the firmware said: it adds up over a network's blocks."""
@@ -84,6 +89,8 @@ class Measurement:
                        "interleaved": event.get("interleaved"),
                        "warmup_calls": event.get("warmup_calls"),
                        "details": event.get("details") or {}}
+            if event.get("ops"):     # the runtime's per-operator profile (lutfarm bench --ops)
+                m.extra["ops"] = event["ops"]
             memory = event.get("memory") or {}
             m.peak_mem_bytes, m.mem_method = memory.get("peak_bytes"), memory.get("method")
         return m
