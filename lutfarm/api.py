@@ -130,6 +130,7 @@ class BenchResult:
 
     model: object                        # profiler.export.model_file.ModelFile
     rows: list = field(default_factory=list)   # workflows.bench_model.BenchRow
+    summaries: list = field(default_factory=list)   # the campaigns it ran (drift warnings, …)
 
     @property
     def failed(self) -> list:
@@ -168,7 +169,7 @@ def bench(s: BenchSettings) -> BenchResult:
     with Store(s.db or default_db_path()) as store:
         run = bench_model(store, model, s.devices or [LOCAL], s.runtime, s.threads, shapes,
                           s.ops, s.fresh, settings)
-    return BenchResult(model, run.rows)
+    return BenchResult(model, run.rows, run.summaries)
 
 
 @dataclass

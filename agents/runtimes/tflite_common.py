@@ -56,8 +56,8 @@ def _explain(message: str) -> str:
     if bad:         # one sentence per tensor: say it once, with the first reason
         reason = text.split("Tensor " + bad[0])[0].strip().rstrip(".")
         return (f"the runtime refuses the model: {len(bad)} tensor(s) have invalid quantization "
-                f"parameters (tensor {bad[0]}: {reason}); files older than its checks run "
-                f"on tflm")
+                f"parameters (tensor {bad[0]}: {reason}); a file older than its checks may "
+                f"run on --runtime tflm")
     for marker in ("Didn't find op for builtin opcode", "Encountered unresolved custom op"):
         if marker in text:
             return "unsupported op: " + text[text.index(marker):][:200]

@@ -68,4 +68,4 @@ def main() -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-from lutfarm.cli import db, demo, devices, lut, predict, profile, search, serve, supernet  # noqa: E402,F401 - registers the subcommands
+from lutfarm.cli import bench, db, demo, devices, lut, predict, profile, search, serve, supernet  # noqa: E402,F401 - registers the subcommands
