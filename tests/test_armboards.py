@@ -193,3 +193,35 @@ def test_the_agent_runs_on_an_older_board_with_python_39(old_board, tmp_path, ca
         context = store.context(next(iter(store.latest(device.kind, SLEEP.key).values()))
                                 .context_id)
         assert context["python"].startswith("3.9") and "qemu-user" in context["emulated"]
+
+
+def test_bench_a_model_file_on_the_arm64_board_and_this_machine_in_one_table(boards, tmp_path):
+    """``lutfarm bench`` with a MobileNetV2 lutfarm did not make: the arm64 board (onnxruntime
+    provisioned offline, pinned as above) and the local device, one table, the board's row
+    marked emulated; the file is uploaded content-addressed into the board's model folder."""
+    from model_files import export_onnx
+    arm64 = boards["arm64"]
+    inventory = tmp_path / "farm.toml"
+    inventory.write_text(
+        '[[devices]]\nname = "local"\ntransport = "local"\nkind = "local"\n\n'
+        + arm64.toml().replace("\n\n", '\nruntimes = ["onnxruntime"]\n'
+                                       'packages = { onnxruntime = "==1.22.0" }\n\n', 1))
+    name = arm64.device().name
+    provision = lutfarm("devices", "provision", "--inventory", inventory, "--devices", name)
+    assert provision.returncode == 0, provision.stderr[-1500:]
+    model = export_onnx(tmp_path / "mobilenet_v2.onnx", resolution=64, width=0.35)
+    p = lutfarm("bench", model, "--inventory", inventory, "--devices", f"local,{name}",
+                "--db", tmp_path / "b.db", "--min-time", "0.05", "--max-time", "0.5", "--json")
+    assert p.returncode == 0, p.stderr[-1500:]
+    rows = {r["device"]: r for r in json.loads(p.stdout)["devices"]}
+    assert set(rows) == {"local", name}
+    assert all(r["status"] == "ok" and r["runtime"] == "onnxruntime-fp32-t1"
+               for r in rows.values()), rows
+    assert "qemu-user" in rows[name]["emulated"] and rows["local"]["emulated"] is None
+    assert rows[name]["median_ms"] > rows["local"]["median_ms"]   # an interpreter's cost
+    sha = json.loads(p.stdout)["model"]["sha256"]
+    assert arm64.path(f"/home/lab/lutfarm/models/{sha}.onnx").exists()
+    table = lutfarm("bench", model, "--inventory", inventory, "--devices", f"local,{name}",
+                    "--db", tmp_path / "b.db")
+    assert table.returncode == 0 and "emulated" in table.stdout and name in table.stdout
+    assert "not hardware timings" in table.stderr

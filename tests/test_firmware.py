@@ -9,6 +9,7 @@ import collections
 import zlib
 
 import pytest
+from model_files import tflite_with_op
 
 from conftest import FAST
 from lutfarm.profiler.runtime_config import RuntimeConfig
@@ -211,36 +212,9 @@ def test_a_hung_firmware_fails_its_case_and_the_emulator_is_restarted(models, ca
     assert "holds at most 50000" in got[CN.key]["error"]
 
 
-def _model_with_op(op_name: str) -> bytes:
-    """A one-op fp32 TFLite model (input [1, 4] -> op -> output), written with the schema."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as s
-
-    m = s.ModelT()
-    m.version = 3
-    code = s.OperatorCodeT()
-    code.builtinCode = code.deprecatedBuiltinCode = getattr(s.BuiltinOperator, op_name)
-    m.operatorCodes = [code]
-    empty = s.BufferT()
-    m.buffers = [empty, s.BufferT(), s.BufferT()]
-    tensors = []
-    for i, name in enumerate((b"in", b"out")):
-        t = s.TensorT()
-        t.shape, t.type, t.buffer, t.name = [1, 4], s.TensorType.FLOAT32, i + 1, name
-        tensors.append(t)
-    op = s.OperatorT()
-    op.opcodeIndex, op.inputs, op.outputs = 0, [0], [1]
-    g = s.SubGraphT()
-    g.tensors, g.inputs, g.outputs, g.operators = tensors, [0], [1], [op]
-    m.subgraphs = [g]
-    b = flatbuffers.Builder(1024)
-    b.Finish(m.Pack(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
-
-
 def test_an_op_the_firmware_lacks_fails_that_case_by_name(m4, models, tmp_path):
     from lutfarm.profiler.export.cache import ExportedModel
-    data = _model_with_op("EXP")
+    data = tflite_with_op("EXP")
     path = tmp_path / "exp.tflite"
     path.write_bytes(data)
     import hashlib

@@ -34,7 +34,9 @@ resolver's ops), and, on an emulated board whose HELLO says ``hostfs=1``, ``LOAD
 (ARM semihosting) instead of the UART, which QEMU moves at some 20 KiB/s; the reply and the
 checks are LOAD's (``OK LOADF <nbytes>``). HELLO also gives ``core``, ``timer``, ``timer_hz``
 and the firmware's own ``fw_text``/``fw_data``/``fw_bss``/``fw_stack``; ``RUN`` adds
-``ticks=`` (the timer's counts) beside ``us=``. The agent finds the smallest arena by bisection over ``ARENA`` (the firmware's
+``ticks=`` (the timer's counts) beside ``us=``. ``PROF <first>`` (``first`` 0 invokes once
+with the interpreter's profiler on) answers ``OK PROF <ops> <first> <OP>=<ticks>,…``, up to 8
+ops from ``first`` per reply: the per-operator profile of ``lutfarm bench --ops``. The agent finds the smallest arena by bisection over ``ARENA`` (the firmware's
 ``max_arena`` bounds it) and reports it as the block's peak memory; times are the firmware's
 own microseconds, so the serial round trip never enters a latency.
 

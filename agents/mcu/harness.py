@@ -138,6 +138,25 @@ class Board:
             return sum(int(t) for t in fields["ticks"].split(",")) / float(hz)
         return sum(int(t) for t in fields.get("us", "").split(",") if t) / 1e6
 
+    def profile(self) -> list | None:
+        """One invoke timed op by op (PROF): [(op name, seconds)], in execution order; None
+        from a firmware without PROF."""
+        hz = float(self.info.get("timer_hz") or 1e6)
+        ops: list = []
+        while True:
+            try:
+                fields = self.command(f"PROF {len(ops)}")
+            except BoardError as exc:
+                if exc.code == "CMD" and not ops:
+                    return None
+                raise
+            total = int(fields[0])
+            entries = [e.rsplit("=", 1) for e in (fields[2] if len(fields) > 2 else "").split(",")
+                       if "=" in e]
+            ops += [(tag, int(ticks) / hz) for tag, ticks in entries]
+            if len(ops) >= total or not entries:
+                return ops
+
     def close(self) -> None:
         try:
             self.port.close()
@@ -210,8 +229,8 @@ def load_on_board(path: str, settings: dict) -> Loaded:
             raise _silent(settings, exc, "LOAD") from None
         if exc.code == "SIZE":
             raise ValueError(f"the model is {len(data)} bytes; the board "
-                             f"{board.info.get('board', '')} holds at most {max_model} "
-                             f"({exc.detail})") from None
+                             f"{board.info.get('board', '')} holds at most {max_model} bytes "
+                             f"of model") from None
         raise ValueError(f"the board refused the model: {exc}") from None
     limit = int(board.info.get("max_arena") or settings.get("arena_limit") or (1 << 20))
     if settings.get("arena_limit"):
@@ -266,6 +285,22 @@ def load_on_board(path: str, settings: dict) -> Loaded:
         many(1)
     run.many = many      # the timing loop's batches: one round trip per 16 invokes
 
+    def profile(runs: int) -> dict:
+        """The firmware's per-op timer (TFLite-Micro's profiler interface), ``runs`` invokes."""
+        try:
+            rounds = [board.profile() for _ in range(runs)]
+        except BoardError as exc:
+            if exc.code == "TIMEOUT":
+                raise _silent(settings, exc, "PROF") from None
+            raise
+        if rounds[0] is None:
+            raise RuntimeError("this firmware has no PROF command (lutfarm's firmware has)")
+        nodes = [{"node": f"#{i} {tag}", "op": tag,
+                  "ms": sum(r[i][1] for r in rounds) / len(rounds) * 1000.0}
+                 for i, (tag, _) in enumerate(rounds[0])]
+        return {"method": "firmware op timer (TFLite-Micro profiler interface)", "runs": runs,
+                "nodes": nodes}
+
     info = board.info
     details = {"arena_bytes": arena, "arena_used": used, "model_bytes": len(data),
                "arena_persistent": board.persistent,
@@ -279,4 +314,5 @@ def load_on_board(path: str, settings: dict) -> Loaded:
         details.update(emulator=info.get("emulator"), icount_shift=info.get("icount_shift"))
     return Loaded(run, [{"name": "input0", "shape": [], "dtype": "board"}], details=details,
                   memory={"peak_bytes": arena, "method": "mcu-arena"},
-                  clock=lambda: elapsed[0], deterministic=bool(info.get("emulated")))
+                  clock=lambda: elapsed[0], deterministic=bool(info.get("emulated")),
+                  profile=profile)

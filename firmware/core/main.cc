@@ -1,7 +1,8 @@
 // lutfarm's TFLite-Micro benchmark firmware: the portable core. It speaks the harness
 // protocol of agents/mcu/__init__.py on the board's UART: HELLO, OPS, LOAD (model bytes +
 // CRC-32 into a static buffer), ARENA (an interpreter in the first N bytes of a static arena),
-// RUN (invoke, timed by the board's own timer, so the serial link never enters a latency).
+// RUN (invoke, timed by the board's own timer, so the serial link never enters a latency),
+// PROF (one invoke timed op by op through TFLite-Micro's profiler interface).
 #include <new>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "tensorflow/lite/micro/micro_allocator.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_op_resolver.h"
+#include "tensorflow/lite/micro/micro_profiler_interface.h"
 #include "tensorflow/lite/micro/micro_time.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 
@@ -40,6 +42,29 @@ uint32_t g_model_crc = 0;
 alignas(tflite::MicroInterpreter) uint8_t g_interp_storage[sizeof(tflite::MicroInterpreter)];
 tflite::MicroInterpreter* g_interp = nullptr;
 tflite::SingleArenaBufferAllocator* g_buffers = nullptr;   // the arena's two ends, for ARENA
+
+// The interpreter's profiler (MicroProfiler's role, in a fixed table): TFLite-Micro calls it
+// around every op's Invoke. Off, it returns at once (two virtual calls per op, tens of
+// cycles against an op's thousands); PROF turns it on for one invoke.
+class OpTimer : public tflite::MicroProfilerInterface {
+ public:
+  static constexpr uint32_t kMax = 128;      // ops of one invoke it keeps
+  bool on = false;
+  uint32_t count = 0;
+  const char* tags[kMax];
+  uint32_t ticks[kMax];
+
+  uint32_t BeginEvent(const char* tag) override {
+    if (!on || count >= kMax) return kMax;
+    tags[count] = tag;
+    ticks[count] = board_ticks();
+    return count++;
+  }
+  void EndEvent(uint32_t handle) override {
+    if (handle < kMax) ticks[handle] = board_ticks() - ticks[handle];
+  }
+};
+OpTimer g_timer;
 
 void put(const char* s) {
   while (*s) board_putc(*s++);
@@ -267,7 +292,8 @@ void cmd_arena(unsigned long size) {
       sizeof(tflite::GreedyMemoryPlanner), alignof(tflite::GreedyMemoryPlanner));
   auto* planner = new (planner_buffer) tflite::GreedyMemoryPlanner();
   tflite::MicroAllocator* allocator = tflite::MicroAllocator::Create(g_buffers, planner);
-  g_interp = new (g_interp_storage) tflite::MicroInterpreter(model, resolver, allocator);
+  g_interp = new (g_interp_storage)
+      tflite::MicroInterpreter(model, resolver, allocator, nullptr, &g_timer);
   if (g_interp->AllocateTensors() != kTfLiteOk) {
     drop_interpreter();
     reply("ERR ARENA %s", last_log());
@@ -308,6 +334,36 @@ void cmd_run(unsigned long n) {
   reply("OK RUN %lu us=%s ticks=%s", n, us, tk);
 }
 
+// PROF <first>: with first 0, one invoke timed op by op; every PROF replies with the ops
+// from <first> on, a few per line (a reply line holds 400 characters):
+// OK PROF <ops> <first> <TAG>=<ticks>,<TAG>=<ticks>,...
+void cmd_prof(unsigned long first) {
+  if (g_interp == nullptr) {
+    reply("ERR NOMODEL no interpreter: send LOAD and ARENA first");
+    return;
+  }
+  if (first == 0) {
+    g_timer.count = 0;
+    g_timer.on = true;
+    g_log[0] = 0;
+    TfLiteStatus status = g_interp->Invoke();
+    g_timer.on = false;
+    if (status != kTfLiteOk) {
+      reply("ERR RUN invoke failed: %s", last_log());
+      return;
+    }
+  }
+  char list[320];
+  int used = 0;
+  unsigned long i = first;
+  for (; i < g_timer.count && i < first + 8; ++i) {
+    used += snprintf(list + used, sizeof list - used, "%s%.24s=%lu", i > first ? "," : "",
+                     g_timer.tags[i] ? g_timer.tags[i] : "?", (unsigned long)g_timer.ticks[i]);
+  }
+  list[used] = 0;
+  reply("OK PROF %lu %lu %s", (unsigned long)g_timer.count, first, list);
+}
+
 void dispatch(char* line) {
   char* cmd = strtok(line, " ");
   if (cmd == nullptr) return;   // an empty line gets no reply
@@ -332,6 +388,8 @@ void dispatch(char* line) {
     cmd_arena(strtoul(a1, nullptr, 10));
   } else if (!strcmp(cmd, "RUN") && a1) {
     cmd_run(strtoul(a1, nullptr, 10));
+  } else if (!strcmp(cmd, "PROF") && a1) {
+    cmd_prof(strtoul(a1, nullptr, 10));
   } else if (!strcmp(cmd, "LOAD") || !strcmp(cmd, "ARENA") || !strcmp(cmd, "RUN")) {
     reply("ERR CMD bad arguments to %s", cmd);
   } else {

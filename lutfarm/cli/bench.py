@@ -139,16 +139,16 @@ def bench(model, devices, inventory, runtime, threads, provider, shapes, ops, to
             out.print(table)
         for s in result.summaries:
             for warning in s.drift:
-                err.print(f"[yellow]drift guard: {warning}")
+                err.print(f"[yellow]drift guard: {warning}", soft_wrap=True)
         emulated = {r.emulated for r in result.rows if r.emulated}
         for why in sorted(emulated):
-            err.print(f"[yellow]emulated: {why}; these are not hardware timings")
+            err.print(f"[yellow]emulated: {why}; these are not hardware timings", soft_wrap=True)
         if ops:
             for r in result.rows:
                 if r.status == "ok":
                     for table in ops_tables(r, top):
                         out.print(table)
     for r in result.failed:
-        err.print(f"[red]{r.device}: {r.error}")
+        err.print(f"[red]{r.device}: {r.error}", soft_wrap=True)   # one line each
     if result.failed:
         sys.exit(1)

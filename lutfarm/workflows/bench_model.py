@@ -6,8 +6,9 @@ case (``Model_<sha16>``) by the ordinary campaign machinery: content-addressed u
 adaptive sampling to a CI target, warm-up, raw samples, the device's context, drift guard on
 a device that has measured this configuration before, each result in the store as it comes.
 
-Every device is timed, also several of one kind (a campaign would share the case among them):
-the devices go in rounds, at most one of each kind per round, the kinds of a round at once. A
+Every device is timed, also several of one kind (one campaign would share the case among
+them): each device has a campaign of its own, all at once, so one device's trouble (no
+runtime, an emulator that does not start) is its row's error alone. A
 device whose newest measurement of the file is stored is not timed again unless ``fresh``
 (or ``ops`` and the stored one has no profile). One device failing (no runtime, an op its
 firmware lacks, a model larger than it holds) is its row's error; the others go on.
@@ -16,6 +17,7 @@ firmware lacks, a model larger than it holds) is its row's error; the others go 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
 from lutfarm.profiler.devices.record import Device
@@ -135,37 +137,26 @@ def bench_model(store: Store, model: ModelFile, devices: list[Device],
                                           "bytes": model.size, "shapes": options.get("shapes"),
                                           "ops": ops}})
     errors: dict[str, str] = {}
-    for group in _rounds(todo, configs):
-        config = configs[group[0].name]
+
+    def on(device: Device) -> None:
         try:
-            run.summaries += run_farm(store, None, group, config, s)
-        except CampaignError as exc:      # a device without the runtime, a store gone, …
-            for d in group:
-                errors.setdefault(d.name, str(exc))
-            log.info("bench on %s: %s", ", ".join(d.name for d in group), exc)
-        for summary in run.summaries:
-            for name, why in summary.device_errors.items():
-                errors.setdefault(name, why)
+            summaries = run_farm(store, None, [device], configs[device.name], s)
+        except CampaignError as exc:      # no runtime there, an emulator that cannot start, …
+            errors[device.name] = str(exc)
+            log.info("bench on %s: %s", device.name, exc)
+            return
+        run.summaries.extend(summaries)
+        for summary in summaries:
+            errors.update(summary.device_errors)
+
+    with ThreadPoolExecutor(max(1, len(todo))) as pool:
+        for _ in pool.map(on, todo):
+            pass
     ours = {summary.campaign_id for summary in run.summaries}
     for d in devices:
         run.rows.append(_row(store, model, case.key, d, configs[d.name], errors.get(d.name),
                              ours if d in todo else None))
     return run
-
-
-def _rounds(devices: list[Device], configs: dict[str, RuntimeConfig]) -> list[list[Device]]:
-    """Groups that one campaign can time at once: one device per kind (every device is timed,
-    not the kind) and one runtime configuration."""
-    rounds: list[dict] = []
-    for d in devices:
-        spot = next((r for r in rounds if d.kind not in r["kinds"] and
-                     r["config"] == configs[d.name]), None)
-        if spot is None:
-            spot = {"kinds": set(), "config": configs[d.name], "devices": []}
-            rounds.append(spot)
-        spot["kinds"].add(d.kind)
-        spot["devices"].append(d)
-    return [r["devices"] for r in rounds]
 
 
 def _newest(store: Store, device: Device, runtime: RuntimeConfig, key: str,

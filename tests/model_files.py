@@ -1,5 +1,6 @@
-"""A MobileNetV2 (Sandler et al. 2018) in plain torch, random weights: a model lutfarm's spaces
-do not contain, for the tests of ``lutfarm bench`` on files lutfarm did not make."""
+"""Model files lutfarm did not make, for the tests: a MobileNetV2 (Sandler et al. 2018) in
+plain torch with random weights (no space of lutfarm's contains it) exported to ONNX, and a
+one-op TFLite model written with the schema (an op a firmware may lack)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,30 @@ def export_onnx(path, resolution: int = 96, dynamic_batch: bool = False, width: 
                       input_names=["image"], output_names=["logits"],
                       dynamic_axes={"image": {0: "batch"}} if dynamic_batch else None)
     return path
+
+
+def tflite_with_op(op_name: str) -> bytes:
+    """A one-op fp32 TFLite model (input [1, 4] -> op -> output), written with the schema."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as s
+
+    m = s.ModelT()
+    m.version = 3
+    code = s.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = getattr(s.BuiltinOperator, op_name)
+    m.operatorCodes = [code]
+    empty = s.BufferT()
+    m.buffers = [empty, s.BufferT(), s.BufferT()]
+    tensors = []
+    for i, name in enumerate((b"in", b"out")):
+        t = s.TensorT()
+        t.shape, t.type, t.buffer, t.name = [1, 4], s.TensorType.FLOAT32, i + 1, name
+        tensors.append(t)
+    op = s.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0], [1]
+    g = s.SubGraphT()
+    g.tensors, g.inputs, g.outputs, g.operators = tensors, [0], [1], [op]
+    m.subgraphs = [g]
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
