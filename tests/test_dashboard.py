@@ -204,3 +204,39 @@ def test_a_token_guards_the_dashboard_and_other_addresses_need_one(browser, seed
         assert "rpi4" in text
     finally:
         server.stop()
+
+
+@pytest.mark.needs("tflite-toolchain")
+def test_model_files_and_their_op_profiles(browser, tmp_path, cache_dir):
+    """Real ``lutfarm bench`` results (a MobileNetV2 with its ONNX Runtime profile, and
+    person_detect.tflite, which LiteRT refuses) on the models page and a model's page."""
+    from selenium.webdriver.common.by import By
+
+    from conftest import FAST
+    from lutfarm.api import BenchSettings, bench
+    from model_files import export_onnx
+    db = tmp_path / "models.db"
+    net = export_onnx(tmp_path / "mobilenet_v2.onnx")
+    (ok,) = bench(BenchSettings(net, db=db, ops=True, timing=FAST)).rows
+    person = REPO.parent / "shared" / "third_party" / "models" / "person_detect.tflite"
+    (refused,) = bench(BenchSettings(person, db=db, timing=FAST)).rows
+    assert ok.status == "ok" and refused.status == "failed"
+    server = Server(db)
+    try:
+        visit(browser, server.base + "/models", "models")
+        rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "tr.model")]
+        assert len(rows) == 2 and "person_detect.tflite" in rows[0]
+        assert "invalid quantization parameters" in rows[0]
+        assert "mobilenet_v2.onnx" in rows[1] and "nodes" in rows[1]
+        browser.find_elements(By.CSS_SELECTOR, "tr.model a")[-1].click()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "model.png"))
+        svg = browser.find_element(By.CSS_SELECTOR, "#fig-ops svg")
+        assert svg.size["width"] > 200 and svg.size["height"] > 100
+        ops = browser.find_element(By.ID, "ops").text
+        assert ops.splitlines()[1].startswith("Conv 52 ")      # the slowest type, 52 nodes
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#nodes tr")) == 21
+        figures = browser.find_element(By.ID, "model-figures").text
+        assert f"{ok.median_ms:.4g}" in figures
+    finally:
+        server.stop()

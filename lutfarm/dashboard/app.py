@@ -1,7 +1,7 @@
 """``lutfarm serve``: a read-only web dashboard over a store (FastAPI, server-rendered pages).
 
-Boards, campaigns (live), LUTs (heatmap, distribution, validation, downloads, comparison) and
-stored reports. Every page opens the store for its own request, so one slow page never holds
+Boards, campaigns (live), LUTs (heatmap, distribution, validation, downloads, comparison),
+model files timed by ``lutfarm bench`` (with their per-operator profiles) and stored reports. Every page opens the store for its own request, so one slow page never holds
 another's connection, and a PostgreSQL store shows what every controller writes as it lands.
 Only GET routes exist. With a token, every request must carry it (``?token=`` once: a cookie
 keeps it).
@@ -33,6 +33,7 @@ from lutfarm.profiler.store import Store
 from lutfarm.profiler.store import aggregates as queries
 from lutfarm.profiler.store.drivers import is_postgres, redact
 from lutfarm.spaces.registry import family_of
+from lutfarm.workflows.bench_model import op_table, slowest_nodes
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 COOKIE = "lutfarm_token"
@@ -195,6 +196,26 @@ def create_app(db: str | os.PathLike, token: str | None = None) -> FastAPI:
             raise HTTPException(404, f"no report {report_id} in this store")
         body = {k: v for k, v in r["report"].items() if k != "points"}
         return page(request, "report.html", r=r, text=json.dumps(body, indent=1)[:200_000])
+
+    @app.get("/models", response_class=HTMLResponse)
+    def models_page(request: Request):
+        with Store(db) as store:
+            rows = queries.model_benches(store)
+        return page(request, "models.html", rows=rows)
+
+    @app.get("/models/{measurement_id}", response_class=HTMLResponse)
+    def model_page(request: Request, measurement_id: int):
+        with Store(db) as store:
+            found = queries.model_benches(store, measurement_id=measurement_id)
+        if not found:
+            raise HTTPException(404, f"no model measurement {measurement_id} in this store")
+        b = found[0]
+        profile = b.ops or {}
+        by_op = op_table(profile) if profile.get("nodes") else []
+        chart = plots.op_shares(by_op, f"{b.model} on {b.measurement.device}, "
+                                       f"{b.measurement.runtime}") if by_op else ""
+        return page(request, "model.html", b=b, m=b.measurement, profile=profile, by_op=by_op,
+                    nodes=slowest_nodes(profile, 20) if by_op else [], chart=chart)
 
     return app
 

@@ -1,5 +1,6 @@
 """The dashboard's figures as inline SVG (no files, no pyplot state): a LUT's layer x op
-heatmap, its latency distribution, a validation scatter, two LUTs against each other."""
+heatmap, its latency distribution, a validation scatter, two LUTs against each other, a model's
+time per op type."""
 
 from __future__ import annotations
 
@@ -63,6 +64,23 @@ def scatter(x: np.ndarray, ys: dict[str, np.ndarray], xlabel: str, ylabel: str,
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
+    if note:
+        ax.set_title(note, fontsize=9)
+    return _svg(fig)
+
+
+def op_shares(by_op: list[dict], note: str = "") -> str:
+    """A model's time per op type (``bench_model.op_table`` rows): horizontal bars, slowest on
+    top, each labelled with its share and node count."""
+    rows = by_op[:15]
+    fig, ax = figure((6.5, 0.9 + 0.32 * len(rows)))
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y, [r["ms"] for r in rows], color="#3b6ea5")
+    ax.set_yticks(y, [r["op"] for r in rows], fontsize=8)
+    for yi, r in zip(y, rows):
+        ax.text(r["ms"], yi, f"  {r['share']:.1%} ({r['count']})", va="center", fontsize=7)
+    ax.set_xlabel("ms per run")
+    ax.margins(x=0.25)
     if note:
         ax.set_title(note, fontsize=9)
     return _svg(fig)

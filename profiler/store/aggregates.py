@@ -170,3 +170,34 @@ def report(store: Store, report_id: int) -> dict | None:
         return None
     return {"target": row[0], "runtime": row[1], "kind": row[2], "created": row[3],
             "report": json.loads(row[4])}
+
+
+@dataclass
+class ModelBench:
+    """One model file timed on one device (``lutfarm bench``), as the dashboard lists it."""
+
+    measurement: object              # the store's Measurement
+    model: str                       # the file's name, as the campaign recorded it
+    sha256: str
+    emulated: str | None
+
+    @property
+    def ops(self) -> dict | None:
+        return self.measurement.ops
+
+
+def model_benches(store: Store, limit: int = 200, measurement_id: int | None = None
+                  ) -> list[ModelBench]:
+    """The newest model-file measurements (or the one ``measurement_id``), with their files'
+    names from their campaigns."""
+    found = [store.measurement(measurement_id)] if measurement_id is not None else \
+        store.model_measurements(limit)
+    found = [m for m in found if m is not None and m.case_key.startswith("Model_")]
+    files = {}
+    for cid in {m.campaign_id for m in found if m.campaign_id is not None}:
+        row = store.db.execute("SELECT settings FROM campaigns WHERE id = ?", (cid,)).fetchone()
+        files[cid] = json.loads(row[0] or "{}").get("model_file") or {} if row else {}
+    contexts = {c: store.context(c) for c in {m.context_id for m in found} if c is not None}
+    return [ModelBench(m, files.get(m.campaign_id, {}).get("name", m.case_key),
+                       files.get(m.campaign_id, {}).get("sha256", ""),
+                       contexts.get(m.context_id, {}).get("emulated")) for m in found]

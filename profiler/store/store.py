@@ -338,12 +338,29 @@ class Store:
         return out
 
     def configurations(self) -> list[tuple[str, str, int]]:
-        """(device kind, runtime, number of measured cases) for every configuration stored."""
+        """(device kind, runtime, number of measured cases) for every configuration stored:
+        the LUTs it can build (model files timed by ``lutfarm bench`` are no LUT's cases)."""
         with self._lock:
             return [tuple(r) for r in self.db.execute(
                 "SELECT COALESCE(kind, device), runtime, COUNT(DISTINCT case_key) "
-                "FROM measurements WHERE status = 'ok' GROUP BY COALESCE(kind, device), runtime "
-                "ORDER BY 1, 2")]
+                "FROM measurements WHERE status = 'ok' AND substr(case_key, 1, 6) <> 'Model_' "
+                "GROUP BY COALESCE(kind, device), runtime ORDER BY 1, 2")]
+
+    def model_measurements(self, limit: int = 200) -> list[Measurement]:
+        """The newest measurements of model files (``lutfarm bench``), newest first."""
+        cols = [c for c in MEASUREMENT_COLUMNS if c != "samples"]
+        with self._lock:
+            rows = self.db.execute(
+                f"SELECT id, {', '.join(cols)} FROM measurements WHERE "
+                "substr(case_key, 1, 6) = 'Model_' ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [_to_measurement(r) for r in rows]
+
+    def measurement(self, measurement_id: int) -> Measurement | None:
+        """One measurement by its id (with its raw samples)."""
+        with self._lock:
+            row = self.db.execute(f"SELECT id, {', '.join(MEASUREMENT_COLUMNS)} FROM "
+                                  "measurements WHERE id = ?", (measurement_id,)).fetchone()
+        return _to_measurement(row) if row else None
 
     def emulated(self, target: str, runtime: str) -> str | None:
         """Why the measurements of this configuration come from an emulated CPU (their
