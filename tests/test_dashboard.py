@@ -210,11 +210,11 @@ def test_a_token_guards_the_dashboard_and_other_addresses_need_one(browser, seed
 def test_model_files_and_their_op_profiles(browser, tmp_path, cache_dir):
     """Real ``lutfarm bench`` results (a MobileNetV2 with its ONNX Runtime profile, and
     person_detect.tflite, which LiteRT refuses) on the models page and a model's page."""
+    from model_files import export_onnx
     from selenium.webdriver.common.by import By
 
     from conftest import FAST
     from lutfarm.api import BenchSettings, bench
-    from model_files import export_onnx
     db = tmp_path / "models.db"
     net = export_onnx(tmp_path / "mobilenet_v2.onnx")
     (ok,) = bench(BenchSettings(net, db=db, ops=True, timing=FAST)).rows

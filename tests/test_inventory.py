@@ -77,6 +77,9 @@ def test_selection_by_name_kind_and_tag(tmp_path):
         select_devices(devices, "kind:jetson")
     with pytest.raises(UnknownDeviceError, match="the inventory has: pi-1"):
         select_devices(devices, "pi-9")
+    # this machine is 'local' beside an inventory that does not list it (after its devices)
+    assert names("local,nuc") == ["nuc", "local"]
+    assert select_devices(devices, "local")[0].transport == "local"
 
 
 def test_every_problem_is_reported_with_its_line(tmp_path):

@@ -45,8 +45,8 @@ def _table(title: str, columns: tuple[str, ...], left: tuple[str, ...]) -> Table
 
 
 def devices_tables(result) -> list[Table]:
-    """One row per device: the answer (median ± CI half-width, memory), then benchmark_model's
-    figures (milliseconds)."""
+    """One row per device: the answer (median, its CI half-width in per cent, memory), then
+    benchmark_model's figures (milliseconds)."""
     m = result.model
     answer = _table(f"{m.name} ({m.fmt}, {m.dtype}, {m.size / 1024:.0f} KiB, {len(m.ops)} ops)",
                     ("device", "runtime", "median ms", "± CI", "memory", "note"),
@@ -58,8 +58,8 @@ def devices_tables(result) -> list[Table]:
             answer.add_row(r.device, r.runtime, "-", "-", "-", "[red]failed (below)")
             continue
         notes = (["[yellow]emulated"] if r.emulated else []) + (["stored"] if r.stored else [])
-        answer.add_row(r.device, r.runtime, _ms(r.median_ms), _ms(r.ci_half_ms), _memory(r),
-                       ", ".join(notes))
+        ci = "-" if r.ci_half_ms is None else f"{r.ci_half_ms / r.median_ms:.1%}"
+        answer.add_row(r.device, r.runtime, _ms(r.median_ms), ci, _memory(r), ", ".join(notes))
         stats.add_row(r.device, str(r.count), *(_ms(getattr(r, f"{n}_ms")) for n in (
             "min", "median", "mean", "p90", "p99", "init", "first")))
     return [answer, stats] if stats.row_count else [answer]

@@ -91,9 +91,12 @@ LOCAL = Device("local")
 
 
 def get_device(name: str, devices: list[Device] | None = None) -> Device:
+    """The device called ``name``; ``local`` is this machine unless the inventory names one."""
     for d in devices or [LOCAL]:
         if d.name == name:
             return d
+    if name == LOCAL.name:
+        return LOCAL
     if devices is None:
         raise UnknownDeviceError(f"unknown device {name!r}: without --inventory the only device "
                                  f"is 'local' (this machine); use --device local or give an "
@@ -123,4 +126,5 @@ def select_devices(devices: list[Device], spec: str) -> list[Device]:
             chosen[d.name] = d
     if not chosen:
         raise UnknownDeviceError("--devices selects nothing; give NAME, kind:KIND or tag:TAG")
-    return [d for d in devices if d.name in chosen]
+    listed = [d for d in devices if d.name in chosen]
+    return listed + [d for d in chosen.values() if d not in listed]   # this machine, unlisted
