@@ -34,6 +34,7 @@ def test_every_benchmark_parses_its_options_and_imports_what_it_uses(script):
     ("bench_query.py", ["--n", "2000"], r"ratio ([\d.]+)x"),
     ("bench_latency_metric.py", ["--population", "20", "--rounds", "2"],
      r"= ([\d.]+)x baseline"),
+    ("bench_model.py", ["--rounds", "1"], r"plain loop = ([\d.]+)x baseline"),
 ])
 def test_quick_benchmarks_print_a_ratio_against_their_baseline(script, args, figure):
     p = _run(REPO / "bench" / script, *args)

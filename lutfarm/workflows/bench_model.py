@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_RUNTIMES = {"onnx": ("onnxruntime",), "tflite": ("litert", "tflite", "tflm")}
 STATS = ("count", "min_ms", "median_ms", "mean_ms", "p90_ms", "p99_ms", "init_ms", "first_ms")
+OTHERS = ("ci_lo_ms", "ci_hi_ms", "sampling_s")
 
 
 @dataclass
@@ -60,6 +61,7 @@ class BenchRow:
     first_ms: float | None = None
     ci_lo_ms: float | None = None
     ci_hi_ms: float | None = None
+    sampling_s: float | None = None   # seconds of timed samples (the rest is the farm's work)
     memory_bytes: int | None = None
     memory_method: str | None = None  # rss-growth | tflm-arena | mcu-arena
     emulated: str | None = None       # why these are not hardware timings, where they are not
@@ -185,7 +187,7 @@ def _row(store: Store, model: ModelFile, key: str, device: Device, runtime: Runt
     if m.status != "ok":
         row.error = m.error or error
         return row
-    for name in STATS + ("ci_lo_ms", "ci_hi_ms"):
+    for name in STATS + OTHERS:
         setattr(row, name, getattr(m, name))
     row.memory_bytes, row.memory_method, row.ops = m.peak_mem_bytes, m.mem_method, m.ops
     if m.context_id is not None:
