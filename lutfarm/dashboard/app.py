@@ -182,16 +182,18 @@ def create_app(db: str | os.PathLike, token: str | None = None) -> FastAPI:
                                                   f"{len(common)} shared cases")}
         return page(request, "compare.html", configs=configs, a=a, b=b, result=result)
 
+    def read(query, *args, **kwargs):
+        """One query on the store, opened for this request alone."""
+        with Store(db) as store:
+            return query(store, *args, **kwargs)
+
     @app.get("/reports", response_class=HTMLResponse)
     def reports_page(request: Request):
-        with Store(db) as store:
-            rows = queries.reports(store)
-        return page(request, "reports.html", reports=rows)
+        return page(request, "reports.html", reports=read(queries.reports))
 
     @app.get("/reports/{report_id}", response_class=HTMLResponse)
     def report_page(request: Request, report_id: int):
-        with Store(db) as store:
-            r = queries.report(store, report_id)
+        r = read(queries.report, report_id)
         if r is None:
             raise HTTPException(404, f"no report {report_id} in this store")
         body = {k: v for k, v in r["report"].items() if k != "points"}
@@ -199,14 +201,11 @@ def create_app(db: str | os.PathLike, token: str | None = None) -> FastAPI:
 
     @app.get("/models", response_class=HTMLResponse)
     def models_page(request: Request):
-        with Store(db) as store:
-            rows = queries.model_benches(store)
-        return page(request, "models.html", rows=rows)
+        return page(request, "models.html", rows=read(queries.model_benches))
 
     @app.get("/models/{measurement_id}", response_class=HTMLResponse)
     def model_page(request: Request, measurement_id: int):
-        with Store(db) as store:
-            found = queries.model_benches(store, measurement_id=measurement_id)
+        found = read(queries.model_benches, measurement_id=measurement_id)
         if not found:
             raise HTTPException(404, f"no model measurement {measurement_id} in this store")
         b = found[0]

@@ -86,13 +86,19 @@ def _not_a_model(path: Path, data: bytes) -> ModelFileError:
                           f"{data[:8]!r}); give a .onnx or .tflite file")
 
 
-def _read_onnx(path: Path, data: bytes) -> tuple:
+def _module(name: str, package: str, what: str):
+    """``name`` imported, or one line saying which package reading ``what`` needs."""
+    import importlib
     try:
-        import onnx
-        from google.protobuf.message import DecodeError
+        return importlib.import_module(name)
     except ImportError:
-        raise ModelFileError("reading an ONNX model needs the onnx package on the controller: "
-                             "pip install onnx") from None
+        raise ModelFileError(f"reading a {what} model needs {package} on the controller: "
+                             f"pip install {package}") from None
+
+
+def _read_onnx(path: Path, data: bytes) -> tuple:
+    onnx = _module("onnx", "onnx", "ONNX")
+    from google.protobuf.message import DecodeError  # onnx's own dependency
     try:
         model = onnx.load_model_from_string(data)
     except (DecodeError, ValueError, RuntimeError):
@@ -115,11 +121,7 @@ def _read_onnx(path: Path, data: bytes) -> tuple:
 
 
 def _read_tflite(path: Path, data: bytes) -> tuple:
-    try:
-        from ai_edge_litert import schema_py_generated as schema
-    except ImportError:
-        raise ModelFileError("reading a TFLite model needs ai-edge-litert on the controller: "
-                             "pip install ai-edge-litert") from None
+    schema = _module("ai_edge_litert.schema_py_generated", "ai-edge-litert", "TFLite")
     try:
         model = schema.Model.GetRootAsModel(data, 0)
         graph = model.Subgraphs(0)
