@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
+from rich.console import Console
 from rich.table import Table
 
 from lutfarm.cli import cli
@@ -37,6 +38,12 @@ def _memory(row) -> str:
     return label.get(row.memory_method, "") + size
 
 
+def _runtime(row) -> str:
+    """The runtime and its provider (delegate, kernels); threads and dtype have columns."""
+    provider = RuntimeConfig.from_key(row.runtime).provider
+    return row.runtime_name + (f"/{provider}" if provider else "")
+
+
 def _table(title: str, columns: tuple[str, ...], left: tuple[str, ...]) -> Table:
     t = Table(title=title)
     for name in columns:
@@ -49,17 +56,19 @@ def devices_tables(result) -> list[Table]:
     benchmark_model's figures (milliseconds)."""
     m = result.model
     answer = _table(f"{m.name} ({m.fmt}, {m.dtype}, {m.size / 1024:.0f} KiB, {len(m.ops)} ops)",
-                    ("device", "runtime", "median ms", "± CI", "memory", "note"),
+                    ("device", "runtime", "thr", "dtype", "median ms", "± CI", "memory", "note"),
                     ("device", "runtime", "memory", "note"))
     stats = _table("benchmark_model figures (ms)", ("device", "count", "min", "median", "mean",
                                                     "p90", "p99", "init", "first"), ("device",))
     for r in result.rows:
         if r.status != "ok":
-            answer.add_row(r.device, r.runtime, "-", "-", "-", "[red]failed (below)")
+            answer.add_row(r.device, _runtime(r), str(r.threads), r.dtype, "-", "-", "-",
+                           "[red]failed (below)")
             continue
         notes = (["[yellow]emulated"] if r.emulated else []) + (["stored"] if r.stored else [])
         ci = "-" if r.ci_half_ms is None else f"{r.ci_half_ms / r.median_ms:.1%}"
-        answer.add_row(r.device, r.runtime, _ms(r.median_ms), ci, _memory(r), ", ".join(notes))
+        answer.add_row(r.device, _runtime(r), str(r.threads), r.dtype, _ms(r.median_ms), ci,
+                       _memory(r), ", ".join(notes))
         stats.add_row(r.device, str(r.count), *(_ms(getattr(r, f"{n}_ms")) for n in (
             "min", "median", "mean", "p90", "p99", "init", "first")))
     return [answer, stats] if stats.row_count else [answer]
@@ -135,8 +144,10 @@ def bench(model, devices, inventory, runtime, threads, provider, shapes, ops, to
     if as_json:
         click.echo(json.dumps(result.to_dict()))
     else:
+        # piped, rich assumes 80 columns; the devices table needs about 100 to stay one line
+        wide = out if out.is_terminal else Console(width=max(out.width, 110))
         for table in devices_tables(result):
-            out.print(table)
+            wide.print(table)
         for s in result.summaries:
             for warning in s.drift:
                 err.print(f"[yellow]drift guard: {warning}", soft_wrap=True)
