@@ -91,7 +91,16 @@ def test_bench_onnx_on_this_machine_with_its_op_profile(mobilenet, tmp_path, cac
     assert "median ms" in again.stdout and "p99" in again.stdout
     fresh = lutfarm("bench", mobilenet, "--db", db, "--fresh", "--json", *TIMING)
     assert fresh.returncode == 0 and _count(db) == 2
-    assert not json.loads(fresh.stdout)["devices"][0]["stored"]
+    timed = json.loads(fresh.stdout)["devices"][0]
+    assert not timed["stored"] and timed["previous_ms"] == row["median_ms"]
+    assert timed["drift"] == pytest.approx(timed["median_ms"] / row["median_ms"] - 1)
+    # the drift guard: the stored median made twice this machine's (test data), timed again
+    with Store(db) as store:
+        store.conn.execute("UPDATE measurements SET median_ms = median_ms * 2")
+        store.conn.commit()
+    warned = lutfarm("bench", mobilenet, "--db", db, "--fresh", *TIMING)
+    assert warned.returncode == 0 and "drift guard: local:" in warned.stderr
+    assert "when last timed (-" in warned.stderr, warned.stderr
 
 
 def test_a_dynamic_input_needs_its_shape(mobilenet_dynamic, tmp_path, cache_dir):

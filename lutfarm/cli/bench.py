@@ -18,7 +18,7 @@ from lutfarm.cli.profile import resolve_devices, timing_options
 from lutfarm.profiler.export.model_file import parse_shapes
 from lutfarm.profiler.runtime_config import RuntimeConfig
 from lutfarm.profiler.scheduling.campaign import FarmSettings
-from lutfarm.workflows.bench_model import op_table, slowest_nodes
+from lutfarm.workflows.bench_model import drift_warnings, op_table, slowest_nodes
 from lutfarm_agent.runtimes import SPECS
 from lutfarm_agent.timing import TimingSettings
 
@@ -148,9 +148,9 @@ def bench(model, devices, inventory, runtime, threads, provider, shapes, ops, to
         wide = out if out.is_terminal else Console(width=max(out.width, 110))
         for table in devices_tables(result):
             wide.print(table)
-        for s in result.summaries:
-            for warning in s.drift:
-                err.print(f"[yellow]drift guard: {warning}", soft_wrap=True)
+        for warning in [w for s in result.summaries for w in s.drift] + \
+                drift_warnings(result.rows):
+            err.print(f"[yellow]drift guard: {warning}", soft_wrap=True)
         emulated = {r.emulated for r in result.rows if r.emulated}
         for why in sorted(emulated):
             err.print(f"[yellow]emulated: {why}; these are not hardware timings", soft_wrap=True)

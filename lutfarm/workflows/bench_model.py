@@ -10,7 +10,8 @@ Every device is timed, also several of one kind (one campaign would share the ca
 them): each device has a campaign of its own, all at once, so one device's trouble (no
 runtime, an emulator that does not start) is its row's error alone. A
 device whose newest measurement of the file is stored is not timed again unless ``fresh``
-(or ``ops`` and the stored one has no profile). One device failing (no runtime, an op its
+(or ``ops`` and the stored one has no profile); timed again, its row carries the earlier
+median (the drift guard of a model file: more than ``DRIFT_TOLERANCE`` off is warned). One device failing (no runtime, an op its
 firmware lacks, a model larger than it holds) is its row's error; the others go on.
 """
 
@@ -25,6 +26,7 @@ from lutfarm.profiler.export.cache import ModelCache
 from lutfarm.profiler.export.model_file import ModelFile, ModelFileError
 from lutfarm.profiler.runtime_config import RuntimeConfig, RuntimeConfigError
 from lutfarm.profiler.scheduling.campaign import CampaignError, CampaignSettings, run_farm
+from lutfarm.profiler.scheduling.device_worker import DRIFT_TOLERANCE
 from lutfarm.profiler.store import Measurement, Store
 from lutfarm_agent.runtimes import SPECS
 
@@ -66,6 +68,15 @@ class BenchRow:
     memory_method: str | None = None  # rss-growth | tflm-arena | mcu-arena
     emulated: str | None = None       # why these are not hardware timings, where they are not
     ops: dict | None = None           # the per-operator profile, where asked for
+    previous_ms: float | None = None  # timed again: the device's earlier median of the file
+    previous_at: float | None = None
+
+    @property
+    def drift(self) -> float | None:
+        """This median against the earlier one (0.12: 12 % slower), where timed again."""
+        if self.previous_ms is None or not self.median_ms:
+            return None
+        return self.median_ms / self.previous_ms - 1
 
     @property
     def ci_half_ms(self) -> float | None:
@@ -74,7 +85,7 @@ class BenchRow:
         return (self.ci_hi_ms - self.ci_lo_ms) / 2
 
     def as_dict(self) -> dict:
-        return dict(asdict(self), ci_half_ms=self.ci_half_ms)
+        return dict(asdict(self), ci_half_ms=self.ci_half_ms, drift=self.drift)
 
 
 @dataclass
@@ -128,6 +139,9 @@ def bench_model(store: Store, model: ModelFile, devices: list[Device],
     configs = {d.name: d.resolve(runtime_for(model, d, runtime, threads)) for d in devices}
     run = BenchRun(model)
     todo = [d for d in devices if fresh or not _stored(store, d, configs[d.name], case.key, ops)]
+    # the drift guard of a model timed again: its own earlier median on the same device
+    before = {d.name: m for d in todo
+              if (m := _newest(store, d, configs[d.name], case.key)) and m.status == "ok"}
     if todo:
         stored = cache.put(case, model.fmt, "fp32", model.path.read_bytes())
         options = {"ops": True} if ops else {}
@@ -156,8 +170,12 @@ def bench_model(store: Store, model: ModelFile, devices: list[Device],
             pass
     ours = {summary.campaign_id for summary in run.summaries}
     for d in devices:
-        run.rows.append(_row(store, model, case.key, d, configs[d.name], errors.get(d.name),
-                             ours if d in todo else None))
+        row = _row(store, model, case.key, d, configs[d.name], errors.get(d.name),
+                   ours if d in todo else None)
+        earlier = before.get(d.name)
+        if earlier is not None and row.median_ms:
+            row.previous_ms, row.previous_at = earlier.median_ms, earlier.created
+        run.rows.append(row)
     return run
 
 
@@ -193,6 +211,14 @@ def _row(store: Store, model: ModelFile, key: str, device: Device, runtime: Runt
     if m.context_id is not None:
         row.emulated = store.context(m.context_id).get("emulated")
     return row
+
+
+def drift_warnings(rows: list[BenchRow]) -> list[str]:
+    """Rows whose median moved more than ``DRIFT_TOLERANCE`` since the device last timed the
+    file: the machine, its load or its software changed (or the model runs unsteadily)."""
+    return [f"{r.device}: {r.median_ms:.4g} ms now, {r.previous_ms:.4g} ms when last timed "
+            f"({r.drift:+.0%})" for r in rows
+            if r.drift is not None and abs(r.drift) > DRIFT_TOLERANCE]
 
 
 def op_table(profile: dict) -> list[dict]:
