@@ -192,3 +192,34 @@ def test_person_detect_on_emulated_microcontrollers_with_the_firmware_op_timer(t
     exp.write_bytes(tflite_with_op("EXP"))
     (row,) = bench(BenchSettings(exp, devices[:1], db=tmp_path / "b.db", timing=FAST)).rows
     assert row.status == "failed" and "unsupported op" in row.error and "EXP" in row.error
+
+
+def test_ctrl_c_stops_a_bench_on_several_devices_and_lets_go_of_them(mobilenet, tmp_path,
+                                                                     cache_dir):
+    """Two devices timed at once (each its own campaign, in its own thread): Ctrl-C, which only
+    the main thread sees, stops both; the process ends, and both boards' locks are released."""
+    import os
+    import signal
+    import time
+    inventory = tmp_path / "farm.toml"
+    inventory.write_text('[[devices]]\nname = "here-1"\ntransport = "local"\nkind = "here"\n\n'
+                         '[[devices]]\nname = "here-2"\ntransport = "local"\nkind = "here"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "lutfarm", "bench", str(mobilenet),
+                             "--inventory", str(inventory), "--devices", "kind:here", "--db",
+                             str(tmp_path / "b.db"), "--min-time", "30", "--max-time", "60",
+                             "--target-ci", "0"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    locks = [cache_dir / "devices" / name / "lutfarm.lock" for name in ("here-1", "here-2")]
+    deadline = time.time() + 120
+    while not all(lock.exists() for lock in locks) and time.time() < deadline:
+        time.sleep(0.1)
+    assert all(lock.exists() for lock in locks), "both devices were not taken"
+    time.sleep(1.0)                                 # both agents are timing now
+    started = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-800:]
+    assert "interrupted: every measurement taken so far is stored" in err
+    assert time.time() - started < 30               # not after the 30 s of sampling
+    assert not any(lock.exists() for lock in locks), os.listdir(cache_dir / "devices")

@@ -18,7 +18,9 @@ firmware lacks, a model larger than it holds) is its row's error; the others go 
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import asdict, dataclass, field, replace
 
 from lutfarm.profiler.devices.record import Device
@@ -148,6 +150,7 @@ def bench_model(store: Store, model: ModelFile, devices: list[Device],
         if shapes:
             options["shapes"] = {n: list(d) for n, d in shapes.items()}
         s = replace(s, cases=[case], models={case.key: stored}, fresh=True,
+                    stop=s.stop or threading.Event(),
                     case_options={case.key: options},
                     notes={"model_file": {"name": model.name, "sha256": model.sha256,
                                           "bytes": model.size, "shapes": options.get("shapes"),
@@ -165,9 +168,7 @@ def bench_model(store: Store, model: ModelFile, devices: list[Device],
         for summary in summaries:
             errors.update(summary.device_errors)
 
-    with ThreadPoolExecutor(max(1, len(todo))) as pool:
-        for _ in pool.map(on, todo):
-            pass
+    _all_at_once(on, todo, s.stop)
     ours = {summary.campaign_id for summary in run.summaries}
     for d in devices:
         row = _row(store, model, case.key, d, configs[d.name], errors.get(d.name),
@@ -177,6 +178,26 @@ def bench_model(store: Store, model: ModelFile, devices: list[Device],
             row.previous_ms, row.previous_at = earlier.median_ms, earlier.created
         run.rows.append(row)
     return run
+
+
+def _all_at_once(each, devices: list[Device], stop: threading.Event | None) -> None:
+    """``each(device)`` in a thread per device; Ctrl-C (which only this thread sees) stops
+    every device's campaign as Ctrl-C stops one, and is raised once they have let go."""
+    pool = ThreadPoolExecutor(max(1, len(devices)))
+    try:
+        for future in [pool.submit(each, d) for d in devices]:
+            while True:
+                try:
+                    future.result(timeout=0.2)
+                    break
+                except FuturesTimeout:
+                    continue
+    except KeyboardInterrupt:
+        if stop is not None:
+            stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _newest(store: Store, device: Device, runtime: RuntimeConfig, key: str,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ class CampaignSettings:
     models: dict | None = None             # key -> ExportedModel: ready-made files, not exported
     case_options: dict | None = None       # key -> what the agent gets with that case (shapes, ops)
     notes: dict | None = None              # added to the campaign's stored settings
+    stop: threading.Event | None = None    # set from another thread: stops as Ctrl-C does
 
     def __post_init__(self) -> None:   # None means "the default", as everywhere in the API
         self.timing = self.timing or TimingSettings()
@@ -147,6 +149,8 @@ def run_farm(store: Store, layout: FBNetLayout | None, devices: list[Device],
         while any(t.is_alive() for t in threads):
             for t in threads:
                 t.join(0.2)
+            if s.stop is not None and s.stop.is_set():   # stopped from another thread
+                raise KeyboardInterrupt
         for work, _ in kinds:
             _fail_leftovers(work)
     except KeyboardInterrupt:
