@@ -534,7 +534,7 @@ class SupernetSettings:
 
     layout: object                       # a layout of a space with a supernet
     output: str | Path                   # the checkpoint: written every epoch, resumed
-    data: str = "digits"                 # 'digits' or an image folder root/<class>/<image>
+    data: str = "digits"                 # digits, fashion-mnist[:N], or a folder (load_images)
     train: object = None                 # lutfarm.search.supernets.oneshot.TrainSettings
     nproc: int = 1                       # DistributedDataParallel processes
     torch_device: str | None = None
@@ -565,7 +565,7 @@ def train_supernet(s: SupernetSettings, on_batch: Callable | None = None,
     from dataclasses import asdict
 
     from lutfarm import environment
-    from lutfarm.search.supernets.data import load_images, num_classes
+    from lutfarm.search.supernets.data import data_spec, load_images, num_classes
     from lutfarm.search.supernets.oneshot import (
         Checkpoint,
         SupernetError,
@@ -576,7 +576,7 @@ def train_supernet(s: SupernetSettings, on_batch: Callable | None = None,
     )
 
     layout, output = s.layout, Path(s.output)
-    spec = s.data if s.data == "digits" else str(Path(s.data).resolve())
+    spec = data_spec(s.data)
     settings = s.train or TrainSettings()
     epochs = settings.epochs
     resolutions = list(layout.resolutions) if family_of(layout.space) == "elastic" else None
@@ -633,7 +633,7 @@ class DNASRun:
     """What ``lutfarm search dnas`` takes: an FBNet LUT, the data, FBNet's hyper-parameters."""
 
     lut: str | Path
-    data: str = "digits"                 # 'digits' or an image folder root/<class>/<image>
+    data: str = "digits"                 # digits, fashion-mnist[:N], or a folder (load_images)
     settings: object = None              # lutfarm.search.supernets.dnas.DNASSettings
     checkpoint: str | Path | None = None  # default: one per run under the lutfarm cache
     nproc: int = 1                       # DistributedDataParallel processes

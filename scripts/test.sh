@@ -5,15 +5,18 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 # The farm tests start real OpenSSH servers, and emulated ARM boards (debootstrap + qemu-user);
 # board clocks are set through sudo; the shared-store tests start a PostgreSQL server, the
-# dashboard tests a headless Chromium. Install Debian's packages for them where we can.
+# dashboard tests a headless Chromium; the accuracy tests read Debian's Fashion-MNIST. Install
+# Debian's packages for them where we can.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! { [ -x /usr/sbin/sshd ] \
      && command -v debootstrap && command -v sudo \
      && [ -e /usr/libexec/qemu-binfmt/aarch64-binfmt-P ] \
-     && ls /usr/lib/postgresql/*/bin/initdb && command -v chromedriver; } >/dev/null 2>&1; then
-  echo "installing openssh-server, debootstrap, qemu-user-static, sudo, postgresql and" \
-       "chromium for the farm and dashboard tests ..." >&2
+     && ls /usr/lib/postgresql/*/bin/initdb && command -v chromedriver \
+     && [ -d /usr/share/datasets/fashion-mnist ]; } >/dev/null 2>&1; then
+  echo "installing openssh-server, debootstrap, qemu-user-static, sudo, postgresql," \
+       "chromium and dataset-fashion-mnist for the farm, dashboard and accuracy tests ..." >&2
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server \
-      debootstrap qemu-user-static sudo postgresql chromium chromium-driver; } >.venv/apt.log 2>&1 \
+      debootstrap qemu-user-static sudo postgresql chromium chromium-driver \
+      dataset-fashion-mnist; } >.venv/apt.log 2>&1 \
     || { tail -n 20 .venv/apt.log >&2; echo "could not install them; those tests will be skipped" >&2; }
 fi
 # The MCU tests build lutfarm's firmware with Debian's arm-none-eabi toolchain and run it under

@@ -96,6 +96,8 @@ COMPONENTS: dict[str, Callable[[], str | None]] = {
     "python3.8": lambda: None if _python38() else "no Python 3.8 interpreter on this machine",
     "system-python": lambda: None if os.path.exists("/usr/bin/python3")
     else "no system Python (/usr/bin/python3) to provision",
+    "fashion-mnist": lambda: None if Path("/usr/share/datasets/fashion-mnist").is_dir()
+    else "Debian's Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)",
     "nb201-data": _files("nb201_master.csv"),
     "shared-data": _files("nb201_master.csv", "help_fbnet_latency.csv", "device_splits.json"),
     "root": lambda: None if os.geteuid() == 0 else "needs root (tmpfs mounts)",

@@ -260,3 +260,46 @@ def test_a_missing_or_foreign_supernet_file_is_one_clear_line(tmp_path):
     with pytest.raises(SupernetError, match="no one-shot supernet for the nb201 space"):
         build_supernet(get_layout("nb201"), 10)
     assert os.path.exists(junk)
+
+
+def _idx(path, array: np.ndarray) -> None:
+    """An IDX file of bytes, gzipped (MNIST's format, as Debian ships Fashion-MNIST)."""
+    import gzip
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_from_a_folder_of_idx_files_and_its_absence_in_one_line(tmp_path,
+                                                                               monkeypatch):
+    from lutfarm.search.supernets import data
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (40, 28, 28)), np.arange(40) % 10
+    for part, n in (("train", 40), ("t10k", 40)):
+        _idx(tmp_path / f"{part}-images-idx3-ubyte.gz", images[:n])
+        _idx(tmp_path / f"{part}-labels-idx1-ubyte.gz", labels[:n])
+    got = data.load_images(tmp_path, 32)          # a folder holding the four files
+    assert len(got) == 40 and got.classes[9] == "Ankle boot" and data.num_classes(got) == 10
+    x, y = got[3]
+    assert x.shape == (3, 32, 32) and int(y) == 3 and -1.0 <= float(x.min()) <= float(x.max()) <= 1
+    same = data.load_images(tmp_path, 28)[3][0][0]          # at 28 px: the bytes, scaled
+    assert torch.allclose(same, torch.tensor(images[3], dtype=torch.float32) / 127.5 - 1)
+    monkeypatch.setattr(data, "FASHION_MNIST_DEBIAN", tmp_path / "absent")
+    with pytest.raises(data.DataError, match="apt-get install dataset-fashion-mnist"):
+        data.load_images("fashion-mnist", 32)
+    r = _cli("search", "supernet", "train", "--data", tmp_path / "nowhere", "-o",
+             tmp_path / "s.pt")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+
+
+@pytest.mark.needs("fashion-mnist")
+def test_a_supernet_trains_on_a_slice_of_debians_fashion_mnist(tmp_path):
+    from lutfarm.search.supernets.data import fashion_mnist, load_images
+    train, test = load_images("fashion-mnist:600", 32), fashion_mnist(32, "test")
+    assert len(train) == 600 and len(test) == 10_000
+    assert np.bincount(test.labels.numpy()).tolist() == [1000] * 10   # the published test set
+    r = _cli("search", "supernet", "train", "--space", "mcunet", "--layout", "c10",
+             "--resolutions", "32", "--data", "fashion-mnist:600", "--batch-size", "32",
+             "--max-batches", "6", "--epochs", "1", "-o", tmp_path / "s.pt", "--json")
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert 0 <= json.loads(r.stdout)["largest_accuracy"] <= 100

@@ -27,6 +27,12 @@ class StoreLocation(click.ParamType):
 STORE = StoreLocation()
 
 
+# --data of the supernet and DNAS commands (lutfarm.search.supernets.data.load_images reads it)
+DATA_HELP = ("'digits' (bundled, no download), 'fashion-mnist' (Debian's dataset-fashion-mnist; "
+             "fashion-mnist:N its first N images), a folder holding Fashion-MNIST's IDX files, "
+             "or an image folder root/<class>/<image>")
+
+
 def db_option(f):
     return click.option("--db", "db", type=STORE,
                         default=default_db_path, show_default="lutfarm.db or $LUTFARM_DB",

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from lutfarm.cli import cli
-from lutfarm.cli.options import STORE
+from lutfarm.cli.options import DATA_HELP, STORE
 from lutfarm.cli.output import err, out
 from lutfarm.lut import load_lut
 from lutfarm.search.methods.registry import METHODS
@@ -203,8 +203,7 @@ def bench_cmd(device, budget_ms, nb201_path, dataset, queries, seeds, plot, as_j
 
 @search.command("dnas")
 @click.option("--lut", "lut_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--data", default="digits", show_default=True,
-              help="'digits' (bundled, no download) or an image folder root/<class>/<image>")
+@click.option("--data", default="digits", show_default=True, help=DATA_HELP)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--warmup-epochs", type=click.IntRange(min=0), default=2, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)

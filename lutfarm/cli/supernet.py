@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from lutfarm import environment
-from lutfarm.cli.options import layout_options
+from lutfarm.cli.options import DATA_HELP, layout_options
 from lutfarm.cli.output import TrainingProgress, err, out
 from lutfarm.cli.search import search
 
@@ -20,8 +20,7 @@ def supernet() -> None:
 
 @supernet.command("train")
 @layout_options
-@click.option("--data", default="digits", show_default=True,
-              help="'digits' (bundled, no download) or an image folder root/<class>/<image>")
+@click.option("--data", default="digits", show_default=True, help=DATA_HELP)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
               help="total epochs (a resumed run goes on to this many)")
 @click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
