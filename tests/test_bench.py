@@ -42,3 +42,14 @@ def test_quick_benchmarks_print_a_ratio_against_their_baseline(script, args, fig
     found = re.search(figure, p.stdout)
     assert found, p.stdout
     assert float(found.group(1)) > 0
+
+
+def test_the_ranking_benchmark_runs_small_and_reports_every_tau():
+    import json
+    p = _run(REPO / "bench" / "bench_ranking.py", "--space", "mcunet", "--data", "digits", "--n",
+             "3", "--steps", "2", "--supernet-epochs", "1", "--max-batches", "2", "--json")
+    assert p.returncode == 0, p.stderr[-1500:]
+    out = json.loads(p.stdout)
+    assert out["n"] == 3 and set(out["taus"]) >= {"ceiling", "supernet", "params", "macs",
+                                                   "naswot"}
+    assert out["budget"]["kind"].startswith("MACs") and out["torch_device"] == "cpu"

@@ -303,3 +303,44 @@ def test_a_supernet_trains_on_a_slice_of_debians_fashion_mnist(tmp_path):
              "--max-batches", "6", "--epochs", "1", "-o", tmp_path / "s.pt", "--json")
     assert r.returncode == 0, r.stderr[-1500:]
     assert 0 <= json.loads(r.stdout)["largest_accuracy"] <= 100
+
+
+def test_macs_and_params_read_off_the_network_agree_with_the_block_counts():
+    """Two independent counts: hooks on the real network's convolutions and linear layers,
+    and the FBNet cases' own formulas (which leave out pooling and batch-norm parameters)."""
+    from lutfarm.search.objectives.space import macs, params
+    from lutfarm.search.supernets.ranking import macs_and_params
+    from lutfarm.spaces import get_layout
+    layout = get_layout("fbnet", "cifar", 10)
+    for arch in ([0] * 22, [8] * 22, list(np.random.default_rng(0).integers(0, 9, 22))):
+        m, p = macs_and_params(layout, tuple(arch))
+        assert m / 1e6 == pytest.approx(macs(layout)(np.array([arch]))[0], rel=0.01)
+        assert p / 1e6 == pytest.approx(params(layout)(np.array([arch]))[0], rel=0.02)
+
+
+def test_naswot_scores_distinct_images_above_copies_of_one():
+    from lutfarm.search.supernets.ranking import naswot
+    from lutfarm.spaces import get_layout
+    layout = get_layout("mcunet", "c10").with_resolutions([32])
+    arch = layout.largest_arch()
+    x = digits32(32).tensors[0][:32]
+    score = naswot(layout, arch, x)
+    assert score == naswot(layout, arch, x) and np.isfinite(score)      # seeded
+    assert naswot(layout, arch, x[:1].repeat(32, 1, 1, 1)) < score - 10
+
+
+def test_the_ranking_benchmark_trains_each_subnet_per_seed_and_reports_every_tau():
+    from lutfarm.search.supernets.ranking import Recipe, ranking_benchmark
+    from lutfarm.spaces import get_layout
+    layout = get_layout("mcunet", "c10").with_resolutions([32])
+    train_set, held_out = split(digits32(32))
+    rng = np.random.default_rng(0)
+    from lutfarm.search.supernets.oneshot import build_supernet
+    archs = [build_supernet(layout, 10).sample(rng) for _ in range(3)]
+    report = ranking_benchmark(layout, archs, train_set, held_out, Recipe(steps=3), seeds=2,
+                               data="digits")
+    assert np.array(report.standalone).shape == (3, 2)
+    assert all(0 <= a <= 100 for row in report.standalone for a in row)
+    assert set(report.taus()) == {"ceiling", "params", "macs", "naswot"}
+    d = report.to_dict()
+    assert d["n"] == 3 and d["recipe"]["steps"] == 3 and d["seconds"]["standalone_s"] > 0
