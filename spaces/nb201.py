@@ -95,6 +95,27 @@ def _read(path: Path) -> NB201Data:
 
 # Edges in NB201's order: node1<-0 | node2<-0, node2<-1 | node3<-0, node3<-1, node3<-2
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+
+
+def cell_class_key(arch) -> str:
+    """The computation a cell performs, as NAS-Bench-201 identifies isomorphic cells: each
+    node the sorted sum of its inputs, a skip edge the input itself, a conv or pool edge
+    ``(input)@op``, a ``none`` edge (or an input that is nothing) a ``#`` term. Cells with one
+    key compute the same function of the same shape; 15 625 cells fall into 6 466 keys."""
+    nodes = {0: "x"}
+    for node in (1, 2, 3):
+        terms = []
+        for (to, src), op in zip(EDGES, arch):
+            if to != node:
+                continue
+            if op == 0 or nodes[src] == "#":
+                terms.append("#")
+            elif op == 1:
+                terms.append(nodes[src])
+            else:
+                terms.append(f"({nodes[src]})@{op}")
+        nodes[node] = "+".join(sorted(terms)) or "#"
+    return nodes[3]
 CELLS_PER_STAGE = 5
 STAGE_CHANNELS = (16, 32, 64)
 

@@ -316,6 +316,29 @@ def test_cli_bench_nb201_scores_every_method_against_the_oracle():
     assert set(s["mean_found_accuracy"]) == {"random", "evolution", "predictor", "local",
                                              "bananas", "bananas-path"}
     assert all(v <= s["oracle_accuracy"] for v in s["mean_found_accuracy"].values())
+    # the noise floor: 15 625 cells compute 6 466 functions; the best class mean is not above
+    # the luckiest cell, and a found cell's class mean never beats it
+    assert s["feasible_classes"] < s["feasible_archs"]
+    assert s["class_oracle_accuracy"] <= s["oracle_accuracy"]
+    assert all(v >= 0 for v in s["mean_class_regret"].values())
+
+
+@pytest.mark.needs("nb201-data")
+def test_nb201_isomorphism_classes_are_the_6466_of_the_benchmark():
+    from lutfarm.search.methods.nb201 import cell_classes, load_nb201
+    from lutfarm.spaces.nb201 import cell_class_key
+    classes = cell_classes()
+    assert len(np.unique(classes)) == 6466           # NAS-Bench-201's own count
+    # by hand: node 1 = skip(x) = x, so conv3x3 into node 3 from x or from node 1 is one term,
+    # and a sum's order does not matter
+    assert cell_class_key((1, 0, 0, 3, 1, 0)) == cell_class_key((1, 0, 0, 1, 3, 0))
+    # a skip edge is the identity: conv3x3 of node 1 = skip(x) is conv3x3 of x
+    assert cell_class_key((1, 0, 0, 3, 0, 0)) == cell_class_key((1, 0, 0, 0, 3, 0))
+    assert cell_class_key((0, 0, 0, 2, 0, 0)) != cell_class_key((0, 0, 0, 3, 0, 0))
+    table = load_nb201(NB201)
+    sizes = np.bincount(classes)
+    spread = [np.ptp(table.accuracy[classes == k]) for k in np.flatnonzero(sizes >= 2)[::25]]
+    assert 0 < np.median(spread) < 2.0         # members differ by their training runs' noise
 
 
 def test_measured_width_variants_replace_the_stand_in(tmp_path, measured_db, cache):

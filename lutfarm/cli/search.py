@@ -195,10 +195,12 @@ def bench_cmd(device, budget_ms, nb201_path, dataset, queries, seeds, plot, as_j
         click.echo(json.dumps(s))
         return
     out.print(f"NB201 {dataset} on {device}, latency ≤ {budget_ms:g} ms: {s['feasible_archs']} "
-              f"feasible archs, oracle {s['oracle_accuracy']:.3f} %")
+              f"feasible archs in {s['feasible_classes']} isomorphism classes, oracle "
+              f"{s['oracle_accuracy']:.3f} %, best class mean {s['class_oracle_accuracy']:.3f} %")
     for m, acc in s["mean_found_accuracy"].items():
-        out.print(f"  {m:<10} {acc:.3f} % after {queries} queries (regret "
-                  f"{s['mean_regret'][m]:.3f}, mean of {seeds} seeds)")
+        out.print(f"  {m:<12} {acc:.3f} % after {queries} queries (regret "
+                  f"{s['mean_regret'][m]:.3f} to the oracle, {s['mean_class_regret'][m]:.3f} "
+                  f"to the best class mean; mean of {seeds} seeds)")
 
 
 @search.command("dnas")
