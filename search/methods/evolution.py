@@ -82,6 +82,16 @@ def sample_feasible(space: GeneSpace, n: int, feasible: Feasible, rng, tries: in
                       f"{tries} rounds; loosen the budget")
 
 
+def distinct_feasible(space: GeneSpace, archs: np.ndarray | None,
+                      feasible: Feasible = _always) -> np.ndarray:
+    """The feasible archs of ``archs`` in their order, each code (``space.encode``) once."""
+    if archs is None or not len(archs):
+        return np.zeros((0, space.genes), np.int64)
+    archs = np.asarray(archs)[feasible(archs)]
+    _, first = np.unique(space.encode(archs), return_index=True)
+    return archs[np.sort(first)]
+
+
 def random_search(space: GeneSpace, objective: Objective, budget: int,
                   feasible: Feasible = _always, seed: int = 0,
                   seeds: np.ndarray | None = None) -> SearchResult:
@@ -106,12 +116,20 @@ def random_search(space: GeneSpace, objective: Objective, budget: int,
 def regularized_evolution(space: GeneSpace, objective: Objective, budget: int,
                           feasible: Feasible = _always, population: int = 50,
                           tournament: int = 10, mutation_prob: float | None = None,
-                          seed: int = 0, seeds: np.ndarray | None = None) -> SearchResult:
-    """Real et al.: tournament selection, mutate the winner, the oldest member dies."""
+                          seed: int = 0, seeds: np.ndarray | None = None,
+                          starts: np.ndarray | None = None) -> SearchResult:
+    """Real et al.: tournament selection, mutate the winner, the oldest member dies. The first
+    population is ``starts`` (feasible, distinct; e.g. the archs a cheap proxy likes best),
+    topped up with uniform samples."""
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     p = mutation_prob if mutation_prob is not None else 1.0 / space.genes
-    first = random_search(space, objective, min(population, budget), feasible, seed, seeds).archs
+    size = min(population, budget)
+    first = distinct_feasible(space, starts, feasible)[:size]
+    if len(first) < size:
+        more = random_search(space, objective, size, feasible, seed, seeds).archs
+        first = distinct_feasible(space, np.concatenate([first, more]) if len(first) else more,
+                                  feasible)[:size]
     scores = objective(first)
     pop = deque(zip(first, scores))
     archs, history = list(first), list(scores)

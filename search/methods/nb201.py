@@ -9,7 +9,11 @@ known, like a LUT) and is scored by its best accuracy after k queries, averaged 
 Part of that oracle is luck: 15 625 cells compute only 6 466 functions
 (``spaces.nb201.cell_class_key``), and cells of one class differ by their training run's noise.
 So regret is also reported against the best class mean (each class's accuracy averaged over its
-members), with the found cell's class mean: what a search can be expected to reach.
+members), with the found cell's class mean: what a search can be expected to reach. Searches
+query canonically (``NB201Table.canonical_space``: never two members of one class) and begin
+where compute is (``macs_starts``). Even so a search sees one training run per class: the
+single-sample floor (``single_sample_floor``) is the class regret of querying every feasible
+class once, and under some budgets it is above 0.1 points on its own.
 """
 
 from __future__ import annotations
@@ -54,10 +58,26 @@ class NB201Table:
     latency: dict[str, np.ndarray]
     dataset: str
     classes: np.ndarray | None = None          # isomorphism class id per arch code
+    macs: np.ndarray | None = None             # per arch code, every edge's op counted
 
     def __post_init__(self) -> None:
         if self.classes is None:
             self.classes = cell_classes()
+        if self.macs is None:
+            self.macs = cell_macs()
+
+    @property
+    def live_macs(self) -> np.ndarray:
+        """Per arch code: the fewest MACs among its class, i.e. the ops that reach the output
+        (a conv on an edge the output never sees is the only difference between members)."""
+        least = np.full(self.classes.max() + 1, np.inf)
+        np.minimum.at(least, self.classes, self.macs)
+        return least[self.classes]
+
+    def canonical_space(self) -> GeneSpace:
+        """The genes, with ``encode`` naming an arch's class: every method's "never query an
+        arch twice" becomes "never query two members of one class"."""
+        return ClassSpace(SPACE.genes, SPACE.choices, classes=self.classes)
 
     @property
     def class_mean(self) -> np.ndarray:
@@ -70,6 +90,29 @@ class NB201Table:
 
     def lookup(self, column: np.ndarray, archs) -> np.ndarray:
         return column[SPACE.encode(np.asarray(archs))]
+
+
+@dataclass(frozen=True, eq=False)
+class ClassSpace(GeneSpace):
+    """NB201's gene space whose codes are isomorphism classes (``NB201Table.canonical_space``)."""
+
+    classes: np.ndarray | None = None
+
+    def encode(self, pop: np.ndarray) -> np.ndarray:
+        return self.classes[GeneSpace.encode(self, pop)]
+
+
+def cell_macs() -> np.ndarray:
+    """Every arch code's MACs on CIFAR-10 (the layout's own count; NB201's table lacks FLOPs
+    for 6 180 cells). Each edge of a stage has one shape, so MACs add up per op."""
+    from lutfarm.spaces.nb201 import LAYOUTS
+    layout = LAYOUTS["cifar10"]
+    none = layout.macs((0,) * NUM_EDGES)
+    per_op = np.array([(layout.macs((op,) + (0,) * (NUM_EDGES - 1)) - none) for op in
+                       range(len(OPS))], float)
+    every = np.array(np.unravel_index(np.arange(SPACE.choices ** SPACE.genes),
+                                      (SPACE.choices,) * SPACE.genes)).T
+    return none + per_op[every].sum(1)
 
 
 def cell_classes() -> np.ndarray:
@@ -103,26 +146,37 @@ def load_nb201(path=None, dataset: str = "cifar10") -> NB201Table:
 
 def ridge_guided(space, objective, feasible, budget, seed, warmup=20, proposals=32):
     """Predictor-guided evolution: mutate the best so far, query the child a ridge model on
-    the one-hot encoding of everything queried so far likes best."""
+    the one-hot encoding of everything queried so far likes best (never an arch whose code,
+    ``space.encode``, was queried before)."""
     import time
 
-    from lutfarm.search.methods.evolution import SearchResult, sample_feasible
+    from lutfarm.search.methods.evolution import (
+        SearchResult,
+        distinct_feasible,
+        sample_feasible,
+    )
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    archs = sample_feasible(space, warmup, feasible, rng)
-    scores = list(objective(archs))
-    archs = list(archs)
-    seen = {int(space.encode(a[None])[0]) for a in archs}
+    archs = list(distinct_feasible(space, sample_feasible(space, 4 * warmup, feasible, rng),
+                                   feasible)[:warmup])
+    scores = list(objective(np.array(archs)))
+    seen = {int(c) for c in space.encode(np.array(archs))}
 
     while len(scores) < budget:
         model = Ridge(alpha=1.0).fit(one_hot(np.array(archs), space.choices), np.array(scores))
         top = np.array(archs)[np.argsort(scores)[-5:]]
-        cands = sample_feasible(space, proposals, feasible, rng, source=lambda k, top=top: space.mutate(
-            top[rng.integers(0, len(top), k)], 1 / space.genes, rng))
-        codes = space.encode(cands)
-        fresh = np.array([int(c) not in seen for c in codes])
-        if fresh.any():
-            cands, codes = cands[fresh], codes[fresh]
+        for rate in (1, 2, 3, space.genes):     # widen the walk until something is untried
+            cands = sample_feasible(space, proposals, feasible, rng,
+                                    source=lambda k, top=top, rate=rate: space.mutate(
+                                        top[rng.integers(0, len(top), k)], rate / space.genes,
+                                        rng))
+            codes = space.encode(cands)
+            fresh = np.array([int(c) not in seen for c in codes])
+            if fresh.any():
+                break
+        if not fresh.any():
+            break                               # every reachable arch was queried
+        cands, codes = cands[fresh], codes[fresh]
         best = int(np.argmax(model.predict(one_hot(cands, space.choices))))
         archs.append(cands[best])
         seen.add(int(codes[best]))
@@ -149,6 +203,8 @@ class BenchResult:
     class_oracle_accuracy: float = float("nan")   # the best class mean within the budget
     feasible_classes: int = 0
     found_class_mean: dict[str, float] = field(default_factory=dict)   # mean over seeds
+    floor_class_regret: float = float("nan")     # ``single_sample_floor``
+    spread: dict[str, float] = field(default_factory=dict)   # class regret's standard error
 
     def summary(self) -> dict:
         return {"device": self.device, "budget_ms": self.budget_ms, "dataset": self.dataset,
@@ -160,14 +216,57 @@ class BenchResult:
                 "mean_regret": {m: float(self.oracle_accuracy - c[-1])
                                 for m, c in self.curves.items()},
                 "mean_class_regret": {m: float(self.class_oracle_accuracy - v)
-                                      for m, v in self.found_class_mean.items()}}
+                                      for m, v in self.found_class_mean.items()},
+                "class_regret_stderr": dict(self.spread),
+                "floor_class_regret": self.floor_class_regret}
+
+
+START_POOL = 50
+
+
+def single_sample_floor(table: NB201Table, ok: np.ndarray, draws: int = 200,
+                        seed: int = 0) -> float:
+    """The class regret of querying every feasible class once (a random feasible member
+    each) and keeping the best value seen, averaged over ``draws``: what one training run per
+    class can reach with no query limit. Below it, a search is lucky, not better."""
+    rng = np.random.default_rng(seed)
+    codes = np.flatnonzero(ok)
+    class_mean = table.class_mean
+    best = class_mean[codes].max()
+    regret = []
+    for _ in range(draws):
+        order = rng.permutation(len(codes))
+        _, first = np.unique(table.classes[codes[order]], return_index=True)
+        picked = codes[order[first]]
+        regret.append(best - class_mean[picked[np.argmax(table.accuracy[picked])]])
+    return float(np.mean(regret))
+
+
+def macs_starts(table: NB201Table, ok: np.ndarray, rng: np.random.Generator,
+                top: int | None = None) -> np.ndarray:
+    """Start archs for one run: the ``top`` feasible classes with the most live MACs (one
+    member each), in a random order. In NB201 compute buys accuracy, so a search that starts
+    there spends its first queries where the good cells are."""
+    codes = np.flatnonzero(ok)
+    _, first = np.unique(table.classes[codes], return_index=True)
+    reps = codes[first]
+    best = reps[np.argsort(-table.live_macs[reps], kind="stable")[:top or START_POOL]]
+    every = np.array(np.unravel_index(rng.permutation(best), (SPACE.choices,) * SPACE.genes)).T
+    return every
 
 
 def bench(table: NB201Table, device: str, budget_ms: float, queries: int = 100,
-          seeds: int = 20, methods: tuple[str, ...] = BENCH_METHODS) -> BenchResult:
+          seeds: int = 20, methods: tuple[str, ...] = BENCH_METHODS, canonical: bool = True,
+          starts: str = "macs") -> BenchResult:
+    """Each method ``seeds`` times. ``canonical``: never two queries in one isomorphism class;
+    ``starts="macs"``: methods with a start begin at the feasible classes with the most live
+    MACs (``macs_starts``), ``"uniform"``: at random feasible archs. Random search is the
+    uniform baseline either way."""
     if device not in table.latency:
         raise NB201Error(f"no device {device!r} in the NB201 table; choose one of "
                          f"{', '.join(table.devices())}")
+    if starts not in ("macs", "uniform"):
+        raise NB201Error(f"starts {starts!r}: choose macs or uniform")
     lat = table.latency[device]
     ok = lat <= budget_ms
     if not ok.any():
@@ -180,12 +279,20 @@ def bench(table: NB201Table, device: str, budget_ms: float, queries: int = 100,
     def feasible(archs):
         return table.lookup(lat, archs) <= budget_ms
 
-    curves, found = {}, {}
+    space = table.canonical_space() if canonical else SPACE
+    curves, found, spread = {}, {}, {}
     class_mean = table.class_mean
     for m in methods:
-        runs = [run_method(m, SPACE, objective, feasible, queries, seed) for seed in range(seeds)]
+        runs = []
+        for seed in range(seeds):
+            first = (macs_starts(table, ok, np.random.default_rng([seed, 201]))
+                     if starts == "macs" else None)
+            runs.append(run_method(m, space, objective, feasible, queries, seed, starts=first))
         curves[m] = np.mean([r.best_so_far()[:queries] for r in runs], axis=0)
-        found[m] = float(np.mean([table.lookup(class_mean, [r.arch])[0] for r in runs]))
+        means = [table.lookup(class_mean, [r.arch])[0] for r in runs]
+        found[m] = float(np.mean(means))
+        spread[m] = float(np.std(means, ddof=1) / np.sqrt(seeds)) if seeds > 1 else float("nan")
     return BenchResult(device, budget_ms, table.dataset, queries, seeds,
                        float(table.accuracy[ok].max()), int(ok.sum()), curves,
-                       float(class_mean[ok].max()), len(np.unique(table.classes[ok])), found)
+                       float(class_mean[ok].max()), len(np.unique(table.classes[ok])), found,
+                       single_sample_floor(table, ok), spread)

@@ -18,7 +18,13 @@ from collections.abc import Callable
 import numpy as np
 from scipy import stats
 
-from lutfarm.search.methods.evolution import Feasible, Objective, SearchResult, sample_feasible
+from lutfarm.search.methods.evolution import (
+    Feasible,
+    Objective,
+    SearchResult,
+    distinct_feasible,
+    sample_feasible,
+)
 from lutfarm.search.objectives.space import GeneSpace
 
 ENUMERATE_UP_TO = 50_000
@@ -41,7 +47,12 @@ class _Queries:
         """(the archs actually queried: the untried ones, as many as the budget allows, and
         their values)."""
         codes = self.space.encode(archs)
-        fresh = [i for i, c in enumerate(codes) if int(c) not in self.seen][: self.left]
+        fresh, batch_codes = [], set()
+        for i, c in enumerate(codes):      # untried, and once even within this batch
+            if int(c) not in self.seen and int(c) not in batch_codes:
+                fresh.append(i)
+                batch_codes.add(int(c))
+        fresh = fresh[: self.left]
         if not fresh:
             return archs[:0], np.zeros(0)
         batch = archs[fresh]
@@ -72,12 +83,18 @@ def neighbours(space: GeneSpace, arch: np.ndarray) -> np.ndarray:
 
 
 def local_search(space: GeneSpace, objective: Objective, budget: int,
-                 feasible: Feasible, seed: int = 0, starts: int = 10) -> SearchResult:
+                 feasible: Feasible, seed: int = 0, restarts: int = 10,
+                 starts: np.ndarray | None = None) -> SearchResult:
+    """``starts``, when given, are the first restart's candidates instead of uniform ones."""
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     q = _Queries(space, objective, budget)
+    given = distinct_feasible(space, starts, feasible)[:restarts]
     while q.left > 0:
-        first, values = q.ask(sample_feasible(space, min(starts, q.left), feasible, rng))
+        pick = given if len(given) else sample_feasible(space, min(restarts, q.left), feasible,
+                                                        rng)
+        given = given[:0]
+        first, values = q.ask(pick)
         if not len(values):
             continue
         here, best = first[int(np.argmax(values))], float(values.max())
@@ -108,14 +125,17 @@ def normal_scores(values: np.ndarray) -> np.ndarray:
 
 def bananas(space: GeneSpace, objective: Objective, budget: int, feasible: Feasible,
             seed: int = 0, encode: Callable[[np.ndarray], np.ndarray] | None = None,
-            initial: int = 10, per_round: int = 10, ensemble: int = 5) -> SearchResult:
+            initial: int = 10, per_round: int = 10, ensemble: int = 5,
+            starts: np.ndarray | None = None) -> SearchResult:
+    """``starts``, when given, are the first queries instead of uniform ones."""
     from sklearn.neural_network import MLPRegressor
 
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     encode = encode or (lambda a: np.eye(int(space.sizes.max()))[a].reshape(len(a), -1))
     q = _Queries(space, objective, budget)
-    q.ask(sample_feasible(space, min(initial, budget), feasible, rng))
+    first = distinct_feasible(space, starts, feasible)[:min(initial, budget)]
+    q.ask(first if len(first) else sample_feasible(space, min(initial, budget), feasible, rng))
     pool = _all_feasible(space, feasible)
     while q.left > 0:
         x, y = encode(np.array(q.archs)), normal_scores(np.array(q.scores))

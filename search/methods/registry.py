@@ -33,21 +33,25 @@ class SearchMethod:
 
 
 def _constrained(space, objective, feasible, budget, seed, population=100, seeds=None,
-                 mutation=None):
+                 mutation=None, starts=None):
+    # whole generations are sampled at once: ``starts`` join the walks' pool like ``seeds``
+    if starts is not None:
+        seeds = starts if seeds is None else np.concatenate([seeds, starts])
     kw = {} if mutation is None else {"mutate_prob": mutation}
     return constrained_evolution(space, objective, feasible, population,
                                  max(1, budget // population), seed=seed, seeds=seeds, **kw)
 
 
 def _regularized(space, objective, feasible, budget, seed, population=100, seeds=None,
-                 mutation=None, tournament=10):
+                 mutation=None, tournament=10, starts=None):
     return regularized_evolution(space, objective, budget, feasible, population,
                                  tournament=tournament, mutation_prob=mutation, seed=seed,
-                                 seeds=seeds)
+                                 seeds=seeds, starts=starts)
 
 
 def _random(space, objective, feasible, budget, seed, population=None, seeds=None,
-            mutation=None):
+            mutation=None, starts=None):
+    # the baseline stays uniform: ``starts`` are ignored
     return random_search(space, objective, budget, feasible, seed, seeds=seeds)
 
 
@@ -56,9 +60,9 @@ def _predictor(space, objective, feasible, budget, seed, **_):
     return ridge_guided(space, objective, feasible, budget, seed)
 
 
-def _bananas_path(space, objective, feasible, budget, seed, **_):
+def _bananas_path(space, objective, feasible, budget, seed, starts=None, **_):
     from lutfarm.search.methods.nb201 import path_encoding
-    return bananas(space, objective, budget, feasible, seed, encode=path_encoding)
+    return bananas(space, objective, budget, feasible, seed, encode=path_encoding, starts=starts)
 
 
 METHODS: dict[str, SearchMethod] = {m.name: m for m in (
@@ -69,17 +73,17 @@ METHODS: dict[str, SearchMethod] = {m.name: m for m in (
     SearchMethod("random", _random, "distinct feasible archs drawn uniformly (the baseline)"),
     # population 50, tournament 10: with 20 and 5 evolution lost to random search under
     # raspi4's and pixel3's tight budgets (30 seeds, 150 queries); 50/10 beats it on every device
-    SearchMethod("evolution", lambda sp, obj, feas, budget, seed, **_: _regularized(
-        sp, obj, feas, budget, seed, population=50, tournament=10),
+    SearchMethod("evolution", lambda sp, obj, feas, budget, seed, starts=None, **_: _regularized(
+        sp, obj, feas, budget, seed, population=50, tournament=10, starts=starts),
         "regularized evolution tuned for 150-query budgets", small_spaces_only=True),
     SearchMethod("predictor", _predictor, "a ridge model on one-hot genes picks each query",
                  small_spaces_only=True),
-    SearchMethod("local", lambda sp, obj, feas, budget, seed, **_: local_search(
-        sp, obj, budget, feas, seed), "best-improvement local search", small_spaces_only=True),
+    SearchMethod("local", lambda sp, obj, feas, budget, seed, starts=None, **_: local_search(
+        sp, obj, budget, feas, seed, starts=starts), "best-improvement local search", small_spaces_only=True),
     # one-hot genes: with the path encoding BANANAS lost to random search under tight budgets
     # (dead-edge twins share one code); both fit the ranks of what was queried
-    SearchMethod("bananas", lambda sp, obj, feas, budget, seed, **_: bananas(
-        sp, obj, budget, feas, seed), "BANANAS on one-hot genes", small_spaces_only=True),
+    SearchMethod("bananas", lambda sp, obj, feas, budget, seed, starts=None, **_: bananas(
+        sp, obj, budget, feas, seed, starts=starts), "BANANAS on one-hot genes", small_spaces_only=True),
     SearchMethod("bananas-path", _bananas_path, "BANANAS on NB201's path encoding",
                  small_spaces_only=True),
 )}
@@ -92,10 +96,13 @@ def method_names(small_space: bool = False) -> list[str]:
 
 def run_method(name: str, space, objective, feasible, budget: int, seed: int = 0,
                population: int | None = None, seeds: np.ndarray | None = None,
-               mutation=None) -> SearchResult:
-    """Run the method ``name`` for ``budget`` objective evaluations."""
+               mutation=None, starts: np.ndarray | None = None) -> SearchResult:
+    """Run the method ``name`` for ``budget`` objective evaluations; ``starts`` are archs to
+    query first (a proxy's favourites) where the method has a start."""
     method = METHODS[name]
     how = {"seeds": seeds, "mutation": mutation}
+    if starts is not None:
+        how["starts"] = starts
     if population is not None:
         how["population"] = population
     return method.run(space, objective, feasible, budget, seed, **how)
