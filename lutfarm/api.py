@@ -238,6 +238,11 @@ class EvolveSettings:
     rounds: int = 1
     device: str = "local"
     db: str | Path | None = None
+    verify_accuracy: int = 0             # train the winner and K random feasible subnets
+    verify_steps: int = 400              # ... each for this many SGD steps (the recipe)
+    verify_seeds: int = 2                # ... with this many seeds each (the seed noise)
+    torch_device: str | None = None      # for that training: cpu, cuda (default: cuda if any)
+    on_trained: Callable | None = None   # (done, total) after each stand-alone training
 
 
 @dataclass
@@ -301,18 +306,51 @@ def evolve(s: EvolveSettings, on_round: Callable | None = None) -> EvolveResult:
         population, generations = s.population or 50, s.generations or 10
     if family != "chain" and (s.verify or s.plot):
         raise SettingsError(f"--verify and --plot are for fbnet searches, not {space}")
+    if s.verify_accuracy and accuracy is None:
+        raise SettingsError("--verify-accuracy checks what --accuracy predicted: give "
+                            "--accuracy supernet.pt (or an accuracy predictor)")
+    if s.verify_accuracy < 0 or s.verify_steps < 1 or s.verify_seeds < 1:
+        raise SettingsError("--verify-accuracy, --verify-steps and --verify-seeds must be "
+                            "positive")
     if family == "chain":
-        return _evolve_fbnet(s, lut, objective, population, generations, accuracy, on_round)
-    if family == "elastic":
+        result = _evolve_fbnet(s, lut, objective, population, generations, accuracy, on_round)
+    elif family == "elastic":
         if s.max_mparams is not None:
             raise SettingsError(f"--max-mparams is not a limit of a {space} search; use "
                                 f"--max-flash-kb")
-        return _evolve_subnets(s, lut, space, objective, population, generations, accuracy,
-                               layout)
+        result = _evolve_subnets(s, lut, space, objective, population, generations, accuracy,
+                                 layout)
+    else:
+        result = None
+    if result is not None:
+        if s.verify_accuracy:
+            result.data["accuracy_check"] = _check_accuracy(s, accuracy, result)
+        return result
     if accuracy is not None or s.max_memory_kb is not None or s.max_flash_kb is not None:
         raise SettingsError(f"a {space} search takes --budget-ms, --max-mmacs and "
                             f"--max-mparams (accuracy: lutfarm search bench-nb201)")
     return _evolve_cells(s, lut, space, objective, population, generations)
+
+
+def _check_accuracy(s: EvolveSettings, accuracy, result: EvolveResult) -> dict:
+    """Train the winner and the search's random feasible subnets stand-alone."""
+    from lutfarm.search.objectives.accuracy import accuracy_data
+    from lutfarm.search.supernets.ranking import Recipe
+    from lutfarm.search.supernets.verify import check_accuracy
+
+    layout = accuracy.layout
+    train_set, held_out, data = accuracy_data(s.accuracy, layout)
+    device = s.torch_device or _torch_device()
+    check = check_accuracy(layout, layout.parse_arch(result["arch_str"]),
+                           [layout.parse_arch(t) for t in result.data.pop("random_feasible")],
+                           accuracy.score, train_set, held_out, Recipe(steps=s.verify_steps),
+                           s.verify_seeds, device, data, s.on_trained)
+    return check.to_dict()
+
+
+def _torch_device() -> str:
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _evolve_cells(s: EvolveSettings, lut, space, objective, population,
@@ -346,7 +384,8 @@ def _evolve_subnets(s: EvolveSettings, lut, space, objective, population, genera
     table = SubnetTable(lut) if lut is not None else None
     latency_model = "plain" if s.latency_model == "auto" else s.latency_model
     return EvolveResult(evolve_subnets(layout, table, limits, s.method, population, generations,
-                                       s.seed, latency_model, objective, accuracy),
+                                       s.seed, latency_model, objective, accuracy,
+                                       random_draws=s.verify_accuracy),
                         family="elastic")
 
 
@@ -380,11 +419,13 @@ def _evolve_fbnet(s: EvolveSettings, lut, objective, population, generations, ac
     memory = lut_peak_memory(lut) if s.max_memory_kb is not None else None
     fastest = np.array([table.extremes()["fastest"]])   # a start for tight budgets
 
+    def feasible_under(latency):
+        return within((latency, s.budget_ms), (mm, s.max_mmacs), (mp, s.max_mparams),
+                      (memory, s.max_memory_kb))
+
     def run(latency):
-        feasible = within((latency, s.budget_ms), (mm, s.max_mmacs), (mp, s.max_mparams),
-                          (memory, s.max_memory_kb))
-        return run_method(s.method, space, goal, feasible, population * generations, s.seed,
-                          population, fastest)
+        return run_method(s.method, space, goal, feasible_under(latency),
+                          population * generations, s.seed, population, fastest)
 
     searches, rounds_done = [], []
 
@@ -418,6 +459,13 @@ def _evolve_fbnet(s: EvolveSettings, lut, objective, population, generations, ac
     if s.verify:
         result["verified"] = {**_prices(lut, answer.arch), **answer.as_dict(),
                               "rounds": [h.as_dict() for h in rounds_done]}
+    if s.verify_accuracy:
+        from lutfarm.search.methods.evolution import distinct_feasible, sample_feasible
+        ok = feasible_under(latency)
+        drawn = sample_feasible(space, 4 * s.verify_accuracy, ok, np.random.default_rng(
+            [s.seed, 7]), seeds=fastest)
+        drawn = distinct_feasible(space, drawn[(drawn != arch).any(1)], ok)
+        result["random_feasible"] = ["".join(map(str, a)) for a in drawn[:s.verify_accuracy]]
     if s.plot:
         from lutfarm.search.plots import pareto_plot
         cloud = np.concatenate([space.random(4000, np.random.default_rng(s.seed)),

@@ -344,3 +344,40 @@ def test_the_ranking_benchmark_trains_each_subnet_per_seed_and_reports_every_tau
     assert set(report.taus()) == {"ceiling", "params", "macs", "naswot"}
     d = report.to_dict()
     assert d["n"] == 3 and d["recipe"]["steps"] == 3 and d["seconds"]["standalone_s"] > 0
+
+
+def test_verify_accuracy_trains_the_winner_and_random_feasible_subnets_stand_alone(
+        tiny_supernet):
+    from lutfarm.search.methods.subnets import subnet_macs
+    from lutfarm.search.objectives.accuracy import accuracy_data
+    from lutfarm.search.supernets.ranking import Recipe, train_standalone
+    r = _cli("search", "evolve", "--accuracy", tiny_supernet, "--max-mmacs", "3",
+             "--population", "4", "--generations", "2", "--verify-accuracy", "2",
+             "--verify-steps", "3", "--verify-seeds", "2", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    found = json.loads(r.stdout)
+    c = found["accuracy_check"]
+    assert [s["role"] for s in c["subnets"]] == ["winner", "random", "random"]
+    assert c["subnets"][0]["arch"] == found["arch_str"]
+    assert c["subnets"][0]["predicted"] == pytest.approx(found["accuracy"])
+    assert len({s["arch"] for s in c["subnets"]}) == 3
+    ck = Checkpoint.load(tiny_supernet)
+    layout = ck.layout_obj()
+    archs = [layout.parse_arch(s["arch"]) for s in c["subnets"]]
+    assert (subnet_macs(layout)(layout.to_genes(archs)) <= 3).all()   # the search's limits
+    assert all(len(s["measured"]) == 2 for s in c["subnets"])
+    # the figure is a real stand-alone run: training the winner again gives it back
+    train_set, held_out, data = accuracy_data(tiny_supernet, layout)
+    assert data == ck.data
+    again = train_standalone(layout, archs[0], train_set, held_out, Recipe(steps=3), "cpu", 1)
+    assert again == pytest.approx(c["subnets"][0]["measured"][1])
+    assert c["seed_noise"] >= 0 and c["winner_beats_random"] in (True, False)
+    text = _cli("search", "evolve", "--accuracy", tiny_supernet, "--max-mmacs", "3",
+                "--population", "4", "--generations", "2", "--verify-accuracy", "1",
+                "--verify-steps", "2", "--verify-seeds", "1")
+    assert text.returncode == 0, text.stderr[-2000:]
+    assert "trained stand-alone" in text.stdout and "no seed noise" in text.stdout
+    bad = _cli("search", "evolve", "--space", "mcunet", "--max-mmacs", "3",
+               "--verify-accuracy", "2")
+    assert bad.returncode == 2 and "--verify-accuracy checks what --accuracy predicted" in \
+        bad.stderr

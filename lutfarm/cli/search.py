@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import click
+from rich.table import Table
 
 from lutfarm.cli import cli
 from lutfarm.cli.options import DATA_HELP, STORE
@@ -67,10 +68,18 @@ def search() -> None:
 @click.option("--device", default="local", show_default=True)
 @click.option("--db", type=STORE, default=None,
               help="store for --verify (default lutfarm.db or $LUTFARM_DB)")
+@click.option("--verify-accuracy", type=click.IntRange(min=0), default=0, metavar="K",
+              help="with --accuracy: train the winner and K random feasible subnets "
+                   "stand-alone and report measured beside predicted accuracy")
+@click.option("--verify-steps", type=click.IntRange(min=1), default=400, show_default=True,
+              help="SGD steps of that stand-alone training (the ranking benchmark's recipe)")
+@click.option("--verify-seeds", type=click.IntRange(min=1), default=2, show_default=True,
+              help="seeds per subnet: their spread is the seed noise the winner must beat")
 @click.option("--json", "as_json", is_flag=True)
 def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, max_memory_kb,
                max_flash_kb, accuracy_path, method, population, generations, seed, latency_model,
-               plot, verify, rounds, device, db, as_json):
+               plot, verify, rounds, device, db, verify_accuracy, verify_steps, verify_seeds,
+               as_json):
     """Maximise the objective (accuracy with --accuracy, else a capacity proxy) under the LUT's
     latency budget and MACs/params/memory limits."""
     from lutfarm.api import EvolveSettings, evolve
@@ -81,8 +90,14 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
         max_flash_kb=max_flash_kb, accuracy=accuracy_path, method=method,
         population=population, generations=generations, seed=seed,
         latency_model=latency_model, plot=plot, verify=verify, rounds=rounds, device=device,
-        db=db)
-    r = evolve(settings, on_round=None if as_json else _print_round)
+        db=db, verify_accuracy=verify_accuracy, verify_steps=verify_steps,
+        verify_seeds=verify_seeds)
+    from lutfarm.cli.output import TrainingProgress
+    with TrainingProgress("stand-alone training") as bar:
+        if verify_accuracy:
+            settings.on_trained = lambda i, n: bar.batch(0, 1, i, n, "winner, then random "
+                                                         "feasible subnets")
+        r = evolve(settings, on_round=None if as_json else _print_round)
     if plot:
         err.print(f"Pareto plot: {plot}")
     if as_json:
@@ -96,6 +111,8 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
                   f"{r['evaluations']} evaluations ({r['method']}) in {r['wall_s']:.2f} s")
     else:
         _print_fbnet(r, settings)
+    if "accuracy_check" in r.data and not as_json:
+        _print_accuracy_check(r["accuracy_check"])
 
 
 def _print_fbnet(r, s) -> None:
@@ -127,6 +144,30 @@ def _print_subnet(r) -> None:
               + (" [yellow]EMULATED timings" if r.get("emulated") else ""))
 
 
+def _print_accuracy_check(c: dict) -> None:
+    t = Table(title=f"trained stand-alone: {c['recipe']['steps']} steps × {c['seeds']} seeds on "
+                    f"{c['data']} ({c['torch_device']}, {c['seconds']:.0f} s)")
+    for col in ("subnet", "predicted %", "measured %", "per seed"):
+        t.add_column(col, justify="left" if col == "subnet" else "right")
+    for s in c["subnets"]:
+        t.add_row(f"[bold]winner[/] {s['arch'][:40]}" if s["role"] == "winner" else s["arch"][:48],
+                  f"{s['predicted']:.2f}", f"{s['mean']:.2f}",
+                  " ".join(f"{v:.2f}" for v in s["measured"]))
+    out.print(t)
+    beats = c["winner_beats_random"]
+    verdict = ("beats them by more than the seed noise" if beats else
+               "does not beat them by more than the seed noise" if beats is not None else
+               "(one seed: no seed noise to compare with)")
+    def fmt(v, spec=".2f"):
+        return "n/a" if v is None else format(v, spec)
+
+    out.print(f"winner {c['winner_measured']:.2f} % measured vs the random subnets' mean "
+              f"{fmt(c['random_measured_mean'])} % (best {fmt(c['random_measured_best'])} %): "
+              f"margin {fmt(c['margin'], '+.2f')} points, seed noise {fmt(c['seed_noise'])}: "
+              f"{verdict}; Kendall τ predicted vs measured "
+              f"{fmt(c['kendall_predicted_vs_measured'])}")
+
+
 def _print_round(r) -> None:
     out.print(f"round {r.round}: {''.join(map(str, r.arch))} predicted {r.predicted_ms:.4f} ms, "
               f"measured {r.measured_ms:.4f} ms with its blocks at {r.speed:.2f}× their LUT "
@@ -155,7 +196,6 @@ def target_cmd(luts, mmacs, as_json):
     if as_json:
         click.echo(json.dumps(m.summary()))
         return
-    from rich.table import Table
     t = Table(title=f"winners (rows) on targets (columns), ms; every winner ≥ {m.macs_floor:.1f} "
                     f"MMACs")
     t.add_column("winner for")
@@ -179,13 +219,21 @@ def target_cmd(luts, mmacs, as_json):
 @click.option("--dataset", default="cifar10", show_default=True)
 @click.option("--queries", type=int, default=150, show_default=True)
 @click.option("--seeds", type=int, default=20, show_default=True)
+@click.option("--starts", type=click.Choice(["macs", "uniform"]), default="macs",
+              show_default=True, help="where methods with a start begin: the feasible classes "
+                   "with the most live MACs, or random feasible archs")
+@click.option("--raw-queries", is_flag=True,
+              help="allow two queries in one isomorphism class (by default never)")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True)
-def bench_cmd(device, budget_ms, nb201_path, dataset, queries, seeds, plot, as_json):
-    """Random vs evolution vs predictor-guided on NB201's real data, against the oracle."""
+def bench_cmd(device, budget_ms, nb201_path, dataset, queries, seeds, starts, raw_queries, plot,
+              as_json):
+    """Random vs evolution vs predictor-guided on NB201's real data, against the oracle, the
+    best class mean and the single-sample floor."""
     from lutfarm.search.methods.nb201 import bench, load_nb201
 
-    result = bench(load_nb201(nb201_path, dataset), device, budget_ms, queries, seeds)
+    result = bench(load_nb201(nb201_path, dataset), device, budget_ms, queries, seeds,
+                   canonical=not raw_queries, starts=starts)
     if plot:
         from lutfarm.search.plots import curves_plot
         curves_plot(result, plot)
@@ -196,7 +244,9 @@ def bench_cmd(device, budget_ms, nb201_path, dataset, queries, seeds, plot, as_j
         return
     out.print(f"NB201 {dataset} on {device}, latency ≤ {budget_ms:g} ms: {s['feasible_archs']} "
               f"feasible archs in {s['feasible_classes']} isomorphism classes, oracle "
-              f"{s['oracle_accuracy']:.3f} %, best class mean {s['class_oracle_accuracy']:.3f} %")
+              f"{s['oracle_accuracy']:.3f} %, best class mean {s['class_oracle_accuracy']:.3f} %; "
+              f"querying every class once reaches {s['floor_class_regret']:.3f} class regret "
+              f"(the floor)")
     for m, acc in s["mean_found_accuracy"].items():
         out.print(f"  {m:<12} {acc:.3f} % after {queries} queries (regret "
                   f"{s['mean_regret'][m]:.3f} to the oracle, {s['mean_class_regret'][m]:.3f} "

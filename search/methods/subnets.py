@@ -112,12 +112,13 @@ def _why_infeasible(space, c, latency, memory_kb, mm, flash_kb, n: int = 2000) -
 def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = None,
                    method: str = "constrained", population: int = 100, generations: int = 500,
                    seed: int = 0, latency_model: str = "plain", objective: str = "mmacs",
-                   accuracy=None) -> dict:
+                   accuracy=None, random_draws: int = 0) -> dict:
     """The seed's search on a subnet space: maximise ``objective`` (a capacity proxy until an
     accuracy predictor is given) under latency (from ``table``, a ``SubnetTable``), peak
     memory (the LUT's measured per-block peak where it has one, else the analytical peak
     activation) and MACs limits; ``accuracy`` (``search.accuracy_objective``) replaces the
-    proxy. Returns the JSON-ready result."""
+    proxy. Returns the JSON-ready result; with ``random_draws`` K, also K other feasible
+    subnets drawn uniformly (``random_feasible``, as text), to check the winner against."""
     import time
 
     from lutfarm.search.methods.evolution import SearchError
@@ -190,6 +191,17 @@ def evolve_subnets(layout, table=None, constraints: SubnetConstraints | None = N
            "constraints": vars(c)}
     if accuracy is not None:
         out.update(accuracy=float(r.objective), accuracy_source=accuracy.name)
+    if random_draws:
+        from lutfarm.search.methods.evolution import distinct_feasible, sample_feasible
+        drawn = sample_feasible(space, 4 * random_draws, feasible,
+                                np.random.default_rng([seed, 7]), seeds=smallest)
+        texts = {arch.to_str()}
+        out["random_feasible"] = []
+        for other in layout.from_genes(distinct_feasible(space, drawn, feasible)):
+            text = layout.arch_to_text(other.canonical())
+            if text not in texts and len(texts) <= random_draws:
+                texts.add(text)
+                out["random_feasible"].append(text)
     if table is not None:
         out.update(latency_ms=float(latency(genes)[0]), latency_model=latency_model,
                    lut_device=table.lut.device, lut_runtime=table.lut.runtime,

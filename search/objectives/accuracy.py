@@ -94,6 +94,24 @@ def accuracy_objective(path: Path, layout, device: str | None = None) -> Accurac
                              "accuracy (supernet, held-out)", "supernet")
 
 
+def accuracy_data(path: Path, layout) -> tuple:
+    """(training, held-out, data spec): the images the accuracy file's numbers come from,
+    split as its supernet's training split them, to train subnets stand-alone against."""
+    path = Path(path)
+    if not _is_predictor(path):
+        ck = Checkpoint.load(path)
+        return (*ck.datasets(), ck.data)
+    from lutfarm.search.supernets.data import load_images, split
+
+    meta = MLPPredictor.load(path).meta
+    if not meta.get("data"):
+        raise AccuracySourceError(f"{path} does not say which data its supernet saw; retrain "
+                                  f"it with this version (lutfarm predict train accuracy)")
+    held_out, seed = meta.get("split", (0.2, 0))
+    data = load_images(meta["data"], layout.input_size)
+    return (*split(data, held_out, seed), meta["data"])
+
+
 def train_accuracy_predictor(ck: Checkpoint, samples: int = 500, epochs: int = 300,
                              seed: int = 0, device: str | None = None,
                              on_scored: Callable[[int, int], None] | None = None) -> MLPPredictor:
@@ -133,6 +151,7 @@ def train_accuracy_predictor(ck: Checkpoint, samples: int = 500, epochs: int = 3
         "space": ck.space, "layout": ck.layout, "classes": ck.classes,
         "resolutions": ck.resolutions,
         "target": PREDICTOR_TARGET, "supernet_epochs": ck.epochs_done, "data": ck.data,
+        "split": [ck.settings.get("held_out", 0.2), ck.settings.get("seed", 0)],
         "samples": len(y), "accuracy_range": [float(y.min()), float(y.max())],
         "held_out": metrics})
     return final.fit(x, y, "l1", epochs)
