@@ -9,7 +9,10 @@ parameter count's, the MACs', NASWOT's; with the device and the time each part t
 
     python bench/bench_ranking.py [--space fbnet|mcunet] [--data fashion-mnist:12000]
         [--n 30] [--seeds 2] [--steps 400] [--supernet-epochs 20] [--sandwich --distill]
-        [--supernet FILE] [--percentile 50] [--device cuda] [--json]
+        [--supernet FILE] [--percentile 50] [--predictor-samples 200] [--device cuda] [--json]
+
+``--predictor-samples N`` also fits OFA's accuracy predictor (3 x 400 MLP) to N
+supernet-scored subnets and reports its τ beside the supernet's (0: none).
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ def main() -> None:
     ap.add_argument("--distill", action="store_true")
     ap.add_argument("--percentile", type=float, default=50.0, help="budget: this percentile of "
                     "random archs' latency (MACs for mcunet)")
+    ap.add_argument("--predictor-samples", type=int, default=200,
+                    help="fit OFA's accuracy predictor to this many supernet-scored subnets")
     ap.add_argument("--lut", default=None)
     ap.add_argument("--device", default=None)
     ap.add_argument("--json", action="store_true")
@@ -98,7 +103,14 @@ def main() -> None:
         train_set, held_out = ck.datasets()
         archs, budget = feasible_archs(layout, scorer.net, a.n, a.percentile, a.lut, seed=7)
         report = ranking_benchmark(layout, archs, train_set, held_out, Recipe(steps=a.steps),
-                                   scorer, device, a.seeds, data)
+                                   scorer, device, a.seeds, data, on_subnet=_progress(a.n))
+        if a.predictor_samples:
+            from lutfarm.search.objectives.accuracy import train_accuracy_predictor
+            t1 = time.perf_counter()
+            model = train_accuracy_predictor(ck, a.predictor_samples, device=device)
+            report.estimates["predictor"] = [float(v) for v in
+                                             model.predict(layout.encode(archs))]
+            report.seconds["predictor_s"] = time.perf_counter() - t1
     report.budget = budget
     report.seconds["supernet_train_s"] = supernet_s
     out = report.to_dict()
@@ -118,12 +130,23 @@ def main() -> None:
           f"-{np.max(report.mean_standalone):.2f}), {report.seconds['standalone_s']:.0f} s")
     if ceiling is not None:
         print(f"ceiling (seed 0 vs seed 1) τ = {ceiling:.3f}")
-    for name in ("supernet", "params", "macs", "naswot"):
+    for name in ("supernet", "predictor", "params", "macs", "naswot"):
         if name in taus:
             rel = f" = {taus[name] / ceiling:.2f}x the ceiling baseline" if ceiling else ""
             print(f"{name:>8} τ = {taus[name]:+.3f}{rel}")
     print(f"supernet: {ck.epochs_done} epochs ({supernet_s:.0f} s here), largest subnet "
           f"{out['supernet']['largest_accuracy']:.1f} % held out")
+
+
+def _progress(n: int):
+    """A line per trained subnet on stderr: the run takes long on a CPU."""
+    import sys
+    t0 = time.perf_counter()
+
+    def say(k: int, report) -> None:
+        print(f"subnet {k + 1}/{n} trained ({report.standalone[-1]}), "
+              f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    return say
 
 
 if __name__ == "__main__":

@@ -47,9 +47,20 @@ def test_quick_benchmarks_print_a_ratio_against_their_baseline(script, args, fig
 def test_the_ranking_benchmark_runs_small_and_reports_every_tau():
     import json
     p = _run(REPO / "bench" / "bench_ranking.py", "--space", "mcunet", "--data", "digits", "--n",
-             "3", "--steps", "2", "--supernet-epochs", "1", "--max-batches", "2", "--json")
+             "3", "--steps", "2", "--supernet-epochs", "1", "--max-batches", "2",
+             "--predictor-samples", "10", "--json")
     assert p.returncode == 0, p.stderr[-1500:]
     out = json.loads(p.stdout)
-    assert out["n"] == 3 and set(out["taus"]) >= {"ceiling", "supernet", "params", "macs",
-                                                   "naswot"}
+    assert out["n"] == 3 and set(out["taus"]) >= {"ceiling", "supernet", "predictor", "params",
+                                                   "macs", "naswot"}
     assert out["budget"]["kind"].startswith("MACs") and out["torch_device"] == "cpu"
+
+
+@pytest.mark.needs("nb201-data")
+def test_the_nb201_benchmark_prints_each_methods_regret_as_a_ratio_of_randoms():
+    p = _run(REPO / "bench" / "bench_nb201.py", "--seeds", "3", "--methods", "random,evolution",
+             "--devices", "raspi4")
+    assert p.returncode == 0, p.stderr[-1500:]
+    assert len(re.findall(r"^raspi4 +p(30|60) .* floor [\d.]+ \| regret", p.stdout, re.M)) == 2
+    found = re.search(r"^evolution +class regret [\d.]+ \(ratio ([\d.]+)x", p.stdout, re.M)
+    assert found and float(found.group(1)) > 0, p.stdout
