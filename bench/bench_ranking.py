@@ -9,7 +9,14 @@ parameter count's, the MACs', NASWOT's; with the device and the time each part t
 
     python bench/bench_ranking.py [--space fbnet|mcunet] [--data fashion-mnist:12000]
         [--n 30] [--seeds 2] [--steps 400] [--supernet-epochs 20] [--sandwich --distill]
-        [--supernet FILE] [--percentile 50] [--predictor-samples 200] [--device cuda] [--json]
+        [--fair] [--crop-kernels] [--supernet FILE|none] [--save-supernet FILE] [--archs-from REPORT.json]
+        [--standalone-from REPORT.json] [--percentile 50] [--predictor-samples 200]
+        [--device cuda] [--json]
+
+``--standalone-from`` takes the subnets and their stand-alone accuracies (and recipe) from an
+earlier ``--json`` report, so that supernets trained with different levers are compared on the
+same subnets at the price of their own training only; ``--archs-from`` takes the subnets alone
+(say, to train them with a longer recipe, ``--supernet none``).
 
 ``--predictor-samples N`` also fits OFA's accuracy predictor (3 x 400 MLP) to N
 supernet-scored subnets and reports its τ beside the supernet's (0: none).
@@ -68,7 +75,15 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=30, help="subnets (the issue asks for >= 30)")
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--steps", type=int, default=Recipe.steps, help="stand-alone SGD steps")
-    ap.add_argument("--supernet", default=None, help="a trained checkpoint (else trained here)")
+    ap.add_argument("--supernet", default=None,
+                    help="a trained checkpoint (else trained here); none: no supernet")
+    ap.add_argument("--save-supernet", default=None, help="keep the supernet trained here")
+    ap.add_argument("--fair", action="store_true", help="FairNAS's strict fairness")
+    ap.add_argument("--crop-kernels", action="store_true",
+                    help="MCUNet: plain centre-cropped kernels, no OFA transform matrices")
+    ap.add_argument("--archs-from", default=None, help="the subnets of an earlier --json report")
+    ap.add_argument("--standalone-from", default=None,
+                    help="the subnets and stand-alone accuracies of an earlier --json report")
     ap.add_argument("--supernet-epochs", type=int, default=20)
     ap.add_argument("--max-batches", type=int, default=None, help="supernet: batches per epoch")
     ap.add_argument("--sandwich", action="store_true")
@@ -87,24 +102,35 @@ def main() -> None:
     layout = get_layout(a.space, "cifar" if a.space == "fbnet" else "c10", classes)
     if a.space == "mcunet":
         layout = layout.with_resolutions([32, 48])
+    earlier = json.loads(Path(a.standalone_from or a.archs_from).read_text()) \
+        if (a.standalone_from or a.archs_from) else None
+    recipe = Recipe(**earlier["recipe"]) if a.standalone_from else Recipe(steps=a.steps)
     with TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        if a.supernet:
+        settings = TrainSettings(epochs=a.supernet_epochs, sandwich=a.sandwich,
+                                 distill=a.distill, fair=a.fair, max_batches=a.max_batches,
+                                 kernel_transforms=not a.crop_kernels)
+        ck = Checkpoint(layout.space, layout.name, classes,
+                        list(getattr(layout, "resolutions", [])) or None, data, asdict(settings))
+        if a.supernet and a.supernet != "none":
             ck = Checkpoint.load(Path(a.supernet))
-        else:
-            settings = TrainSettings(epochs=a.supernet_epochs, sandwich=a.sandwich,
-                                     distill=a.distill, max_batches=a.max_batches)
-            ck = Checkpoint(layout.space, layout.name, classes,
-                            list(getattr(layout, "resolutions", [])) or None, data,
-                            asdict(settings))
-            ck = train(ck, Path(tmp) / "s.pt", settings, device)
+        elif a.supernet != "none":
+            ck = train(ck, Path(a.save_supernet or Path(tmp) / "s.pt"), settings, device)
         supernet_s = time.perf_counter() - t0
-        scorer = ck.scorer(device)
+        scorer = ck.scorer(device) if ck.epochs_done else None
         train_set, held_out = ck.datasets()
-        archs, budget = feasible_archs(layout, scorer.net, a.n, a.percentile, a.lut, seed=7)
-        report = ranking_benchmark(layout, archs, train_set, held_out, Recipe(steps=a.steps),
-                                   scorer, device, a.seeds, data, on_subnet=_progress(a.n))
-        if a.predictor_samples:
+        if earlier:
+            archs = [layout.parse_arch(t) for t in earlier["archs"]]
+            budget = earlier["budget"]
+        else:
+            from lutfarm.search.supernets.oneshot import build_supernet
+            archs, budget = feasible_archs(layout, build_supernet(layout, classes), a.n,
+                                           a.percentile, a.lut, seed=7)
+        report = ranking_benchmark(layout, archs, train_set, held_out, recipe, scorer, device,
+                                   a.seeds, data, on_subnet=_progress(len(archs)),
+                                   standalone=earlier["standalone"] if a.standalone_from
+                                   else None)
+        if a.predictor_samples and scorer is not None:
             from lutfarm.search.objectives.accuracy import train_accuracy_predictor
             t1 = time.perf_counter()
             model = train_accuracy_predictor(ck, a.predictor_samples, device=device)
@@ -116,7 +142,8 @@ def main() -> None:
     out = report.to_dict()
     out.update(torch_device=torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
                supernet={"epochs": ck.epochs_done, "settings": ck.settings,
-                         "largest_accuracy": 100.0 * scorer(scorer.net.largest())},
+                         "largest_accuracy": 100.0 * scorer(scorer.net.largest())}
+               if scorer else None,
                held_out_images=len(held_out), train_images=len(train_set))
     if a.json:
         print(json.dumps(out))
@@ -125,17 +152,20 @@ def main() -> None:
     ceiling = taus.get("ceiling")
     print(f"{a.space}, {len(archs)} subnets under {budget}, {len(train_set)} training / "
           f"{len(held_out)} held-out images of {data}, on {out['torch_device']}")
-    print(f"stand-alone: {a.seeds} seeds x {a.steps} steps, mean accuracy "
+    print(f"stand-alone: {len(report.standalone[0])} seeds x {recipe.steps} steps, mean accuracy "
           f"{np.mean(report.mean_standalone):.2f} % (range {np.min(report.mean_standalone):.2f}"
           f"-{np.max(report.mean_standalone):.2f}), {report.seconds['standalone_s']:.0f} s")
     if ceiling is not None:
-        print(f"ceiling (seed 0 vs seed 1) τ = {ceiling:.3f}")
+        print(f"ceiling (seed 0 vs seed 1) τ = {ceiling:.3f} ± {out['tau_se']['ceiling']:.3f} "
+              f"(bootstrap standard error over the subnets)")
+    se = out["tau_se"]
     for name in ("supernet", "predictor", "params", "macs", "naswot"):
         if name in taus:
             rel = f" = {taus[name] / ceiling:.2f}x the ceiling baseline" if ceiling else ""
-            print(f"{name:>8} τ = {taus[name]:+.3f}{rel}")
-    print(f"supernet: {ck.epochs_done} epochs ({supernet_s:.0f} s here), largest subnet "
-          f"{out['supernet']['largest_accuracy']:.1f} % held out")
+            print(f"{name:>8} τ = {taus[name]:+.3f} ± {se.get(name, float('nan')):.3f}{rel}")
+    if scorer:
+        print(f"supernet: {ck.epochs_done} epochs ({supernet_s:.0f} s here), largest subnet "
+              f"{out['supernet']['largest_accuracy']:.1f} % held out")
 
 
 def _progress(n: int):

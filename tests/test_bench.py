@@ -44,7 +44,7 @@ def test_quick_benchmarks_print_a_ratio_against_their_baseline(script, args, fig
     assert float(found.group(1)) > 0
 
 
-def test_the_ranking_benchmark_runs_small_and_reports_every_tau():
+def test_the_ranking_benchmark_runs_small_and_reports_every_tau(tmp_path):
     import json
     p = _run(REPO / "bench" / "bench_ranking.py", "--space", "mcunet", "--data", "digits", "--n",
              "3", "--steps", "2", "--supernet-epochs", "1", "--max-batches", "2",
@@ -54,6 +54,17 @@ def test_the_ranking_benchmark_runs_small_and_reports_every_tau():
     assert out["n"] == 3 and set(out["taus"]) >= {"ceiling", "supernet", "predictor", "params",
                                                    "macs", "naswot"}
     assert out["budget"]["kind"].startswith("MACs") and out["torch_device"] == "cpu"
+    # a second supernet (another lever) compared on the same subnets, without training them again
+    earlier = tmp_path / "first.json"
+    earlier.write_text(p.stdout)
+    q = _run(REPO / "bench" / "bench_ranking.py", "--space", "mcunet", "--data", "digits",
+             "--standalone-from", str(earlier), "--fair", "--supernet-epochs", "1",
+             "--max-batches", "1", "--predictor-samples", "0", "--json")
+    assert q.returncode == 0, q.stderr[-1500:]
+    again = json.loads(q.stdout)
+    assert again["archs"] == out["archs"] and again["standalone"] == out["standalone"]
+    assert again["taus"]["ceiling"] == out["taus"]["ceiling"]
+    assert again["seconds"]["standalone_reused"] and again["supernet"]["settings"]["fair"]
 
 
 @pytest.mark.needs("nb201-data")
@@ -64,3 +75,4 @@ def test_the_nb201_benchmark_prints_each_methods_regret_as_a_ratio_of_randoms():
     assert len(re.findall(r"^raspi4 +p(30|60) .* floor [\d.]+ \| regret", p.stdout, re.M)) == 2
     found = re.search(r"^evolution +class regret [\d.]+ \(ratio ([\d.]+)x", p.stdout, re.M)
     assert found and float(found.group(1)) > 0, p.stdout
+

@@ -171,6 +171,74 @@ def test_distillation_learns_the_largest_subnets_outputs_and_needs_the_sandwich(
     assert not torch.allclose(grads[False], grads[True])    # the smaller subnets' loss changed
 
 
+def test_ofa_kernel_transforms_start_as_the_centre_crop_and_then_learn_per_kernel_size():
+    from lutfarm.search.supernets.elastic import ElasticConv
+    torch.manual_seed(0)
+    conv = ElasticConv(6, 6, 7, depthwise=True, transform_kernels=(3, 5, 7))
+    assert sorted(conv.transforms) == ["3x3", "5x5"]
+    x = torch.randn(2, 6, 9, 9)
+    for k in (3, 5, 7):
+        s = (7 - k) // 2
+        crop = torch.nn.functional.conv2d(x, conv.weight[:, :, s:s + k, s:s + k], None, 1,
+                                          k // 2, 1, 6)
+        assert torch.allclose(conv(x, kernel=k), crop, atol=1e-6)
+    conv(x, kernel=3).square().sum().backward()
+    assert conv.transforms["3x3"].grad.abs().sum() > 0      # 3x3 learns its own transform
+    assert conv.transforms["5x5"].grad.abs().sum() > 0      # through the 7 -> 5 -> 3 chain
+    with torch.no_grad():
+        conv.transforms["3x3"].add_(0.1)
+    s = 2
+    crop = torch.nn.functional.conv2d(x, conv.weight[:, :, s:s + 3, s:s + 3], None, 1, 1, 1, 6)
+    assert not torch.allclose(conv(x, kernel=3), crop, atol=1e-4)
+    assert torch.allclose(conv(x, kernel=7), torch.nn.functional.conv2d(x, conv.weight, None, 1,
+                                                                        3, 1, 6), atol=1e-6)
+    names = [n for n, _ in build_supernet(MCU, 10).named_parameters() if "transforms" in n]
+    assert len(names) == 2 * 20                       # two matrices in each of MCUNet's 20 blocks
+
+
+@pytest.mark.parametrize("layout, per_step", [(MCU, 3), (get_layout("fbnet", "cifar", 10), 9)])
+def test_strict_fairness_runs_every_candidate_of_every_layer_once_per_step(layout, per_step):
+    net = build_supernet(layout, 10)
+    settings = TrainSettings(fair=True, seed=5)
+    from lutfarm.search.supernets.oneshot import step_archs
+    archs = step_archs(net, settings, 0, 0)
+    assert len(archs) == per_step
+    if layout.space == "mcunet":
+        from lutfarm.spaces.mcunet import EXPANDS, KERNELS
+        for i in range(20):
+            assert sorted(a.ks[i] for a in archs) == list(KERNELS)
+            assert sorted(a.e[i] for a in archs) == list(EXPANDS)
+    else:
+        for i in range(len(archs[0])):
+            assert sorted(a[i] for a in archs) == list(range(9))
+    assert step_archs(net, settings, 0, 1) != archs        # a new draw every step
+    assert step_archs(net, settings, 0, 0) == archs        # the same one on every rank
+    with pytest.raises(SupernetError, match="pick one"):
+        TrainSettings(fair=True, sandwich=True)
+
+
+def test_a_fair_step_sums_the_gradients_of_its_subnets():
+    x, y = digits32(32).tensors[0][:8], torch.arange(8) % 10
+    torch.manual_seed(0)
+    net = build_supernet(MCU, 10)
+    settings = TrainSettings(epochs=1, fair=True, max_batches=1, seed=2, lr=0.0)  # no step
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    train_epoch(net, [(x, y)], opt, settings, 0, "cpu")
+    from lutfarm.search.supernets.oneshot import step_archs
+    expected = [torch.zeros_like(p) for p in net.parameters()]
+    for arch in step_archs(net, settings, 0, 0):
+        copy = build_supernet(MCU, 10)
+        copy.load_state_dict(net.state_dict())
+        copy.train()
+        torch.nn.functional.cross_entropy(copy(x, arch), y).backward()
+        for e, p in zip(expected, copy.parameters()):
+            if p.grad is not None:
+                e.add_(p.grad)
+    got = [p.grad if p.grad is not None else torch.zeros_like(p) for p in net.parameters()]
+    assert sum(float(e.abs().sum()) for e in expected) > 0
+    assert all(torch.allclose(g, e, atol=1e-5) for g, e in zip(got, expected))
+
+
 def test_the_held_out_split_never_overlaps_training():
     data = digits32()
     tr, te = split(data, 0.2, seed=5)
@@ -344,6 +412,7 @@ def test_the_ranking_benchmark_trains_each_subnet_per_seed_and_reports_every_tau
     assert set(report.taus()) == {"ceiling", "params", "macs", "naswot"}
     d = report.to_dict()
     assert d["n"] == 3 and d["recipe"]["steps"] == 3 and d["seconds"]["standalone_s"] > 0
+    assert set(d["tau_se"]) <= set(d["taus"]) and all(v >= 0 for v in d["tau_se"].values())
 
 
 def test_verify_accuracy_trains_the_winner_and_random_feasible_subnets_stand_alone(

@@ -32,6 +32,9 @@ def supernet() -> None:
 @click.option("--distill", is_flag=True,
               help="with --sandwich: the smaller subnets learn the largest one's outputs "
                    "(in-place distillation, as BigNAS and OFA train)")
+@click.option("--fair", is_flag=True,
+              help="FairNAS's strict fairness: per step, every candidate of every layer runs "
+                   "once (3 subnets a step for MCUNet, 9 for FBNet)")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="DataLoader worker processes")
 @click.option("--max-batches", type=click.IntRange(min=1), default=None,
@@ -45,7 +48,7 @@ def supernet() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="checkpoint, written every epoch; an existing one is resumed")
 @click.option("--json", "as_json", is_flag=True)
-def train_cmd(layout, data, epochs, batch_size, lr, warmup_epochs, sandwich, distill, workers, max_batches, seed, nproc,
+def train_cmd(layout, data, epochs, batch_size, lr, warmup_epochs, sandwich, distill, fair, workers, max_batches, seed, nproc,
               torch_device, output, as_json):
     """Train a space's one-shot supernet on your data; kill it any time and run the same
     command again to resume from the last finished epoch."""
@@ -54,7 +57,8 @@ def train_cmd(layout, data, epochs, batch_size, lr, warmup_epochs, sandwich, dis
 
     settings = SupernetSettings(
         layout, output, data, TrainSettings(epochs, batch_size, lr, warmup_epochs=warmup_epochs,
-                                            sandwich=sandwich, distill=distill, seed=seed,
+                                            sandwich=sandwich, distill=distill, fair=fair,
+                                            seed=seed,
                                             workers=workers, max_batches=max_batches),
         nproc, torch_device, quiet=as_json)
     if nproc > 1 or environment.torchrun_rank()[0] > 1:   # several processes: no bar

@@ -9,7 +9,7 @@ write their outputs in unrelated channel bases, and the next layer cannot serve 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -27,27 +27,48 @@ def group_mask(cout: int, cin: int, groups: int, device=None) -> torch.Tensor:
 class ElasticConv(nn.Module):
     """A convolution whose output channels, input channels (taken from the input), kernel
     (centre crop) and groups (block-diagonal mask) shrink per call; ``depthwise`` convolves
-    each channel on its own."""
+    each channel on its own.
+
+    ``transform_kernels`` gives the smaller kernels OFA's kernel-transform matrices: the k x k
+    kernel is the centre of the next larger one (itself transformed) times a learned
+    (k², k²) matrix that all channels share, identity at the start. Why: with a plain crop the
+    centre 3 x 3 must serve as a 3 x 3 kernel and as the middle of the 7 x 7 one at once."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1,
-                 depthwise: bool = False, bias: bool = False):
+                 depthwise: bool = False, bias: bool = False,
+                 transform_kernels: Sequence[int] = ()):
         super().__init__()
         self.kernel, self.stride, self.depthwise = kernel, stride, depthwise
         shape = (cout, 1, kernel, kernel) if depthwise else (cout, cin, kernel, kernel)
         self.weight = nn.Parameter(torch.empty(shape))
         nn.init.kaiming_normal_(self.weight, mode="fan_out")
         self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
+        self.transforms = nn.ParameterDict({
+            f"{k}x{k}": nn.Parameter(torch.eye(k * k))
+            for k in sorted(set(transform_kernels), reverse=True) if k < kernel})
+
+    def kernel_weight(self, w: torch.Tensor, k: int) -> torch.Tensor:
+        """The k x k kernel of ``w`` (its full-size weights, channels already sliced)."""
+        size = self.kernel
+        for t in sorted((int(name.split("x")[0]) for name in self.transforms), reverse=True):
+            if t < k:                                     # largest smaller kernel first
+                break
+            s = (size - t) // 2
+            w = w[..., s:s + t, s:s + t]
+            w = F.linear(w.reshape(-1, t * t), self.transforms[f"{t}x{t}"]).reshape(w.shape)
+            size = t
+        s = (size - k) // 2
+        return w[..., s:s + k, s:s + k]
 
     def forward(self, x: torch.Tensor, cout: int | None = None, kernel: int | None = None,
                 groups: int = 1, stride: int | None = None) -> torch.Tensor:
         cin = x.shape[1]
         k = kernel or self.kernel
-        s = (self.kernel - k) // 2
         if self.depthwise:
-            w, conv_groups, cout = self.weight[:cin, :, s:s + k, s:s + k], cin, cin
+            w, conv_groups, cout = self.kernel_weight(self.weight[:cin], k), cin, cin
         else:
             cout = cout or self.weight.shape[0]
-            w, conv_groups = self.weight[:cout, :cin, s:s + k, s:s + k], 1
+            w, conv_groups = self.kernel_weight(self.weight[:cout, :cin], k), 1
             if groups > 1:
                 w = w * group_mask(cout, cin, groups, w.device).to(w.dtype)
         b = self.bias[:cout] if self.bias is not None else None
@@ -74,9 +95,11 @@ class ElasticConvBN(nn.Module):
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1,
                  depthwise: bool = False,
-                 act: Callable[[torch.Tensor], torch.Tensor] | None = F.relu6):
+                 act: Callable[[torch.Tensor], torch.Tensor] | None = F.relu6,
+                 transform_kernels: Sequence[int] = ()):
         super().__init__()
-        self.conv = ElasticConv(cin, cout, kernel, stride, depthwise)
+        self.conv = ElasticConv(cin, cout, kernel, stride, depthwise,
+                                transform_kernels=transform_kernels)
         self.bn = ElasticBatchNorm(cout)
         self.act = act
 

@@ -70,6 +70,11 @@ class FBNetOneShot(OneShotNet):
     def sample(self, rng: np.random.Generator) -> tuple[int, ...]:
         return tuple(int(i) for i in rng.integers(0, len(OPS), len(self.layers)))
 
+    def fair(self, rng: np.random.Generator) -> list[tuple[int, ...]]:
+        """Nine subnets, every layer running each of its 9 candidates in one of them."""
+        columns = np.stack([rng.permutation(len(OPS)) for _ in self.layers])
+        return [tuple(int(i) for i in columns[:, j]) for j in range(len(OPS))]
+
     def largest(self) -> tuple[int, ...]:
         return self._largest
 

@@ -1,6 +1,8 @@
 """One-shot supernets (SPOS, Guo et al.): train once by running one uniformly sampled subnet per
 step (optionally OFA's sandwich: the largest, the smallest and two random ones), then score any
-subnet with the weights it inherits, its batch-norm statistics recomputed first.
+subnet with the weights it inherits, its batch-norm statistics recomputed first. FairNAS's
+strict fairness (``fair``) instead runs, per step, as many subnets as a layer has candidates,
+each candidate of every layer in exactly one of them, and steps once on their summed gradients.
 
 A space names its supernet class as its ``supernet`` piece (``spaces.registry``). Training is
 repeatable: the subnet of a step and the order of the batches depend on (seed, epoch, step)
@@ -24,7 +26,7 @@ from torch import nn
 
 from lutfarm.errors import LutfarmError
 
-FORMAT = "lutfarm-supernet-v2"   # v2: FBNet candidates share weights
+FORMAT = "lutfarm-supernet-v3"   # v2: FBNet candidates share weights; v3: MCUNet kernel transforms
 
 
 class SupernetError(LutfarmError, ValueError):
@@ -47,9 +49,15 @@ class OneShotNet(nn.Module):
     def smallest(self):
         raise NotImplementedError
 
+    def fair(self, rng: np.random.Generator) -> list:
+        """FairNAS's subnets of one step: every candidate of every layer in exactly one."""
+        raise SupernetError(f"strict fairness is not defined for the {self.layout.space} "
+                            f"supernet; train it without --fair")
 
-def build_supernet(layout, classes: int) -> OneShotNet:
-    """The supernet the layout's space names (its ``supernet`` piece)."""
+
+def build_supernet(layout, classes: int, kernel_transforms: bool = True) -> OneShotNet:
+    """The supernet the layout's space names (its ``supernet`` piece); ``kernel_transforms``
+    False gives MCUNet's elastic kernels as plain centre crops (the lever measured against)."""
     from lutfarm.spaces.registry import get_space, list_spaces
 
     cls = get_space(layout.space).piece("supernet")
@@ -57,6 +65,8 @@ def build_supernet(layout, classes: int) -> OneShotNet:
         having = [n for n in list_spaces() if "supernet" in get_space(n).pieces]
         raise SupernetError(f"no one-shot supernet for the {layout.space} space; spaces with "
                             f"one: {', '.join(sorted(having))}")
+    if not kernel_transforms:
+        return cls(layout, classes, kernel_transforms=False)
     return cls(layout, classes)
 
 
@@ -70,6 +80,8 @@ class TrainSettings:
     warmup_epochs: float = 2.0       # linear warm-up (sampled paths train badly without it)
     sandwich: bool = False           # OFA's rule: largest + smallest + 2 random per step
     distill: bool = False            # with sandwich: the others learn the largest's outputs
+    fair: bool = False               # FairNAS: each candidate of each layer once per step
+    kernel_transforms: bool = True   # MCUNet: OFA's kernel-transform matrices (else crops)
     held_out: float = 0.2            # share of the data kept for scoring subnets
     seed: int = 0
     workers: int = 0                 # DataLoader worker processes
@@ -79,6 +91,8 @@ class TrainSettings:
         if self.distill and not self.sandwich:
             raise SupernetError("--distill needs --sandwich: the largest subnet of each step is "
                                 "the teacher of the others")
+        if self.fair and self.sandwich:
+            raise SupernetError("--fair and --sandwich are two sampling rules; pick one")
 
 
 @dataclass
@@ -121,7 +135,8 @@ class Checkpoint:
         return layout.with_resolutions(self.resolutions) if self.resolutions else layout
 
     def network(self) -> OneShotNet:
-        net = build_supernet(self.layout_obj(), self.classes)
+        net = build_supernet(self.layout_obj(), self.classes,
+                             self.settings.get("kernel_transforms", True))
         if self.state:
             net.load_state_dict(self.state)
         return net
@@ -143,6 +158,8 @@ class Checkpoint:
 def step_archs(net: OneShotNet, settings: TrainSettings, epoch: int, step: int) -> list:
     """The subnets of one step: a function of (seed, epoch, step), the same on every rank."""
     rng = np.random.default_rng([settings.seed, epoch, step])
+    if getattr(settings, "fair", False):
+        return net.fair(rng)
     if settings.sandwich:
         return [net.largest(), net.smallest(), net.sample(rng), net.sample(rng)]
     return [net.sample(rng)]
@@ -268,7 +285,7 @@ def train(checkpoint: Checkpoint, output: Path, settings: TrainSettings,
     checkpoint.settings = asdict(settings)
     train_set, _ = checkpoint.datasets()
     with torch_seeded(settings.seed):
-        net = build_supernet(layout, checkpoint.classes)
+        net = build_supernet(layout, checkpoint.classes, settings.kernel_transforms)
     if checkpoint.state:
         net.load_state_dict(checkpoint.state)
     net.to(device)

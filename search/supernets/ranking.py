@@ -159,15 +159,34 @@ class RankingReport:
             out[name] = kendall(values, self.mean_standalone)
         return out
 
+    def tau_errors(self, resamples: int = 1000, seed: int = 0) -> dict[str, float]:
+        """Bootstrap standard error of each τ (subnets drawn with replacement): with 30
+        subnets it is about 0.1, so two estimates closer than that are not told apart."""
+        runs = np.array(self.standalone)
+        rng = np.random.default_rng(seed)
+        draws: dict[str, list[float]] = {}
+        for _ in range(resamples):
+            pick = rng.integers(0, len(runs), len(runs))
+            sub = RankingReport(self.space, self.layout, self.data, self.device, self.recipe,
+                                standalone=runs[pick].tolist(),
+                                estimates={k: list(np.asarray(v)[pick])
+                                           for k, v in self.estimates.items()})
+            for name, tau in sub.taus().items():
+                if np.isfinite(tau):
+                    draws.setdefault(name, []).append(tau)
+        return {name: float(np.std(v)) for name, v in draws.items()}
+
     def to_dict(self) -> dict:
-        return dict(asdict(self), taus=self.taus(), n=len(self.archs))
+        return dict(asdict(self), taus=self.taus(), tau_se=self.tau_errors(), n=len(self.archs))
 
 
 def ranking_benchmark(layout, archs: list, train_set, held_out, recipe: Recipe,
                       scorer=None, device: str = "cpu", seeds: int = 2, data: str = "",
-                      on_subnet=None) -> RankingReport:
+                      on_subnet=None, standalone: list | None = None) -> RankingReport:
     """Every arch trained alone ``seeds`` times with ``recipe``, against the supernet
-    (``scorer``: its held-out accuracy with inherited weights), parameters, MACs and NASWOT."""
+    (``scorer``: its held-out accuracy with inherited weights), parameters, MACs and NASWOT.
+    ``standalone`` (accuracies per subnet, per seed, measured earlier with ``recipe``) skips
+    the training: comparing supernets on the same subnets costs their training only."""
     from lutfarm.search.supernets.data import loader
 
     report = RankingReport(layout.space, layout.name, data, device, asdict(recipe),
@@ -184,6 +203,13 @@ def ranking_benchmark(layout, archs: list, train_set, held_out, recipe: Recipe,
     report.estimates["naswot"] = [naswot(layout, a, probe, device) for a in archs]
     report.seconds["proxies_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    if standalone is not None:
+        if len(standalone) != len(archs):
+            raise ValueError(f"{len(standalone)} stand-alone results for {len(archs)} subnets")
+        report.standalone = [list(map(float, s)) for s in standalone]
+        report.seconds["standalone_s"] = 0.0
+        report.seconds["standalone_reused"] = True
+        return report
     for k, a in enumerate(archs):
         report.standalone.append([train_standalone(layout, a, train_set, held_out, recipe,
                                                    device, seed) for seed in range(seeds)])
