@@ -9,7 +9,7 @@ parameter count's, the MACs', NASWOT's; with the device and the time each part t
 
     python bench/bench_ranking.py [--space fbnet|mcunet] [--data fashion-mnist:12000]
         [--n 30] [--seeds 2] [--steps 400] [--supernet-epochs 20] [--sandwich --distill]
-        [--fair] [--crop-kernels] [--supernet FILE|none] [--save-supernet FILE] [--archs-from REPORT.json]
+        [--fair] [--macs-bins 10] [--crop-kernels] [--supernet FILE|none] [--save-supernet FILE] [--archs-from REPORT.json]
         [--standalone-from REPORT.json] [--percentile 50] [--predictor-samples 200]
         [--device cuda] [--json]
 
@@ -79,6 +79,8 @@ def main() -> None:
                     help="a trained checkpoint (else trained here); none: no supernet")
     ap.add_argument("--save-supernet", default=None, help="keep the supernet trained here")
     ap.add_argument("--fair", action="store_true", help="FairNAS's strict fairness")
+    ap.add_argument("--macs-bins", type=int, default=0,
+                    help="supernet subnets uniform over this many MACs bins (SPOS)")
     ap.add_argument("--crop-kernels", action="store_true",
                     help="MCUNet: plain centre-cropped kernels, no OFA transform matrices")
     ap.add_argument("--archs-from", default=None, help="the subnets of an earlier --json report")
@@ -109,7 +111,7 @@ def main() -> None:
         t0 = time.perf_counter()
         settings = TrainSettings(epochs=a.supernet_epochs, sandwich=a.sandwich,
                                  distill=a.distill, fair=a.fair, max_batches=a.max_batches,
-                                 kernel_transforms=not a.crop_kernels)
+                                 kernel_transforms=not a.crop_kernels, macs_bins=a.macs_bins)
         ck = Checkpoint(layout.space, layout.name, classes,
                         list(getattr(layout, "resolutions", [])) or None, data, asdict(settings))
         if a.supernet and a.supernet != "none":

@@ -217,6 +217,21 @@ def test_strict_fairness_runs_every_candidate_of_every_layer_once_per_step(layou
         TrainSettings(fair=True, sandwich=True)
 
 
+def test_macs_binned_sampling_trains_the_large_and_small_ends_as_often_as_the_middle():
+    from lutfarm.search.supernets.oneshot import step_archs
+    net = build_supernet(MCU, 10)
+    binned = [step_archs(net, TrainSettings(macs_bins=5), 0, k)[0] for k in range(400)]
+    uniform = [step_archs(net, TrainSettings(), 0, k)[0] for k in range(400)]
+    assert binned[:3] == [step_archs(net, TrainSettings(macs_bins=5), 0, k)[0] for k in range(3)]
+    macs_b = np.array([MCU.macs(a) for a in binned], float)
+    macs_u = np.array([MCU.macs(a) for a in uniform], float)
+    edges = np.linspace(min(macs_b.min(), macs_u.min()), max(macs_b.max(), macs_u.max()), 6)
+    share_b = np.histogram(macs_b, edges)[0] / 400
+    share_u = np.histogram(macs_u, edges)[0] / 400
+    assert share_b[-2:].sum() > 1.5 * share_u[-2:].sum()     # the large end, far more often
+    assert share_b.max() < share_u.max()                     # and no MACs level dominates
+
+
 def test_a_fair_step_sums_the_gradients_of_its_subnets():
     x, y = digits32(32).tensors[0][:8], torch.arange(8) % 10
     torch.manual_seed(0)

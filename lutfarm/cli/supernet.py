@@ -35,6 +35,9 @@ def supernet() -> None:
 @click.option("--fair", is_flag=True,
               help="FairNAS's strict fairness: per step, every candidate of every layer runs "
                    "once (3 subnets a step for MCUNet, 9 for FBNet)")
+@click.option("--macs-bins", type=click.IntRange(min=0), default=0, show_default=True,
+              help="SPOS's sampling: subnets uniform over this many equal-width MACs bins "
+                   "(0: uniform over the choices)")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="DataLoader worker processes")
 @click.option("--max-batches", type=click.IntRange(min=1), default=None,
@@ -48,7 +51,7 @@ def supernet() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="checkpoint, written every epoch; an existing one is resumed")
 @click.option("--json", "as_json", is_flag=True)
-def train_cmd(layout, data, epochs, batch_size, lr, warmup_epochs, sandwich, distill, fair, workers, max_batches, seed, nproc,
+def train_cmd(layout, data, epochs, batch_size, lr, warmup_epochs, sandwich, distill, fair, macs_bins, workers, max_batches, seed, nproc,
               torch_device, output, as_json):
     """Train a space's one-shot supernet on your data; kill it any time and run the same
     command again to resume from the last finished epoch."""
@@ -58,6 +61,7 @@ def train_cmd(layout, data, epochs, batch_size, lr, warmup_epochs, sandwich, dis
     settings = SupernetSettings(
         layout, output, data, TrainSettings(epochs, batch_size, lr, warmup_epochs=warmup_epochs,
                                             sandwich=sandwich, distill=distill, fair=fair,
+                                            macs_bins=macs_bins,
                                             seed=seed,
                                             workers=workers, max_batches=max_batches),
         nproc, torch_device, quiet=as_json)

@@ -49,6 +49,21 @@ class OneShotNet(nn.Module):
     def smallest(self):
         raise NotImplementedError
 
+    def sample_by_macs(self, rng: np.random.Generator, bins: int, pool: int = 4000):
+        """SPOS's sampling uniform over FLOPs: a bin of equal MACs width first, then a subnet
+        in it, from a fixed pool of ``pool`` uniform draws (seeded, so every rank has it).
+        Uniform draws pile up at middling MACs; this trains the small and large ends as much."""
+        if getattr(self, "_macs_pool", (None, 0))[1] != bins:
+            draws = np.random.default_rng(12345)
+            archs = [self.sample(draws) for _ in range(pool)]
+            macs = np.array([self.layout.macs(a) for a in archs], float)
+            edges = np.linspace(macs.min(), macs.max(), bins + 1)[1:-1]
+            members = [np.flatnonzero(np.digitize(macs, edges) == b) for b in range(bins)]
+            self._macs_pool = ((archs, [m for m in members if len(m)]), bins)
+        archs, members = self._macs_pool[0]
+        group = members[int(rng.integers(len(members)))]
+        return archs[int(group[rng.integers(len(group))])]
+
     def fair(self, rng: np.random.Generator) -> list:
         """FairNAS's subnets of one step: every candidate of every layer in exactly one."""
         raise SupernetError(f"strict fairness is not defined for the {self.layout.space} "
@@ -82,6 +97,7 @@ class TrainSettings:
     distill: bool = False            # with sandwich: the others learn the largest's outputs
     fair: bool = False               # FairNAS: each candidate of each layer once per step
     kernel_transforms: bool = True   # MCUNet: OFA's kernel-transform matrices (else crops)
+    macs_bins: int = 0               # SPOS: subnets uniform over this many MACs bins (0: off)
     held_out: float = 0.2            # share of the data kept for scoring subnets
     seed: int = 0
     workers: int = 0                 # DataLoader worker processes
@@ -160,9 +176,11 @@ def step_archs(net: OneShotNet, settings: TrainSettings, epoch: int, step: int) 
     rng = np.random.default_rng([settings.seed, epoch, step])
     if getattr(settings, "fair", False):
         return net.fair(rng)
+    draw = (lambda: net.sample_by_macs(rng, settings.macs_bins)) \
+        if getattr(settings, "macs_bins", 0) else (lambda: net.sample(rng))
     if settings.sandwich:
-        return [net.largest(), net.smallest(), net.sample(rng), net.sample(rng)]
-    return [net.sample(rng)]
+        return [net.largest(), net.smallest(), draw(), draw()]
+    return [draw()]
 
 
 def _module(net):
