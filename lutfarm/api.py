@@ -235,7 +235,7 @@ class EvolveSettings:
     latency_model: str = "auto"          # auto | plain | overhead | corrected
     plot: str | Path | None = None       # an FBNet search's Pareto plot
     verify: bool = False                 # measure the winner end to end on ``device``
-    rounds: int = 1
+    rounds: int = 5                      # with verify: searches until a winner holds, at most
     device: str = "local"
     db: str | Path | None = None
     verify_accuracy: int = 0             # train the winner and K random feasible subnets
@@ -394,6 +394,7 @@ def _evolve_fbnet(s: EvolveSettings, lut, objective, population, generations, ac
     from lutfarm.lut import LatencyTable
     from lutfarm.search.methods.registry import run_method
     from lutfarm.search.objectives.space import (
+        MeasuredScale,
         auto_latency_model,
         fbnet_space,
         lut_latency,
@@ -414,6 +415,9 @@ def _evolve_fbnet(s: EvolveSettings, lut, objective, population, generations, ac
     if latency_model == "auto":
         latency_model = auto_latency_model(lut.validation)
     space, latency = fbnet_space(layout), lut_latency(table, latency_model)
+    if s.verify and s.latency_model == "auto" and latency_model == "plain":
+        # nothing but the measured winners says how far the plain sum is off on this device
+        latency_model, latency = "scaled", MeasuredScale(latency, latency.name)
     mm, mp = macs(layout), params(layout)
     goal = accuracy or (mm if objective == "mmacs" else mp)
     memory = lut_peak_memory(lut) if s.max_memory_kb is not None else None
@@ -458,7 +462,11 @@ def _evolve_fbnet(s: EvolveSettings, lut, objective, population, generations, ac
                       memory_method=lut.meta.get("memory_method"))
     if s.verify:
         result["verified"] = {**_prices(lut, answer.arch), **answer.as_dict(),
+                              "held": answer.holds, "rounds_used": len(rounds_done),
+                              "rounds_allowed": s.rounds,
                               "rounds": [h.as_dict() for h in rounds_done]}
+        if isinstance(latency, MeasuredScale):
+            result["verified"]["scale"] = latency.scale
     if s.verify_accuracy:
         from lutfarm.search.methods.evolution import distinct_feasible, sample_feasible
         ok = feasible_under(latency)

@@ -76,3 +76,18 @@ def test_the_nb201_benchmark_prints_each_methods_regret_as_a_ratio_of_randoms():
     found = re.search(r"^evolution +class regret [\d.]+ \(ratio ([\d.]+)x", p.stdout, re.M)
     assert found and float(found.group(1)) > 0, p.stdout
 
+
+def test_the_verified_search_benchmark_reports_rounds_and_held_share_from_a_fresh_store(
+        tmp_path, measured_db):
+    import json
+    db = tmp_path / "fresh.db"
+    db.write_bytes(measured_db.read_bytes())      # measured blocks, no validation report
+    p = _run(REPO / "bench" / "bench_verified_search.py", "--db", str(db), "--runtimes",
+             "onnxruntime", "--budgets", "2", "--generations", "20", "--json", timeout=1500)
+    assert p.returncode == 0, p.stderr[-1500:]
+    assert "without a stored validation" in p.stdout
+    summary = json.loads(p.stdout.strip().splitlines()[-1])["onnxruntime-fp32-t1"]
+    assert set(summary) == {"plain, 1 round", "default --verify (scaled)"}
+    plain, default = summary["plain, 1 round"], summary["default --verify (scaled)"]
+    assert plain["rounds_max"] == 1 and 1 <= default["rounds_mean"] <= default["rounds_max"] <= 5
+    assert 0 <= default["held_share"] <= 1 and default["median_over_budget"] > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -57,14 +58,15 @@ def search() -> None:
               help="plain: the LUT sum; corrected: with the in-context correction its "
                    "validation stored (the search exploits its errors: verify with --rounds); "
                    "overhead: Σ(T−o)+o, biased low on search winners; auto: plain unless the "
-                   "LUT's validation found the plain sum under-predicting networks")
+                   "LUT's validation found the plain sum under-predicting networks, and with "
+                   "--verify the plain sum scaled by what the measured winners showed")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Pareto plot (PNG) of latency vs objective")
 @click.option("--verify", is_flag=True, help="measure the winner end to end on --device")
-@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
               help="with --verify: search, measure, refit the latency model on the measured "
                    "winner and search again, until a winner holds the budget using ≥ 95 %% "
-                   "of it (or this many rounds)")
+                   "of it (at most this many rounds); none held: exit 1")
 @click.option("--device", default="local", show_default=True)
 @click.option("--db", type=STORE, default=None,
               help="store for --verify (default lutfarm.db or $LUTFARM_DB)")
@@ -113,6 +115,13 @@ def evolve_cmd(lut_path, space, budget_ms, objective, max_mmacs, max_mparams, ma
         _print_fbnet(r, settings)
     if "accuracy_check" in r.data and not as_json:
         _print_accuracy_check(r["accuracy_check"])
+    v = r.get("verified")
+    if v is not None and not v["held"]:
+        err.print(f"error: no winner held the {budget_ms:g} ms budget in {v['rounds_used']} "
+                  f"round(s); the closest measured {v['at_lut_speed_ms']:.4f} ms at the LUT's "
+                  f"speed, {v['at_lut_speed_over_budget']:.3f}x the budget: allow more "
+                  f"--rounds or loosen --budget-ms", soft_wrap=True)
+        sys.exit(1)
 
 
 def _print_fbnet(r, s) -> None:
@@ -124,6 +133,9 @@ def _print_fbnet(r, s) -> None:
               f"({r['evaluations_per_s']:,.0f}/s){memory}")
     if "verified" in r.data:
         v = r["verified"]
+        scale = f", the plain sum scaled {v['scale']:.3f}x by them" if "scale" in v else ""
+        out.print(f"{v['rounds_used']} of at most {v['rounds_allowed']} rounds{scale}; answer "
+                  f"of round {v['round']}")
         out.print(f"measured on {s.device}: {v['measured_ms']:.4f} ms, its blocks at "
                   f"{v['speed']:.2f}× their LUT time: {v['at_lut_speed_ms']:.4f} ms at the "
                   f"LUT's speed (predicted {v['predicted_ms']:.4f}), "

@@ -85,8 +85,10 @@ def verified_search(search: Callable[[Callable], SearchResult], latency, space: 
                     report: Callable[[VerifiedRound], None] = lambda r: None
                     ) -> tuple[VerifiedRound, list[VerifiedRound]]:
     """Up to ``rounds`` searches; returns the answer (the best-objective winner that holds its
-    budget, else the last one) and every round. ``search(latency)`` runs one search under the
-    given latency metric; ``measure(arch)`` times it end to end: (ms, speed)."""
+    budget, else the one that came closest) and every round. ``search(latency)`` runs one
+    search under the given latency metric; ``measure(arch)`` times it end to end: (ms, speed).
+    A round ends the loop when its winner holds using ≥ 95 % of the budget, or when the search
+    returns a winner measured before (what it learned no longer changes its answer)."""
     metric = MeasuredOverride(latency, space)
     history: list[VerifiedRound] = []
     for k in range(1, rounds + 1):
@@ -102,4 +104,6 @@ def verified_search(search: Callable[[Callable], SearchResult], latency, space: 
             break
         metric.learn(done.arch, done.at_lut_speed_ms)
     held = [h for h in history if h.holds]
-    return (max(held, key=lambda h: h.objective) if held else history[-1]), history
+    if held:
+        return max(held, key=lambda h: h.objective), history
+    return min(history, key=lambda h: h.at_lut_speed_ms / h.budget_ms), history

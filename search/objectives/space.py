@@ -4,7 +4,7 @@ population at once (the same gather-and-sum the LUT query uses)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -135,6 +135,28 @@ class CorrectedLatency:
         self.correction = self.correction.refit(self.table, [arch], [measured_ms])
 
 
+@dataclass
+class MeasuredScale:
+    """The plain LUT sum times the largest measured / plain ratio a verified search's winners
+    showed (1 before any): how a ``--verify`` run without a validation report learns what the
+    plain sum misses. One factor for every arch, so the search cannot seek out archs it errs
+    low on, as it does with a per-block correction fitted to a few networks."""
+
+    base: LatencyMetric
+    name: str = ""
+    ratios: list[float] = field(default_factory=list)
+
+    @property
+    def scale(self) -> float:
+        return max(self.ratios) if self.ratios else 1.0
+
+    def __call__(self, archs) -> np.ndarray:
+        return self.base(archs) * self.scale
+
+    def learn(self, arch, measured_ms: float) -> None:
+        self.ratios.append(float(measured_ms) / float(self.base(np.array([arch]))[0]))
+
+
 PLAIN_SAFE = 0.97     # held-out plain / measured at least this: plain errs on the safe side
 
 
@@ -144,7 +166,8 @@ def auto_latency_model(validation) -> str:
     budgets (bench_verified_search): on ONNX Runtime the plain sum's winners all held their
     budget using a median 96.5 % of it, while the corrected model's broke it in 17 of 20 (the
     search picks exactly the archs whose correction errs low); a LUT whose plain sum
-    under-predicts would break every budget it is trusted with."""
+    under-predicts would break every budget it is trusted with. A verified search that gets
+    ``plain`` here learns the rest from its own measured winners (``MeasuredScale``)."""
     if validation and validation.correction and validation.safe_margin < PLAIN_SAFE:
         return "corrected"
     return "plain"
