@@ -514,9 +514,18 @@ def test_cli_verified_search_on_the_corrected_model(tmp_path, measured_db, cache
     p = subprocess.run(args + ["--lut", str(lut), "--latency", "corrected", "--verify",
                                "--rounds", "3", "--json"],
                        cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr[-800:]
-    out = json.loads(p.stdout)
+    out = json.loads(p.stdout)       # printed whether or not a winner held
     v = out["verified"]
+    # the corrected model fitted to 12 quick networks may miss in every round (the search
+    # seeks out where it errs low): then exit 1 with one line, the rounds still in the JSON
+    if v["held"]:
+        assert p.returncode == 0, p.stderr[-800:]
+    else:
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode == 1 and p.stderr.count("error:") == 1 and lines[-1].startswith(
+            f"error: no winner held the {budget:g} ms budget in {len(v['rounds'])} round(s)")
+        assert f"{v['at_lut_speed_over_budget']:.3f}x" in lines[-1]
+        assert v["at_lut_speed_ms"] == min(r["at_lut_speed_ms"] for r in v["rounds"])
     assert out["latency_model"] == "corrected" and out["budget_ms"] == pytest.approx(budget, 1e-3)
     assert 1 <= len(v["rounds"]) <= 3
     with Store(db) as store:
