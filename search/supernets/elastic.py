@@ -43,15 +43,16 @@ class ElasticConv(nn.Module):
         self.weight = nn.Parameter(torch.empty(shape))
         nn.init.kaiming_normal_(self.weight, mode="fan_out")
         self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
-        self.transforms = nn.ParameterDict({
-            f"{k}x{k}": nn.Parameter(torch.eye(k * k))
-            for k in sorted(set(transform_kernels), reverse=True) if k < kernel})
+        self.transform_sizes = tuple(sorted({k for k in transform_kernels if k < kernel},
+                                            reverse=True))    # largest first, as applied
+        self.transforms = nn.ParameterDict({f"{k}x{k}": nn.Parameter(torch.eye(k * k))
+                                            for k in self.transform_sizes})
 
     def kernel_weight(self, w: torch.Tensor, k: int) -> torch.Tensor:
         """The k x k kernel of ``w`` (its full-size weights, channels already sliced)."""
         size = self.kernel
-        for t in sorted((int(name.split("x")[0]) for name in self.transforms), reverse=True):
-            if t < k:                                     # largest smaller kernel first
+        for t in self.transform_sizes:
+            if t < k:
                 break
             s = (size - t) // 2
             w = w[..., s:s + t, s:s + t]

@@ -53,14 +53,15 @@ class OneShotNet(nn.Module):
         """SPOS's sampling uniform over FLOPs: a bin of equal MACs width first, then a subnet
         in it, from a fixed pool of ``pool`` uniform draws (seeded, so every rank has it).
         Uniform draws pile up at middling MACs; this trains the small and large ends as much."""
-        if getattr(self, "_macs_pool", (None, 0))[1] != bins:
+        pools = self.__dict__.setdefault("_macs_pools", {})   # bins -> (archs, bin members)
+        if bins not in pools:
             draws = np.random.default_rng(12345)
             archs = [self.sample(draws) for _ in range(pool)]
             macs = np.array([self.layout.macs(a) for a in archs], float)
             edges = np.linspace(macs.min(), macs.max(), bins + 1)[1:-1]
             members = [np.flatnonzero(np.digitize(macs, edges) == b) for b in range(bins)]
-            self._macs_pool = ((archs, [m for m in members if len(m)]), bins)
-        archs, members = self._macs_pool[0]
+            pools[bins] = archs, [m for m in members if len(m)]
+        archs, members = pools[bins]
         group = members[int(rng.integers(len(members)))]
         return archs[int(group[rng.integers(len(group))])]
 
@@ -174,10 +175,10 @@ class Checkpoint:
 def step_archs(net: OneShotNet, settings: TrainSettings, epoch: int, step: int) -> list:
     """The subnets of one step: a function of (seed, epoch, step), the same on every rank."""
     rng = np.random.default_rng([settings.seed, epoch, step])
-    if getattr(settings, "fair", False):
+    if settings.fair:
         return net.fair(rng)
     draw = (lambda: net.sample_by_macs(rng, settings.macs_bins)) \
-        if getattr(settings, "macs_bins", 0) else (lambda: net.sample(rng))
+        if settings.macs_bins else (lambda: net.sample(rng))
     if settings.sandwich:
         return [net.largest(), net.smallest(), draw(), draw()]
     return [draw()]
