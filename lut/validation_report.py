@@ -34,6 +34,8 @@ class LUTValidation:
     ridge_alpha: float | None = None
     in_context_factors: dict = field(default_factory=dict)
     correction: dict = field(default_factory=dict)      # InContextCorrection.to_dict()
+    paired: dict = field(default_factory=dict)          # chain: adjacent pairs' sum, unfitted
+    pair_cost: dict = field(default_factory=dict)       # chain: pairs timed, × the LUT's cases
     interleaved: str | None = None   # "samples", "cases" or None (compared with the LUT)
     block_rounds: list = field(default_factory=list)
     memory: dict = field(default_factory=dict)          # arena ratios (TFLite-Micro)

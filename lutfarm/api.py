@@ -538,6 +538,7 @@ class ValidateSettings:
     seed: int = 0
     fusion: bool = False                 # chain: the fusion-aware correction
     every: int = 0                       # chain: re-time blocks every N networks
+    pairs: int = 0                       # chain: adjacent pairs measured in context first
     measure_blocks: bool = False         # elastic: measure the subnets' predicted blocks
     out_dir: str | Path = "."            # where the plot and the per-network table go
     progress: object = None              # a campaign progress listener (the CLI's bars)

@@ -87,8 +87,12 @@ def _read_archs(archs: tuple[str, ...], archs_file: Path | None, num_layers: int
 @click.option("--arch-json", "arch_json", default=None, metavar="JSON|FILE",
               help="mcunet: an arch as JSON (or a file holding one, or a list of them)")
 @click.option("--breakdown", is_flag=True, help="per-layer latencies of each arch")
+@click.option("--latency", "model", type=click.Choice(["plain", "overhead", "corrected"]),
+              default="plain", show_default=True,
+              help="chain LUTs: plain Σ T; overhead (the per-call cost paid once); corrected "
+                   "(the correction its validation stored, adjacent pairs included)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def query_cmd(lut_path, archs, archs_file, arch_json, breakdown, as_json):
+def query_cmd(lut_path, archs, archs_file, arch_json, breakdown, model, as_json):
     """Latency of architectures (ms) under a LUT; the layout is read from the LUT."""
     lut = load_lut(lut_path)
     if family_of(lut.space) == "elastic":
@@ -96,11 +100,14 @@ def query_cmd(lut_path, archs, archs_file, arch_json, breakdown, as_json):
         return
     if arch_json:
         raise click.UsageError("--arch-json is for mcunet LUTs; give FBNet archs with --arch")
+    from lutfarm.search.objectives.space import lut_latency
+
     table = LatencyTable(lut)
     rows = _read_archs(archs, archs_file, table.layout.num_layers)
-    ms = table.latency(np.array(rows))
+    ms = table.latency(np.array(rows)) if model == "plain" else \
+        lut_latency(table, model)(np.array(rows))
     if as_json:
-        items = [{"arch": r, "latency_ms": float(v)} for r, v in zip(rows, ms)]
+        items = [{"arch": r, "latency_ms": float(v), "model": model} for r, v in zip(rows, ms)]
         if breakdown:
             for item in items:
                 item["layers"] = [{"case": k, "ms": v} for k, v in table.breakdown(item["arch"])]
@@ -192,14 +199,18 @@ def list_cmd(db):
 @click.option("--interleave", "every", type=click.IntRange(min=0), default=1, show_default=True,
               help="networks timed in one campaign with the blocks they use, and compared with "
                    "those times (0: with the LUT as stored)")
+@click.option("--pairs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="first measure this many adjacent block pairs in context (chosen "
+                   "adaptively, each timed with its blocks): the correction starts from "
+                   "their sum; 113 is the CIFAR LUT's own case count")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="where the plot (PNG) and the table (CSV) go")
 @click.option("--measure-blocks", is_flag=True,
               help="mcunet: first measure the blocks of the chosen subnets that a sampled LUT "
                    "only predicts, so the comparison is the LUT's additivity alone")
 @click.option("--json", "as_json", is_flag=True, help="print the held-out metrics as JSON")
-def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, every, out_dir,
-                 measure_blocks, as_json):
+def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, every, pairs,
+                 out_dir, measure_blocks, as_json):
     """Measure whole networks and report how well the LUT predicts them."""
     from lutfarm.api import ValidateSettings, validate_lut
     from lutfarm.cli.output import RichProgress, validation_table
@@ -213,7 +224,8 @@ def validate_cmd(device, inventory, runtime_config, db, n_archs, seed, fusion, e
     with RichProgress(device) as progress:
         done = validate_lut(ValidateSettings(
             devices, runtime_config, db, target=device, archs=n_archs, seed=seed,
-            fusion=fusion, every=every, measure_blocks=measure_blocks, out_dir=out_dir,
+            fusion=fusion, every=every, pairs=pairs, measure_blocks=measure_blocks,
+            out_dir=out_dir,
             progress=progress))
     missing = done.skipped_cases
     if missing:

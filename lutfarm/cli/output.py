@@ -187,7 +187,8 @@ def validation_table(report) -> Table:
     t.add_column("prediction")
     for col in ("±5 %", "±10 %", "MAPE", "RMSE ms", "Spearman", "Kendall", "pred/meas"):
         t.add_column(col, justify="right")
-    for name in ("plain", "overhead", "corrected"):
+    names = ("plain", "overhead", *(("paired",) if report.paired else ()), "corrected")
+    for name in names:
         m = getattr(report, name)
         t.add_row(name, f"{m['within_5pct']:.1%}", f"{m['within_10pct']:.1%}",
                   f"{m['mape']:.1%}", f"{m['rmse_ms']:.4f}", f"{m['spearman']:.4f}",
@@ -202,6 +203,12 @@ def validation_table(report) -> Table:
                      f"{min(speeds):.2f}–{max(speeds):.2f}× (drift kept out of the comparison)")
     else:
         notes.append("networks compared with the LUT as stored (not interleaved)")
+    if report.pair_cost:
+        c = report.pair_cost
+        notes.append(f"paired: the overhead sum plus in-context deltas of {c['pairs']} adjacent "
+                     f"pairs measured ({c['cases_timed']} cases timed, {c['times_lut']:.1f}x the "
+                     f"LUT's {c['lut_cases']}) and predicted for the rest; corrected starts "
+                     f"from it")
     if report.memory.get("block_max_over_arena"):
         r = report.memory["block_max_over_arena"]
         notes.append(f"memory: largest block arena / network arena median {r['median']:.2f} "

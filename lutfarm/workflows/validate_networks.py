@@ -30,6 +30,7 @@ from lutfarm.lut.table import LUTError
 from lutfarm.lut.validation_report import LUTValidation, ValidationRun
 from lutfarm.plotting import figure
 from lutfarm.predictors.in_context import InContextCorrection
+from lutfarm.predictors.pair_context import PairContext
 from lutfarm.profiler.store import ARENA_METHODS
 from lutfarm.spaces.fbnet import NUM_OPS
 from lutfarm_agent.runtimes import takes_turns
@@ -74,6 +75,8 @@ class ValidationReport(ValidationRun):
     block_rounds: list[float] = field(default_factory=list)   # block speed per group vs the LUT
     memory: dict = field(default_factory=dict)   # TFLite-Micro: per-layer peak vs network arena
     interleaved: str | None = None   # "samples": in turn; "cases": one after another; None
+    paired: dict = field(default_factory=dict)   # the pairs' sum, no network fitted
+    pair_cost: dict = field(default_factory=dict)   # MeasuredPairs.cost(): vs the plain LUT
 
     def stored(self) -> LUTValidation:
         """The versioned record the store and the LUT's header keep (metrics on held-out archs)."""
@@ -83,13 +86,17 @@ class ValidationReport(ValidationRun):
             n_measured=self.n, n_train=self.n_train, plain_all_archs=self.plain_all,
             ridge_alpha=self.alpha, in_context_factors=self.factors,
             correction=self.correction, interleaved=self.interleaved,
-            block_rounds=self.block_rounds, memory=self.memory, points=self.rows)
+            block_rounds=self.block_rounds, memory=self.memory, points=self.rows,
+            paired=self.paired, pair_cost=self.pair_cost)
 
 
 def evaluate(tables, archs: list[tuple[int, ...]], measured: np.ndarray,
-             train_fraction: float = 0.5, seed: int = 0) -> ValidationReport:
+             train_fraction: float = 0.5, seed: int = 0,
+             pairs: PairContext | None = None) -> ValidationReport:
     """Split, fit the correction on the training archs, score every prediction on the rest.
-    ``tables``: the LUT (one LatencyTable), or one per arch: the block costs timed around it."""
+    ``tables``: the LUT (one LatencyTable), or one per arch: the block costs timed around it.
+    ``pairs``: adjacent pairs measured in context; the correction then starts from their sum,
+    and that sum (no network fitted) is scored too, as ``paired``."""
     archs_a = np.asarray(archs)
     each = [tables] * len(archs) if isinstance(tables, LatencyTable) else list(tables)
     plain = latency_each(each, archs_a)
@@ -99,22 +106,30 @@ def evaluate(tables, archs: list[tuple[int, ...]], measured: np.ndarray,
     train, test = order[:n_train], order[n_train:]
     if len(test) < 3 or n_train < 3:
         raise LUTError(f"need at least 6 measured archs to validate, got {len(archs)}")
-    model = InContextCorrection().fit([each[i] for i in train], archs_a[train],
-                                      measured[train])
+    model = InContextCorrection(pairs=pairs).fit([each[i] for i in train], archs_a[train],
+                                                 measured[train])
     corrected = model.predict(each, archs_a)
+    paired = None if pairs is None else np.array(
+        [pairs.predict(t, archs_a[i:i + 1])[0] for i, t in enumerate(each)])
     split = np.array(["test"] * len(archs), dtype=object)
     split[train] = "train"
     rows = [{"arch": "".join(map(str, a)), "split": s, "measured_ms": float(m),
              "plain_ms": float(p), "overhead_ms": float(b), "corrected_ms": float(c)}
             for a, s, m, p, b, c in zip(archs, split, measured, plain, base, corrected)]
+    if paired is not None:
+        for row, v in zip(rows, paired):
+            row["paired_ms"] = float(v)
     lut = each[0].lut
-    return ValidationReport(
+    report = ValidationReport(
         device=lut.device, runtime=lut.runtime, layout=lut.layout_name, n=len(archs),
         n_train=n_train, plain=latency_metrics(plain[test], measured[test]),
         overhead=latency_metrics(base[test], measured[test]),
         corrected=latency_metrics(corrected[test], measured[test]),
         plain_all=latency_metrics(plain, measured), alpha=model.alpha, rows=rows,
         factors=model.factors(), correction=model.to_dict())
+    if paired is not None:
+        report.paired = latency_metrics(paired[test], measured[test])
+    return report
 
 
 def fusion_table(pairs, latency_ms: dict[str, float], overhead_ms: float) -> list[dict]:
@@ -161,14 +176,18 @@ def plot(report: ValidationReport, path) -> None:
 
 def run_validation(store, lut, devices, runtime, n: int, settings=None, seed: int = 0,
                    fusion: bool = False, train_fraction: float = 0.5,
-                   every: int = 1) -> ValidationReport:
+                   every: int = 1, pairs: int = 0) -> ValidationReport:
     """Measure ``n`` archs end to end, evaluate, store the report. ``every``: networks timed
     together with the blocks they use (0: compare with the LUT as stored, and reuse networks
-    the store already has)."""
+    the store already has). ``pairs``: first measure that many adjacent block pairs in
+    context (``workflows.pair_fidelity``); the correction then starts from their sum."""
     from lutfarm.profiler.scheduling.networks import measure_interleaved, measure_networks
+    from lutfarm.workflows.pair_fidelity import measure_pair_context
 
     table = LatencyTable(lut)
     layout = table.layout
+    measured_pairs = measure_pair_context(store, lut, devices, runtime, pairs, settings,
+                                          seed=seed) if pairs else None
     archs = sample_archs(table, n, seed)
     pairs = layout.fusion_pairs() if fusion else []
     if every:
@@ -189,7 +208,9 @@ def run_validation(store, lut, devices, runtime, n: int, settings=None, seed: in
     else:
         tables = table
     report = evaluate(tables, ok, np.array([measured.networks[a] for a in ok]),
-                      train_fraction, seed)
+                      train_fraction, seed, measured_pairs and measured_pairs.context)
+    if measured_pairs:
+        report.pair_cost = measured_pairs.cost(len(lut.latency_ms))
     if every:
         report.block_rounds = round_speeds(measured.rounds, lut.latency_ms)
         report.interleaved = "samples" if takes_turns(runtime.name, runtime.threads) else "cases"
@@ -231,5 +252,5 @@ def validate(store, lut, s, runtime, campaign) -> tuple[ValidationReport, Path, 
         raise LUTError(f"the LUT of {s.target} lacks {len(missing)} cases (e.g. "
                        f"{missing[0]}); run 'lutfarm profile' first")
     report = run_validation(store, lut, s.devices, runtime, s.archs, campaign, seed=s.seed,
-                            fusion=s.fusion, every=s.every)
+                            fusion=s.fusion, every=s.every, pairs=s.pairs)
     return (report, *report.write(s.out_dir, s.target, lut.layout_name, plot), [])

@@ -99,3 +99,27 @@ def measure_interleaved(store: Store, layout: FBNetLayout, archs: list[tuple[int
         if last:
             result.other = {c.key: found[c.key].median_ms for c in extra if c.key in found}
     return result
+
+
+def measure_pairs(store: Store, layout: FBNetLayout, pairs: list, devices: list[Device],
+                  runtime: RuntimeConfig, settings: CampaignSettings | None = None,
+                  every: int = 16) -> list[dict[str, float]]:
+    """Adjacent block pairs timed in groups of ``every``, each group sample by sample in turn
+    with both blocks of its pairs and the empty model, all afresh: a pair's in-context delta is
+    a small difference of three times, which only means something if they share a moment.
+    Returns each group's medians (case key -> ms)."""
+    if every < 1:
+        raise ValueError(f"every must be at least 1 pair per group, got {every}")
+    settings = replace(settings or CampaignSettings(), fresh=True, interleave=True)
+    (settings.cache or ModelCache()).get_many({p.key: p for p in pairs}, runtime.model_format,
+                                              runtime.dtype, settings.export_workers)
+    rounds = []
+    for k in range(0, len(pairs), every):
+        group = pairs[k:k + every]
+        singles = {c.key: c for p in group for c in (p.first, p.second)}
+        cases = [layout.overhead_case(), *group, *singles.values()]
+        summaries = run_farm(store, layout, devices[:1], runtime, replace(settings, cases=cases))
+        found = {m.case_key: m for s in summaries
+                 for m in store.iter_measurements(campaign_id=s.campaign_id) if m.status == "ok"}
+        rounds.append({c.key: found[c.key].median_ms for c in cases if c.key in found})
+    return rounds
