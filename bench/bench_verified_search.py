@@ -20,7 +20,7 @@ judged at the LUT's speed (each winner timed with its blocks, divided by how muc
 ran than in the LUT: this machine's speed wanders 2x), and raw.
 
 Usage: python bench/bench_verified_search.py --db lutfarm.db [--runtimes onnxruntime,litert]
-       [--budgets 20] [--validate 0] [--fresh] [--generations 200] [--json]
+       [--budgets 20] [--threads 1] [--validate 0] [--fresh] [--generations 200] [--json]
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--db", type=Path, default=Path("lutfarm.db"))
     ap.add_argument("--runtimes", default="onnxruntime,litert")
     ap.add_argument("--budgets", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=1, help="the LUTs' thread count")
     ap.add_argument("--validate", type=int, default=0, help="validate with N networks first")
     ap.add_argument("--fresh", action="store_true",
                     help="ignore any stored validation: the LUT as a fresh store gives it")
@@ -77,10 +78,11 @@ def main() -> None:
     summary = {}
     tmp = Path(tempfile.mkdtemp(prefix="bench-verified-"))
     for name in args.runtimes.split(","):
-        runtime = RuntimeConfig(name)
+        runtime = RuntimeConfig(name, threads=args.threads)
         if args.validate:
             subprocess.run([sys.executable, "-m", "lutfarm", "lut", "validate", "--db",
-                            str(args.db), "--runtime", name, "--archs", str(args.validate),
+                            str(args.db), "--runtime", name, "--threads", str(args.threads),
+                            "--archs", str(args.validate),
                             "--out", str(tmp), "--json"], check=True, stdout=subprocess.DEVNULL, timeout=600)
         with Store(args.db) as store:
             lut = build_lut(store, "local", runtime.key)

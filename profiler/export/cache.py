@@ -27,7 +27,8 @@ from lutfarm.spaces.fbnet import NetworkCase
 
 OPSET = 17
 EXPORTER_REVISION = "1"   # bump when the exported graphs change for the same case
-TFLITE_REVISION = "2"     # 2: int8 buffers inline (TFLite-Micro misreads offset buffers)
+TFLITE_REVISION = "3"     # 2: int8 buffers inline (TFLite-Micro misreads offset buffers);
+#                           3: BatchNorm folded before conversion (same ops, other constants)
 
 
 
