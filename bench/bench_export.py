@@ -31,36 +31,57 @@ def rate(cases: dict, dtype: str, workers: int) -> float:
     return len(cases) / wall * 60
 
 
+def _cold(cases: dict, dtype: str, workers: int) -> tuple[float, ModelCache]:
+    """Seconds per network exported into a fresh cache (kept for the cached read)."""
+    d = tempfile.mkdtemp(prefix="bench-export-")
+    cache = ModelCache(Path(d))
+    t0 = time.perf_counter()
+    out = cache.get_many(cases, "tflite", dtype, workers=workers)
+    wall = time.perf_counter() - t0
+    bad = [k for k, v in out.items() if not hasattr(v, "path")]
+    if bad:
+        raise SystemExit(f"export failed: {bad[:2]}")
+    return wall / len(cases), cache
+
+
 def networks(n: int, dtype: str, workers: int) -> None:
+    """Whole networks: BatchNorm left to the converter (the exporter before revision 3, the
+    baseline) against folded first, one process each, then folded with the workers."""
+    import shutil
+
     from lutfarm.lut import import_hwnasbench
     from lutfarm.lut.hwnasbench import BUNDLED
     from lutfarm.lut.query import LatencyTable
+    from lutfarm.profiler.export import tflite
     from lutfarm.spaces.fbnet import NetworkCase
     from lutfarm.workflows.validate_networks import sample_archs
 
     table = LatencyTable(import_hwnasbench(BUNDLED, "raspi4"))   # only for its extremes
-    archs = sample_archs(table, 2 * n, seed=7)
+    archs = sample_archs(table, 3 * n, seed=7)
     layout = get_layout("fbnet", "cifar")
-    sets = [{c.key: c for c in (NetworkCase(layout, a) for a in part)}
-            for part in (archs[:n], archs[n:])]
-    with tempfile.TemporaryDirectory() as d:
-        cache = ModelCache(Path(d))
-        t0 = time.perf_counter()
-        out = cache.get_many(sets[0], "tflite", dtype, workers=1)
-        one = (time.perf_counter() - t0) / n
-        t0 = time.perf_counter()
-        out.update(cache.get_many(sets[1], "tflite", dtype, workers=workers))
-        many = (time.perf_counter() - t0) / n
-        bad = [k for k, v in out.items() if not hasattr(v, "path")]
-        if bad:
-            raise SystemExit(f"export failed: {bad[:2]}")
-        t0 = time.perf_counter()
-        for s in sets:
-            ModelCache(Path(d)).get_many(s, "tflite", dtype)
-        cached = (time.perf_counter() - t0) / (2 * n)
-    print(f"FBNet CIFAR networks, TFLite {dtype}: cached {cached * 1000:.1f} ms/network "
-          f"(baseline); cold {one:.2f} s/network in 1 process = {one / cached:.0f}x, "
-          f"{many:.2f} s/network wall with {workers} workers = {many / cached:.0f}x")
+    sets = [{c.key: c for c in (NetworkCase(layout, a) for a in archs[k * n:(k + 1) * n])}
+            for k in range(3)]
+    fold = tflite.fold_batchnorm
+    tflite.fold_batchnorm = lambda module: module       # in this process only: 1 worker
+    try:
+        unfolded, c0 = _cold(sets[0], dtype, 1)
+    finally:
+        tflite.fold_batchnorm = fold
+    folded, c1 = _cold(sets[1], dtype, 1)
+    parallel, c2 = _cold(sets[2], dtype, workers)
+    t0 = time.perf_counter()
+    for s, c in zip(sets, (c0, c1, c2)):
+        ModelCache(c.root).get_many(s, "tflite", dtype)
+    cached = (time.perf_counter() - t0) / (3 * n)
+    for c in (c0, c1, c2):
+        shutil.rmtree(c.root, ignore_errors=True)
+    print(f"FBNet CIFAR networks, TFLite {dtype}, {n} per row, seconds per network:\n"
+          f"  cold, BatchNorm left to the converter, 1 process: {unfolded:.2f} (baseline)\n"
+          f"  cold, BatchNorm folded first, 1 process:          {folded:.2f} = "
+          f"{unfolded / folded:.2f}x faster\n"
+          f"  cold, folded, {workers} worker processes (wall):       {parallel:.2f} = "
+          f"{unfolded / parallel:.2f}x faster\n"
+          f"  cached:                                           {cached:.4f}")
 
 
 def main() -> None:

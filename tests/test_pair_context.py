@@ -1,12 +1,15 @@
 """Blocks in context: pair deltas, the adaptive choice of pairs, pricing networks with them."""
 
 import json
+import subprocess
+import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from conftest import FAST
-from lutfarm.lut import LatencyTable, build_lut
+from conftest import FAST, REPO
+from lutfarm.lut import LatencyTable, build_lut, save_lut
 from lutfarm.lut.metrics import latency_metrics
 from lutfarm.predictors.in_context import InContextCorrection
 from lutfarm.predictors.pair_context import candidate_pairs, pair_delta, slot_pairs
@@ -105,8 +108,12 @@ def test_adaptive_pairs_learn_a_known_context_and_price_networks_with_it(
     corr = InContextCorrection(pairs=ctx).fit(table, archs[:30], networks[:30])
     again = InContextCorrection.from_dict(json.loads(json.dumps(corr.to_dict())), table)
     assert np.allclose(again.predict(table, archs), corr.predict(table, archs))
+    # held out: well inside ±10 % and far closer than the overhead sum (over LUTs measured
+    # apart, the held-out MAPE ran 0.18-0.52x the overhead sum's, ±10 % 97-100 %)
     held = latency_metrics(again.predict(table, archs[30:]), networks[30:])
-    assert held["within_10pct"] == 1 and held["within_5pct"] >= 0.9
+    sum_only = latency_metrics(base[30:], networks[30:])
+    assert held["within_10pct"] >= 0.9 and held["within_5pct"] >= 0.75
+    assert held["mape"] < 0.6 * sum_only["mape"]
 
 
 def test_validation_with_pairs_times_each_pair_with_its_blocks_and_stores_the_context(
@@ -140,3 +147,30 @@ def test_validation_with_pairs_times_each_pair_with_its_blocks_and_stores_the_co
     without = InContextCorrection.from_dict({**stored, "pairs": None}, table)
     assert np.allclose(metric(archs), InContextCorrection.from_dict(stored, table).predict(
         table, archs)) and not np.allclose(metric(archs), without.predict(table, archs))
+    # lut query prices with the same correction, from the exported file
+    path = save_lut(exported, tmp_path / "lut.csv")
+    text = ",".join(map(str, archs[0]))
+    q = subprocess.run([sys.executable, "-m", "lutfarm", "lut", "query", "--lut", str(path),
+                        "--arch", text, "--latency", "corrected", "--json"], cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+    assert q.returncode == 0, q.stderr[-800:]
+    item = json.loads(q.stdout)["archs"][0]
+    assert item["model"] == "corrected"
+    assert item["latency_ms"] == pytest.approx(float(metric(archs[:1])[0]), rel=1e-9)
+    plain = save_lut(replace(exported, meta={**exported.meta, "validation": None}),
+                     tmp_path / "plain.csv")
+    q = subprocess.run([sys.executable, "-m", "lutfarm", "lut", "query", "--lut", str(plain),
+                        "--arch", text, "--latency", "corrected"], cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+    assert q.returncode != 0 and "validate it" in q.stderr
+    # the dashboard's LUT page shows the paired row and what the pairs cost
+    import urllib.request
+
+    from test_dashboard import Server
+    server = Server(db)
+    try:
+        page = urllib.request.urlopen(f"{server.base}/lut?target=local&runtime={RT.key}",
+                                      timeout=30).read().decode()
+    finally:
+        server.stop()
+    assert "<td>paired</td>" in page and "of 6 adjacent block pairs measured" in page

@@ -141,7 +141,8 @@ def create_app(db: str | os.PathLike, token: str | None = None) -> FastAPI:
         if points:
             measured = np.array([p["measured_ms"] for p in points])
             shown = {name: np.array([p[f"{key}_ms"] for p in points])     # what the family has
-                     for name, key in (("plain sum", "plain"), ("corrected", "corrected"))
+                     for name, key in (("plain sum", "plain"), ("adjacent pairs", "paired"),
+                                       ("corrected", "corrected"))
                      if all(f"{key}_ms" in p for p in points)}
             figures["validation"] = plots.scatter(measured, shown, "measured network (ms)",
                                                   "predicted (ms)", f"{len(points)} networks")
