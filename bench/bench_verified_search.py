@@ -30,6 +30,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,7 @@ def main() -> None:
         with Store(args.db) as store:
             lut = build_lut(store, "local", runtime.key)
         if args.fresh:
-            lut.validation = None
+            lut = replace(lut, meta={**lut.meta, "validation": None})
         corrected = bool(lut.validation and lut.validation.correction)
         path = save_lut(lut, tmp / f"{runtime.key}.csv")
         models = [("plain, 1 round", ["--latency", "plain", "--rounds", "1"])]

@@ -83,7 +83,8 @@ def test_the_verified_search_benchmark_reports_rounds_and_held_share_from_a_fres
     db = tmp_path / "fresh.db"
     db.write_bytes(measured_db.read_bytes())      # measured blocks, no validation report
     p = _run(REPO / "bench" / "bench_verified_search.py", "--db", str(db), "--runtimes",
-             "onnxruntime", "--budgets", "2", "--generations", "20", "--json", timeout=1500)
+             "onnxruntime", "--budgets", "2", "--generations", "20", "--fresh", "--json",
+             timeout=1500)
     assert p.returncode == 0, p.stderr[-1500:]
     assert "without a stored validation" in p.stdout
     summary = json.loads(p.stdout.strip().splitlines()[-1])["onnxruntime-fp32-t1"]
