@@ -148,20 +148,18 @@ def test_validation_with_pairs_times_each_pair_with_its_blocks_and_stores_the_co
     assert np.allclose(metric(archs), InContextCorrection.from_dict(stored, table).predict(
         table, archs)) and not np.allclose(metric(archs), without.predict(table, archs))
     # lut query prices with the same correction, from the exported file
-    path = save_lut(exported, tmp_path / "lut.csv")
-    text = ",".join(map(str, archs[0]))
-    q = subprocess.run([sys.executable, "-m", "lutfarm", "lut", "query", "--lut", str(path),
-                        "--arch", text, "--latency", "corrected", "--json"], cwd=REPO,
-                       capture_output=True, text=True, timeout=300)
+    def query(lut, *extra):
+        return subprocess.run([sys.executable, "-m", "lutfarm", "lut", "query", "--lut",
+                               str(lut), "--arch", ",".join(map(str, archs[0])), "--latency",
+                               "corrected", *extra], cwd=REPO, capture_output=True, text=True,
+                              timeout=300)
+    q = query(save_lut(exported, tmp_path / "lut.csv"), "--json")
     assert q.returncode == 0, q.stderr[-800:]
     item = json.loads(q.stdout)["archs"][0]
     assert item["model"] == "corrected"
     assert item["latency_ms"] == pytest.approx(float(metric(archs[:1])[0]), rel=1e-9)
-    plain = save_lut(replace(exported, meta={**exported.meta, "validation": None}),
-                     tmp_path / "plain.csv")
-    q = subprocess.run([sys.executable, "-m", "lutfarm", "lut", "query", "--lut", str(plain),
-                        "--arch", text, "--latency", "corrected"], cwd=REPO,
-                       capture_output=True, text=True, timeout=300)
+    q = query(save_lut(replace(exported, meta={**exported.meta, "validation": None}),
+                       tmp_path / "plain.csv"))
     assert q.returncode != 0 and "validate it" in q.stderr
     # the dashboard's LUT page shows the paired row and what the pairs cost
     import urllib.request
