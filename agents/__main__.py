@@ -151,6 +151,7 @@ def _failed(exc: BaseException) -> dict:
 
 
 def run_job(job: dict, out) -> int:
+    began = time.monotonic()        # the board's own time on the job ("done" says it)
     settings = job["runtime"]
     try:
         runtime = get_runtime(settings.get("name", ""))
@@ -183,7 +184,8 @@ def run_job(job: dict, out) -> int:
             emit(out, "result", key=key, **fields)
     finally:
         restored = {"clock_restore_errors": clocks.restore()} if clocks else {}
-    emit(out, "done", measured=measured, failed=failed, **restored)
+    emit(out, "done", measured=measured, failed=failed,
+         elapsed_s=time.monotonic() - began, **restored)
     return 0
 
 

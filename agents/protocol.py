@@ -29,7 +29,7 @@ Events, in order::
      "details": {what the runtime really used: delegate, arena_bytes, …}}
     {"event": "result", "key": …, "status": "failed", "error": "one line"}
     (runtime settings: see lutfarm_agent.runtimes; an MCU board's serial protocol: lutfarm_agent.mcu)
-    {"event": "done", "measured": n, "failed": m}
+    {"event": "done", "measured": n, "failed": m, "elapsed_s": s}  (s: the job on the board)
 
 A job-level problem (unknown or missing runtime, unreadable job) is one
 ``{"event": "fatal", "error": …}`` line and exit status 2. Times are milliseconds. A controller

@@ -47,6 +47,8 @@ def test_job_emits_hello_one_result_per_case_and_done(cache):
         assert st["min"] <= st["ci_lo"] <= st["median"] <= st["ci_hi"] <= st["max"]
         assert st["median"] <= st["p90"] <= st["p95"] <= st["p99"] <= st["max"]
     assert block["stats"]["median"] > empty["stats"]["median"]
+    # the job on the board: at least its cases' timed samples
+    assert events[-1].pop("elapsed_s") >= sum(e.get("sampling_s") or 0 for e in events)
     assert events[-1] == {"event": "done", "measured": 2, "failed": 0}
 
 
@@ -132,6 +134,8 @@ def test_native_output_on_fd1_mid_job_is_the_agents_log_never_an_event(cache):
         transport.close()
     assert [e["event"] for e in events] == ["hello", "result", "result", "done"]
     assert all(e["status"] == "ok" for e in events[1:3]), events
+    # the job on the board: at least its cases' timed samples
+    assert events[-1].pop("elapsed_s") >= sum(e.get("sampling_s") or 0 for e in events)
     assert events[-1] == {"event": "done", "measured": 2, "failed": 0}
     transport._last_output()          # the log thread has read everything
     logged = list(transport.output_tail)
@@ -366,6 +370,8 @@ def test_an_interleaved_job_times_its_cases_in_turn_and_a_bad_one_fails_alone(ca
     assert len({r["stats"]["count"] for r in ok}) == 1 and ok[0]["stats"]["count"] >= FAST.min_runs
     assert ok[0]["stats"]["median"] < ok[1]["stats"]["median"]
     assert "missing on the device" in results[3]["error"]
+    # the job on the board: at least its cases' timed samples
+    assert events[-1].pop("elapsed_s") >= sum(e.get("sampling_s") or 0 for e in events)
     assert events[-1] == {"event": "done", "measured": 3, "failed": 1}
 
 

@@ -139,6 +139,19 @@ def test_every_page_shows_the_seeded_store_in_a_real_browser(browser, seeded):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "campaign.png"))
         assert "agent died (test data)" in browser.find_element(By.ID, "failures").text
+        assert "no timeline recorded yet" in browser.find_element(By.ID, "efficiency").text
+        # the session's real campaign recorded where its board's time went: a Gantt chart
+        visit(browser, base + "/campaigns", "campaigns")
+        real = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tr.campaign")
+                    if "ada@lab" not in r.text)
+        real.find_element(By.CSS_SELECTOR, "a").click()
+        browser.save_screenshot(str(ARTIFACTS / "campaign-timeline.png"))
+        gantt = browser.find_element(By.CSS_SELECTOR, "#fig-gantt svg")
+        assert gantt.size["width"] > 300 and gantt.size["height"] > 80
+        efficiency = browser.find_element(By.ID, "efficiency").text
+        assert "1 board(s)" in efficiency and "scheduling efficiency" in efficiency
+        phases = {c.text for c in browser.find_elements(By.CSS_SELECTOR, "#phases th")}
+        assert {"job", "lock", "agent start", "teardown", "idle"} <= phases, phases
         text = visit(browser, base + "/luts", "luts")
         assert {e.text for e in browser.find_elements(By.CSS_SELECTOR, "tr.lut td:first-child a")
                 } == {"local", "rpi4"}
@@ -183,6 +196,14 @@ def test_the_dashboard_of_a_postgres_store(browser, seeded, pg_url):
         visit(browser, server.base + "/campaigns", "campaigns-postgres")
         browser.find_element(By.CSS_SELECTOR, "tr.campaign a").click()
         assert "agent died (test data)" in browser.find_element(By.ID, "failures").text
+        assert "no timeline recorded yet" in browser.find_element(By.ID, "efficiency").text
+        # the real campaign's timeline came with it (db copy): its Gantt chart
+        visit(browser, server.base + "/campaigns", "campaigns-postgres")
+        real = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tr.campaign")
+                    if "ada@lab" not in r.text)
+        real.find_element(By.CSS_SELECTOR, "a").click()
+        assert browser.find_element(By.CSS_SELECTOR, "#fig-gantt svg").size["width"] > 300
+        assert "local@" in browser.find_element(By.ID, "phases").text
         text = visit(browser, f"{server.base}/lut?target=rpi4&runtime={RT}", "lut-postgres")
         assert "112 entries" in text
     finally:

@@ -16,6 +16,7 @@ from conftest import FAST, IN_CI, REPO, missing, need
 from lutfarm.profiler.devices.check import check_device
 from lutfarm.profiler.devices.lock import SFTPFS, BoardLock, owner_info
 from lutfarm.profiler.devices.ssh import AuthError, HostKeyError, SSHSession
+from lutfarm.profiler.devices.timeline import busy_seconds
 from lutfarm.profiler.runtime_config import RuntimeConfig
 from lutfarm.profiler.scheduling.campaign import (
     CampaignSettings,
@@ -209,6 +210,57 @@ def test_three_hosts_of_one_kind_split_the_work(tmp_path, farm_hosts, cache):
         assert sorted(s.per_device) == ["node-0", "node-1", "node-2"]
         assert all(n > 0 for n in s.per_device.values()), s.per_device
         assert set(store.latest("testbox", RT.key)) == planned
+
+
+def test_every_board_of_a_campaign_leaves_its_timeline_in_the_store(tmp_path, farm_hosts,
+                                                                     cache):
+    """Where the boards' time went: each board connects, locks, deploys, starts its agent,
+    uploads, runs jobs and tears down, in that order; the jobs' results are the cases measured;
+    the CLI's summary reads the stored spans."""
+    devices = [h.device(kind="timed", workdir=str(tmp_path / h.name)) for h in farm_hosts]
+    with Store(tmp_path / "s.db") as store:
+        (s,) = run_farm(store, host_layout(), devices, RT,
+                        CampaignSettings(timing=FAST, cache=cache, only=ONLY))
+        spans = store.timeline(s.campaign_id)
+    assert s.measured and not s.failed
+    for h in farm_hosts:
+        mine = [sp for sp in spans if sp.device == h.name]
+        first = {}
+        for sp in mine:
+            first.setdefault(sp.phase, sp.began)
+            assert sp.ended >= sp.began
+        assert [p for p in ("connect", "lock", "deploy") if p in first] == [
+            "connect", "lock", "deploy"]
+        assert first["connect"] <= first["lock"] <= first["deploy"] <= first["upload"] \
+            <= first["job"], first
+        assert max(sp.ended for sp in mine) == mine[-1].ended or mine[-1].phase == "teardown"
+        assert max(mine, key=lambda sp: sp.ended).phase == "teardown"
+        jobs = [sp for sp in mine if sp.phase == "job"]
+        assert sum(sp.detail["results"] for sp in jobs) == s.per_device[h.name]
+        assert all(0 <= sp.detail["first_result_s"] <= sp.detail["last_result_s"] <= sp.seconds
+                   for sp in jobs if sp.detail["results"])
+        # the agent says how long each job took on the board: within the controller's span
+        assert all(0 < sp.detail["board_s"] <= sp.seconds for sp in jobs)
+    export = [sp for sp in spans if sp.device == "controller"]
+    assert [sp.phase for sp in export] == ["export"]
+    assert export[0].ended <= min(sp.began for sp in spans if sp.device != "controller")
+    # the summary: a share per phase, busy time over boards x wall, shown by the CLI too
+    busy = sum(busy_seconds(sp) for sp in spans if sp.phase == "job")
+    board_spans = [sp for sp in spans if sp.device != "controller"]
+    wall = max(sp.ended for sp in board_spans) - min(sp.began for sp in board_spans)
+    assert s.efficiency == pytest.approx(busy / (3 * wall))
+    out = subprocess.run([sys.executable, "-m", "lutfarm", "db", "timeline", "--db",
+                          str(tmp_path / "s.db"), "--json"], capture_output=True, text=True,
+                         timeout=120, check=True)
+    shown = json.loads(out.stdout)
+    assert shown["campaign"] == s.campaign_id and shown["efficiency"] == pytest.approx(
+        s.efficiency)
+    assert set(shown["per_board"]) == {h.name for h in farm_hosts}
+    text = subprocess.run([sys.executable, "-m", "lutfarm", "db", "timeline", str(s.campaign_id),
+                           "--db", str(tmp_path / "s.db")], capture_output=True, text=True,
+                          timeout=120, check=True).stdout
+    assert f"scheduling efficiency (busy board time / boards x wall) {s.efficiency:.3f}" in text
+    assert all(f"  {h.name}: " in text for h in farm_hosts)
 
 
 def test_a_host_down_from_the_start_is_named_and_the_others_do_the_work(tmp_path, farm_hosts,

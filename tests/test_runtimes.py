@@ -53,6 +53,7 @@ def test_every_runtime_times_the_empty_model(name, dtype, cache):
     assert result["status"] == "ok", result
     assert result["stats"]["count"] >= FAST.min_runs and result["stats"]["median"] > 0
     assert result["memory"]["method"] and result["memory"]["peak_bytes"] >= 0
+    assert done.pop("elapsed_s") > 0
     assert done == {"event": "done", "measured": 1, "failed": 0}
 
 

@@ -63,7 +63,8 @@ def test_a_v1_store_is_migrated_in_place_and_keeps_its_measurements(tmp_path):
     v1_schema = v1_schema.replace(", owner TEXT, priority INTEGER", "")
     v1_schema = v1_schema[:v1_schema.index("CREATE TABLE case_queue")] + \
         v1_schema[v1_schema.index("CREATE INDEX"):]
-    assert v1_schema != _SCHEMA
+    v1_schema = v1_schema.replace("CREATE INDEX timeline_campaign ON timeline (campaign_id);", "")
+    assert v1_schema != _SCHEMA and "timeline" not in v1_schema
     con.executescript(v1_schema)
     con.executemany("INSERT INTO meta VALUES (?, ?)", [("app", "lutfarm"), ("schema_version", "1")])
     con.execute("INSERT INTO measurements (device, runtime, case_key, status, created, median_ms)"
@@ -77,6 +78,7 @@ def test_a_v1_store_is_migrated_in_place_and_keeps_its_measurements(tmp_path):
         store.add(Measurement("local", "onnxruntime-fp32-t1", "k", "ok", created=2.0,
                               median_ms=1.0, peak_mem_bytes=4096, mem_method="rss-growth"))
         assert store.latest("local", "onnxruntime-fp32-t1")["k"].peak_mem_bytes == 4096
+        assert store.timeline(1) == [] and store.last_timeline_campaign() is None   # v4's table
     meta = dict(sqlite3.connect(path).execute("SELECT key, value FROM meta").fetchall())
     assert meta["schema_version"] == str(SCHEMA_VERSION)
 

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from lutfarm.lut import load_lut
-from lutfarm.profiler.store import SCHEMA_VERSION, Measurement, Store, StoreError
+from lutfarm.profiler.store import SCHEMA_VERSION, Measurement, Span, Store, StoreError
 from lutfarm.profiler.store.copy import copy_store, dump
 from lutfarm.profiler.store.drivers import local_device_name
 
@@ -31,6 +31,8 @@ def _fill(store: Store) -> None:
                               peak_mem_bytes=5 * 2**31, mem_method="rss-growth"))
     store.add(Measurement("pi-1", RT, "k0", "failed", error="boom\nline 2", kind="pi",
                           created=200.0, campaign_id=camp))
+    store.add_spans(camp, [Span("local", "job", 100.0, 102.5, {"cases": 3, "board_s": 0.1 + 0.2}),
+                           Span("pi-1", "connect", 99.0, 99.25)])
     store.finish_campaign(camp, {"ok": 3, "failed": 1})
     store.add_report("local", RT, "validation", {"plain": {"spearman": 0.97}})
 
@@ -112,7 +114,8 @@ def test_copy_to_postgres_and_back_is_lossless_and_resumable(pg_url, tmp_path):
         first = copy_store(a, pg)
         again = copy_store(a, pg)                 # nothing twice
         on_pg = dump(pg)
-    assert first.copied == {"contexts": 1, "campaigns": 1, "reports": 1, "measurements": 4}
+    assert first.copied == {"contexts": 1, "campaigns": 1, "reports": 1, "measurements": 4,
+                            "timeline": 2}
     assert sum(again.copied.values()) == 0 and again.skipped["measurements"] == 4
     # on the server "local" is this machine's global name; nothing else changed
     renamed = json.loads(json.dumps(original).replace('"local"', json.dumps(local_device_name())))

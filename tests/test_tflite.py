@@ -227,6 +227,8 @@ def test_tflm_arena_limit_is_a_clear_error_for_that_case(models):
     assert f"no tensor arena up to {limit} bytes" in r[CONV.key]["error"]
     assert "arena_limit" in r[CONV.key]["error"]
     assert r[SKIP.key]["status"] == "ok" and r[SKIP.key]["memory"]["peak_bytes"] == skip_arena
+    # the job on the board: at least its cases' timed samples
+    assert events[-1].pop("elapsed_s") >= sum(e.get("sampling_s") or 0 for e in events)
     assert events[-1] == {"event": "done", "measured": 1, "failed": 1}
 
 

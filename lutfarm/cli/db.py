@@ -76,6 +76,44 @@ def info_cmd(db, as_json):
         out.print(f"  {c['target']:<24} {c['runtime']:<28} {c['cases']} cases")
 
 
+@db.command("timeline")
+@click.argument("campaign", type=int, required=False)
+@db_option
+@click.option("--json", "as_json", is_flag=True)
+def timeline_cmd(campaign, db, as_json):
+    """Where each board's time went in CAMPAIGN (default: the newest that recorded a timeline).
+
+    Share of the boards' wall time per phase (connect, lock, deploy, agent start, upload, job,
+    ...) overall and per board, and the scheduling efficiency: busy (job) board time over
+    boards x wall. The dashboard draws the same spans as a Gantt chart per campaign.
+    """
+    from dataclasses import asdict
+
+    from lutfarm.errors import LutfarmError
+    from lutfarm.profiler.devices.timeline import summarise
+    from lutfarm.profiler.store import Store
+
+    with Store(db) as store:
+        if campaign is None:
+            campaign = store.last_timeline_campaign()
+            if campaign is None:
+                raise LutfarmError(f"no campaign in {store.location} recorded a timeline; run "
+                                   f"lutfarm profile first")
+        spans = store.timeline(campaign)
+    if not spans:
+        raise LutfarmError(f"campaign {campaign} has no timeline (none in this store, or it ran "
+                           f"before lutfarm recorded timelines); see lutfarm db info")
+    summary = summarise(spans)
+    if as_json:
+        out.print_json(json.dumps({"campaign": campaign, "wall_s": summary.wall_s,
+                                   "efficiency": summary.efficiency, "share": summary.share,
+                                   "idle": summary.idle(), "per_board": summary.per_board,
+                                   "spans": [asdict(s) for s in spans]}))
+        return
+    out.print(f"campaign {campaign}: " + "\n".join(summary.lines()), highlight=False,
+              soft_wrap=True)
+
+
 @db.command("check")
 @db_option
 @click.option("--json", "as_json", is_flag=True)

@@ -67,6 +67,11 @@ def campaign_table(s: campaign.CampaignSummary) -> Table:
     t.add_row("failed", f"[red]{len(s.failed)}" if s.failed else "0")
     t.add_row("exported / export time", f"{s.exported} / {s.export_s:.1f} s")
     t.add_row("wall time", f"{s.wall_s:.1f} s")
+    if s.efficiency is not None:
+        top = sorted(((v, p) for p, v in s.phase_shares.items() if p != "job"), reverse=True)[:3]
+        t.add_row("boards busy (jobs)", f"{s.efficiency:.0%} of boards x wall; then "
+                  + ", ".join(f"{p} {v:.0%}" for v, p in top)
+                  + f" (lutfarm db timeline {s.campaign_id})")
     if len(s.per_device) > 1 or s.device_errors:
         t.add_row("measured per device", ", ".join(f"{d}: {n}" for d, n in s.per_device.items()))
     for device, why in s.device_errors.items():

@@ -28,6 +28,7 @@ from lutfarm.lut.io import lut_text
 from lutfarm.lut.metrics import latency_metrics
 from lutfarm.lut.table import LUTError
 from lutfarm.lut.validation_report import stored_validation
+from lutfarm.profiler.devices.timeline import PHASES, summarise
 from lutfarm.profiler.mcu_target import describe_target
 from lutfarm.profiler.store import Store
 from lutfarm.profiler.store import aggregates as queries
@@ -108,8 +109,12 @@ def create_app(db: str | os.PathLike, token: str | None = None) -> FastAPI:
             if not found:
                 raise HTTPException(404, f"no campaign {campaign_id} in this store")
             failures = queries.campaign_failures(store, campaign_id)
+            spans = store.timeline(campaign_id)
+        board_time = summarise(spans) if spans else None
+        chart = plots.gantt(spans, PHASES, "\n".join(board_time.lines()[:1])) if spans else None
         return page(request, "campaign.html", c=found[0], failures=failures,
-                    running=found[0].state == "running")
+                    running=found[0].state == "running", board_time=board_time, gantt=chart,
+                    phases=[p for p in PHASES if board_time and p in board_time.share])
 
     @app.get("/luts", response_class=HTMLResponse)
     def luts_page(request: Request):

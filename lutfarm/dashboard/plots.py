@@ -84,3 +84,31 @@ def op_shares(by_op: list[dict], note: str = "") -> str:
     if note:
         ax.set_title(note, fontsize=9)
     return _svg(fig)
+
+
+def gantt(spans: list, phases: tuple[str, ...], note: str = "") -> str:
+    """One row per board (the controller's export on top), a bar per span coloured by phase;
+    time in seconds from the first span. Overlapping phases (agent start, prefetch) are drawn
+    as thin bars under the others, so a job over an upload still shows."""
+    rows = sorted({s.device for s in spans}, key=lambda d: (d != "controller", d))
+    t0 = min(s.began for s in spans)
+    colours = dict(zip(phases, [f"C{i % 10}" for i in range(len(phases))]))
+    fig, ax = figure((8.0, 1.0 + 0.32 * len(rows)))
+    thin = {"agent start", "prefetch"}
+    for phase in phases:
+        for y, device in enumerate(rows):
+            bars = [(s.began - t0, max(s.seconds, 1e-4)) for s in spans
+                    if s.device == device and s.phase == phase]
+            if bars:
+                height, offset = (0.25, 0.3) if phase in thin else (0.6, -0.3)
+                ax.broken_barh(bars, (y + offset, height), color=colours[phase], label=phase)
+    handles, labels = ax.get_legend_handles_labels()
+    shown = dict(zip(labels, handles))
+    ax.legend(shown.values(), shown.keys(), fontsize=7, ncol=min(6, len(shown)),
+              loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(rows) < 4 else -0.12))
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds since the campaign started")
+    if note:
+        ax.set_title(note, fontsize=9)
+    return _svg(fig)

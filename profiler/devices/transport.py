@@ -19,6 +19,7 @@ import os
 import queue
 import subprocess
 import threading
+import time
 from collections.abc import Iterable, Iterator
 
 from lutfarm.profiler.devices.deploy import (
@@ -34,6 +35,7 @@ from lutfarm.profiler.devices.deploy import (
 from lutfarm.profiler.devices.lock import SFTPFS, STALE_S, BoardLock, LocalFS
 from lutfarm.profiler.devices.record import Device
 from lutfarm.profiler.devices.ssh import DeviceError, SSHSession
+from lutfarm.profiler.devices.timeline import Timeline
 from lutfarm.profiler.export.cache import ExportedModel, default_cache_dir
 from lutfarm_agent.protocol import parse_line
 
@@ -63,6 +65,11 @@ class _AgentSession:
         self._ready = False       # the running agent has said "ready"
         self.output_tail: collections.deque[str] = collections.deque(maxlen=20)
         self._log_thread: threading.Thread | None = None
+        self.timeline = Timeline(record=False)   # a campaign's, where it runs one
+        self._spawned_at = 0.0
+
+    def _span(self, phase: str, **detail):
+        return self.timeline.span(self.device.name, phase, **detail)
 
     def _log_output(self, lines: Iterable[str]) -> None:
         """What the agent process printed outside the protocol (its stderr, native libraries'
@@ -104,6 +111,7 @@ class _AgentSession:
         while the controller uploads the first models. The first request waits for ``ready``."""
         if self._running:
             return
+        self._spawned_at = time.time()
         self._spawn()
         self._running, self._ready, self.agent_pid = True, False, None
 
@@ -115,6 +123,7 @@ class _AgentSession:
         if ready["event"] == "fatal":
             raise AgentDied(f"agent on {self.device.name} refused to start: {ready['error']}")
         self.agent_pid, self._ready = ready.get("pid"), True
+        self.timeline.add(self.device.name, "agent start", self._spawned_at)
 
     def _next_event(self, timeout: float | None) -> dict:
         while True:
@@ -152,9 +161,24 @@ class _AgentSession:
             if event["event"] in ends:
                 return
 
-    def run_job(self, job: dict, line_timeout: float | None = None) -> Iterator[dict]:
-        """Yield the job's events as they arrive (hello, results, done)."""
-        yield from self._request(job, ("done",), line_timeout)
+    def run_job(self, job: dict, line_timeout: float | None = None,
+                phase: str = "job") -> Iterator[dict]:
+        """Yield the job's events as they arrive (hello, results, done). The job's span on the
+        timeline starts once the agent is ready (its start is a span of its own)."""
+        self._ensure_agent()
+        began, results, board_s = time.time(), [], None
+        try:
+            for event in self._request(job, ("done",), line_timeout):
+                if event["event"] == "result":
+                    results.append(time.time() - began)
+                elif event["event"] == "done":
+                    board_s = event.get("elapsed_s")   # an older agent does not say
+                yield event
+        finally:
+            self.timeline.add(self.device.name, phase, began, cases=len(job.get("cases", ())),
+                              results=len(results),
+                              first_result_s=results[0] if results else None,
+                              last_result_s=results[-1] if results else None, board_s=board_s)
 
     def verify(self, entries: list[dict]) -> list[str]:
         """Paths the device finds missing or different from their SHA-256."""
@@ -162,6 +186,13 @@ class _AgentSession:
             if event["event"] == "verified":
                 return event["bad"]
         raise AgentDied(f"agent on {self.device.name} did not answer the checksum request")
+
+    def close(self) -> None:
+        """Stop the agent, release the board's lock, disconnect (safe to call twice)."""
+        with self._span("teardown"):
+            self._close()
+
+    def _close(self) -> None: ...
 
     def stop(self) -> None:
         """Kill the running agent (a hung case, Ctrl-C); the next job starts a new one."""
@@ -183,8 +214,9 @@ class LocalTransport(_AgentSession):
     def open(self, owner: dict, lock_wait_s: float = 0.0, stale_s: float = STALE_S) -> None:
         directory = default_cache_dir() / "devices" / self.device.name
         directory.mkdir(parents=True, exist_ok=True)
-        self.lock = BoardLock(LocalFS(), str(directory), self.device.name, owner, stale_s)
-        self.lock.acquire(lock_wait_s)
+        with self._span("lock"):
+            self.lock = BoardLock(LocalFS(), str(directory), self.device.name, owner, stale_s)
+            self.lock.acquire(lock_wait_s)
 
     def prepare(self, models: list[ExportedModel]) -> None:
         """Nothing to upload: the agent reads the cache directly (and checks every hash)."""
@@ -230,7 +262,7 @@ class LocalTransport(_AgentSession):
             self.proc.kill()
             self.proc.wait()
 
-    def close(self) -> None:
+    def _close(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.stdin.close()          # the agent exits when its stdin closes
             try:
@@ -259,18 +291,24 @@ class SSHTransport(_AgentSession):
         self._unverified: list[ExportedModel] = []
 
     def open(self, owner: dict, lock_wait_s: float = 0.0, stale_s: float = STALE_S) -> None:
-        self.session = SSHSession(self.device)
-        self.session.makedirs(self.device.workdir)
-        self.workdir = self.session.sftp.normalize(self.device.workdir)
-        # The lock's heartbeat gets its own SFTP channel: SFTP clients are not shared by threads.
-        self.lock_sftp = self._lock_channel()
-        self.lock = BoardLock(SFTPFS(self.lock_sftp, reopen=self._lock_channel), self.workdir,
-                              self.device.name, owner, stale_s)
-        self.lock.acquire(lock_wait_s)
-        deploy_agent(self.session, self.workdir, self.upload)
-        venv_python = f"{self.workdir}/venv/bin/python"
-        self.python = venv_python if self.session.size(venv_python) is not None \
-            else self.device.python
+        with self._span("connect"):
+            self.session = SSHSession(self.device)
+            self.session.makedirs(self.device.workdir)
+            self.workdir = self.session.sftp.normalize(self.device.workdir)
+        with self._span("lock"):
+            # The lock's heartbeat gets its own SFTP channel: SFTP clients are not shared by
+            # threads.
+            self.lock_sftp = self._lock_channel()
+            self.lock = BoardLock(SFTPFS(self.lock_sftp, reopen=self._lock_channel),
+                                  self.workdir, self.device.name, owner, stale_s)
+            self.lock.acquire(lock_wait_s)
+        with self._span("deploy") as detail:
+            before = self.upload.files
+            deploy_agent(self.session, self.workdir, self.upload)
+            venv_python = f"{self.workdir}/venv/bin/python"
+            self.python = venv_python if self.session.size(venv_python) is not None \
+                else self.device.python
+            detail["files"] = self.upload.files - before
         self.start_agent()
 
     def _lock_channel(self):
@@ -282,14 +320,18 @@ class SSHTransport(_AgentSession):
 
     def prepare(self, models: list[ExportedModel]) -> None:
         """Upload what the device lacks and verify it, with what ``prefetch`` sent before."""
-        sent = self._unverified + send_models(self.session, self.workdir, models, self.upload)
-        self._unverified = []
-        check_models(self.session, self.workdir, sent, self.verify)
+        with self._span("upload", models=len(models)) as detail:
+            sent = self._unverified + send_models(self.session, self.workdir, models,
+                                                  self.upload)
+            self._unverified = []
+            detail["sent"] = len(sent)
+            check_models(self.session, self.workdir, sent, self.verify)
 
     def prefetch(self, models: list[ExportedModel]) -> None:
         """Upload the next chunk's models while a job runs (SFTP only: the agent is busy, so
         their checksums wait for ``prepare``)."""
-        self._unverified += send_models(self.session, self.workdir, models, self.upload)
+        with self._span("prefetch", models=len(models)):
+            self._unverified += send_models(self.session, self.workdir, models, self.upload)
 
     def model_path(self, model: ExportedModel) -> str:
         return remote_model_path(self.workdir, model)
@@ -326,7 +368,7 @@ class SSHTransport(_AgentSession):
             self._chan.close()
         self._chan = self._stream = None
 
-    def close(self) -> None:
+    def _close(self) -> None:
         try:
             if self._running and self._chan is not None:
                 try:

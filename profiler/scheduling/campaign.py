@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from lutfarm.profiler.devices.firmware import with_firmware
 from lutfarm.profiler.devices.lock import owner_info
 from lutfarm.profiler.devices.record import Device
+from lutfarm.profiler.devices.timeline import CONTROLLER, summarise
 from lutfarm.profiler.export.cache import ExportedModel, ExportError, ModelCache
 from lutfarm.profiler.runtime_config import RuntimeConfig
 from lutfarm.profiler.scheduling.device_worker import (
@@ -132,8 +133,11 @@ def run_farm(store: Store, layout: FBNetLayout | None, devices: list[Device],
         for work, _ in kinds:
             todo.update({k: parse_case_key(k) for k in work.references})
         ready = s.models or {}
+        exported_at = time.time()
         models = _export({k: c for k, c in todo.items() if k not in ready}, cache, runtime,
                          kinds, s.progress, s.export_workers)
+        for work, _ in kinds:
+            work.timeline.add(CONTROLLER, "export", exported_at, models=len(models))
         models.update({k: m for k, m in ready.items() if k in todo})
         s.progress.phase("measure", sum(len(planned) for _, planned in kinds))
         for (work, planned), devs in zip(kinds, groups.values()):
@@ -175,6 +179,14 @@ def run_farm(store: Store, layout: FBNetLayout | None, devices: list[Device],
             summary = work.recorder.summary
             summary.exported, summary.export_s = cache.stats.exported, cache.stats.seconds
             summary.wall_s = time.perf_counter() - t0
+            spans = work.timeline.spans()
+            board_time = summarise(spans)
+            summary.efficiency, summary.phase_shares = board_time.efficiency, board_time.share
+            try:
+                store.retrying(lambda c=summary.campaign_id, sp=spans: store.add_spans(c, sp),
+                               what="the campaign's timeline")
+            except StoreError as exc:
+                log.warning("campaign %d: timeline not stored: %s", summary.campaign_id, exc)
             try:
                 store.retrying(lambda s=summary: store.finish_campaign(s.campaign_id, s.as_dict()),
                                what="the campaign's summary")

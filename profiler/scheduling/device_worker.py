@@ -15,6 +15,7 @@ from lutfarm.errors import LutfarmError
 from lutfarm.profiler.devices.lock import STALE_S, LockHeld
 from lutfarm.profiler.devices.record import Device
 from lutfarm.profiler.devices.ssh import TRANSIENT_ERRORS, AuthError, DeviceError, HostKeyError
+from lutfarm.profiler.devices.timeline import Timeline
 from lutfarm.profiler.devices.transport import AgentDied, CaseTimeout, transport_for
 from lutfarm.profiler.export.cache import ExportedModel
 from lutfarm.profiler.runtime_config import RuntimeConfig
@@ -69,6 +70,7 @@ class KindWork:
     reference_context: dict = field(default_factory=dict)
     interleave: bool = False       # all cases in one job, timed sample by sample in turn
     case_options: dict[str, dict] = field(default_factory=dict)   # key -> the case's extras
+    timeline: Timeline = field(default_factory=Timeline)          # where the boards' time goes
 
     def alive(self) -> int:
         return max(1, self.devices - self.recorder.devices_given_up())
@@ -91,6 +93,7 @@ class DeviceWorker:
                  on_transport: Callable[[object], None] | None = None):
         self.device, self.work = device, work
         self.transport = transport_for(device)
+        self.transport.timeline = work.timeline
         self.fatal: str | None = None
         if on_transport:
             on_transport(self.transport)
@@ -139,9 +142,13 @@ class DeviceWorker:
                         log.info("%s: handed to a higher-priority campaign", device.name)
                         transport.close()
                         opened = False
-                        work.queue.wait_while_wanted(device.name, work.farm.stale_lock_s)
+                        with work.timeline.span(device.name, "hand-over"):
+                            work.queue.wait_while_wanted(device.name, work.farm.stale_lock_s)
                         continue
-                    chunk, ahead = ahead or work.queue.take(work.chunk_size(first=fresh)), []
+                    if not ahead:
+                        with work.timeline.span(device.name, "wait"):
+                            ahead = work.queue.take(work.chunk_size(first=fresh))
+                    chunk, ahead = ahead, []
                     fresh = False
                     if not chunk:
                         break
@@ -159,7 +166,8 @@ class DeviceWorker:
                     progress.device_state(device.name, f"retry {failures}: {exc}")
                     transport.close()
                     opened = False
-                    time.sleep(work.farm.backoff_s * 2 ** (failures - 1))
+                    with work.timeline.span(device.name, "backoff", retry=failures):
+                        time.sleep(work.farm.backoff_s * 2 ** (failures - 1))
         except DeviceError as exc:
             work.recorder.gave_up(device, str(exc))
         except CampaignError as exc:
@@ -200,7 +208,7 @@ class DeviceWorker:
         self.transport.prepare([work.models[k] for k in keys])
         now, context, warnings = {}, {}, []
         for event in self.transport.run_job(self._job(keys, "-drift"),
-                                            work.farm.case_timeout(work.timing)):
+                                            work.farm.case_timeout(work.timing), "drift guard"):
             if event["event"] == "hello":
                 context = event["context"]
             elif event["event"] == "result" and event["status"] == "ok":
@@ -288,8 +296,9 @@ class DeviceWorker:
 
 class _Prefetch:
     """The chunk after the running one: taken without waiting, its models uploading beside the
-    job. Not at the tail (no more pending cases than live devices): there a sibling that is idle
-    should take them."""
+    job, both in a thread of its own (a shared store's claim is a database round trip the job
+    must not wait for). Not at the tail (no more pending cases than live devices): there a
+    sibling that is idle should take them."""
 
     def __init__(self, worker: DeviceWorker):
         self.worker = worker
@@ -297,19 +306,23 @@ class _Prefetch:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        work = self.worker.work
-        if work.queue.stopped or work.queue.pending() <= work.alive():
-            return
-        self.chunk = work.queue.take(work.chunk_size(), wait=False)
-        if self.chunk:
-            models = [work.models[k] for k in self.chunk]
-            self._thread = threading.Thread(target=self._upload, args=(models,), daemon=True,
-                                            name=f"prefetch-{self.worker.device.name}")
-            self._thread.start()
+        self._thread = threading.Thread(target=self._take_and_upload, daemon=True,
+                                        name=f"prefetch-{self.worker.device.name}")
+        self._thread.start()
 
-    def _upload(self, models: list[ExportedModel]) -> None:
+    def _take_and_upload(self) -> None:
+        work = self.worker.work
         try:
-            self.worker.transport.prefetch(models)
+            if work.queue.stopped or work.queue.pending() <= work.alive():
+                return
+            self.chunk = work.queue.take(work.chunk_size(), wait=False)
+        except Exception as exc:      # the store is away: take the next chunk after the job
+            log.info("%s: taking the next chunk ahead failed (%s)", self.worker.device.name, exc)
+            return
+        if not self.chunk:
+            return
+        try:
+            self.worker.transport.prefetch([work.models[k] for k in self.chunk])
         except Exception as exc:      # harmless: the chunk's own prepare uploads what is missing
             log.info("%s: uploading ahead failed (%s); they upload before their job",
                      self.worker.device.name, exc)

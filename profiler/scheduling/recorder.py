@@ -55,6 +55,8 @@ class CampaignSummary:
     clocks: list[str] = field(default_factory=list)       # governor/frequency not set (or restored)
     leases_lost: list[str] = field(default_factory=list)  # shared queue: taken over, not stored
     journaled: int = 0                   # results kept locally while the shared store was away
+    efficiency: float | None = None      # busy board time / (boards x wall), from the timeline
+    phase_shares: dict[str, float] = field(default_factory=dict)   # phase -> share of it
 
     def as_dict(self) -> dict:
         q = _quartiles
@@ -68,7 +70,8 @@ class CampaignSummary:
                 "device_errors": self.device_errors, "uploaded_bytes": self.uploaded_bytes,
                 "drift": self.drift,
                 "throttled": self.throttled, "clocks": self.clocks,
-                "leases_lost": self.leases_lost, "journaled": self.journaled}
+                "leases_lost": self.leases_lost, "journaled": self.journaled,
+                "efficiency": self.efficiency, "phase_shares": self.phase_shares}
 
 
 def _quartiles(values: list[float]) -> list[float] | None:

@@ -8,10 +8,10 @@ record every layer uses (``records``), the store itself (``store``), and what el
 """
 
 from lutfarm.profiler.store.drivers import StoreError, StoreUnavailable, is_postgres
-from lutfarm.profiler.store.records import ARENA_METHODS, MEASUREMENT_COLUMNS, Measurement
+from lutfarm.profiler.store.records import ARENA_METHODS, MEASUREMENT_COLUMNS, Measurement, Span
 from lutfarm.profiler.store.schema import _MIGRATIONS, _SCHEMA, SCHEMA_VERSION, table_columns
 from lutfarm.profiler.store.store import LeaseLost, Store, default_db_path
 
 __all__ = ["ARENA_METHODS", "MEASUREMENT_COLUMNS", "SCHEMA_VERSION", "LeaseLost", "Measurement",
-           "Store", "StoreError", "StoreUnavailable", "_MIGRATIONS", "_SCHEMA", "default_db_path",
+           "Span", "Store", "StoreError", "StoreUnavailable", "_MIGRATIONS", "_SCHEMA", "default_db_path",
            "is_postgres", "table_columns"]

@@ -1,8 +1,8 @@
 """Copy one store into another (SQLite file <-> a lab's PostgreSQL store), row for row.
 
-Every context, campaign, measurement (raw samples included) and report is copied with its
-values unchanged; ids are the target's own, and the links between rows (a measurement's
-campaign and context) are remapped to them. This machine's ``local`` device takes the target's
+Every context, campaign (with its timeline), measurement (raw samples included) and report is
+copied with its values unchanged; ids are the target's own, and the links between rows (a
+measurement's campaign and context, a timeline span's campaign) are remapped to them. This machine's ``local`` device takes the target's
 name for it (``local@<hostname>`` in a shared store, ``local`` in a file), so a round trip from
 the same machine gives back the original. Rows the target already holds are skipped, so a copy
 that was interrupted is simply run again.
@@ -37,7 +37,7 @@ class CopySummary:
     def line(self) -> str:
         parts = [f"{self.copied.get(t, 0)} {t}" + (f" ({self.skipped[t]} already there)"
                                                    if self.skipped.get(t) else "")
-                 for t in ("measurements", "contexts", "campaigns", "reports")]
+                 for t in ("measurements", "contexts", "campaigns", "reports", "timeline")]
         return "copied " + ", ".join(parts)
 
 
@@ -54,6 +54,7 @@ def copy_store(source: Store, target: Store,
         return tuple(rename(row[c]) if c in _DEVICE_COLUMNS else row[c] for c in key_columns)
 
     ids: dict[str, dict[int, int]] = {}
+    new_campaigns: set[int] = set()      # source ids of campaigns the target did not have
     for table, (columns, key_columns) in _TABLES.items():
         have = {}
         for row in target.db.execute(f"SELECT id, {', '.join(key_columns)} FROM {table}"):
@@ -75,6 +76,8 @@ def copy_store(source: Store, target: Store,
                     f"VALUES ({', '.join('?' * len(columns))})", values)
                 ids[table][row["id"]] = have[key] = new_id
                 copied += 1
+                if table == "campaigns":
+                    new_campaigns.add(row["id"])
         summary.copied[table], summary.skipped[table] = copied, skipped
 
     columns = table_columns("measurements")
@@ -111,6 +114,18 @@ def copy_store(source: Store, target: Store,
         if progress:
             progress(done, total)
     summary.copied["measurements"], summary.skipped["measurements"] = copied, skipped
+    # a campaign's timeline comes with it (a campaign already there has its own)
+    columns = table_columns("timeline")
+    spans = []
+    for row in source.db.execute(f"SELECT {', '.join(columns)} FROM timeline ORDER BY id"):
+        row = dict(row)
+        if row["campaign_id"] in new_campaigns:
+            row["campaign_id"] = ids["campaigns"][row["campaign_id"]]
+            spans.append([rename(row[c]) if c in _DEVICE_COLUMNS else row[c] for c in columns])
+    with target.db.transaction():
+        target.db.insert_many(f"INSERT INTO timeline ({', '.join(columns)}) "
+                              f"VALUES ({', '.join('?' * len(columns))})", spans)
+    summary.copied["timeline"] = len(spans)
     return summary
 
 
@@ -122,7 +137,7 @@ def dump(store: Store) -> dict[str, list[dict]]:
 
     def plain(row: dict) -> dict:
         row = {k: v for k, v in row.items() if k != "id"}
-        for k in ("fingerprint", "settings", "summary", "report", "samples", "extra"):
+        for k in ("fingerprint", "settings", "summary", "report", "samples", "extra", "detail"):
             if isinstance(row.get(k), str):
                 row[k] = json.loads(row[k])
         return row
@@ -136,4 +151,9 @@ def dump(store: Store) -> dict[str, list[dict]]:
         row["context"] = plain(contexts[row["context_id"]]) if row["context_id"] else None
         del row["campaign_id"], row["context_id"]
         out["measurements"].append(plain(row))
+    out["timeline"] = []
+    for r in store.db.execute("SELECT * FROM timeline ORDER BY id"):
+        row = dict(r)
+        row["campaign"] = plain(campaigns[row.pop("campaign_id")])
+        out["timeline"].append(plain(row))
     return out

@@ -42,6 +42,10 @@ class StoreQueue:
         self._stopped = False
         self._held: set[str] = set()
         self._lock = threading.Lock()
+        # wakes a device waiting at the queue's tail when a sibling of this controller finishes
+        # or gives cases back (other controllers' changes are seen by polling)
+        self._changed = threading.Condition()
+        self._generation = 0
         self.patience_s = PATIENCE_S
         self._retrying(lambda: self._enqueue(campaign_id, planned_at if planned_at is not None
                                              else time.time()))
@@ -140,6 +144,8 @@ class StoreQueue:
         return if their controller dies); [] once every case is done or the queue stopped.
         ``wait=False``: only what can be claimed now."""
         while not self._stopped:
+            with self._changed:
+                generation = self._generation
             chunk = self._claim(n)
             if chunk or not wait:
                 return chunk
@@ -148,8 +154,15 @@ class StoreQueue:
                               (self.target, self.runtime, self.keys)).fetchone()[0]
             if not open_:
                 return []
-            time.sleep(POLL_S)
+            with self._changed:
+                if generation == self._generation:
+                    self._changed.wait(POLL_S)
         return []
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
 
     def done(self, keys: list[str]) -> None:
         """Nothing to write: the case's record closed its claim in the same transaction
@@ -157,6 +170,7 @@ class StoreQueue:
         would make that replay look like a lost lease."""
         with self._lock:
             self._held.difference_update(keys)
+        self._notify()
 
     def give_back(self, keys: list[str]) -> None:
         if not keys:
@@ -167,6 +181,7 @@ class StoreQueue:
                   (time.time(), self.target, self.runtime, self.holder, list(keys)))
         with self._lock:
             self._held.difference_update(keys)
+        self._notify()
 
     def crashed(self, key: str) -> int:
         self._crashes[key] = self._crashes.get(key, 0) + 1
@@ -187,6 +202,7 @@ class StoreQueue:
     def stop(self) -> None:
         """Stop taking; what this controller holds goes back to the queue at once."""
         self._stopped = True
+        self._notify()
         with self._lock:
             held = list(self._held)
         try:

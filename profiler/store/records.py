@@ -96,6 +96,23 @@ class Measurement:
         return m
 
 
+@dataclass
+class Span:
+    """One stretch of a board's time in a campaign (``timeline``): what it was doing, from when
+    to when (wall clock, seconds since the epoch). ``device`` "controller" is the controller's
+    own (the export before any board starts)."""
+
+    device: str
+    phase: str
+    began: float
+    ended: float
+    detail: dict | None = None
+
+    @property
+    def seconds(self) -> float:
+        return self.ended - self.began
+
+
 _COLUMNS = [f.name for f in fields(Measurement) if f.name != "id"]
 MEASUREMENT_COLUMNS = tuple(_COLUMNS)       # a measurement's stored columns, its id aside
 _JSON_COLUMNS = {"samples", "extra"}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APP_ID = "lutfarm"
 
 _SCHEMA = """
@@ -41,8 +41,13 @@ CREATE TABLE case_queue (
 CREATE TABLE board_waits (
     device TEXT NOT NULL, holder TEXT NOT NULL, priority INTEGER NOT NULL, since REAL NOT NULL,
     PRIMARY KEY (device, holder));
+CREATE TABLE timeline (
+    id INTEGER PRIMARY KEY, campaign_id INTEGER REFERENCES campaigns(id),
+    device TEXT NOT NULL, phase TEXT NOT NULL, began REAL NOT NULL, ended REAL NOT NULL,
+    detail TEXT);
 CREATE INDEX measurements_lookup ON measurements (device, runtime, status, case_key);
 CREATE INDEX measurements_kind ON measurements (kind, runtime, status, case_key);
+CREATE INDEX timeline_campaign ON timeline (campaign_id);
 """
 
 # schema version -> the statements that bring a store of the version before it up to it
@@ -53,7 +58,12 @@ _MIGRATIONS = {
     3: ["ALTER TABLE campaigns ADD COLUMN owner TEXT",
         "ALTER TABLE campaigns ADD COLUMN priority INTEGER",
         *(t.strip() for t in _SCHEMA[_SCHEMA.index("CREATE TABLE case_queue"):
-                                     _SCHEMA.index("CREATE INDEX")].split(";") if t.strip())],
+                                     _SCHEMA.index("CREATE TABLE timeline")].split(";")
+       if t.strip())],
+    # where each board's time went in a campaign (connect, deploy, uploads, jobs, …)
+    4: [_SCHEMA[_SCHEMA.index("CREATE TABLE timeline"):_SCHEMA.index("CREATE INDEX")].strip()
+        .rstrip(";"),
+        "CREATE INDEX timeline_campaign ON timeline (campaign_id)"],
 }
 
 

@@ -31,6 +31,7 @@ from lutfarm.profiler.store.records import (
     _JSON_COLUMNS,
     MEASUREMENT_COLUMNS,
     Measurement,
+    Span,
     _to_measurement,
 )
 from lutfarm.profiler.store.schema import _MIGRATIONS, _SCHEMA, APP_ID, SCHEMA_VERSION
@@ -246,6 +247,16 @@ class Store:
             values.append(v)
         return values
 
+    def add_spans(self, campaign_id: int, spans: list[Span]) -> None:
+        """A campaign's timeline, written once as it ends (one transaction, not one per span:
+        the timeline must not cost the campaign commits)."""
+        with self._lock, self.db.transaction():
+            self.db.insert_many(
+                "INSERT INTO timeline (campaign_id, device, phase, began, ended, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(campaign_id, self._name(s.device), s.phase, s.began, s.ended,
+                  json.dumps(s.detail) if s.detail else None) for s in spans])
+
     def add_report(self, target: str, runtime: str, kind: str, report: dict) -> int:
         """A report about a configuration (e.g. kind="validation"), kept with its LUT."""
         with self._lock, self.db.transaction():
@@ -392,6 +403,19 @@ class Store:
                 "AND layout IS NOT NULL ORDER BY id DESC LIMIT 1",
                 (self._name(target), runtime)).fetchone()
         return tuple(row) if row else None
+
+    def timeline(self, campaign_id: int) -> list[Span]:
+        """The spans a campaign recorded, in time order (empty for one run before schema 4)."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT device, phase, began, ended, detail FROM timeline WHERE campaign_id = ? "
+                "ORDER BY began, id", (campaign_id,)).fetchall()
+        return [Span(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] else None) for r in rows]
+
+    def last_timeline_campaign(self) -> int | None:
+        with self._lock:
+            row = self.db.execute("SELECT MAX(campaign_id) FROM timeline").fetchone()
+        return int(row[0]) if row and row[0] is not None else None
 
     def context(self, context_id: int) -> dict:
         with self._lock:
