@@ -149,8 +149,11 @@ def make_netns(index: int) -> tuple[str, str, str]:
 
 
 def start_host(root: Path, name: str, client_pub: str, client_key: Path, index: int = 0,
-               netns: bool = False) -> SSHHost:
-    """Start one sshd; with ``netns`` inside its own namespace at 10.231.<index>.2:22."""
+               netns: bool = False, plain_shell: bool = False) -> SSHHost:
+    """Start one sshd; with ``netns`` inside its own namespace at 10.231.<index>.2:22.
+    ``plain_shell``: commands run without this machine's ~/.bashrc (bash sources it for an ssh
+    command only at shell level 1; SHLVL=1 makes that level 2), as on a board whose login
+    has no pyenv or cargo set-up: a benchmark's boards then start as cheaply as a board's."""
     root.mkdir(parents=True, exist_ok=True)
     Path("/run/sshd").mkdir(exist_ok=True)   # sshd's privilege-separation directory
     host_key = root / "host_ed25519"
@@ -176,7 +179,7 @@ StrictModes no
 UsePAM no
 Subsystem sftp internal-sftp
 LogLevel ERROR
-""")
+""" + ("SetEnv SHLVL=1\n" if plain_shell else ""))
     cmd = [SSHD, "-D", "-e", "-f", str(config)]
     if ns:
         cmd = ["ip", "netns", "exec", ns, *cmd]

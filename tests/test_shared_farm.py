@@ -60,6 +60,33 @@ def test_two_controllers_on_one_campaign_split_it_and_measure_nothing_twice(pg_u
         assert dict(states.fetchall()) == {"done": CASES}
         owners = store.db.execute("SELECT owner, priority FROM campaigns").fetchall()
         assert len(owners) == 2 and all(o[0] and o[1] == 0 for o in owners)
+        # both said how many boards they brought, and withdrew it when they finished
+        assert store.db.execute("SELECT COUNT(*) FROM queue_controllers").fetchone()[0] == 0
+
+
+def test_chunks_are_sized_over_every_controllers_boards(pg_url):
+    """A controller with 3 boards beside one with 5 sizes its chunks over 8 boards; once the
+    other has gone, over its own 3 again (a controller that dies stops renewing: its count
+    expires with its leases)."""
+    from lutfarm.profiler.store.queue import StoreQueue
+    with Store(pg_url) as store:
+        cid = store.start_campaign("rpi4", RT)
+        keys = [f"case{i}" for i in range(40)]
+        one = StoreQueue(store, "rpi4", RT, keys, cid, "ctl-1", boards=3)
+        two = StoreQueue(store, "rpi4", RT, keys, cid, "ctl-2", boards=5)
+        other = StoreQueue(store, "rpi4", "another-runtime", keys, cid, "ctl-3", boards=7)
+        try:
+            assert one.boards(3) == 3 + 5 and two.boards(5) == 5 + 3
+            assert one.boards(2) == 2 + 5           # its own live boards: one was given up
+            two.close()
+            one._others_at = float("-inf")          # past the cache's time to live
+            assert one.boards(3) == 3
+            store.db.execute("UPDATE queue_controllers SET until = ? WHERE holder = 'ctl-1'",
+                             (time.time() - 1,))
+            assert StoreQueue(store, "rpi4", RT, keys, cid, "ctl-4", boards=2).boards(2) == 2
+        finally:
+            one.close()
+            other.close()
 
 
 def test_a_killed_controllers_leased_cases_return_when_its_lease_expires(pg_url, tmp_path,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 
+import matplotlib
 import numpy as np
 
 from lutfarm.plotting import figure
@@ -92,7 +93,8 @@ def gantt(spans: list, phases: tuple[str, ...], note: str = "") -> str:
     as thin bars under the others, so a job over an upload still shows."""
     rows = sorted({s.device for s in spans}, key=lambda d: (d != "controller", d))
     t0 = min(s.began for s in spans)
-    colours = dict(zip(phases, [f"C{i % 10}" for i in range(len(phases))]))
+    palette = matplotlib.colormaps["tab20"]
+    colours = {p: palette(i % 20) for i, p in enumerate(phases)}
     fig, ax = figure((8.0, 1.0 + 0.32 * len(rows)))
     thin = {"agent start", "prefetch"}
     for phase in phases:

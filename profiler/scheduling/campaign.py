@@ -229,7 +229,7 @@ def _plan_kind(store: Store, layout: FBNetLayout | None, kind: str, devices: lis
     if store.shared and not s.fresh:   # several controllers may plan these cases: claim them
         holder = f"{who['user']}@{who['host']}:{who['pid']}/{who['token'][:8]}"
         queue = StoreQueue(store, kind, runtime.key, list(todo), cid, holder, s.priority,
-                           s.farm.lease_s, planned_at)
+                           s.farm.lease_s, planned_at, boards=len(devices))
         recorder.claim = queue.claim_of
     else:
         queue = WorkQueue(list(todo))

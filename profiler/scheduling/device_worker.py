@@ -73,7 +73,9 @@ class KindWork:
     timeline: Timeline = field(default_factory=Timeline)          # where the boards' time goes
 
     def alive(self) -> int:
-        return max(1, self.devices - self.recorder.devices_given_up())
+        """Boards serving the kind's queue: this controller's that are not given up, and on a
+        shared queue the other controllers' too."""
+        return max(1, self.queue.boards(self.devices - self.recorder.devices_given_up()))
 
     def chunk_size(self, first: bool = False) -> int:
         """Cases per job: ~4 jobs per device over what is pending, at most 16 (so the next

@@ -21,6 +21,8 @@ class CaseQueue(Protocol):
     @property
     def stopped(self) -> bool: ...
     def pending(self) -> int: ...
+
+    def boards(self, own: int) -> int: ...
     def take(self, n: int, wait: bool = True) -> list[str]: ...
     def done(self, keys: list[str]) -> None: ...
     def give_back(self, keys: list[str]) -> None: ...
@@ -55,6 +57,10 @@ class WorkQueue:
     def pending(self) -> int:
         with self._cond:
             return len(self._pending)
+
+    def boards(self, own: int) -> int:
+        """Boards serving the queue: this controller's alone."""
+        return own
 
     def take(self, n: int, wait: bool = True) -> list[str]:
         """Up to ``n`` cases; ``wait=False``: only what is pending now (maybe nothing)."""

@@ -19,8 +19,8 @@ from lutfarm.profiler.store import Store, table_columns
 BATCH = 2000
 
 # table -> (its columns other than id, from the schema; the columns that say "this row is
-# already there"). The shared queue's tables (case_queue, board_waits) are live coordination
-# state, not data, and are not copied.
+# already there"). The shared queue's tables (case_queue, board_waits, queue_controllers) are live
+# coordination state, not data, and are not copied.
 _TABLES = {
     "contexts": (table_columns("contexts"), ("device", "created", "fingerprint")),
     "campaigns": (table_columns("campaigns"), ("device", "runtime", "created")),

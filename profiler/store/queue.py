@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 LEASE_S = 60.0
 POLL_S = 0.5
+BOARDS_TTL_S = 2.0    # how stale the other controllers' board count may be
 PATIENCE_S = 300.0    # how long queue operations wait for a restarting server
 
 
@@ -34,7 +35,7 @@ class StoreQueue:
 
     def __init__(self, store: Store, target: str, runtime: str, keys: list[str],
                  campaign_id: int, holder: str, priority: int = 0, lease_s: float = LEASE_S,
-                 planned_at: float | None = None):
+                 planned_at: float | None = None, boards: int = 1):
         self.store, self.target, self.runtime = store, store._name(target), runtime
         self.holder, self.lease_s, self.priority = holder, lease_s, priority
         self.keys = list(keys)
@@ -49,6 +50,8 @@ class StoreQueue:
         self.patience_s = PATIENCE_S
         self._retrying(lambda: self._enqueue(campaign_id, planned_at if planned_at is not None
                                              else time.time()))
+        self._own_boards, self._others, self._others_at = boards, 0, float("-inf")
+        self._retrying(self._register)
         self._beat = threading.Event()
         self._heart = threading.Thread(target=self._heartbeat, daemon=True,
                                        name=f"lease-{target}")
@@ -92,9 +95,36 @@ class StoreQueue:
         return ("target = ? AND runtime = ? AND case_key = ANY(?) AND "
                 "(state = 'pending' OR (state = 'leased' AND lease_until < ?))")
 
+    def _register(self) -> None:
+        """Say how many boards this controller brings (renewed with the leases): every
+        controller sizes its chunks over all the campaign's boards, not its own."""
+        with self.store._lock, self.store.db.transaction():
+            self.store.db.execute(
+                "INSERT INTO queue_controllers (target, runtime, holder, boards, until) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (target, runtime, holder) DO UPDATE SET "
+                "boards = excluded.boards, until = excluded.until",
+                (self.target, self.runtime, self.holder, self._own_boards,
+                 time.time() + self.lease_s))
+
+    def boards(self, own: int) -> int:
+        """Boards serving this queue: ``own`` (this controller's live ones) and those the other
+        controllers registered (read at most every ``BOARDS_TTL_S``)."""
+        self._own_boards = own
+        if time.monotonic() - self._others_at > BOARDS_TTL_S:
+            self._others = int(self._sql(
+                "SELECT COALESCE(SUM(boards), 0) FROM queue_controllers WHERE target = ? AND "
+                "runtime = ? AND holder <> ? AND until > ?",
+                (self.target, self.runtime, self.holder, time.time())).fetchone()[0])
+            self._others_at = time.monotonic()
+        return own + self._others
+
     def _heartbeat(self) -> None:
-        """Renew this controller's leases well before they expire."""
+        """Renew this controller's leases (and its board count) well before they expire."""
         while not self._beat.wait(self.lease_s / 4):
+            try:
+                self._register()
+            except Exception as exc:
+                log.warning("board count not renewed: %s", exc)
             with self._lock:
                 held = list(self._held)
             if not held:
@@ -214,6 +244,11 @@ class StoreQueue:
     def close(self) -> None:
         self._beat.set()
         self._heart.join(5)
+        try:
+            self._sql("DELETE FROM queue_controllers WHERE target = ? AND runtime = ? AND "
+                      "holder = ?", (self.target, self.runtime, self.holder))
+        except Exception as exc:      # it expires by itself
+            log.info("board count not withdrawn: %s", exc)
 
     # -- boards serve the higher priority first ---------------------------------------------------
 

@@ -41,6 +41,9 @@ CREATE TABLE case_queue (
 CREATE TABLE board_waits (
     device TEXT NOT NULL, holder TEXT NOT NULL, priority INTEGER NOT NULL, since REAL NOT NULL,
     PRIMARY KEY (device, holder));
+CREATE TABLE queue_controllers (
+    target TEXT NOT NULL, runtime TEXT NOT NULL, holder TEXT NOT NULL, boards INTEGER NOT NULL,
+    until REAL NOT NULL, PRIMARY KEY (target, runtime, holder));
 CREATE TABLE timeline (
     id INTEGER PRIMARY KEY, campaign_id INTEGER REFERENCES campaigns(id),
     device TEXT NOT NULL, phase TEXT NOT NULL, began REAL NOT NULL, ended REAL NOT NULL,
@@ -58,11 +61,12 @@ _MIGRATIONS = {
     3: ["ALTER TABLE campaigns ADD COLUMN owner TEXT",
         "ALTER TABLE campaigns ADD COLUMN priority INTEGER",
         *(t.strip() for t in _SCHEMA[_SCHEMA.index("CREATE TABLE case_queue"):
-                                     _SCHEMA.index("CREATE TABLE timeline")].split(";")
+                                     _SCHEMA.index("CREATE TABLE queue_controllers")].split(";")
        if t.strip())],
-    # where each board's time went in a campaign (connect, deploy, uploads, jobs, …)
-    4: [_SCHEMA[_SCHEMA.index("CREATE TABLE timeline"):_SCHEMA.index("CREATE INDEX")].strip()
-        .rstrip(";"),
+    # where each board's time went in a campaign (connect, deploy, uploads, jobs, …); how many
+    # boards each controller brings to a shared queue (chunks are sized over all of them)
+    4: [*(t.strip() for t in _SCHEMA[_SCHEMA.index("CREATE TABLE queue_controllers"):
+                                     _SCHEMA.index("CREATE INDEX")].split(";") if t.strip()),
         "CREATE INDEX timeline_campaign ON timeline (campaign_id)"],
 }
 
