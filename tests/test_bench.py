@@ -92,3 +92,30 @@ def test_the_verified_search_benchmark_reports_rounds_and_held_share_from_a_fres
     plain, default = summary["plain, 1 round"], summary["default --verify (scaled)"]
     assert plain["rounds_max"] == 1 and 1 <= default["rounds_mean"] <= default["rounds_max"] <= 5
     assert 0 <= default["held_share"] <= 1 and default["median_over_budget"] > 0
+
+
+@pytest.mark.needs("sshd")
+def test_the_farm_scale_benchmark_and_the_model_fitted_to_it(tmp_path):
+    """A small real run (1 and 3 sshd boards, SQLite), then the farm model fitted to it and
+    checked against its 3-board row."""
+    import json
+    p = _run(REPO / "bench" / "bench_farm_scale.py", "--boards", "1,3", "--stores", "sqlite",
+             "--cases-per-board", "20", "--case-s", "0.05", "--json", "--keep",
+             str(tmp_path / "keep"))
+    assert p.returncode == 0, p.stderr[-1500:]
+    scale = json.loads(p.stdout)
+    rows = {r["boards"]: r for r in scale["rows"]}
+    assert set(rows) == {1, 3} and all(r["measured"] == 20 * b for b, r in rows.items())
+    assert all(0 < r["efficiency"] <= r["steady"] <= 1 for r in rows.values())
+    assert rows[3]["cases_per_s"] > rows[1]["cases_per_s"]
+    assert (tmp_path / "keep" / "sqlite-3-boards-1-controllers.db").exists()
+    (tmp_path / "scale.json").write_text(p.stdout)
+    p = _run(REPO / "bench" / "bench_farm_sim.py", "--from", str(tmp_path / "scale.json"),
+             "--json")
+    assert p.returncode == 0, p.stderr[-1500:]
+    sim = json.loads(p.stdout)
+    (check,) = sim["check"]
+    assert check["boards"] == 3 and 0 < check["sim_efficiency"] <= 1
+    assert abs(check["wall_error"]) < 0.5           # the model is near the run it was fitted to
+    costs, extra = sim["costs"]["sqlite"]
+    assert costs["controller_cpu_per_case_s"] > 0 and costs["board_start_s"] > 0
