@@ -66,6 +66,29 @@ def test_campaign_over_ssh_deploys_once_and_builds_a_lut(tmp_path, host, cache):
     assert check_device(device).agent == report.agent.split()[0]     # no redeploy
 
 
+def test_a_boards_models_directory_is_listed_once_per_connection(tmp_path, host, cache,
+                                                                 monkeypatch):
+    """Every chunk's upload used to list the board's models directory (thousands of files on a
+    board that measured several LUTs); the connection now remembers what it saw and sent."""
+    listed = []
+    sizes = SSHSession.sizes
+    monkeypatch.setattr(SSHSession, "sizes", lambda self, d: listed.append(d) or sizes(self, d))
+    device = host.device(kind="listed", workdir=str(tmp_path / "work"))
+    with Store(tmp_path / "s.db") as store:
+        s = run_campaign(store, host_layout(), device, RT,
+                         CampaignSettings(timing=FAST, cache=cache, only=ONLY))
+        jobs = [sp for sp in store.timeline(s.campaign_id) if sp.phase == "job"]
+    assert s.measured == len(plan_cases(host_layout(), ONLY)) and not s.failed
+    assert len(jobs) >= 3 and listed == [f"{tmp_path}/work/models"]
+    # the models are on the board: the next campaign (another LUT) lists once, sends nothing
+    listed.clear()
+    with Store(tmp_path / "s.db") as store:
+        again = run_campaign(store, host_layout(), replace(device, kind="listed-again"), RT,
+                             CampaignSettings(timing=FAST, cache=cache, only=ONLY))
+    assert again.measured == s.measured and len(listed) == 1
+    assert again.uploaded_bytes == 0
+
+
 def host_layout():
     from lutfarm.spaces import get_layout
     return get_layout("fbnet", "cifar")

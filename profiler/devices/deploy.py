@@ -100,11 +100,18 @@ def remote_model_path(workdir: str, model: ExportedModel) -> str:
 
 
 def send_models(session: SSHSession, workdir: str, models: list[ExportedModel],
-                stats: UploadStats) -> list[ExportedModel]:
+                stats: UploadStats, there: dict[str, int] | None = None) -> list[ExportedModel]:
     """Upload the models the device lacks (over SFTP only: safe beside a running agent job);
-    the ones sent, which ``check_models`` must verify before they are used."""
-    session.makedirs(f"{workdir}/models")
-    there = session.sizes(f"{workdir}/models") if models else {}
+    the ones sent, which ``check_models`` must verify before they are used. ``there``: the
+    models directory's file sizes as this connection last saw them (read when empty, kept up
+    to date here), so that a chunk does not list a directory of thousands of models again."""
+    if not models:
+        return []
+    if there is None or not there:
+        session.makedirs(f"{workdir}/models")
+        listed = session.sizes(f"{workdir}/models")
+        there = listed if there is None else there
+        there.update(listed)
     sent = []
     for m in models:
         remote = remote_model_path(workdir, m)
@@ -120,6 +127,7 @@ def send_models(session: SSHSession, workdir: str, models: list[ExportedModel],
                               f"{hint}") from None
         stats.files += 1
         stats.bytes += m.path.stat().st_size
+        there[remote.rsplit("/", 1)[1]] = m.path.stat().st_size
         sent.append(m)
     return sent
 

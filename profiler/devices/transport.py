@@ -289,8 +289,10 @@ class SSHTransport(_AgentSession):
         self._chan = None
         self._stream = None
         self._unverified: list[ExportedModel] = []
+        self._there: dict[str, int] = {}     # the board's models directory, as last seen
 
     def open(self, owner: dict, lock_wait_s: float = 0.0, stale_s: float = STALE_S) -> None:
+        self._there = {}                      # a new connection lists the board's models again
         with self._span("connect"):
             self.session = SSHSession(self.device)
             self.session.makedirs(self.device.workdir)
@@ -322,7 +324,7 @@ class SSHTransport(_AgentSession):
         """Upload what the device lacks and verify it, with what ``prefetch`` sent before."""
         with self._span("upload", models=len(models)) as detail:
             sent = self._unverified + send_models(self.session, self.workdir, models,
-                                                  self.upload)
+                                                  self.upload, self._there)
             self._unverified = []
             detail["sent"] = len(sent)
             check_models(self.session, self.workdir, sent, self.verify)
@@ -331,7 +333,8 @@ class SSHTransport(_AgentSession):
         """Upload the next chunk's models while a job runs (SFTP only: the agent is busy, so
         their checksums wait for ``prepare``)."""
         with self._span("prefetch", models=len(models)):
-            self._unverified += send_models(self.session, self.workdir, models, self.upload)
+            self._unverified += send_models(self.session, self.workdir, models, self.upload,
+                                            self._there)
 
     def model_path(self, model: ExportedModel) -> str:
         return remote_model_path(self.workdir, model)
