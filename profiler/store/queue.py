@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 LEASE_S = 60.0
 POLL_S = 0.5
 BOARDS_TTL_S = 2.0    # how stale the other controllers' board count may be
+PENDING_TTL_S = 0.5   # how stale the count of claimable cases may be
 PATIENCE_S = 300.0    # how long queue operations wait for a restarting server
 
 
@@ -51,6 +52,8 @@ class StoreQueue:
         self._retrying(lambda: self._enqueue(campaign_id, planned_at if planned_at is not None
                                              else time.time()))
         self._own_boards, self._others, self._others_at = boards, 0, float("-inf")
+        self._pending, self._pending_at = 0, float("-inf")
+        self._order = {k: i for i, k in enumerate(self.keys)}   # chunks keep the plan's order
         self._retrying(self._register)
         self._beat = threading.Event()
         self._heart = threading.Thread(target=self._heartbeat, daemon=True,
@@ -145,16 +148,25 @@ class StoreQueue:
         return self._stopped
 
     def pending(self) -> int:
-        return int(self._sql(f"SELECT COUNT(*) FROM case_queue WHERE {self._claimable()}",
-                             (self.target, self.runtime, self.keys, time.time())).fetchone()[0])
+        """Claimable cases, read at most every ``PENDING_TTL_S``: every board asks before each
+        job (to size its chunk, and whether to take one ahead), and the count scans the
+        campaign's keys; an estimate this fresh sizes chunks as well."""
+        with self._lock:
+            if time.monotonic() - self._pending_at <= PENDING_TTL_S:
+                return self._pending
+        count = int(self._sql(f"SELECT COUNT(*) FROM case_queue WHERE {self._claimable()}",
+                              (self.target, self.runtime, self.keys, time.time())).fetchone()[0])
+        with self._lock:
+            self._pending, self._pending_at = count, time.monotonic()
+        return count
 
     def _claim(self, n: int) -> list[str]:
         """Lease up to ``n`` claimable cases now (never one another controller holds)."""
         rows = self._retrying(lambda: self._lease(n))
-        order = {k: i for i, k in enumerate(self.keys)}
-        chunk = sorted((r[0] for r in rows), key=order.__getitem__)
+        chunk = sorted((r[0] for r in rows), key=self._order.__getitem__)
         with self._lock:
             self._held.update(chunk)
+            self._pending = max(0, self._pending - len(chunk))
         return chunk
 
     def _lease(self, n: int) -> list:
