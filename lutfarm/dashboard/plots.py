@@ -5,6 +5,7 @@ time per op type."""
 from __future__ import annotations
 
 import io
+import re
 
 import matplotlib
 import numpy as np
@@ -91,7 +92,8 @@ def gantt(spans: list, phases: tuple[str, ...], note: str = "") -> str:
     """One row per board (the controller's export on top), a bar per span coloured by phase;
     time in seconds from the first span. Overlapping phases (agent start, prefetch) are drawn
     as thin bars under the others, so a job over an upload still shows."""
-    rows = sorted({s.device for s in spans}, key=lambda d: (d != "controller", d))
+    rows = sorted({s.device for s in spans}, key=lambda d: (   # controller, then h2 before h10
+        d != "controller", [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", d)]))
     t0 = min(s.began for s in spans)
     palette = matplotlib.colormaps["tab20"]
     colours = {p: palette(i % 20) for i, p in enumerate(phases)}
