@@ -111,7 +111,7 @@ def create_app(db: str | os.PathLike, token: str | None = None) -> FastAPI:
             failures = queries.campaign_failures(store, campaign_id)
             spans = store.timeline(campaign_id)
         board_time = summarise(spans) if spans else None
-        chart = plots.gantt(spans, PHASES, "\n".join(board_time.lines()[:1])) if spans else None
+        chart = plots.gantt(spans, PHASES, board_time.lines()[0]) if spans else None
         return page(request, "campaign.html", c=found[0], failures=failures,
                     running=found[0].state == "running", board_time=board_time, gantt=chart,
                     phases=[p for p in PHASES if board_time and p in board_time.share])

@@ -11,6 +11,7 @@ import matplotlib
 import numpy as np
 
 from lutfarm.plotting import figure
+from lutfarm.profiler.devices.timeline import CONTROLLER, OVERLAPPING
 
 
 def _svg(fig) -> str:
@@ -93,18 +94,17 @@ def gantt(spans: list, phases: tuple[str, ...], note: str = "") -> str:
     time in seconds from the first span. Overlapping phases (agent start, prefetch) are drawn
     as thin bars under the others, so a job over an upload still shows."""
     rows = sorted({s.device for s in spans}, key=lambda d: (   # controller, then h2 before h10
-        d != "controller", [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", d)]))
+        d != CONTROLLER, [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", d)]))
     t0 = min(s.began for s in spans)
     palette = matplotlib.colormaps["tab20"]
     colours = {p: palette(i % 20) for i, p in enumerate(phases)}
     fig, ax = figure((8.0, 1.0 + 0.32 * len(rows)))
-    thin = {"agent start", "prefetch"}
     for phase in phases:
         for y, device in enumerate(rows):
             bars = [(s.began - t0, max(s.seconds, 1e-4)) for s in spans
                     if s.device == device and s.phase == phase]
             if bars:
-                height, offset = (0.25, 0.3) if phase in thin else (0.6, -0.3)
+                height, offset = (0.25, 0.3) if phase in OVERLAPPING else (0.6, -0.3)
                 ax.broken_barh(bars, (y + offset, height), color=colours[phase], label=phase)
     handles, labels = ax.get_legend_handles_labels()
     shown = dict(zip(labels, handles))

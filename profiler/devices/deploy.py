@@ -100,34 +100,33 @@ def remote_model_path(workdir: str, model: ExportedModel) -> str:
 
 
 def send_models(session: SSHSession, workdir: str, models: list[ExportedModel],
-                stats: UploadStats, there: dict[str, int] | None = None) -> list[ExportedModel]:
+                stats: UploadStats, there: dict[str, int]) -> list[ExportedModel]:
     """Upload the models the device lacks (over SFTP only: safe beside a running agent job);
     the ones sent, which ``check_models`` must verify before they are used. ``there``: the
     models directory's file sizes as this connection last saw them (read when empty, kept up
     to date here), so that a chunk does not list a directory of thousands of models again."""
     if not models:
         return []
-    if there is None or not there:
+    if not there:
         session.makedirs(f"{workdir}/models")
-        listed = session.sizes(f"{workdir}/models")
-        there = listed if there is None else there
-        there.update(listed)
+        there.update(session.sizes(f"{workdir}/models"))
     sent = []
     for m in models:
-        remote = remote_model_path(workdir, m)
-        if there.get(remote.rsplit("/", 1)[1]) == m.path.stat().st_size:
+        remote, size = remote_model_path(workdir, m), m.path.stat().st_size
+        name = remote.rsplit("/", 1)[1]
+        if there.get(name) == size:
             continue
         try:
             session.put(m.path, remote)
         except OSError as exc:
             free = _free_bytes(session, workdir)
             hint = (f"disk full: {free} bytes free in {workdir}" if free is not None
-                    and free < m.path.stat().st_size else "is the device's disk full?")
+                    and free < size else "is the device's disk full?")
             raise DeviceError(f"{session.device.name}: upload of {m.path.name} failed ({exc}); "
                               f"{hint}") from None
         stats.files += 1
-        stats.bytes += m.path.stat().st_size
-        there[remote.rsplit("/", 1)[1]] = m.path.stat().st_size
+        stats.bytes += size
+        there[name] = size
         sent.append(m)
     return sent
 

@@ -2,9 +2,9 @@
 
 Every context, campaign (with its timeline), measurement (raw samples included) and report is
 copied with its values unchanged; ids are the target's own, and the links between rows (a
-measurement's campaign and context, a timeline span's campaign) are remapped to them. This machine's ``local`` device takes the target's
-name for it (``local@<hostname>`` in a shared store, ``local`` in a file), so a round trip from
-the same machine gives back the original. Rows the target already holds are skipped, so a copy
+measurement's campaign and context, a timeline span's campaign) are remapped to them. This
+machine's ``local`` device takes the target's name for it (``local@<hostname>`` in a shared
+store, ``local`` in a file), so a round trip from the same machine gives back the original. Rows the target already holds are skipped, so a copy
 that was interrupted is simply run again.
 """
 

@@ -46,7 +46,7 @@ class StoreQueue:
         self._lock = threading.Lock()
         # wakes a device waiting at the queue's tail when a sibling of this controller finishes
         # or gives cases back (other controllers' changes are seen by polling)
-        self._changed = threading.Condition()
+        self._changed = threading.Condition(self._lock)
         self._generation = 0
         self.patience_s = PATIENCE_S
         self._retrying(lambda: self._enqueue(campaign_id, planned_at if planned_at is not None
@@ -201,18 +201,18 @@ class StoreQueue:
                     self._changed.wait(POLL_S)
         return []
 
-    def _notify(self) -> None:
-        with self._changed:
-            self._generation += 1
-            self._changed.notify_all()
-
     def done(self, keys: list[str]) -> None:
         """Nothing to write: the case's record closed its claim in the same transaction
         (``Store.add(m, claim)``), or will when the journal is replayed; closing it here first
         would make that replay look like a lost lease."""
-        with self._lock:
+        self._release(keys)
+
+    def _release(self, keys: list[str]) -> None:
+        """Cases no longer held here (done or given back): wake the devices at the tail."""
+        with self._changed:
             self._held.difference_update(keys)
-        self._notify()
+            self._generation += 1
+            self._changed.notify_all()
 
     def give_back(self, keys: list[str]) -> None:
         if not keys:
@@ -221,9 +221,7 @@ class StoreQueue:
                   "updated = ? WHERE target = ? AND runtime = ? AND holder = ? "
                   "AND case_key = ANY(?)",
                   (time.time(), self.target, self.runtime, self.holder, list(keys)))
-        with self._lock:
-            self._held.difference_update(keys)
-        self._notify()
+        self._release(keys)
 
     def crashed(self, key: str) -> int:
         self._crashes[key] = self._crashes.get(key, 0) + 1
@@ -244,7 +242,7 @@ class StoreQueue:
     def stop(self) -> None:
         """Stop taking; what this controller holds goes back to the queue at once."""
         self._stopped = True
-        self._notify()
+        self._release([])
         with self._lock:
             held = list(self._held)
         try:
